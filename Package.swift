@@ -30,7 +30,7 @@ let package = Package(
         // Repository layout, version selection, loading, the registry of servable versions.
         .target(
             name: "ModelStore",
-            dependencies: ["Tensors", "Engine", "ONNX", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Tensors", "Engine", "ONNX", "Batching", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         // Dynamic batching (a pass-through for now).
         .target(name: "Batching", dependencies: ["Tensors"], swiftSettings: swiftSettings),

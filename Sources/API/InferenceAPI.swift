@@ -1,0 +1,117 @@
+import Engine
+import HTTP
+import Logging
+import ModelStore
+import Synchronization
+
+/// What `GET /v2` reports about this server.
+public struct ServerInfo: Sendable {
+    public var name = "swerve"
+    public var version = "0.1.0"
+    /// V2 protocol extensions implemented.
+    public var extensions = ["model_configuration"]
+    public init() {}
+}
+
+/// The inference port: KServe V2 / Open Inference Protocol (with Triton's `config`), and the
+/// TF Serving REST API, over one registry.
+///
+/// Immutable after init apart from the readiness flag; handles requests from any HTTP thread.
+public final class InferenceAPI: HTTPHandler {
+    enum Endpoint: Sendable {
+        case live, ready, serverMetadata
+        case modelMetadata, modelReady, modelConfig, modelInfer
+        case v1Status, v1Metadata, v1Predict
+    }
+
+    let registry: ModelRegistry
+    let info: ServerInfo
+    let logger: Logger
+    let router: Router<Endpoint>
+    private let storeLoaded = Atomic<Bool>(false)
+
+    public init(registry: ModelRegistry, info: ServerInfo = ServerInfo(), logger: Logger) {
+        self.registry = registry
+        self.info = info
+        self.logger = logger
+        var r = Router<Endpoint>()
+        r.add("GET", "/v2/health/live", .live)
+        r.add("GET", "/v2/health/ready", .ready)
+        r.add("GET", "/v2", .serverMetadata)
+        for prefix in ["/v2/models/{model}", "/v2/models/{model}/versions/{version}"] {
+            r.add("GET", prefix, .modelMetadata)
+            r.add("GET", prefix + "/ready", .modelReady)
+            r.add("GET", prefix + "/config", .modelConfig)
+            r.add("POST", prefix + "/infer", .modelInfer)
+        }
+        for prefix in ["/v1/models/{model}", "/v1/models/{model}/versions/{version}"] {
+            r.add("POST", prefix + ":predict", .v1Predict)
+            r.add("GET", prefix, .v1Status)
+            r.add("GET", prefix + "/metadata", .v1Metadata)
+        }
+        router = r
+    }
+
+    /// Marks the initial load of the store as done: `/v2/health/ready` can answer 200 from now on.
+    public func markStoreLoaded() { storeLoaded.store(true, ordering: .releasing) }
+
+    /// Whether the server is ready: the store's first load is done and nothing is still loading.
+    public var isReady: Bool { storeLoaded.load(ordering: .acquiring) && registry.snapshot().isSettled }
+
+    public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+        switch router.match(method: request.method, path: request.path) {
+        case .notFound:
+            responder.respond(
+                .error(404, "no endpoint at \(request.method) \(request.path); see the endpoint list in README.md"))
+        case .methodNotAllowed(let allowed):
+            var response = HTTPResponse.error(
+                405, "\(request.path) does not accept \(request.method); use \(allowed.joined(separator: " or "))")
+            response.headers.append(("Allow", allowed.joined(separator: ", ")))
+            responder.respond(response)
+        case .found(let endpoint, let parameters):
+            let model = parameters["model"] ?? ""
+            let version = parameters["version"]
+            do throws(APIError) {
+                switch endpoint {
+                case .live: responder.respond(.text(200, ""))
+                case .ready:
+                    responder.respond(
+                        isReady ? .text(200, "") : .error(503, "not ready: models are still loading; retry shortly"))
+                case .serverMetadata: responder.respond(serverMetadata())
+                case .modelMetadata: responder.respond(try modelMetadata(model, version))
+                case .modelReady:
+                    _ = try registry.snapshot().resolve(model: model, version: version)
+                    responder.respond(.text(200, ""))
+                case .modelConfig: responder.respond(try modelConfig(model, version))
+                case .modelInfer: try infer(request, model, version, responder)
+                case .v1Status: responder.respond(try v1Status(model, version))
+                case .v1Metadata: responder.respond(try v1Metadata(model, version))
+                case .v1Predict: try v1Predict(request, model, version, responder)
+                }
+            } catch {
+                if error.status >= 500 {
+                    logger.warning("request failed", metadata: ["path": "\(request.path)", "status": "\(error.status)", "error": "\(error.message)"])
+                }
+                responder.respond(error.response)
+            }
+        }
+    }
+
+    func serverMetadata() -> HTTPResponse {
+        var w = JSONWriter()
+        w.raw("{")
+        w.field("name", info.name)
+        w.comma()
+        w.field("version", info.version)
+        w.comma()
+        w.key("extensions")
+        w.array(info.extensions) { $0.string($1) }
+        w.raw("}")
+        return .json(200, w.bytes)
+    }
+}
+
+extension Dimension {
+    /// The dimension as V2 metadata reports it: the size, or -1 when it varies.
+    var reported: Int { value ?? -1 }
+}

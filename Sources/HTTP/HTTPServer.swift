@@ -1,0 +1,150 @@
+import CMicroHTTPD
+import Glibc
+import Logging
+
+/// Settings of one HTTP listener.
+public struct HTTPServerConfiguration: Sendable {
+    /// Address to bind: an IPv4 or IPv6 literal, or `localhost`. Default all IPv4 interfaces.
+    public var host: String = "0.0.0.0"
+    /// Port; 0 picks a free one (read it back from `HTTPServer.port`).
+    public var port: Int = 8000
+    /// Threads of libmicrohttpd's pool (each runs its own epoll loop). Default: the core count.
+    public var threads: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// Largest request body accepted; beyond it the answer is 413. Default 64 MiB.
+    public var maxBodySize: Int = 64 << 20
+    /// Seconds an idle keep-alive connection is kept open.
+    public var idleTimeout: Int = 120
+    /// Most simultaneous connections.
+    public var connectionLimit: Int = 4096
+
+    public init() {}
+}
+
+/// Errors starting a listener.
+public enum HTTPServerError: Error, CustomStringConvertible {
+    case badAddress(String)
+    case startFailed(host: String, port: Int)
+
+    public var description: String {
+        switch self {
+        case .badAddress(let h):
+            return "cannot listen on '\(h)': not an IPv4 or IPv6 address; use e.g. 0.0.0.0, 127.0.0.1 or ::"
+        case .startFailed(let h, let p):
+            return "cannot listen on \(h):\(p): the address is in use or not available here; "
+                + "choose another --host/--port (port 0 picks a free one)"
+        }
+    }
+}
+
+/// An HTTP/1.1 server on libmicrohttpd: a pool of threads each with its own epoll loop,
+/// keep-alive, TCP_NODELAY, a body-size limit, and suspend/resume so that a handler can answer
+/// later from another thread without any thread waiting.
+///
+/// Owns the libmicrohttpd daemon. `start` and `stop` are called by one thread (the daemon's main);
+/// handlers run on libmicrohttpd's threads.
+public final class HTTPServer: @unchecked Sendable {
+    public let configuration: HTTPServerConfiguration
+    let handler: any HTTPHandler
+    let logger: Logger
+    private var daemon: OpaquePointer?
+    private var context: Unmanaged<HTTPServer>?
+    /// The bound port, valid after `start`.
+    public private(set) var port: Int = 0
+
+    public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger) {
+        self.configuration = configuration
+        self.handler = handler
+        self.logger = logger
+    }
+
+    /// Binds and starts serving. Throws when the address cannot be bound.
+    public func start() throws {
+        precondition(daemon == nil, "server already started")
+        var storage = sockaddr_storage()
+        let isIPv6 = try HTTPServer.makeAddress(configuration.host, port: configuration.port, into: &storage)
+
+        var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
+            | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        if isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+
+        let ctx = Unmanaged.passRetained(self)
+        let ctxPointer = ctx.toOpaque()
+        let completed: MHD_RequestCompletedCallback = swerveRequestCompleted
+        let notify: MHD_NotifyConnectionCallback = swerveConnectionNotify
+        let started: OpaquePointer? = withUnsafeMutablePointer(to: &storage) { addressPointer in
+            var options: [MHD_OptionItem] = [
+                // A pool of one is no pool: libmicrohttpd warns and uses its single polling thread.
+                MHD_OptionItem(
+                    option: configuration.threads > 1 ? .THREAD_POOL_SIZE : .CONNECTION_TIMEOUT,
+                    value: configuration.threads > 1 ? configuration.threads : configuration.idleTimeout, ptr_value: nil),
+                MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: configuration.idleTimeout, ptr_value: nil),
+                MHD_OptionItem(option: .CONNECTION_LIMIT, value: configuration.connectionLimit, ptr_value: nil),
+                MHD_OptionItem(
+                    option: .NOTIFY_COMPLETED, value: unsafeBitCast(completed, to: Int.self), ptr_value: ctxPointer),
+                MHD_OptionItem(
+                    option: .NOTIFY_CONNECTION, value: unsafeBitCast(notify, to: Int.self), ptr_value: nil),
+                MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(addressPointer)),
+                MHD_OptionItem(option: .LISTENING_ADDRESS_REUSE, value: 1, ptr_value: nil),
+                MHD_OptionItem(option: .END, value: 0, ptr_value: nil),
+            ]
+            return options.withUnsafeMutableBufferPointer { buffer in
+                swerve_mhd_start_daemon(
+                    flags, UInt16(configuration.port), swerveAccessHandler, ctxPointer, buffer.baseAddress)
+            }
+        }
+        guard let started else {
+            ctx.release()
+            throw HTTPServerError.startFailed(host: configuration.host, port: configuration.port)
+        }
+        daemon = started
+        context = ctx
+        port = Int(swerve_mhd_bound_port(started))
+    }
+
+    /// Stops accepting new connections; connections already open are served until `stop`.
+    public func quiesce() {
+        guard let daemon else { return }
+        let fd = MHD_quiesce_daemon(daemon)
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Stops the server: closes every connection and joins libmicrohttpd's threads.
+    public func stop() {
+        guard let daemon else { return }
+        MHD_stop_daemon(daemon)
+        self.daemon = nil
+        context?.release()
+        context = nil
+    }
+
+    deinit { stop() }
+
+    /// Fills `storage` with the socket address for `host`:`port`; returns whether it is IPv6.
+    static func makeAddress(_ host: String, port: Int, into storage: inout sockaddr_storage) throws -> Bool {
+        let name = host == "localhost" ? "127.0.0.1" : host
+        var v4 = in_addr()
+        if inet_pton(AF_INET, name, &v4) == 1 {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr = v4
+            withUnsafeBytes(of: &address) { src in
+                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) }
+            }
+            return false
+        }
+        var v6 = in6_addr()
+        let trimmed = name.hasPrefix("[") && name.hasSuffix("]") ? String(name.dropFirst().dropLast()) : name
+        if inet_pton(AF_INET6, trimmed, &v6) == 1 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = UInt16(port).bigEndian
+            address.sin6_addr = v6
+            withUnsafeBytes(of: &address) { src in
+                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) }
+            }
+            return true
+        }
+        throw HTTPServerError.badAddress(host)
+    }
+}

@@ -1,0 +1,124 @@
+import Batching
+import Engine
+import Synchronization
+
+/// Lifecycle of a model version (TF Serving's names, plus FAILED):
+///
+///     START --> LOADING --> AVAILABLE --> UNLOADING --> END
+///     any state --> FAILED (with the error)
+public enum VersionState: String, Sendable {
+    case start = "START"
+    case loading = "LOADING"
+    case available = "AVAILABLE"
+    case unloading = "UNLOADING"
+    case end = "END"
+    case failed = "FAILED"
+}
+
+/// A loaded, servable model version: its session and the scheduler requests go through.
+///
+/// Immutable; shared by the registry and every request in flight on it, so a version that is
+/// swapped out stays alive until its last request finishes.
+public final class ServableVersion: Sendable {
+    public let model: String
+    public let version: Int
+    public let path: String
+    public let session: InferenceSession
+    public let scheduler: any InferenceScheduler
+
+    public init(model: String, version: Int, path: String, session: InferenceSession, scheduler: any InferenceScheduler) {
+        self.model = model
+        self.version = version
+        self.path = path
+        self.session = session
+        self.scheduler = scheduler
+    }
+}
+
+/// The state of one version as the registry reports it.
+public struct VersionStatus: Sendable {
+    public var version: Int
+    public var state: VersionState
+    /// Why the version failed, when it did.
+    public var error: String?
+    /// Set when AVAILABLE.
+    public var servable: ServableVersion?
+}
+
+/// Everything the registry knows about one model.
+public struct ModelStatus: Sendable {
+    public var name: String
+    public var versions: [Int: VersionStatus] = [:]
+    /// A model-level problem (a config that does not parse), when there is one.
+    public var error: String?
+
+    public init(name: String) { self.name = name }
+
+    /// The highest AVAILABLE version: what requests without a version get.
+    public var defaultVersion: ServableVersion? {
+        versions.values.filter { $0.state == .available }.max { $0.version < $1.version }?.servable
+    }
+
+    /// Versions newest first.
+    public var sortedVersions: [VersionStatus] { versions.values.sorted { $0.version > $1.version } }
+}
+
+/// The answer to "which version serves this request?".
+public enum ServableLookup: Sendable {
+    case found(ServableVersion)
+    case modelNotFound
+    case versionNotFound
+    /// The model or version exists but cannot serve; the reason says why.
+    case unavailable(String)
+}
+
+/// An immutable view of every model and version at one instant.
+public struct RegistrySnapshot: Sendable {
+    public let models: [String: ModelStatus]
+
+    public func servable(model: String, version: Int?) -> ServableLookup {
+        guard let status = models[model] else { return .modelNotFound }
+        guard let version else {
+            if let servable = status.defaultVersion { return .found(servable) }
+            let reasons = status.sortedVersions.compactMap { v in v.error.map { "version \(v.version): \($0)" } }
+            let why = status.error ?? (reasons.isEmpty ? "no version is loaded" : reasons.joined(separator: "; "))
+            return .unavailable("model '\(model)' has no available version: \(why)")
+        }
+        guard let v = status.versions[version] else { return .versionNotFound }
+        if v.state == .available, let servable = v.servable { return .found(servable) }
+        let why = v.error.map { ": \($0)" } ?? ""
+        return .unavailable("model '\(model)' version \(version) is \(v.state.rawValue)\(why)")
+    }
+
+    /// True when every version that is meant to serve is AVAILABLE or FAILED (nothing loading).
+    public var isSettled: Bool {
+        models.values.allSatisfy { m in m.versions.values.allSatisfy { $0.state != .loading && $0.state != .start } }
+    }
+}
+
+/// The registry of models and versions: the one place that says what serves.
+///
+/// Writers (the loader) replace entries under a lock; readers take an immutable snapshot, so a
+/// request never sees a half-updated state. Thread-safe.
+public final class ModelRegistry: Sendable {
+    private let state = Mutex<[String: ModelStatus]>([:])
+
+    public init() {}
+
+    public func snapshot() -> RegistrySnapshot { RegistrySnapshot(models: state.withLock { $0 }) }
+
+    /// Applies `change` to one model's status (created when absent; removed when set to nil).
+    public func update(_ model: String, _ change: (inout ModelStatus?) -> Void) {
+        state.withLock { models in
+            var entry = models[model] ?? ModelStatus(name: model)
+            var optional: ModelStatus? = entry
+            change(&optional)
+            if let updated = optional { entry = updated; models[model] = entry } else { models[model] = nil }
+        }
+    }
+
+    /// Sets one version's state.
+    public func setVersion(_ model: String, _ status: VersionStatus) {
+        update(model) { $0?.versions[status.version] = status }
+    }
+}

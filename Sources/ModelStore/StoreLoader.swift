@@ -1,0 +1,104 @@
+import Batching
+import Engine
+import Logging
+import ONNX
+import Tensors
+import Glibc
+
+/// Loads the models of a store into a registry: scans, applies each model's version policy,
+/// decodes and plans each selected version. A model or version that fails is recorded as FAILED
+/// with its error and does not stop the others.
+///
+/// Used from one thread at a time (startup, later the poller).
+public struct StoreLoader: Sendable {
+    public let layout: StoreLayout
+    public let registry: ModelRegistry
+    public let sessionOptions: SessionOptions
+    public let logger: Logger
+    /// Makes the scheduler for a loaded version (the pass-through or a batcher).
+    public let makeScheduler: @Sendable (InferenceSession) -> any InferenceScheduler
+
+    public init(
+        layout: StoreLayout, registry: ModelRegistry, sessionOptions: SessionOptions, logger: Logger,
+        makeScheduler: @escaping @Sendable (InferenceSession) -> any InferenceScheduler = { session in
+            PassThroughScheduler { try session.run($0) }
+        }
+    ) {
+        self.layout = layout
+        self.registry = registry
+        self.sessionOptions = sessionOptions
+        self.logger = logger
+        self.makeScheduler = makeScheduler
+    }
+
+    /// Scans the store and loads every model. Throws only when the store itself cannot be read.
+    public func loadAll() throws {
+        let models = try layout.scan()
+        if models.isEmpty {
+            logger.warning("the model store holds no models", metadata: ["event": "store_empty", "path": "\(layout.root)"])
+        }
+        for model in models { load(model) }
+    }
+
+    /// Loads the versions of one model that its policy selects.
+    public func load(_ entry: StoreLayout.ModelEntry) {
+        var config = ModelConfig()
+        if let path = entry.configPath {
+            do {
+                config = try ModelConfig.parse(try readFile(path), path: path)
+            } catch {
+                logger.error(
+                    "model config rejected; the model is not loaded until the file is fixed",
+                    metadata: ["event": "config_failed", "model": "\(entry.name)", "error": "\(error)"])
+                registry.update(entry.name) { $0?.error = "\(error)" }
+                return
+            }
+        }
+        let selected = config.versionPolicy.select(from: entry.versions)
+        if selected.isEmpty {
+            let reason = entry.versions.isEmpty
+                ? "no version directory with a model.onnx (expected \(layout.root)/\(entry.name)/<version>/model.onnx)"
+                : "the version policy selects none of the versions \(entry.versions)"
+            logger.warning("model has nothing to serve", metadata: ["event": "no_versions", "model": "\(entry.name)", "reason": "\(reason)"])
+            registry.update(entry.name) { $0?.error = reason }
+            return
+        }
+        registry.update(entry.name) { $0?.error = nil }
+        for version in selected { load(model: entry.name, version: version) }
+    }
+
+    /// Loads one version; records AVAILABLE or FAILED.
+    public func load(model: String, version: Int) {
+        let path = layout.modelPath(model, version: version)
+        registry.setVersion(model, VersionStatus(version: version, state: .loading))
+        let started = monotonicSeconds()
+        do {
+            let graphModel = try ONNXLoader.load(path: path)
+            let session = try InferenceSession(model: graphModel, options: sessionOptions)
+            let servable = ServableVersion(
+                model: model, version: version, path: path, session: session, scheduler: makeScheduler(session))
+            registry.setVersion(model, VersionStatus(version: version, state: .available, servable: servable))
+            logger.info(
+                "model version loaded",
+                metadata: [
+                    "event": "model_loaded", "model": "\(model)", "version": "\(version)",
+                    "device": "\(sessionOptions.device)", "nodes": "\(graphModel.graph.nodes.count)",
+                    "duration_ms": "\(Int((monotonicSeconds() - started) * 1000))",
+                ])
+        } catch {
+            registry.setVersion(model, VersionStatus(version: version, state: .failed, error: "\(error)"))
+            logger.error(
+                "model version failed to load; other models keep serving",
+                metadata: [
+                    "event": "model_failed", "model": "\(model)", "version": "\(version)", "error": "\(error)",
+                    "duration_ms": "\(Int((monotonicSeconds() - started) * 1000))",
+                ])
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
