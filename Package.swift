@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(
             name: "ModelStoreTests", dependencies: ["ModelStore", "Engine", "Tensors"],
             swiftSettings: swiftSettings),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             name: "APITests", dependencies: ["API", "HTTP", "ModelStore", "Engine", "Tensors", "CJansson"],
             swiftSettings: swiftSettings),

@@ -1,0 +1,100 @@
+import Foundation
+import ModelStore
+import Testing
+
+/// A temporary directory tree, removed at deinit.
+final class TempStore {
+    let root: String
+    init() {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("swerve-store-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    func write(_ relative: String, _ bytes: [UInt8]) {
+        let path = root + "/" + relative
+        try! FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    }
+    func write(_ relative: String, _ text: String) { write(relative, Array(text.utf8)) }
+    func mkdir(_ relative: String) {
+        try! FileManager.default.createDirectory(atPath: root + "/" + relative, withIntermediateDirectories: true)
+    }
+}
+
+@Suite struct StoreLayoutTests {
+    @Test func scansModelsAndNumericVersions() throws {
+        let store = TempStore()
+        store.write("b/1/model.onnx", "x")
+        store.write("b/10/model.onnx", "x")
+        store.write("b/2/model.onnx", "x")
+        store.write("b/007/model.onnx", "x")  // leading zero: not a version
+        store.write("b/latest/model.onnx", "x")  // not numeric
+        store.mkdir("b/3")  // no model.onnx yet
+        store.write("b/config.json", "{}")
+        store.write("a/1/model.onnx", "x")
+        store.write(".hidden/1/model.onnx", "x")
+        store.write("notadir", "x")
+        let models = try StoreLayout(root: store.root).scan()
+        #expect(models.map(\.name) == ["a", "b"])
+        #expect(models[1].versions == [1, 2, 10])
+        #expect(models[1].configPath == store.root + "/b/config.json")
+        #expect(models[0].configPath == nil)
+    }
+
+    @Test func missingStoreIsAnError() {
+        #expect(throws: StoreError.self) { try StoreLayout(root: "/nonexistent/swerve-store").scan() }
+    }
+
+    @Test func validatesNamesAndVersions() {
+        #expect(StoreLayout.isValidModelName("resnet-50_v1.2"))
+        for bad in ["", ".", "..", ".x", "a/b", "a b", "ü", String(repeating: "a", count: 300)] {
+            #expect(!StoreLayout.isValidModelName(bad), "\(bad)")
+        }
+        #expect(StoreLayout.versionNumber("12") == 12)
+        for bad in ["0", "01", "-1", "1.0", "x", "", "99999999999999999999999"] {
+            #expect(StoreLayout.versionNumber(bad) == nil, "\(bad)")
+        }
+    }
+}
+
+@Suite struct ModelConfigTests {
+    func parse(_ text: String) throws -> ModelConfig { try ModelConfig.parse(Array(text.utf8), path: "config.json") }
+
+    @Test func versionPolicies() throws {
+        #expect(try parse("{}").versionPolicy == .latest(1))
+        #expect(try parse(#"{"version_policy": {"latest": 2}}"#).versionPolicy == .latest(2))
+        #expect(try parse(#"{"version_policy": {"latest": {"num_versions": 3}}}"#).versionPolicy == .latest(3))
+        #expect(try parse(#"{"version_policy": {"all": {}}}"#).versionPolicy == .all)
+        #expect(try parse(#"{"version_policy": {"specific": [1, 3]}}"#).versionPolicy == .specific([1, 3]))
+        #expect(try parse(#"{"version_policy": {"specific": {"versions": [2]}}}"#).versionPolicy == .specific([2]))
+    }
+
+    @Test func rejectsBadConfigsWithTheReason() {
+        let cases: [(String, String)] = [
+            ("{", "not valid JSON"),
+            (#"{"version_policy": {"latest": 0}}"#, "positive"),
+            (#"{"version_policy": {"newest": 1}}"#, "unknown version_policy 'newest'"),
+            (#"{"version_policy": {"latest": 1, "all": {}}}"#, "exactly one key"),
+            (#"{"version_policy": {"specific": []}}"#, "non-empty"),
+        ]
+        for (text, fragment) in cases {
+            do {
+                _ = try parse(text)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect("\(error)".contains(fragment), "\(error)")
+                #expect("\(error)".hasPrefix("config.json: "))
+            }
+        }
+    }
+
+    @Test func policySelection() {
+        #expect(VersionPolicy.latest(1).select(from: [3, 1, 2]) == [3])
+        #expect(VersionPolicy.latest(2).select(from: [3, 1, 2]) == [2, 3])
+        #expect(VersionPolicy.all.select(from: [3, 1]) == [1, 3])
+        #expect(VersionPolicy.specific([1, 5]).select(from: [1, 2, 3]) == [1])
+        #expect(VersionPolicy.latest(1).select(from: []) == [])
+    }
+}
