@@ -30,6 +30,10 @@ extension Plan {
                 results = try step.kernel.run(args)
             } catch let error as KernelError {
                 throw Self.engineError(error, step: step)
+            } catch let error as EngineError {
+                throw error
+            } catch {
+                throw EngineError.executionFailed(node: step.node, message: "\(step.opType): \(error)")
             }
             for (i, s) in step.outputs.enumerated() where s >= 0 {
                 guard i < results.count else {

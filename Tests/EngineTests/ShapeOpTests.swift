@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func reshapeErrors() {
-        for bad: [Int64] in [[5, -1], [-1, -1], [7], [2, 3, 4, 0, 0]] {
+        for bad: [Int64] in [[5, -1], [-1, -1], [7], [2, 3, 4, 0, 0], [1 << 62, 8, -1], [1 << 62, 1 << 62]] {
             #expect(throws: EngineError.self, "shape \(bad)") { try reshape([2, 3, 4], bad) }
         }
         let error = engineError { _ = try reshape([2, 3, 4], [5, 5]) }

@@ -75,14 +75,22 @@ struct ReshapeKernel: Kernel {
             throw KernelError.failed("Reshape's shape \(requested) has both 0 and -1 while allowzero=1")
         }
         let total = input.reduce(1, *)
+        // The requested dimensions may come from a request: multiply without trapping on overflow.
+        var known = 1
+        for (j, d) in out.enumerated() where j != inferred {
+            let (p, overflow) = known.multipliedReportingOverflow(by: d)
+            guard !overflow else {
+                throw KernelError.shape("Reshape's shape \(requested) has more elements than can be addressed")
+            }
+            known = p
+        }
         if let i = inferred {
-            let known = out.enumerated().reduce(1) { $1.offset == i ? $0 : $0 * $1.element }
             guard known != 0, total % known == 0 else {
                 throw KernelError.shape("cannot reshape a tensor of shape \(input) (\(total) elements) to \(requested)")
             }
             out[i] = total / known
         }
-        guard out.reduce(1, *) == total else {
+        guard inferred != nil || known == total else {
             throw KernelError.shape("cannot reshape a tensor of shape \(input) (\(total) elements) to \(requested)")
         }
         return out
