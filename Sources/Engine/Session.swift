@@ -14,25 +14,42 @@ public struct SessionOptions: Sendable {
 
 /// A model ready to run: kernels chosen, plan built. Immutable and safe to call from any thread.
 ///
-/// OWNED BY THE ENGINE HELPER: the real implementation replaces this stub.
+/// Owned by whoever loaded the model (the model store keeps one per servable version); `run` may be
+/// called concurrently from any number of threads, each call working on its own values.
 public final class InferenceSession: Sendable {
     public let model: GraphModel
     public let options: SessionOptions
+    /// The executable plan built from `model`.
+    public let plan: Plan
 
     /// Declared real inputs and outputs of the model.
     public var inputs: [ValueInfo] { model.graph.inputs }
     public var outputs: [ValueInfo] { model.graph.outputs }
 
     /// Builds the plan; throws `EngineError.unsupportedOperator` / `.invalidModel` when it cannot.
-    public init(model: GraphModel, options: SessionOptions = SessionOptions()) throws {
+    public convenience init(model: GraphModel, options: SessionOptions = SessionOptions()) throws {
+        try self.init(model: model, options: options, registry: .cpu)
+    }
+
+    /// Builds the plan with the operators of `registry` (tests and experiments; the daemon uses `.cpu`).
+    public init(model: GraphModel, options: SessionOptions, registry: OperatorRegistry) throws {
         self.model = model
         self.options = options
+        switch options.device {
+        case .cpu: break
+        }
+        // Process-wide setting; every session of a process is built with the same budget.
+        BLAS.setThreads(options.blasThreads)
+        self.plan = try Plan(model: model, registry: registry)
     }
+
+    /// The operator types this engine can run (for `swerve check --list-ops`).
+    public static var supportedOperators: [String] { OperatorRegistry.cpu.supportedOperators }
 
     /// Runs the model. `feeds` maps input names to tensors; every declared input is required and
     /// must match its declared type and fixed dimensions (`EngineError.invalidInput` otherwise).
     /// Returns every graph output by name.
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
-        throw EngineError.executionFailed(node: "", message: "not implemented yet")
+        try plan.run(feeds)
     }
 }

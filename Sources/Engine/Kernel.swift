@@ -1,0 +1,59 @@
+import Tensors
+
+/// One operator instance ready to run: built once per node by an `OperatorRegistry` factory, with its
+/// attributes already read and checked.
+///
+/// A kernel is immutable after construction and is called from many threads at once (one call per
+/// request), so it must keep no per-call state. `inputs` holds one entry per node input, nil where an
+/// optional input is omitted. It returns the node's outputs in order (it may return fewer than the node
+/// declares only when the missing ones are optional and unused). Throw `KernelError` for failures.
+public protocol Kernel: Sendable {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor]
+}
+
+/// A kernel made of a closure, for operators that need no state beyond what the closure captures.
+public struct FunctionKernel: Kernel {
+    public let body: @Sendable ([Tensor?]) throws -> [Tensor]
+
+    public init(_ body: @escaping @Sendable ([Tensor?]) throws -> [Tensor]) { self.body = body }
+
+    public func run(_ inputs: [Tensor?]) throws -> [Tensor] { try body(inputs) }
+}
+
+/// Why a kernel failed. The plan adds the node's name and maps it to an `EngineError`:
+/// `.shape` (the tensors it was given do not fit together, which at run time comes from the request's
+/// shapes) becomes `EngineError.invalidInput`; `.failed` becomes `EngineError.executionFailed`.
+public enum KernelError: Error, Sendable, Equatable {
+    case shape(String)
+    case failed(String)
+}
+
+/// Small checks shared by kernels. Each throws a `KernelError` naming what is wrong.
+enum Check {
+    /// The input at `index`, or a failure naming the missing input.
+    static func input(_ inputs: [Tensor?], _ index: Int, _ what: String) throws -> Tensor {
+        guard index < inputs.count, let t = inputs[index] else {
+            throw KernelError.failed("required input \(index) (\(what)) is missing")
+        }
+        return t
+    }
+
+    static func dataType(_ t: Tensor, _ allowed: [DataType], _ what: String) throws {
+        guard allowed.contains(t.dataType) else {
+            let names = allowed.map(\.v2Name).joined(separator: ", ")
+            throw KernelError.failed("\(what) has type \(t.dataType.v2Name); this kernel supports \(names)")
+        }
+    }
+
+    /// Normalises a possibly negative `axis` for a tensor of `rank` into `0..<rank`
+    /// (`0...rank` when `inclusiveEnd`).
+    static func axis(_ axis: Int, rank: Int, inclusiveEnd: Bool = false, _ what: String = "axis") throws -> Int {
+        let upper = inclusiveEnd ? rank : rank - 1
+        let a = axis < 0 ? axis + rank : axis
+        guard a >= 0, a <= upper else {
+            throw KernelError.shape(
+                "\(what) \(axis) is out of range for a tensor of rank \(rank) (allowed \(-rank)...\(upper))")
+        }
+        return a
+    }
+}

@@ -1,0 +1,58 @@
+import Tensors
+
+/// ArgMax along `axis` (default 0), `keepdims` (default 1), `select_last_index` (default 0, opset 12+).
+/// Output INT64. Inputs float32, int64 or int32. NaN never wins against a number.
+struct ArgMaxKernel: Kernel {
+    let axis: Int
+    let keepDims: Bool
+    let selectLast: Bool
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(1)
+        axis = try context.int("axis", default: 0)
+        keepDims = try context.int("keepdims", default: 1) != 0
+        selectLast = try context.int("select_last_index", default: 0) != 0
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "data")
+        let a = try Check.axis(axis, rank: x.rank)
+        let n = x.shape[a]
+        var outShape = x.shape
+        if keepDims { outShape[a] = 1 } else { outShape.remove(at: a) }
+        let out = Tensor(uninitialized: .int64, shape: outShape)
+        if out.count == 0 { return [out] }
+        guard n > 0 else { throw KernelError.shape("ArgMax over an empty axis \(axis) of shape \(x.shape)") }
+        let outer = x.shape[..<a].reduce(1, *)
+        let inner = x.shape[(a + 1)...].reduce(1, *)
+        let dst = out.mutableElements(as: Int64.self).baseAddress!
+        switch x.dataType {
+        case .float32: scan(x.elements(as: Float.self).baseAddress!, dst, outer, n, inner)
+        case .int64: scan(x.elements(as: Int64.self).baseAddress!, dst, outer, n, inner)
+        case .int32: scan(x.elements(as: Int32.self).baseAddress!, dst, outer, n, inner)
+        default: throw KernelError.failed("ArgMax supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
+        }
+        return [out]
+    }
+
+    private func scan<T: Comparable>(
+        _ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<Int64>, _ outer: Int, _ n: Int, _ inner: Int
+    ) {
+        for o in 0..<outer {
+            for j in 0..<inner {
+                let base = o * n * inner + j
+                var best = src[base]
+                var bestIndex = 0
+                for i in 1..<max(n, 1) {
+                    let v = src[base + i * inner]
+                    // A NaN best is replaced by the next value, so NaN wins only when every value is NaN.
+                    if selectLast ? (v >= best || !(best == best)) : (v > best || (!(best == best) && v == v)) {
+                        best = v
+                        bestIndex = i
+                    }
+                }
+                dst[o * inner + j] = Int64(bestIndex)
+            }
+        }
+    }
+}

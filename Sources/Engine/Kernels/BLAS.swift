@@ -1,0 +1,46 @@
+import COpenBLAS
+
+/// Thin wrappers over OpenBLAS for row-major float32 matrices.
+enum BLAS {
+    /// Sets OpenBLAS's thread count (process-wide).
+    static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+    /// `C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C`, all row-major. `lda`/`ldb` are the row
+    /// lengths of A and B as stored. Uses sgemv when `m == 1` (much faster for single rows). The caller
+    /// guarantees the buffers are large enough.
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            // op(A)*op(B) is all zeros: C = beta * C.
+            for i in 0..<m {
+                let row = c + i * ldc
+                for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
+            }
+            return
+        }
+        if m == 1 {
+            // The single row of op(A) is a vector: element p is at a[p] (no transpose) or a[p*lda].
+            let incX = transA ? lda : 1
+            if transB {
+                // B is stored [n, k]: y = B x.
+                cblas_sgemv(
+                    CblasRowMajor, CblasNoTrans, blasint(n), blasint(k), alpha, b, blasint(ldb), a,
+                    blasint(incX), beta, c, 1)
+            } else {
+                // B is stored [k, n]: y = B^T x.
+                cblas_sgemv(
+                    CblasRowMajor, CblasTrans, blasint(k), blasint(n), alpha, b, blasint(ldb), a,
+                    blasint(incX), beta, c, 1)
+            }
+            return
+        }
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)),
+            beta, c, blasint(max(ldc, 1)))
+    }
+}

@@ -1,0 +1,175 @@
+import Tensors
+
+/// The arithmetic of one elementwise binary operator on one element type. Integer operations wrap on
+/// overflow and integer division truncates toward zero (as C); division by zero is checked before.
+protocol BinaryOperation {
+    associatedtype Element
+    static func apply(_ a: Element, _ b: Element) -> Element
+}
+
+enum FloatAdd: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a + b } }
+enum FloatSub: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a - b } }
+enum FloatMul: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a * b } }
+enum FloatDiv: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a / b } }
+
+enum IntAdd<Element: FixedWidthInteger>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element { a &+ b }
+}
+enum IntSub<Element: FixedWidthInteger>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element { a &- b }
+}
+enum IntMul<Element: FixedWidthInteger>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element { a &* b }
+}
+enum IntDiv<Element: FixedWidthInteger>: BinaryOperation {
+    /// Truncating division; `min / -1` wraps to `min` instead of trapping.
+    static func apply(_ a: Element, _ b: Element) -> Element {
+        let (q, overflow) = a.dividedReportingOverflow(by: b)
+        return overflow ? (b == 0 ? 0 : a &* -1) : q
+    }
+}
+
+/// Add, Sub, Mul, Div with multidirectional (numpy) broadcasting for float32, int64 and int32.
+struct BinaryKernel: Kernel {
+    enum Op: String, Sendable { case add = "Add", sub = "Sub", mul = "Mul", div = "Div" }
+    let op: Op
+
+    init(context: NodeContext, op: Op) throws {
+        try context.requireInputs(2)
+        if context.opset < 7, try context.int("broadcast", default: 0) != 0, context.has("axis") {
+            // Legacy broadcasting aligned at an explicit axis is not numpy broadcasting.
+            throw context.unsupported()
+        }
+        self.op = op
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let a = try Check.input(inputs, 0, "A")
+        let b = try Check.input(inputs, 1, "B")
+        guard a.dataType == b.dataType else {
+            throw KernelError.failed(
+                "\(op.rawValue) needs inputs of one type, got \(a.dataType.v2Name) and \(b.dataType.v2Name)")
+        }
+        switch (a.dataType, op) {
+        case (.float32, .add): return [try BinaryLoop<FloatAdd>.run(a, b)]
+        case (.float32, .sub): return [try BinaryLoop<FloatSub>.run(a, b)]
+        case (.float32, .mul): return [try BinaryLoop<FloatMul>.run(a, b)]
+        case (.float32, .div): return [try BinaryLoop<FloatDiv>.run(a, b)]
+        case (.int64, _): return [try runInteger(Int64.self, a, b)]
+        case (.int32, _): return [try runInteger(Int32.self, a, b)]
+        default:
+            throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
+        }
+    }
+
+    private func runInteger<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor) throws
+        -> Tensor
+    {
+        switch op {
+        case .add: return try BinaryLoop<IntAdd<T>>.run(a, b)
+        case .sub: return try BinaryLoop<IntSub<T>>.run(a, b)
+        case .mul: return try BinaryLoop<IntMul<T>>.run(a, b)
+        case .div:
+            if b.elements(as: T.self).contains(0) {
+                throw KernelError.failed("integer division by zero in Div")
+            }
+            return try BinaryLoop<IntDiv<T>>.run(a, b)
+        }
+    }
+}
+
+/// The loops of a broadcasting binary operation: same shape, scalar operand, and a general strided
+/// loop over the broadcast shape with adjacent dimensions merged where the strides allow.
+enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement {
+    typealias T = Op.Element
+
+    static func run(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        guard let shape = Broadcast.shape([a.shape, b.shape]) else {
+            throw KernelError.shape("shapes \(a.shape) and \(b.shape) do not broadcast")
+        }
+        let out = Tensor(uninitialized: T.dataType, shape: shape)
+        let count = out.count
+        if count == 0 { return out }
+        let x = a.elements(as: T.self).baseAddress!
+        let y = b.elements(as: T.self).baseAddress!
+        let z = out.mutableElements(as: T.self).baseAddress!
+        if a.count == count && b.count == count {
+            for i in 0..<count { z[i] = Op.apply(x[i], y[i]) }
+        } else if b.count == 1 && a.count == count {
+            let v = y[0]
+            for i in 0..<count { z[i] = Op.apply(x[i], v) }
+        } else if a.count == 1 && b.count == count {
+            let v = x[0]
+            for i in 0..<count { z[i] = Op.apply(v, y[i]) }
+        } else {
+            strided(shape, Broadcast.strides(of: a.shape, broadcastTo: shape), x,
+                Broadcast.strides(of: b.shape, broadcastTo: shape), y, z)
+        }
+        return out
+    }
+
+    /// The general case. Merges dimensions that are contiguous for both operands, then walks the outer
+    /// dimensions with an odometer and runs the innermost one as a plain loop.
+    private static func strided(
+        _ fullShape: [Int], _ fullSA: [Int], _ x: UnsafePointer<T>, _ fullSB: [Int], _ y: UnsafePointer<T>,
+        _ z: UnsafeMutablePointer<T>
+    ) {
+        var shape: [Int] = []
+        var sa: [Int] = []
+        var sb: [Int] = []
+        for d in 0..<fullShape.count where fullShape[d] != 1 {
+            if let last = shape.indices.last, sa[last] == fullSA[d] * fullShape[d],
+                sb[last] == fullSB[d] * fullShape[d]
+            {
+                shape[last] *= fullShape[d]
+                sa[last] = fullSA[d]
+                sb[last] = fullSB[d]
+            } else {
+                shape.append(fullShape[d])
+                sa.append(fullSA[d])
+                sb.append(fullSB[d])
+            }
+        }
+        if shape.isEmpty {
+            z[0] = Op.apply(x[0], y[0])
+            return
+        }
+        let inner = shape.count - 1
+        let n = shape[inner]
+        let ia = sa[inner]
+        let ib = sb[inner]
+        let outer = shape.dropLast().reduce(1, *)
+        var index = [Int](repeating: 0, count: inner)
+        var oa = 0
+        var ob = 0
+        var oz = 0
+        for _ in 0..<outer {
+            let px = x + oa
+            let py = y + ob
+            let pz = z + oz
+            if ia == 1 && ib == 1 {
+                for i in 0..<n { pz[i] = Op.apply(px[i], py[i]) }
+            } else if ia == 1 && ib == 0 {
+                let v = py[0]
+                for i in 0..<n { pz[i] = Op.apply(px[i], v) }
+            } else if ia == 0 && ib == 1 {
+                let v = px[0]
+                for i in 0..<n { pz[i] = Op.apply(v, py[i]) }
+            } else {
+                for i in 0..<n { pz[i] = Op.apply(px[i * ia], py[i * ib]) }
+            }
+            oz += n
+            var d = inner - 1
+            while d >= 0 {
+                index[d] += 1
+                oa += sa[d]
+                ob += sb[d]
+                if index[d] < shape[d] { break }
+                oa -= sa[d] * shape[d]
+                ob -= sb[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+}

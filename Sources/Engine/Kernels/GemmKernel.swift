@@ -1,0 +1,91 @@
+import Tensors
+
+/// ONNX Gemm: `Y = alpha * op(A) * op(B) + beta * C`, float32. A and B are 2-D; C (optional from
+/// opset 11) broadcasts unidirectionally to (M, N): a scalar, [N], [1, N], [M, 1], [M, N], [1], [1, 1].
+struct GemmKernel: Kernel {
+    let alpha: Float
+    let beta: Float
+    let transA: Bool
+    let transB: Bool
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(context.opset >= 11 ? 2 : 3, 3)
+        alpha = try context.float("alpha", default: 1)
+        beta = try context.float("beta", default: 1)
+        transA = try context.int("transA", default: 0) != 0
+        transB = try context.int("transB", default: 0) != 0
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let a = try Check.input(inputs, 0, "A")
+        let b = try Check.input(inputs, 1, "B")
+        let c = inputs.count > 2 ? inputs[2] : nil
+        try Check.dataType(a, [.float32], "A")
+        try Check.dataType(b, [.float32], "B")
+        guard a.rank == 2, b.rank == 2 else {
+            throw KernelError.shape("Gemm needs 2-D A and B, got A \(a.shape) and B \(b.shape)")
+        }
+        let (m, ka) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (kb, n) = transB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        guard ka == kb else {
+            throw KernelError.shape(
+                "Gemm inner dimensions differ: op(A) is [\(m), \(ka)] and op(B) is [\(kb), \(n)] "
+                    + "(A \(a.shape), B \(b.shape), transA=\(transA ? 1 : 0), transB=\(transB ? 1 : 0))")
+        }
+        let out = Tensor(uninitialized: .float32, shape: [m, n])
+        let y = out.mutableElements(as: Float.self)
+        var blasBeta: Float = 0
+        if let c, beta != 0 {
+            try Check.dataType(c, [.float32], "C")
+            try fillBias(y, m: m, n: n, c: c)
+            blasBeta = 1
+        } else if m * n > 0 {
+            y.initialize(repeating: 0)
+        }
+        let pa = a.elements(as: Float.self).baseAddress!
+        let pb = b.elements(as: Float.self).baseAddress!
+        BLAS.gemm(
+            transA: transA, transB: transB, m: m, n: n, k: ka, alpha: alpha, a: pa, lda: a.shape[1],
+            b: pb, ldb: b.shape[1], beta: blasBeta, c: y.baseAddress!, ldc: n)
+        return [out]
+    }
+
+    /// Writes `beta * C` broadcast to (m, n) into `y`.
+    private func fillBias(_ y: UnsafeMutableBufferPointer<Float>, m: Int, n: Int, c: Tensor) throws {
+        let s = c.shape
+        let cs = c.elements(as: Float.self)
+        // Row stride / column stride of C as read at (i, j).
+        var rowStride = 0
+        var colStride = 0
+        switch s.count {
+        case 0: break
+        case 1:
+            guard s[0] == n || s[0] == 1 else { throw biasError(s, m, n) }
+            colStride = s[0] == 1 ? 0 : 1
+        case 2:
+            guard s[0] == m || s[0] == 1, s[1] == n || s[1] == 1 else { throw biasError(s, m, n) }
+            rowStride = s[0] == 1 ? 0 : s[1]
+            colStride = s[1] == 1 ? 0 : 1
+        default: throw biasError(s, m, n)
+        }
+        if cs.isEmpty {
+            if m * n == 0 { return }
+            throw biasError(s, m, n)
+        }
+        let beta = self.beta
+        for i in 0..<m {
+            let row = y.baseAddress! + i * n
+            let cRow = cs.baseAddress! + i * rowStride
+            if colStride == 1 {
+                for j in 0..<n { row[j] = beta * cRow[j] }
+            } else {
+                let v = beta * cRow[0]
+                for j in 0..<n { row[j] = v }
+            }
+        }
+    }
+
+    private func biasError(_ s: [Int], _ m: Int, _ n: Int) -> KernelError {
+        .shape("Gemm's C of shape \(s) does not broadcast to the output shape [\(m), \(n)]")
+    }
+}

@@ -1,0 +1,76 @@
+import Tensors
+
+/// ONNX MatMul with numpy `matmul` semantics, float32: N-D operands with broadcast batch dimensions;
+/// a 1-D A is promoted to [1, K] and a 1-D B to [K, 1], and the added dimension is removed from the
+/// result. One sgemm per batch matrix, or a single sgemm when B is 2-D (A's batch folds into M).
+struct MatMulKernel: Kernel {
+    init(context: NodeContext) throws {
+        try context.requireInputs(2)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let a = try Check.input(inputs, 0, "A")
+        let b = try Check.input(inputs, 1, "B")
+        try Check.dataType(a, [.float32], "A")
+        try Check.dataType(b, [.float32], "B")
+        guard a.rank >= 1, b.rank >= 1 else {
+            throw KernelError.shape("MatMul needs operands of rank 1 or more, got \(a.shape) and \(b.shape)")
+        }
+        let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
+        let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+        let m = aShape[aShape.count - 2]
+        let k = aShape[aShape.count - 1]
+        let n = bShape[bShape.count - 1]
+        guard bShape[bShape.count - 2] == k else {
+            throw KernelError.shape(
+                "MatMul inner dimensions differ: A \(a.shape) has \(k) columns, B \(b.shape) has "
+                    + "\(bShape[bShape.count - 2]) rows")
+        }
+        let aBatch = Array(aShape.dropLast(2))
+        let bBatch = Array(bShape.dropLast(2))
+        guard let batch = Broadcast.shape([aBatch, bBatch]) else {
+            throw KernelError.shape("MatMul batch dimensions do not broadcast: A \(a.shape), B \(b.shape)")
+        }
+        var outShape = batch
+        if a.rank > 1 { outShape.append(m) }
+        if b.rank > 1 { outShape.append(n) }
+        let out = Tensor(uninitialized: .float32, shape: outShape)
+        let batchCount = Tensor.elementCount(batch)
+        if batchCount * m * n == 0 { return [out] }
+
+        let pa = a.elements(as: Float.self).baseAddress!
+        let pb = b.elements(as: Float.self).baseAddress!
+        let pc = out.mutableElements(as: Float.self).baseAddress!
+        let bMatrices = Tensor.elementCount(bBatch)
+        if bMatrices == 1 {
+            // B is one matrix: A's batch folds into M (A is contiguous, its batch count = batchCount).
+            BLAS.gemm(
+                transA: false, transB: false, m: batchCount * m, n: n, k: k, alpha: 1, a: pa, lda: k,
+                b: pb, ldb: n, beta: 0, c: pc, ldc: n)
+            return [out]
+        }
+        let aStrides = Broadcast.strides(of: aBatch, broadcastTo: batch)
+        let bStrides = Broadcast.strides(of: bBatch, broadcastTo: batch)
+        var index = [Int](repeating: 0, count: batch.count)
+        var aOffset = 0
+        var bOffset = 0
+        for i in 0..<batchCount {
+            BLAS.gemm(
+                transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: pa + aOffset * m * k, lda: k,
+                b: pb + bOffset * k * n, ldb: n, beta: 0, c: pc + i * m * n, ldc: n)
+            // Odometer over the batch index; offsets count matrices.
+            var d = batch.count - 1
+            while d >= 0 {
+                index[d] += 1
+                aOffset += aStrides[d]
+                bOffset += bStrides[d]
+                if index[d] < batch[d] { break }
+                aOffset -= aStrides[d] * batch[d]
+                bOffset -= bStrides[d] * batch[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return [out]
+    }
+}

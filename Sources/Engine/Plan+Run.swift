@@ -1,0 +1,110 @@
+import Tensors
+
+extension Plan {
+    /// Runs the plan on `feeds` (input name -> tensor) and returns every graph output by name.
+    ///
+    /// Validates the feeds first (`EngineError.invalidInput`), then runs the steps over a private slot
+    /// array, releasing each value after its last use. Kernel failures become `.invalidInput` (shapes
+    /// that do not fit, which come from the request) or `.executionFailed`.
+    public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+        try validate(feeds)
+        var slots = initialSlots
+        for binding in inputBindings { slots[binding.slot] = feeds[binding.info.name] }
+        var args: [Tensor?] = []
+        args.reserveCapacity(maxInputs)
+        for step in steps {
+            args.removeAll(keepingCapacity: true)
+            for s in step.inputs {
+                if s < 0 {
+                    args.append(nil)
+                    continue
+                }
+                guard let t = slots[s] else {
+                    throw EngineError.executionFailed(
+                        node: step.node, message: "input '\(slotNames[s])' was not computed by an earlier node")
+                }
+                args.append(t)
+            }
+            let results: [Tensor]
+            do {
+                results = try step.kernel.run(args)
+            } catch let error as KernelError {
+                throw Self.engineError(error, step: step)
+            } catch let error as EngineError {
+                throw error
+            } catch {
+                throw EngineError.executionFailed(node: step.node, message: "\(step.opType): \(error)")
+            }
+            for (i, s) in step.outputs.enumerated() where s >= 0 {
+                guard i < results.count else {
+                    throw EngineError.executionFailed(
+                        node: step.node, message: "\(step.opType) did not produce its output \(i) ('\(slotNames[s])')")
+                }
+                slots[s] = results[i]
+            }
+            for s in step.release { slots[s] = nil }
+        }
+        var out: [String: Tensor] = [:]
+        out.reserveCapacity(outputBindings.count)
+        for (name, slot) in outputBindings {
+            guard let t = slots[slot] else {
+                throw EngineError.executionFailed(node: name, message: "graph output '\(name)' was not computed")
+            }
+            out[name] = t
+        }
+        return out
+    }
+
+    static func engineError(_ error: KernelError, step: Step) -> EngineError {
+        switch error {
+        case .shape(let m):
+            return .invalidInput(
+                "inference failed at node '\(step.node)' (\(step.opType)): \(m); check the request's input "
+                    + "shapes against what GET /v2/models/{name} reports")
+        case .failed(let m):
+            return .executionFailed(node: step.node, message: "\(step.opType): \(m)")
+        }
+    }
+
+    /// Checks that every declared input is present, no unknown name is given, and each tensor has the
+    /// declared data type, rank and fixed dimensions (symbolic and unknown dimensions take any size).
+    func validate(_ feeds: [String: Tensor]) throws {
+        if feeds.count > inputBindings.count || feeds.keys.contains(where: { key in
+            !inputBindings.contains { $0.info.name == key }
+        }) {
+            let unknown = feeds.keys.filter { key in !inputBindings.contains { $0.info.name == key } }.sorted()
+            throw EngineError.invalidInput(
+                "unknown input \(unknown.map { "'\($0)'" }.joined(separator: ", ")); this model's inputs are "
+                    + "\(Self.inputList(inputBindings)) (see GET /v2/models/{name})")
+        }
+        for binding in inputBindings {
+            let info = binding.info
+            guard let t = feeds[info.name] else {
+                throw EngineError.invalidInput(
+                    "input '\(info.name)' is missing: expected \(Self.describe(info)); send every input that "
+                        + "GET /v2/models/{name} lists (\(Self.inputList(inputBindings)))")
+            }
+            var ok = info.dataType == nil || info.dataType == t.dataType
+            if ok, let dims = info.shape {
+                ok = dims.count == t.rank
+                    && zip(dims, t.shape).allSatisfy { d, n in d.value == nil || d.value == n }
+            }
+            if !ok {
+                throw EngineError.invalidInput(
+                    "input '\(info.name)': expected \(Self.describe(info)), got \(t.dataType.v2Name) \(t.shape); "
+                        + "send the datatype and shape that GET /v2/models/{name} reports")
+            }
+        }
+    }
+
+    /// `FP32 tensor of shape [batch, 64]`.
+    static func describe(_ info: ValueInfo) -> String {
+        let type = info.dataType?.v2Name ?? "any-type"
+        guard let dims = info.shape else { return "\(type) tensor of any shape" }
+        return "\(type) tensor of shape [\(dims.map(\.description).joined(separator: ", "))]"
+    }
+
+    static func inputList(_ bindings: [InputBinding]) -> String {
+        bindings.isEmpty ? "none" : bindings.map { "'\($0.info.name)'" }.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,119 @@
+import Engine
+import Tensors
+import Testing
+
+/// Broadcasting cases: (A shape, B shape, expected output shape).
+let broadcastCases: [([Int], [Int], [Int])] = [
+    ([2, 3, 4], [2, 3, 4], [2, 3, 4]),  // same shape
+    ([2, 3, 4], [], [2, 3, 4]),  // scalar B
+    ([], [3, 4], [3, 4]),  // scalar A
+    ([3, 4], [4], [3, 4]),  // row
+    ([3, 4], [3, 1], [3, 4]),  // column
+    ([2, 3, 4, 5], [3, 1, 1], [2, 3, 4, 5]),  // per channel
+    ([3, 1, 1], [2, 3, 4, 5], [2, 3, 4, 5]),  // per channel, on the left
+    ([3, 1], [1, 4], [3, 4]),  // both sides broadcast
+    ([2, 1, 4], [1, 3, 1], [2, 3, 4]),
+    ([1], [2, 3], [2, 3]),
+    ([0, 3], [3], [0, 3]),  // empty
+]
+
+/// Generic naive reference: out[i] = f(a[bcast(i)], b[bcast(i)]).
+func referenceBinary<T>(_ a: [T], _ aShape: [Int], _ b: [T], _ bShape: [Int], _ outShape: [Int], _ f: (T, T) -> T)
+    -> [T]
+{
+    (0..<volume(outShape)).map { flat in
+        let index = unravel(flat, outShape)
+        return f(a[broadcastFlat(index, into: aShape)], b[broadcastFlat(index, into: bShape)])
+    }
+}
+
+@Suite struct ElementwiseTests {
+    @Test(arguments: ["Add", "Sub", "Mul", "Div"])
+    func float32Broadcasting(op: String) throws {
+        var rng = TestRNG(seed: 21)
+        let f: (Float, Float) -> Float =
+            switch op {
+            case "Add": { $0 + $1 }
+            case "Sub": { $0 - $1 }
+            case "Mul": { $0 * $1 }
+            default: { $0 / $1 }
+            }
+        for (aShape, bShape, outShape) in broadcastCases {
+            let a = rng.floats(volume(aShape))
+            // Keep divisors away from zero.
+            let b = rng.floats(volume(bShape)).map { $0 < 0 ? $0 - 0.5 : $0 + 0.5 }
+            let y = try runSimple(op, [Tensor(a, shape: aShape), Tensor(b, shape: bShape)])
+            expectClose(y, referenceBinary(a, aShape, b, bShape, outShape, f), shape: outShape)
+        }
+    }
+
+    @Test(arguments: ["Add", "Sub", "Mul", "Div"])
+    func int64Broadcasting(op: String) throws {
+        try integerCase(op, Int64.self)
+    }
+
+    @Test(arguments: ["Add", "Sub", "Mul", "Div"])
+    func int32Broadcasting(op: String) throws {
+        try integerCase(op, Int32.self)
+    }
+
+    private func integerCase<T: FixedWidthInteger & TensorElement>(_ op: String, _: T.Type) throws {
+        var rng = TestRNG(seed: 22)
+        let f: (T, T) -> T =
+            switch op {
+            case "Add": { $0 + $1 }
+            case "Sub": { $0 - $1 }
+            case "Mul": { $0 * $1 }
+            default: { $0 / $1 }  // Swift's / truncates toward zero, as C
+            }
+        for (aShape, bShape, outShape) in broadcastCases {
+            let a = (0..<volume(aShape)).map { _ in T(rng.int(in: -1000...1000)) }
+            let b = (0..<volume(bShape)).map { _ in
+                let v = rng.int(in: -9...9)
+                return T(v == 0 ? 7 : v)
+            }
+            let y = try runSimple(op, [Tensor(a, shape: aShape), Tensor(b, shape: bShape)])
+            #expect(y.dataType == T.dataType)
+            #expect(y.shape == outShape)
+            #expect(y.scalars(as: T.self) == referenceBinary(a, aShape, b, bShape, outShape, f))
+        }
+    }
+
+    @Test func integerDivisionTruncatesTowardZero() throws {
+        let a = Tensor([7, -7, 7, -7] as [Int64], shape: [4])
+        let b = Tensor([2, 2, -2, -2] as [Int64], shape: [4])
+        #expect(try runSimple("Div", [a, b]).scalars(as: Int64.self) == [3, -3, -3, 3])
+    }
+
+    @Test func integerDivisionByZeroFailsCleanly() {
+        let error = engineError {
+            _ = try runSimple("Div", [Tensor([1, 2] as [Int32], shape: [2]), Tensor([1, 0] as [Int32], shape: [2])])
+        }
+        guard case .executionFailed(let node, let message)? = error else {
+            Issue.record("expected executionFailed, got \(String(describing: error))")
+            return
+        }
+        #expect(node == "node0")
+        #expect(message.contains("division by zero"))
+    }
+
+    @Test func nonBroadcastingShapesAreInputErrors() {
+        var rng = TestRNG(seed: 3)
+        let error = engineError { _ = try runSimple("Add", [rng.tensor([2, 3]), rng.tensor([4])]) }
+        guard case .invalidInput(let message)? = error else {
+            Issue.record("expected invalidInput, got \(String(describing: error))")
+            return
+        }
+        #expect(message.contains("[2, 3]") && message.contains("[4]"))
+    }
+
+    @Test func mixedTypesFail() {
+        let error = engineError {
+            _ = try runSimple("Mul", [Tensor([1] as [Float], shape: [1]), Tensor([1] as [Int64], shape: [1])])
+        }
+        guard case .executionFailed? = error else {
+            Issue.record("expected executionFailed, got \(String(describing: error))")
+            return
+        }
+    }
+}
