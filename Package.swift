@@ -62,11 +62,11 @@ let package = Package(
             name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors"],
             resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(
-            name: "ModelStoreTests", dependencies: ["ModelStore", "Engine", "Tensors"],
+            name: "ModelStoreTests", dependencies: ["ModelStore", "Engine", "Tensors", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
-            name: "APITests", dependencies: ["API", "HTTP", "ModelStore", "Engine", "Tensors", "CJansson"],
+            name: "APITests", dependencies: ["API", "HTTP", "ModelStore", "Engine", "Tensors", "Batching", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
     ]
 )

@@ -43,6 +43,13 @@ public struct VersionStatus: Sendable {
     public var error: String?
     /// Set when AVAILABLE.
     public var servable: ServableVersion?
+
+    public init(version: Int, state: VersionState, error: String? = nil, servable: ServableVersion? = nil) {
+        self.version = version
+        self.state = state
+        self.error = error
+        self.servable = servable
+    }
 }
 
 /// Everything the registry knows about one model.

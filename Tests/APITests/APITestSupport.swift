@@ -1,4 +1,5 @@
 import API
+import Batching
 import Engine
 import Foundation
 import HTTP

@@ -39,7 +39,7 @@ import Testing
         #expect(outputs.map { $0["name"] as? String } == ["y", "z"])
         #expect(outputs.first?["data"] as? [Double] == [0, 2, 0, 4, 0, 6])
         #expect(outputs.first?["shape"] as? [Int] == [2, 3])
-        #expect(outputs.last?["data"] as? [Double] == [0, 4, 0, 5, -4.5, 9])
+        #expect(outputs.last?["data"] as? [Double] == [0, 4, 0, 5, -3.5, 9])
         let nested = h.call("POST", "/v2/models/relu/versions/1/infer",
             #"{"inputs":[{"name":"x","shape":[2,3],"datatype":"FP32","data":[[-1,2,-3],[4,-5.5,6]]}]}"#)
         #expect((nested.object["outputs"] as? [[String: Any]])?.first?["data"] as? [Double] == [0, 2, 0, 4, 0, 6])

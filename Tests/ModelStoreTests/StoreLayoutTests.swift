@@ -15,7 +15,7 @@ final class TempStore {
         let path = root + "/" + relative
         try! FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     }
     func write(_ relative: String, _ text: String) { write(relative, Array(text.utf8)) }
     func mkdir(_ relative: String) {
