@@ -9,6 +9,9 @@ Layout `<name>/<version>/model.onnx`:
                      default (dynamo) exporter, every initializer in `model.onnx.data`.
 - `int_ops/1`        onnx.helper graph: `sum` = Add(`a` INT64 [-1,3], `b` INT64 [3]),
                      `c2` = Mul(`c`, `c`) INT32 [-1], `y` = Relu(`x` FP32 [-1,4]).
+- `multi_rows/1`     like `int_ops` but every input batched, for the TF Serving row form with
+                     several inputs: `twice` = Add(`a`, `a`) INT64 [-1,3], `c2` = Mul(`c`, `c`)
+                     INT32 [-1], `y` = Relu(`x` FP32 [-1,4]).
 - `bool_model/1`     `same` = Identity(`flags` BOOL [-1,2]).
 - `broken/1`         garbage bytes: a model that fails to load.
 
@@ -150,6 +153,12 @@ def make_dynamo_mlp() -> None:
         # (here just the first weight matrix); biases stay inline. Re-save with threshold 0
         # so every initializer lives in model.onnx.data, as with a large real export.
         proto = onnx.load(str(exported), load_external_data=True)
+    # Node metadata is kept (real exports carry it), except stack traces: they hold this
+    # machine's paths and line numbers, which would make the file change on every edit.
+    for node in proto.graph.node:
+        kept = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
     onnx.save_model(
         proto,
         str(path),
@@ -215,6 +224,35 @@ def make_int_ops() -> None:
         fail("int_ops: onnxruntime results differ from numpy")
 
 
+def make_multi_rows() -> None:
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["a", "a"], ["twice"], name="double"),
+            helper.make_node("Mul", ["c", "c"], ["c2"], name="square"),
+            helper.make_node("Relu", ["x"], ["y"], name="relu"),
+        ],
+        "multi_rows",
+        inputs=[
+            helper.make_tensor_value_info("a", TensorProto.INT64, ["n", 3]),
+            helper.make_tensor_value_info("c", TensorProto.INT32, ["n"]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("twice", TensorProto.INT64, ["n", 3]),
+            helper.make_tensor_value_info("c2", TensorProto.INT32, ["n"]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4]),
+        ],
+    )
+    path = save_helper_model("multi_rows", graph)
+    a = np.array([[1, -2, 3], [4, 5, -6]], dtype=np.int64)
+    c = np.array([7, -8], dtype=np.int32)
+    x = np.array([[-1.0, 2.0, -3.0, 4.0], [0.5, -0.5, 0.0, 1.0]], dtype=np.float32)
+    twice, squares, relu = check_runs(path, {"a": a, "c": c, "x": x})
+    if not (np.array_equal(twice, a + a) and np.array_equal(squares, c * c)
+            and np.array_equal(relu, np.maximum(x, 0))):
+        fail("multi_rows: onnxruntime results differ from numpy")
+
+
 def make_bool_model() -> None:
     graph = helper.make_graph(
         [helper.make_node("Identity", ["flags"], ["same"], name="identity")],
@@ -251,6 +289,7 @@ def main() -> None:
         fail("mlp versions 1 and 2 give the same outputs; use different seeds")
     make_dynamo_mlp()
     make_int_ops()
+    make_multi_rows()
     make_bool_model()
     make_broken()
 
