@@ -26,12 +26,7 @@ enum TensorDecoder {
         while let f = try r.next() {
             switch f.number {
             case 1:
-                let label = r.label
-                try r.forEachVarint(f) { v in
-                    let d = Int64(bitPattern: v)
-                    guard d >= 0 else { throw DecodeFailure("malformed: \(label) has negative dimension \(d)") }
-                    dims.append(Int(d))
-                }
+                try r.forEachVarint(f) { dims.append(Int(Int64(bitPattern: $0))) }
             case 2: dataTypeNumber = try r.int64(f)
             case 4:
                 typed.floats.reserveCapacity(typed.floats.count + r.valueCount(f, width: 4))
@@ -67,6 +62,9 @@ enum TensorDecoder {
             }
         }
         let label = r.label
+        if let d = dims.first(where: { $0 < 0 }) {
+            throw DecodeFailure("malformed: \(label) has negative dimension \(d) in its shape \(dims)")
+        }
         let dataType = try checkedDataType(dataTypeNumber, label: label)
         let count = try elementCount(dims, label: label)
         let (byteCount, overflow) = count.multipliedReportingOverflow(by: dataType.byteSize)
