@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A whole file mapped read-only into memory (or, for tests, a private copy of some bytes).
+///
+/// Owns the mapping and unmaps it in `deinit`. Tensors decoded from the file borrow its bytes and
+/// keep it alive as their storage's owner, which is how weights stay zero-copy. Immutable after
+/// init, so safe to share between threads.
+public final class MappedFile: @unchecked Sendable {
+    /// The path it was opened from (or the name given to copied bytes).
+    public let path: String
+    /// Start of the bytes; nil only when `count` is 0.
+    public let base: UnsafeRawPointer?
+    /// Size of the file in bytes.
+    public let count: Int
+    private let isMapped: Bool
+
+    /// Maps the regular file at `path`. Throws `MappedFile.Failure` with the OS's reason.
+    public init(path: String) throws(MappedFile.Failure) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw Failure(reason: "cannot open: \(MappedFile.errnoText())") }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw Failure(reason: "cannot stat: \(MappedFile.errnoText())") }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw Failure(reason: "cannot open: is a directory") }
+        if (st.st_mode & S_IFMT) != S_IFREG { throw Failure(reason: "cannot open: not a regular file") }
+        let size = Int(st.st_size)
+        self.count = size
+        self.isMapped = size > 0
+        if size == 0 {
+            self.base = nil
+            return
+        }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        if p == MAP_FAILED || p == nil {
+            throw Failure(reason: "cannot map \(size) bytes: \(MappedFile.errnoText())")
+        }
+        self.base = UnsafeRawPointer(p!)
+    }
+
+    /// A private, 64-byte aligned copy of `bytes`, named `path` in messages (tests, in-memory models).
+    public init(copying bytes: some Collection<UInt8>, path: String) {
+        self.path = path
+        self.count = bytes.count
+        self.isMapped = false
+        if bytes.isEmpty {
+            self.base = nil
+            return
+        }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+        let buffer = UnsafeMutableRawBufferPointer(start: p, count: bytes.count)
+        _ = buffer.initializeMemory(as: UInt8.self, from: bytes)
+        self.base = UnsafeRawPointer(p)
+    }
+
+    deinit {
+        guard let base else { return }
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), count)
+        } else {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        }
+    }
+
+    /// The bytes as a buffer (empty when the file is).
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// Why a file could not be mapped: the OS's reason, in words.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let reason: String
+        public var description: String { reason }
+    }
+
+    private static func errnoText() -> String {
+        let code = errno
+        guard let s = strerror(code) else { return "errno \(code)" }
+        return String(cString: s)
+    }
+}
