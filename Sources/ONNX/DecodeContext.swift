@@ -29,7 +29,7 @@ final class DecodeContext {
     /// only read files inside its own directory.
     func externalFile(location: String, for label: String) throws -> MappedFile {
         guard let directory else {
-            throw DecodeFailure("\(label) keeps its data in external file '\(location)', but the model was "
+            throw DecodeFailure("\(label) keeps its data in external file \(quoted(location)), but the model was "
                 + "decoded from memory; load it from its file with ONNXLoader.load(path:)")
         }
         let relative = try Self.safeRelativePath(location, for: label)
@@ -40,7 +40,7 @@ final class DecodeContext {
             externalFiles[relative] = mapped
             return mapped
         } catch {
-            throw DecodeFailure("\(label) keeps its data in external file '\(location)' (\(full)), which "
+            throw DecodeFailure("\(label) keeps its data in external file \(quoted(location)) (\(full)): "
                 + "\(error.reason); copy the model's .data file next to the model file")
         }
     }
@@ -48,7 +48,7 @@ final class DecodeContext {
     /// `location` normalised to a path inside the model's directory, or an error.
     static func safeRelativePath(_ location: String, for label: String) throws -> String {
         let refuse = { (why: String) in
-            DecodeFailure("\(label) has external data location '\(location)', which is refused: \(why); "
+            DecodeFailure("\(label) has external data location \(quoted(location)), which is refused: \(why); "
                 + "external data must be a relative path inside the model's directory")
         }
         if location.isEmpty { throw refuse("it is empty") }
