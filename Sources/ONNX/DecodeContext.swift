@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import Tensors
 
 /// The state of one decode: the model's mapped file, its directory, and the external data files
@@ -35,6 +40,14 @@ final class DecodeContext {
         let relative = try Self.safeRelativePath(location, for: label)
         if let cached = externalFiles[relative] { return cached }
         let full = directory.isEmpty ? relative : directory + "/" + relative
+        // A symbolic link inside the directory must not lead out of it either.
+        if let real = Self.realPath(full), let realDirectory = Self.realPath(directory.isEmpty ? "." : directory),
+            !real.hasPrefix(realDirectory == "/" ? "/" : realDirectory + "/")
+        {
+            throw DecodeFailure("\(label) has external data location \(quoted(location)), which is refused: it "
+                + "resolves to \(real), outside the model's directory \(realDirectory); copy the data file into "
+                + "the model's directory instead of linking to it")
+        }
         do {
             let mapped = try MappedFile(path: full)
             externalFiles[relative] = mapped
@@ -43,6 +56,12 @@ final class DecodeContext {
             throw DecodeFailure("\(label) keeps its data in external file \(quoted(location)) (\(full)): "
                 + "\(error.reason); copy the model's .data file next to the model file")
         }
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
     }
 
     /// `location` normalised to a path inside the model's directory, or an error.

@@ -243,6 +243,13 @@ import Testing
         #expect(hugeOffset.contains("truncated"), "\(hugeOffset)")
         let wrongLength = try failure(model("w.data", length: 12))
         #expect(wrongLength.contains("needs 16 bytes but its external data length is 12"), "\(wrongLength)")
+        let outside = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: outside) }
+        try Data(repeating: 0, count: 64).write(to: outside.appendingPathComponent("secret.data"))
+        try FileManager.default.createSymbolicLink(
+            atPath: dir.appendingPathComponent("link.data").path, withDestinationPath: outside.appendingPathComponent("secret.data").path)
+        let link = try failure(model("link.data"))
+        #expect(link.contains("refused") && link.contains("outside the model's directory"), "\(link)")
         let dirAsData = try failure(model("sub"))
         #expect(dirAsData.contains("is a directory"), "\(dirAsData)")
         expectFailure(model("w.data"), containing: ["decoded from memory"])
