@@ -24,7 +24,7 @@ enum AttributeDecoder {
             case 1:
                 name = try r.string(field)
                 let owner = position.firstRange(of: " of ").map { position[$0.lowerBound...] } ?? ""
-                r.label = "attribute '\(name)'\(owner)"
+                r.label = "attribute \(quoted(name))\(owner)"
             case 2: f = try r.float(field)
             case 3: i = try r.int(field)
             case 4: s = Array(try r.bytes(field))

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import Tensors
 
 /// The state of one decode: the model's mapped file, its directory, and the external data files
@@ -29,26 +34,40 @@ final class DecodeContext {
     /// only read files inside its own directory.
     func externalFile(location: String, for label: String) throws -> MappedFile {
         guard let directory else {
-            throw DecodeFailure("\(label) keeps its data in external file '\(location)', but the model was "
+            throw DecodeFailure("\(label) keeps its data in external file \(quoted(location)), but the model was "
                 + "decoded from memory; load it from its file with ONNXLoader.load(path:)")
         }
         let relative = try Self.safeRelativePath(location, for: label)
         if let cached = externalFiles[relative] { return cached }
         let full = directory.isEmpty ? relative : directory + "/" + relative
+        // A symbolic link inside the directory must not lead out of it either.
+        if let real = Self.realPath(full), let realDirectory = Self.realPath(directory.isEmpty ? "." : directory),
+            !real.hasPrefix(realDirectory == "/" ? "/" : realDirectory + "/")
+        {
+            throw DecodeFailure("\(label) has external data location \(quoted(location)), which is refused: it "
+                + "resolves to \(real), outside the model's directory \(realDirectory); copy the data file into "
+                + "the model's directory instead of linking to it")
+        }
         do {
             let mapped = try MappedFile(path: full)
             externalFiles[relative] = mapped
             return mapped
         } catch {
-            throw DecodeFailure("\(label) keeps its data in external file '\(location)' (\(full)), which "
+            throw DecodeFailure("\(label) keeps its data in external file \(quoted(location)) (\(full)): "
                 + "\(error.reason); copy the model's .data file next to the model file")
         }
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
     }
 
     /// `location` normalised to a path inside the model's directory, or an error.
     static func safeRelativePath(_ location: String, for label: String) throws -> String {
         let refuse = { (why: String) in
-            DecodeFailure("\(label) has external data location '\(location)', which is refused: \(why); "
+            DecodeFailure("\(label) has external data location \(quoted(location)), which is refused: \(why); "
                 + "external data must be a relative path inside the model's directory")
         }
         if location.isEmpty { throw refuse("it is empty") }

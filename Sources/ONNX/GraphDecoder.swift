@@ -19,11 +19,14 @@ enum GraphDecoder {
         while let f = try r.next() {
             switch f.number {
             case 1:
-                let label = "node \(nodes.count) of \(r.label)"
-                nodes.append(try r.nested(f, .node, label) { try decodeNode(&$0, context: context, depth: depth) })
+                let index = nodes.count
+                let suffix = depth == 0 ? "" : " of \(r.label)"
+                nodes.append(try r.nested(f, .node, nodeLabel(index, suffix: suffix)) {
+                    try decodeNode(&$0, index: index, suffix: suffix, context: context, depth: depth)
+                })
             case 2:
                 name = try r.string(f)
-                r.label = depth == 0 ? "graph '\(name)'" : "subgraph '\(name)'"
+                r.label = depth == 0 ? "graph \(quoted(name))" : "subgraph \(quoted(name))"
             case 5:
                 let label = "initializer \(initializerCount) of \(r.label)"
                 initializerCount += 1
@@ -31,7 +34,7 @@ enum GraphDecoder {
                     try TensorDecoder.decode(&$0, context: context)
                 }
                 guard initializers.updateValue(tensor, forKey: tensorName) == nil else {
-                    throw DecodeFailure("malformed: \(r.label) has two initializers named '\(tensorName)'")
+                    throw DecodeFailure("malformed: \(r.label) has two initializers named \(quoted(tensorName))")
                 }
             case 11: inputs.append(try r.nested(f, .valueInfo, "input \(inputs.count) of \(r.label)", body: decodeValueInfo))
             case 12: outputs.append(try r.nested(f, .valueInfo, "output \(outputs.count) of \(r.label)", body: decodeValueInfo))
@@ -48,8 +51,9 @@ enum GraphDecoder {
             valueInfo: valueInfo)
     }
 
-    static func decodeNode(_ r: inout ProtoReader, context: DecodeContext, depth: Int) throws -> Node {
-        let position = r.label
+    static func decodeNode(
+        _ r: inout ProtoReader, index: Int, suffix: String, context: DecodeContext, depth: Int
+    ) throws -> Node {
         var name = "", opType = "", domain = ""
         var inputs: [String] = [], outputs: [String] = []
         var attributes: [String: Attribute] = [:]
@@ -60,10 +64,10 @@ enum GraphDecoder {
             case 2: outputs.append(try r.string(f))
             case 3:
                 name = try r.string(f)
-                r.label = nodeLabel(position, name: name, opType: opType)
+                r.label = nodeLabel(index, name: name, opType: opType, suffix: suffix)
             case 4:
                 opType = try r.string(f)
-                r.label = nodeLabel(position, name: name, opType: opType)
+                r.label = nodeLabel(index, name: name, opType: opType, suffix: suffix)
             case 5:
                 let label = "attribute \(attributeCount) of \(r.label)"
                 attributeCount += 1
@@ -71,7 +75,7 @@ enum GraphDecoder {
                     try AttributeDecoder.decode(&$0, context: context, depth: depth)
                 }
                 guard attributes.updateValue(value, forKey: attrName) == nil else {
-                    throw DecodeFailure("malformed: \(r.label) has two attributes named '\(attrName)'")
+                    throw DecodeFailure("malformed: \(r.label) has two attributes named \(quoted(attrName))")
                 }
             case 7: domain = try r.string(f)
             default: break
@@ -80,10 +84,11 @@ enum GraphDecoder {
         return Node(name: name, opType: opType, domain: domain, inputs: inputs, outputs: outputs, attributes: attributes)
     }
 
-    private static func nodeLabel(_ position: String, name: String, opType: String) -> String {
-        let n = name.isEmpty ? "" : " '\(name)'"
-        let op = opType.isEmpty ? "" : " (\(opType))"
-        return position + n + op
+    /// "node 3 'conv1' (Conv)", plus " of subgraph ..." inside subgraphs.
+    private static func nodeLabel(_ index: Int, name: String = "", opType: String = "", suffix: String) -> String {
+        let n = name.isEmpty ? "" : " \(quoted(name))"
+        let op = opType.isEmpty ? "" : " (\(quoted(opType, quote: "")))"
+        return "node \(index)" + n + op + suffix
     }
 
     /// A ValueInfoProto. Non-tensor types (sequence, map, optional, sparse) and element types the
@@ -94,7 +99,7 @@ enum GraphDecoder {
             switch f.number {
             case 1:
                 info.name = try r.string(f)
-                r.label = "value '\(info.name)'"
+                r.label = "value \(quoted(info.name))"
             case 2:
                 try r.nested(f, .typeProto, "type of \(r.label)") { t in
                     while let tf = try t.next() {

@@ -21,7 +21,7 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps the regular file at `path`. Throws `MappedFile.Failure` with the OS's reason.
     public init(path: String) throws(MappedFile.Failure) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // O_NONBLOCK: a FIFO must not hang us
         if fd < 0 { throw Failure(reason: "cannot open: \(MappedFile.errnoText())") }
         defer { close(fd) }
         var st = stat()

@@ -13,7 +13,8 @@ public enum ONNXLoader {
     public static let maxGraphDepth = 32
 
     /// Decodes the ModelProto at `path` (memory-mapped; external data files resolved next to it).
-    public static func load(path: String) throws(ONNXError) -> GraphModel {
+    /// Throws `ONNXError` naming the file and what is wrong with it.
+    public static func load(path: String) throws -> GraphModel {
         let file = try map(path)
         return try decodeModel(file: file, directory: directory(of: path))
     }
@@ -21,26 +22,26 @@ public enum ONNXLoader {
     /// Decodes a ModelProto held in memory (tests, tools). The bytes are copied once; `path` names
     /// them in errors, and external data is resolved relative to `directory` (nil: refused).
     public static func decode(bytes: some Collection<UInt8>, path: String = "<memory>", directory: String? = nil)
-        throws(ONNXError) -> GraphModel
+        throws -> GraphModel
     {
         try decodeModel(file: MappedFile(copying: bytes, path: path), directory: directory)
     }
 
     /// Decodes a standalone TensorProto file (the `input_0.pb` / `output_0.pb` files of ONNX's
     /// conformance tests). External data is resolved relative to the file's directory.
-    public static func loadTensor(path: String) throws(ONNXError) -> Tensor {
+    public static func loadTensor(path: String) throws -> Tensor {
         let file = try map(path)
         return try decodeTensor(file: file, directory: directory(of: path))
     }
 
     /// Decodes a TensorProto held in memory.
-    public static func decodeTensor(bytes: some Collection<UInt8>, path: String = "<memory>") throws(ONNXError) -> Tensor {
+    public static func decodeTensor(bytes: some Collection<UInt8>, path: String = "<memory>") throws -> Tensor {
         try decodeTensor(file: MappedFile(copying: bytes, path: path), directory: nil)
     }
 
     // MARK: Implementation
 
-    private static func map(_ path: String) throws(ONNXError) -> MappedFile {
+    private static func map(_ path: String) throws -> MappedFile {
         do {
             return try MappedFile(path: path)
         } catch {
@@ -54,7 +55,7 @@ public enum ONNXLoader {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
-    private static func decodeModel(file: MappedFile, directory: String?) throws(ONNXError) -> GraphModel {
+    private static func decodeModel(file: MappedFile, directory: String?) throws -> GraphModel {
         guard file.count > 0 else {
             throw ONNXError(path: file.path, message: "file is empty; it is not an ONNX model (re-export or re-copy it)")
         }
@@ -93,19 +94,26 @@ public enum ONNXLoader {
                 graph: graph, opsets: opsets, irVersion: irVersion, producerName: producerName,
                 producerVersion: producerVersion)
         } catch let failure as DecodeFailure {
-            throw ONNXError(path: file.path, message: failure.message)
+            throw ONNXError(path: file.path, message: withAdvice(failure.message))
         } catch {
             throw ONNXError(path: file.path, message: "\(error)")
         }
     }
 
-    private static func decodeTensor(file: MappedFile, directory: String?) throws(ONNXError) -> Tensor {
+    /// Adds what to do about a damaged file.
+    static func withAdvice(_ message: String) -> String {
+        if message.hasPrefix("truncated") { return message + "; the file is incomplete: copy or export it again" }
+        if message.hasPrefix("malformed") { return message + "; the file is corrupt or not an ONNX file" }
+        return message
+    }
+
+    private static func decodeTensor(file: MappedFile, directory: String?) throws -> Tensor {
         let context = DecodeContext(file: file, directory: directory)
         do {
             var r = context.reader(.tensor, label: "tensor")
             return try TensorDecoder.decode(&r, context: context).tensor
         } catch let failure as DecodeFailure {
-            throw ONNXError(path: file.path, message: failure.message)
+            throw ONNXError(path: file.path, message: withAdvice(failure.message))
         } catch {
             throw ONNXError(path: file.path, message: "\(error)")
         }

@@ -4,6 +4,20 @@ struct DecodeFailure: Error {
     init(_ message: String) { self.message = message }
 }
 
+/// `s` quoted for an error message: control characters replaced, at most 80 characters kept (names
+/// in a corrupt file can be anything).
+func quoted(_ s: String, quote: String = "'") -> String {
+    var out = ""
+    for (i, ch) in s.unicodeScalars.enumerated() {
+        if i == 80 {
+            out += "..."
+            break
+        }
+        out.unicodeScalars.append(ch.value < 0x20 || ch.value == 0x7f ? "?" : ch)
+    }
+    return quote + out + quote
+}
+
 /// One field of a protobuf message, as the wire format gives it.
 struct ProtoField {
     var number: Int

@@ -40,7 +40,7 @@ enum TensorDecoder {
                 try r.forEachVarint(f) { typed.int64s.append(Int64(bitPattern: $0)) }
             case 8:
                 name = try r.string(f)
-                r.label = "tensor '\(name)'"
+                r.label = "tensor \(quoted(name))"
             case 9:
                 raw = try r.bytes(f)
             case 10:
@@ -112,7 +112,7 @@ enum TensorDecoder {
             case "location": location = value
             case "offset", "length":
                 guard let n = Int(value), n >= 0 else {
-                    throw DecodeFailure("malformed: \(label) has external data \(key) '\(value)', not a byte count")
+                    throw DecodeFailure("malformed: \(label) has external data \(key) \(quoted(value)), not a byte count")
                 }
                 if key == "offset" { offset = n } else { declaredLength = n }
             default: break
