@@ -59,8 +59,8 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Tensors"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors"],
-            resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+            name: "ONNXTests", dependencies: ["ONNX", "Engine", "Tensors"], exclude: ["Fixtures"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "ModelStoreTests", dependencies: ["ModelStore", "Engine", "Tensors", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),

@@ -103,8 +103,8 @@ extension Tensor {
         case .int8: return elements(as: Int8.self).map(Double.init)
         case .uint8: return elements(as: UInt8.self).map(Double.init)
         case .uint16: return elements(as: UInt16.self).map(Double.init)
-        case .uint32: return elements(as: UInt32.self).map(Double.init)
-        case .uint64: return elements(as: UInt64.self).map(Double.init)
+        case .uint32: return elements(as: UInt32.self).map { Double($0) }
+        case .uint64: return elements(as: UInt64.self).map { Double($0) }
         case .bool: return elements(as: Bool.self).map { $0 ? 1 : 0 }
         case .float16, .bfloat16, .string: return []
         }
