@@ -25,6 +25,14 @@ def test_status_lists_all_versions_newest_first(server):
         assert status["status"] == {"error_code": "OK", "error_message": ""}
 
 
+def test_status_with_default_version_policy(server):
+    body = assert_ok(server.get("/v1/models/mlp_latest"))
+    statuses = body["model_version_status"]
+    assert statuses[0] == {"version": "2", "state": "AVAILABLE",
+                           "status": {"error_code": "OK", "error_message": ""}}
+    assert all(s["state"] != "AVAILABLE" for s in statuses[1:]), statuses
+
+
 @pytest.mark.parametrize("version", ["1", "2"])
 def test_status_of_one_version(server, version):
     body = assert_ok(server.get(f"/v1/models/mlp/versions/{version}"))

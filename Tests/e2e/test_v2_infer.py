@@ -11,6 +11,7 @@ import requests
 
 from swerve_e2e import (
     REPO_ROOT,
+    assert_error,
     assert_ok,
     assert_v2_output,
     load_digits_sample,
@@ -194,3 +195,13 @@ def test_concurrent_requests(server):
         assert body["id"] == str(seed)
         assert_v2_output(body["outputs"][0], "output", "FP32",
                          reference("mlp", 2, {"input": x})["output"])
+
+
+def test_default_version_policy_infers_with_the_latest(server):
+    x = floats(8, (2, 8))
+    body = assert_ok(server.post("/v2/models/mlp_latest/infer", json={"inputs": [v2_input("input", x)]}))
+    assert body["model_name"] == "mlp_latest"
+    assert body["model_version"] == "2"
+    assert_v2_output(body["outputs"][0], "output", "FP32", reference("mlp", 2, {"input": x})["output"])
+    resp = server.post("/v2/models/mlp_latest/versions/1/infer", json={"inputs": [v2_input("input", x)]})
+    assert_error(resp, 404)

@@ -77,7 +77,6 @@ def test_model_version_metadata(server, version):
     "/v2/models/no_such_model",
     "/v2/models/no_such_model/versions/1",
     "/v2/models/mlp/versions/3",
-    "/v2/models/mlp/versions/0",
     "/v2/models/no_such_model/ready",
     "/v2/models/mlp/versions/9/ready",
     "/v2/models/no_such_model/config",
@@ -86,6 +85,12 @@ def test_model_version_metadata(server, version):
 def test_unknown_model_or_version_is_404(server, path):
     assert_error(server.get(path), 404)
     assert server.get("/v2/models/mlp").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v2/models/mlp/versions/0", "/v2/models/mlp/versions/x1"])
+def test_invalid_version_is_a_client_error(server, path):
+    """Not a positive integer: no such version (404) or a malformed path (400)."""
+    assert_error(server.get(path), (400, 404))
 
 
 @pytest.mark.parametrize("path", [
@@ -138,3 +143,13 @@ def test_model_version_config(server):
     assert body["max_batch_size"] == 0
     assert pick(body["input"]) == config_entries(SIGNATURES["mlp"][0])
     assert pick(body["output"]) == config_entries(SIGNATURES["mlp"][1])
+
+
+def test_default_version_policy_serves_only_the_latest(server):
+    """`mlp_latest` has versions 1 and 2 and no config.json: only version 2 is served."""
+    body = assert_ok(server.get("/v2/models/mlp_latest"))
+    assert body["versions"] == ["2"]
+    assert assert_ok(server.get("/v2/models/mlp_latest/versions/2"))["versions"] == ["2"]
+    assert server.get("/v2/models/mlp_latest/ready").status_code == 200
+    assert server.get("/v2/models/mlp_latest/versions/1/ready").status_code != 200
+    assert_error(server.get("/v2/models/mlp_latest/versions/1"), 404)
