@@ -199,4 +199,22 @@ def test_body_over_max_body_size_is_413(server_factory):
     body = assert_ok(small.post("/v2/models/mlp/infer", data=good,
                                 headers={"Content-Type": "application/json"}))
     assert_v2_output(body["outputs"][0], "output", "FP32", reference("mlp", 2, {"input": x})["output"])
+
+    # The limit is inclusive: exactly 1024 bytes is served, 1025 is too large.
+    at_limit = good + " " * (1024 - len(good))
+    assert len(at_limit.encode()) == 1024
+    assert_ok(small.post("/v2/models/mlp/infer", data=at_limit,
+                         headers={"Content-Type": "application/json"}))
+    resp = small.post("/v2/models/mlp/infer", data=at_limit + " ",
+                      headers={"Content-Type": "application/json"})
+    assert_error(resp, 413)
+    assert_ok(small.post("/v2/models/mlp/infer", data=good, headers={"Content-Type": "application/json"}))
     assert small.process.alive
+
+
+def test_default_max_body_size_is_64_mib(server):
+    good = json.dumps({"inputs": [v2_input("input", GOOD_X)]})
+    padded = good + " " * (64 * 1024 * 1024 + 1 - len(good))
+    resp = server.post("/v2/models/mlp/infer", data=padded, headers={"Content-Type": "application/json"})
+    assert_error(resp, 413)
+    assert_still_serving(server)

@@ -180,6 +180,14 @@ def test_docs_example_request(server):
     assert outputs["label"]["data"] == [int(labels[0])]
 
 
+@pytest.mark.parametrize("batch", [256, 4096])
+def test_large_batch(server, batch):
+    """Bodies of hundreds of KB arrive in many pieces; the answer must still be exact."""
+    x = floats(900 + batch, (batch, 8))
+    body = assert_ok(server.post("/v2/models/mlp/infer", json={"inputs": [v2_input("input", x)]}))
+    assert_v2_output(body["outputs"][0], "output", "FP32", reference("mlp", 2, {"input": x})["output"])
+
+
 def test_concurrent_requests(server):
     """Parallel clients on separate connections all get their own correct answers."""
     def one(seed: int):
