@@ -4,7 +4,10 @@
 Layout `<name>/<version>/model.onnx`:
 
 - `mlp/1`, `mlp/2`   float MLP `input` FP32 [batch, 8] -> `output` FP32 [batch, 4], two
-                     versions with different weights (TorchScript exporter, opset 17).
+                     versions with different weights (TorchScript exporter, opset 17), and
+                     `mlp/config.json` with `{"version_policy": {"all": {}}}` so both are served.
+- `mlp_latest/1`, `mlp_latest/2`  the same two files without a config.json: the default
+                     policy (latest 1) serves only version 2.
 - `dynamo_mlp/1`     float MLP `x` FP32 [batch, 6] -> `y` FP32 [batch, 3] exported by torch's
                      default (dynamo) exporter, every initializer in `model.onnx.data`.
 - `int_ops/1`        onnx.helper graph: `sum` = Add(`a` INT64 [-1,3], `b` INT64 [3]),
@@ -25,6 +28,7 @@ script finishes; it fails loudly otherwise. Output is deterministic (fixed seeds
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -287,6 +291,10 @@ def main() -> None:
     v2 = make_mlp(2, seed=2)
     if np.allclose(v1, v2, atol=1e-3):
         fail("mlp versions 1 and 2 give the same outputs; use different seeds")
+    (STORE / "mlp" / "config.json").write_text(json.dumps({"version_policy": {"all": {}}}) + "\n")
+    for version in (1, 2):
+        shutil.copyfile(STORE / "mlp" / str(version) / "model.onnx",
+                        version_dir("mlp_latest", version) / "model.onnx")
     make_dynamo_mlp()
     make_int_ops()
     make_multi_rows()
