@@ -187,6 +187,8 @@ def main() -> None:
         print(f"wrote {os.path.relpath(path, REPO)}")
     print(f"example digit: held-out index {index}, true label {true_label}, "
           f"onnxruntime label {int(check_label[0])}, p={float(check_probs[0][true_label]):.4f}")
+    print("\ncurl -s localhost:8000/v2/models/digits/infer -H 'Content-Type: application/json' "
+          f"-d @{os.path.relpath(EXAMPLE_PATH, REPO)}")
     print("\nV2 body (POST /v2/models/digits/infer):")
     print(json.dumps(v2, separators=(",", ":")))
     print("\nV1 body (POST /v1/models/digits:predict):")

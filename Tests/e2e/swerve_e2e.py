@@ -20,8 +20,10 @@ import functools
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -211,6 +213,46 @@ class Server:
 
     def close(self) -> None:
         self.http.close()
+
+
+def raw_post(port: int, path: str, body_size: int, chunk: bytes = b" " * (1 << 20),
+             timeout: float = REQUEST_TIMEOUT_S) -> tuple[int, bytes]:
+    """POSTs `body_size` bytes of `chunk` filler over a raw socket; returns (status, body).
+
+    Unlike `requests`, this copes with a server that answers (e.g. 413) before it has read the
+    whole body and then closes: it stops sending as soon as an answer arrives.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                      f"Content-Type: application/json\r\nContent-Length: {body_size}\r\n"
+                      f"Connection: close\r\n\r\n").encode())
+        sent = 0
+        try:
+            while sent < body_size:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server has answered already
+                piece = chunk[:body_size - sent]
+                sock.sendall(piece)
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+                head, sep, rest = answer.partition(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                if sep and length and len(rest) >= int(length.group(1)):
+                    break
+        except ConnectionResetError:
+            pass
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    status = re.match(rb"HTTP/1\.[01] (\d{3})", head)
+    assert status, f"no HTTP answer after sending {sent} of {body_size} bytes: {answer[:200]!r}"
+    return int(status.group(1)), rest
 
 
 def make_store(destination: Path) -> Path:

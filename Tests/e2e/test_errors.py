@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from swerve_e2e import assert_error, assert_ok, assert_v2_output, reference, v2_input
+from swerve_e2e import assert_error, assert_ok, assert_v2_output, raw_post, reference, v2_input
 
 GOOD_X = np.linspace(-1.0, 1.0, 16, dtype=np.float32).reshape(2, 8)
 
@@ -213,8 +213,8 @@ def test_body_over_max_body_size_is_413(server_factory):
 
 
 def test_default_max_body_size_is_64_mib(server):
-    good = json.dumps({"inputs": [v2_input("input", GOOD_X)]})
-    padded = good + " " * (64 * 1024 * 1024 + 1 - len(good))
-    resp = server.post("/v2/models/mlp/infer", data=padded, headers={"Content-Type": "application/json"})
-    assert_error(resp, 413)
+    status, body = raw_post(server.process.port, "/v2/models/mlp/infer", 64 * 1024 * 1024 + 1)
+    assert status == 413, f"expected 413 for a body of 64 MiB + 1 byte, got {status}: {body[:300]!r}"
+    message = json.loads(body)["error"]
+    assert isinstance(message, str) and message.strip()
     assert_still_serving(server)
