@@ -50,7 +50,7 @@ extension InferenceAPI {
                     w.raw("{")
                     w.field("size", String(d.reported))
                     w.raw(",")
-                    w.field("name", { if case .symbolic(let s) = d { return s } else { return "" } }())
+                    w.field("name", "")  // TF Serving leaves dimension names empty
                     w.raw("}")
                 }
                 w.raw(",\"unknown_rank\":\(value.shape == nil)},")

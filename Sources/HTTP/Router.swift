@@ -1,7 +1,8 @@
 /// Maps method + path to a handler, with `{name}` path parameters.
 ///
 /// A pattern is a path of segments: a literal (`models`), a parameter (`{model}`), or a parameter
-/// with a literal suffix (`{model}:predict`, for TF Serving's verbs). Routes are tried in the order
+/// with a literal suffix (`{model}:predict`, for TF Serving's verbs). A plain parameter does not
+/// match a segment containing `:`. Routes are tried in the order
 /// they were added. Build it once at startup; after that it is read-only and thread-safe.
 public struct Router<Handler: Sendable>: Sendable {
     enum Segment: Sendable {
@@ -63,8 +64,9 @@ public struct Router<Handler: Sendable>: Sendable {
                 guard part == literal else { return nil }
             case .parameter(let name, let suffix):
                 if suffix.isEmpty {
-                    // A plain parameter never swallows a TF Serving verb (`m:predict`).
-                    guard !part.isEmpty else { return nil }
+                    // A plain parameter never swallows a TF Serving verb (`m:predict`), so a wrong
+                    // method on a verb route is a 405, not a lookup of model "m:predict".
+                    guard !part.isEmpty, !part.contains(":") else { return nil }
                     parameters[name] = String(part)
                 } else {
                     guard part.hasSuffix(suffix), part.count > suffix.count else { return nil }

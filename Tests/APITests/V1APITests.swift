@@ -26,7 +26,7 @@ import Testing
         #expect(x?["dtype"] as? String == "DT_FLOAT")
         let dims = (x?["tensor_shape"] as? [String: Any])?["dim"] as? [[String: Any]]
         #expect(dims?.map { $0["size"] as? String } == ["-1", "3"])
-        #expect(dims?.first?["name"] as? String == "batch")
+        #expect(dims?.first?["name"] as? String == "")
     }
 
     @Test func instancesRowForm() {
