@@ -2,8 +2,8 @@
 // Swerve: a model-serving daemon for ONNX models. See docs/architecture.md for the module map.
 import PackageDescription
 
-/// Build warnings are errors in CI (`make test` passes -Xswiftc -warnings-as-errors).
-let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+/// Swift 6 language mode; warnings are errors in our own targets (not in dependencies).
+let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "swerve",
