@@ -29,14 +29,20 @@ extension InferenceAPI {
         return .json(200, w.bytes)
     }
 
-    private func writeTensorMetadata(_ w: inout JSONWriter, _ values: [ValueInfo]) {
+    /// Writes `[{"name", <typeKey>, <shapeKey>}]`: V2 metadata uses `datatype`/`shape` with V2
+    /// type names, Triton's config `data_type`/`dims` with `TYPE_` names.
+    private func writeTensorMetadata(
+        _ w: inout JSONWriter, _ values: [ValueInfo], typeKey: String = "datatype", shapeKey: String = "shape",
+        typePrefix: String = ""
+    ) {
         w.array(values) { w, value in
+            let type = value.dataType ?? .float32
             w.raw("{")
             w.field("name", value.name)
             w.raw(",")
-            w.field("datatype", value.dataType?.v2Name ?? "FP32")
+            w.field(typeKey, typePrefix + (typePrefix.isEmpty || type != .string ? type.v2Name : "STRING"))
             w.raw(",")
-            w.key("shape")
+            w.key(shapeKey)
             w.array(value.shape ?? []) { $0.int($1.reported) }
             w.raw("}")
         }
@@ -45,18 +51,6 @@ extension InferenceAPI {
     /// Triton's model configuration, enough for perf_analyzer and tritonclient.
     func modelConfig(_ model: String, _ version: String?) throws(APIError) -> HTTPResponse {
         let servable = try registry.snapshot().resolve(model: model, version: version)
-        func io(_ w: inout JSONWriter, _ values: [ValueInfo]) {
-            w.array(values) { w, value in
-                w.raw("{")
-                w.field("name", value.name)
-                w.raw(",")
-                w.field("data_type", "TYPE_" + (value.dataType.map { $0 == .string ? "STRING" : $0.v2Name } ?? "FP32"))
-                w.raw(",")
-                w.key("dims")
-                w.array(value.shape ?? []) { $0.int($1.reported) }
-                w.raw("}")
-            }
-        }
         var w = JSONWriter()
         w.raw("{")
         w.field("name", model)
@@ -66,10 +60,10 @@ extension InferenceAPI {
         w.field("backend", "swerve")
         w.raw(",\"max_batch_size\":0,")
         w.key("input")
-        io(&w, servable.session.inputs)
+        writeTensorMetadata(&w, servable.session.inputs, typeKey: "data_type", shapeKey: "dims", typePrefix: "TYPE_")
         w.raw(",")
         w.key("output")
-        io(&w, servable.session.outputs)
+        writeTensorMetadata(&w, servable.session.outputs, typeKey: "data_type", shapeKey: "dims", typePrefix: "TYPE_")
         w.raw(",\"version_policy\":{\"latest\":{\"num_versions\":1}},")
         w.raw("\"instance_group\":[{\"name\":")
         w.string(model)
