@@ -15,12 +15,32 @@ public protocol InferenceScheduler: Sendable {
 /// lands; it keeps the request path shaped for asynchronous completion.
 public struct PassThroughScheduler: InferenceScheduler {
     let run: InferenceFunction
+    let observer: any SchedulerObserver
 
-    public init(_ run: @escaping InferenceFunction) { self.run = run }
+    public init(observer: any SchedulerObserver = NoSchedulerObserver(), _ run: @escaping InferenceFunction) {
+        self.run = run
+        self.observer = observer
+    }
 
     public func submit(
         _ inputs: [String: Tensor], completion: @escaping @Sendable (Result<[String: Tensor], any Error>) -> Void
     ) {
-        completion(Result { try run(inputs) })
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = Result { try run(inputs) }
+        let elapsed = start.duration(to: clock.now)
+        observer.jobDequeued(waitedSeconds: 0)
+        observer.batchExecuted(rows: rowCount(inputs), computeSeconds: seconds(elapsed))
+        completion(result)
     }
+}
+
+/// Rows in a job: the first dimension of its inputs (1 for scalars).
+public func rowCount(_ inputs: [String: Tensor]) -> Int {
+    inputs.values.first.map { $0.rank > 0 ? $0.shape[0] : 1 } ?? 0
+}
+
+func seconds(_ d: Duration) -> Double {
+    let (s, attoseconds) = d.components
+    return Double(s) + Double(attoseconds) / 1e18
 }
