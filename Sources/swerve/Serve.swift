@@ -29,8 +29,14 @@ struct Serve: ParsableCommand {
     @Option(help: "Device: auto, cpu, cuda or cuda:N. auto uses CUDA when it can, else the CPU. [default: auto] [env: SWERVE_DEVICE]")
     var device: String?
 
-    @Option(help: "Seconds between scans of the model store for new versions; 0 = no polling. Polling arrives with hot swap: today the store is read once at startup. [default: 2] [env: SWERVE_POLL_INTERVAL]")
+    @Option(help: "Seconds between scans of the model store for new, changed and removed versions; 0 = no polling (POST /v2/repository/rescan or .../load on the management port still rescan). [default: 2] [env: SWERVE_POLL_INTERVAL]")
     var pollInterval: Double?
+
+    @Option(help: "Bearer token of the management port; required when --management-host is not loopback, and for uploads. [env: SWERVE_MANAGEMENT_TOKEN]")
+    var managementToken: String?
+
+    @Option(help: "When /v2/health/ready turns 200 at startup: all = every aspired version of every model has loaded or failed; any = each model has one version serving (or has failed). [default: all] [env: SWERVE_READY_WHEN]")
+    var readyWhen: String?
 
     @Option(help: "Largest request body in bytes; larger requests get 413. [default: 67108864 (64 MiB)] [env: SWERVE_MAX_BODY_SIZE]")
     var maxBodySize: Int?
@@ -66,17 +72,23 @@ struct Serve: ParsableCommand {
 
         let registry = ModelRegistry()
         let inference = InferenceAPI(registry: registry, logger: logger)
-        let management = ManagementAPI(registry: registry)
         let loader = StoreLoader(
-            layout: StoreLayout(root: settings.modelStore), registry: registry,
+            layout: StoreLayout(root: settings.modelStore),
             sessionOptions: SessionOptions(device: device, blasThreads: 1), logger: logger)
+        let manager = StoreManager(loader: loader, registry: registry, pollInterval: settings.pollInterval)
+        let management = ManagementAPI(registry: registry, manager: manager, token: settings.managementToken, logger: logger)
         do {
-            try loader.loadAll()
+            // Models load in the background; readiness says when they are done.
+            let readyWhenAny = settings.readyWhenAny
+            try manager.start {
+                if !readyWhenAny { inference.markStoreLoaded() }
+                logger.info("model store loaded", metadata: ["event": "store_loaded"])
+            }
+            if readyWhenAny { inference.markStoreLoaded() }
         } catch {
             logger.critical("cannot start: \(error)", metadata: ["event": "store_unreadable"])
             throw ExitCode(2)
         }
-        inference.markStoreLoaded()
 
         var http = settings.http
         let server = HTTPServer(configuration: http, handler: inference, logger: logger)
@@ -120,6 +132,9 @@ struct Serve: ParsableCommand {
         var managementPort: Int
         var device: DeviceSelection
         var logger: Logger
+        var pollInterval: Double = 2
+        var managementToken: String?
+        var readyWhenAny = false
     }
 
     func resolve() throws -> Settings {
@@ -155,10 +170,23 @@ struct Serve: ParsableCommand {
         let poll = pollInterval ?? environment("POLL_INTERVAL").flatMap(Double.init) ?? 2
         guard poll >= 0 else { throw ValidationError("--poll-interval must be 0 (off) or a positive number of seconds") }
 
+        let readyText = readyWhen ?? environment("READY_WHEN") ?? "all"
+        guard readyText == "all" || readyText == "any" else {
+            throw ValidationError("unknown --ready-when '\(readyText)'; use all or any")
+        }
+        let managementHost = managementHost ?? environment("MANAGEMENT_HOST") ?? "127.0.0.1"
+        let token = (managementToken ?? environment("MANAGEMENT_TOKEN")).flatMap { $0.isEmpty ? nil : $0 }
+        if token == nil && !ManagementAPI.isLoopback(managementHost) {
+            throw ValidationError(
+                "--management-host \(managementHost) is reachable from other machines, and the management API can load and unload models; "
+                    + "set --management-token (or SWERVE_MANAGEMENT_TOKEN) to a secret, or bind it to 127.0.0.1")
+        }
+
         LoggingSystem.bootstrap { label in SwerveLogHandler(label: label, level: level, format: format) }
         return Settings(
             modelStore: modelStore ?? environment("MODEL_STORE") ?? "./models", http: http,
-            managementHost: managementHost ?? environment("MANAGEMENT_HOST") ?? "127.0.0.1",
-            managementPort: managementPort, device: selection, logger: Logger(label: "swerve"))
+            managementHost: managementHost,
+            managementPort: managementPort, device: selection, logger: Logger(label: "swerve"),
+            pollInterval: poll, managementToken: token, readyWhenAny: readyText == "any")
     }
 }
