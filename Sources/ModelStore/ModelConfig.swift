@@ -85,22 +85,22 @@ public struct ModelConfig: Sendable, Equatable {
     private static func overrides(_ list: [TensorField]?, field: String, path: String) throws -> [TensorOverride] {
         var seen = Set<String>()
         return try (list ?? []).enumerated().map { i, entry in
-            let here = "field '\(field)[\(i)]'"
+            let here = "\(field)[\(i)]"
             guard !entry.name.isEmpty, seen.insert(entry.name).inserted else {
-                throw StoreError.badConfig(path: path, reason: "\(here): names must be non-empty and unique")
+                throw StoreError.badConfig(path: path, reason: "field '\(here).name': names must be non-empty and unique")
             }
             var dataType: DataType?
             if let text = entry.data_type {
                 let name = text.hasPrefix("TYPE_") ? String(text.dropFirst(5)) : text
                 guard let type = DataType(v2Name: name) else {
                     throw StoreError.badConfig(
-                        path: path, reason: "\(here).data_type: unknown type '\(text)'; use e.g. TYPE_FP32 or FP32")
+                        path: path, reason: "field '\(here).data_type': unknown type '\(text)'; use e.g. TYPE_FP32 or FP32")
                 }
                 dataType = type
             }
             if let dims = entry.dims, dims.contains(where: { $0 < -1 || $0 == 0 }) {
                 throw StoreError.badConfig(
-                    path: path, reason: "\(here).dims: sizes must be positive, or -1 for a variable size")
+                    path: path, reason: "field '\(here).dims': sizes must be positive, or -1 for a variable size")
             }
             return TensorOverride(name: entry.name, dataType: dataType, dims: entry.dims)
         }

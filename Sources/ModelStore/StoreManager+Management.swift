@@ -65,6 +65,8 @@ extension StoreManager {
                 status?.error = "unloaded through the management API; POST /v2/repository/models/\(model)/load to load it again"
             }
             self.state.withLock { $0.tracks[model] = track }
+            track = Track()
+            self.drainFinished()
             completion(.success(versions))
         }
     }

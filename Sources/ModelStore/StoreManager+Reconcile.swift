@@ -17,6 +17,7 @@ extension StoreManager {
                 if status?.versions.isEmpty ?? true { status = nil }
             }
             state.withLock { $0.tracks[name] = nil }
+            drainFinished()
             return
         }
         applyConfig(entry, &track)
@@ -77,6 +78,7 @@ extension StoreManager {
         // 3. Labels: only ever to versions that serve; a refused label keeps its previous target.
         applyLabels(name, &track)
         state.withLock { $0.tracks[name] = track }
+        drainFinished()
     }
 
     /// Reads `config.json` when it changed. A config that does not parse keeps the previous one.
@@ -137,7 +139,7 @@ extension StoreManager {
         registry.setVersion(name, VersionStatus(version: v, state: .unloading))
         logger.info("model version unloading", metadata: ["event": "model_unloading", "model": "\(name)", "version": "\(v)", "reason": "\(reason)"])
         state.withLock { $0.draining.append(servable) }
-        drainFinished()
+        // The caller runs `drainFinished()` once its own references are gone.
     }
 
     /// Moves versions whose last request has finished to END; their memory goes with the last
@@ -159,9 +161,13 @@ extension StoreManager {
             return (done, schedule)
         }
         for (name, v) in done {
+            // END stays on record while the version is on disk; a removed one is forgotten.
+            let versionGone = !FileStamp.exists("\(layout.root)/\(name)/\(v)")
+            let modelGone = !FileStamp.exists("\(layout.root)/\(name)")
             registry.update(name) { status in
-                guard status?.versions[v]?.state == .unloading else { return }
-                status?.versions[v] = VersionStatus(version: v, state: .end)
+                guard var s = status, s.versions[v]?.state == .unloading else { return }
+                s.versions[v] = versionGone ? nil : VersionStatus(version: v, state: .end)
+                status = modelGone && s.versions.isEmpty ? nil : s
             }
             logger.info("model version unloaded", metadata: ["event": "model_unloaded", "model": "\(name)", "version": "\(v)"])
         }
