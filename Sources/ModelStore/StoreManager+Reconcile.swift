@@ -1,3 +1,4 @@
+import Glibc
 import Dispatch
 import Logging
 
@@ -138,7 +139,7 @@ extension StoreManager {
         guard let servable = track.loaded.removeValue(forKey: v) else { return }
         registry.setVersion(name, VersionStatus(version: v, state: .unloading))
         logger.info("model version unloading", metadata: ["event": "model_unloading", "model": "\(name)", "version": "\(v)", "reason": "\(reason)"])
-        state.withLock { $0.draining.append(servable) }
+        state.withLock { $0.draining.append(Draining(servable: servable, model: name, version: v)) }
         // The caller runs `drainFinished()` once its own references are gone.
     }
 
@@ -149,7 +150,7 @@ extension StoreManager {
             var done: [(String, Int)] = []
             var i = 0
             while i < s.draining.count {
-                if isKnownUniquelyReferenced(&s.draining[i]) {
+                if s.draining[i].servable == nil {
                     done.append((s.draining[i].model, s.draining[i].version))
                     s.draining.remove(at: i)
                 } else {
@@ -171,6 +172,9 @@ extension StoreManager {
             }
             logger.info("model version unloaded", metadata: ["event": "model_unloaded", "model": "\(name)", "version": "\(v)"])
         }
+        // Hand freed heap back to the system: glibc keeps freed blocks in per-thread arenas, which
+        // would show up as growth across load/unload cycles.
+        if !done.isEmpty { _ = swerveMallocTrim(0) }
         if more {
             queue.asyncAfter(deadline: .now() + 0.02) {
                 self.state.withLock { $0.drainScheduled = false }
@@ -204,4 +208,22 @@ extension StoreManager {
             status?.error = problems.isEmpty ? nil : problems.joined(separator: "; ")
         }
     }
+}
+
+/// glibc's `malloc_trim` (not exported by the Glibc module): returns free heap memory of every
+/// arena to the system.
+@_silgen_name("malloc_trim")
+func swerveMallocTrim(_ pad: Int) -> Int32
+
+/// glibc's `mallopt`.
+@_silgen_name("mallopt")
+func swerveMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+
+/// Makes blocks of 1 MiB and more (weights copied out of a model file, large activations) always
+/// come from their own mappings, returned to the system when freed. glibc's default raises that
+/// threshold after the first large free, after which such blocks stay in the heap: memory that
+/// an unloaded version leaves behind. Process-wide; called once by `StoreManager.start`.
+func fixLargeAllocationThreshold() {
+    let M_MMAP_THRESHOLD: Int32 = -3
+    _ = swerveMallopt(M_MMAP_THRESHOLD, 1 << 20)
 }

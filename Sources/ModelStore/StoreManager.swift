@@ -38,10 +38,17 @@ public final class StoreManager: Sendable {
         var unloadedByRequest = false
     }
 
+    struct Draining: Sendable {
+        weak var servable: ServableVersion?
+        var model: String
+        var version: Int
+    }
+
     struct State: Sendable {
         var tracks: [String: Track] = [:]
-        /// Unloaded versions waiting for their requests in flight to finish.
-        var draining: [ServableVersion] = []
+        /// Unloaded versions waiting for their requests in flight to finish. Held weakly: the
+        /// version's memory goes with the last request's reference, and then this turns nil.
+        var draining: [Draining] = []
         var drainScheduled = false
     }
 
@@ -64,6 +71,7 @@ public final class StoreManager: Sendable {
     /// knows what to wait for); then loads them in the background, calls `loaded`, and starts the
     /// poller. Throws only when the store cannot be read.
     public func start(loaded: @escaping @Sendable () -> Void = {}) throws {
+        fixLargeAllocationThreshold()
         let models = try layout.scan()
         if models.isEmpty {
             logger.warning("the model store holds no models", metadata: ["event": "store_empty", "path": "\(layout.root)"])
