@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "swerve",
             dependencies: [
-                "API", "ModelStore", "Engine", "HTTP",
+                "API", "ModelStore", "Engine", "HTTP", "Batching",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,3 +1,4 @@
+import Batching
 import Engine
 import HTTP
 import ModelStore
@@ -48,9 +49,19 @@ extension InferenceAPI {
         }
     }
 
-    /// Triton's model configuration, enough for perf_analyzer and tritonclient.
+    /// Triton's model configuration, enough for perf_analyzer and tritonclient. With
+    /// max_batch_size > 0, `dims` leave out the batch dimension, as Triton's do.
     func modelConfig(_ model: String, _ version: String?) throws(APIError) -> HTTPResponse {
         let servable = try registry.snapshot().resolve(model: model, version: version)
+        let batching = servable.batching
+        func dropBatch(_ values: [ValueInfo]) -> [ValueInfo] {
+            guard batching.batches else { return values }
+            return values.map { v in
+                var v = v
+                v.shape = v.shape.map { Array($0.dropFirst()) }
+                return v
+            }
+        }
         var w = JSONWriter()
         w.raw("{")
         w.field("name", model)
@@ -58,16 +69,23 @@ extension InferenceAPI {
         w.field("platform", "onnx_onnxv1")
         w.raw(",")
         w.field("backend", "swerve")
-        w.raw(",\"max_batch_size\":0,")
+        w.raw(",\"max_batch_size\":\(batching.maxBatchSize),")
         w.key("input")
-        writeTensorMetadata(&w, servable.session.inputs, typeKey: "data_type", shapeKey: "dims", typePrefix: "TYPE_")
+        writeTensorMetadata(&w, dropBatch(servable.session.inputs), typeKey: "data_type", shapeKey: "dims", typePrefix: "TYPE_")
         w.raw(",")
         w.key("output")
-        writeTensorMetadata(&w, servable.session.outputs, typeKey: "data_type", shapeKey: "dims", typePrefix: "TYPE_")
-        w.raw(",\"version_policy\":{\"latest\":{\"num_versions\":1}},")
-        w.raw("\"instance_group\":[{\"name\":")
+        writeTensorMetadata(&w, dropBatch(servable.session.outputs), typeKey: "data_type", shapeKey: "dims", typePrefix: "TYPE_")
+        if batching.batches {
+            w.raw(",\"dynamic_batching\":{")
+            w.raw("\"max_queue_delay_microseconds\":\(batching.maxQueueDelayMicros),")
+            w.raw("\"adaptive\":\(batching.adaptive),\"preferred_batch_size\":")
+            w.array(batching.preferredBatchSizes) { $0.int($1) }
+            w.raw(",\"default_queue_policy\":{\"max_queue_size\":\(batching.maxQueueSize),")
+            w.raw("\"default_timeout_microseconds\":\(batching.defaultTimeoutMicros),\"allow_timeout_override\":true}}")
+        }
+        w.raw(",\"instance_group\":[{\"name\":")
         w.string(model)
-        w.raw(",\"kind\":\"KIND_CPU\",\"count\":1}],")
+        w.raw(",\"kind\":\"KIND_CPU\",\"count\":\(batching.instanceCount)}],")
         w.field("default_model_filename", "model.onnx")
         w.raw("}")
         return .json(200, w.bytes)
@@ -78,20 +96,22 @@ extension InferenceAPI {
         let servable = try registry.snapshot().resolve(model: model, version: version)
         let document = try JSONDocument(parsing: request.body)
         let parsed = try V2InferRequest(document.rootValue, session: servable.session)
-        servable.scheduler.submit(parsed.inputs) { result in
+        servable.scheduler.submit(InferenceJob(inputs: parsed.inputs, timeoutMicros: parsed.timeoutMicros) { result in
             switch result {
             case .success(let outputs):
                 responder.respond(.json(200, parsed.renderResponse(outputs, servable: servable)))
             case .failure(let error):
                 responder.respond(APIError.from(error).response)
             }
-        }
+        })
     }
 }
 
 /// A decoded V2 inference request.
 struct V2InferRequest: Sendable {
     var id: String?
+    /// The `timeout` parameter (microseconds in the queue before the request is dropped with 504).
+    var timeoutMicros: Int?
     var inputs: [String: Tensor] = [:]
     /// Outputs to return, in order.
     var outputNames: [String]
@@ -101,6 +121,12 @@ struct V2InferRequest: Sendable {
         if let id = root["id"] {
             guard let text = id.string else { throw .badRequest("\"id\" must be a string") }
             self.id = text
+        }
+        if let timeout = root["parameters"]?["timeout"] {
+            guard let micros = timeout.int, micros > 0 else {
+                throw .badRequest("parameters.timeout must be a positive number of microseconds")
+            }
+            timeoutMicros = Int(micros)
         }
         guard let list = root["inputs"], list.isArray, list.count > 0 else {
             throw .badRequest("the request needs a non-empty \"inputs\" list of {name, shape, datatype, data}")

@@ -1,3 +1,4 @@
+import Batching
 import FoundationEssentials
 
 /// Which versions of a model to serve (`version_policy` in `config.json`).
@@ -21,6 +22,8 @@ public enum VersionPolicy: Sendable, Equatable {
 /// A model's optional `config.json`. Every field is optional; see docs/model-store.md.
 public struct ModelConfig: Sendable, Equatable {
     public var versionPolicy: VersionPolicy = .latest(1)
+    /// `max_batch_size`, `dynamic_batching` and `instance_group` (see ModelConfig+Batching.swift).
+    public var batching = BatchingOptions()
 
     public init(versionPolicy: VersionPolicy = .latest(1)) { self.versionPolicy = versionPolicy }
 
@@ -39,6 +42,11 @@ public struct ModelConfig: Sendable, Equatable {
         }
         var config = ModelConfig()
         if let policy = file.version_policy { config.versionPolicy = policy.policy }
+        do {
+            config.batching = try file.batchingOptions()
+        } catch let error as ConfigFieldError {
+            throw StoreError.badConfig(path: path, reason: error.message)
+        }
         return config
     }
 }
@@ -46,6 +54,9 @@ public struct ModelConfig: Sendable, Equatable {
 /// The JSON shape of `config.json` (snake_case as in the file).
 struct ConfigFile: Decodable {
     var version_policy: PolicyField?
+    var max_batch_size: Int?
+    var dynamic_batching: DynamicBatchingField?
+    var instance_group: [InstanceGroupField]?
 }
 
 struct ConfigFieldError: Error { let message: String }

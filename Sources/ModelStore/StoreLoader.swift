@@ -15,19 +15,21 @@ public struct StoreLoader: Sendable {
     public let registry: ModelRegistry
     public let sessionOptions: SessionOptions
     public let logger: Logger
-    /// Makes the scheduler for a loaded version (the pass-through or a batcher).
-    public let makeScheduler: @Sendable (InferenceSession) -> any InferenceScheduler
+    /// Command-line settings that override every model's batching configuration.
+    public let batchingOverrides: BatchingOverrides
+    /// Makes the scheduler for a loaded version; by default `SchedulerContext.makeDefaultScheduler`.
+    public let makeScheduler: @Sendable (SchedulerContext) -> any InferenceScheduler
 
     public init(
         layout: StoreLayout, registry: ModelRegistry, sessionOptions: SessionOptions, logger: Logger,
-        makeScheduler: @escaping @Sendable (InferenceSession) -> any InferenceScheduler = { session in
-            PassThroughScheduler { try session.run($0) }
-        }
+        batchingOverrides: BatchingOverrides = BatchingOverrides(),
+        makeScheduler: @escaping @Sendable (SchedulerContext) -> any InferenceScheduler = { $0.makeDefaultScheduler() }
     ) {
         self.layout = layout
         self.registry = registry
         self.sessionOptions = sessionOptions
         self.logger = logger
+        self.batchingOverrides = batchingOverrides
         self.makeScheduler = makeScheduler
     }
 
@@ -54,6 +56,7 @@ public struct StoreLoader: Sendable {
                 return
             }
         }
+        config.batching = batchingOverrides.apply(to: config.batching)
         let selected = config.versionPolicy.select(from: entry.versions)
         if selected.isEmpty {
             let reason = entry.versions.isEmpty
@@ -64,19 +67,22 @@ public struct StoreLoader: Sendable {
             return
         }
         registry.update(entry.name) { $0?.error = nil }
-        for version in selected { load(model: entry.name, version: version) }
+        for version in selected { load(model: entry.name, version: version, config: config) }
     }
 
     /// Loads one version; records AVAILABLE or FAILED.
-    public func load(model: String, version: Int) {
+    public func load(model: String, version: Int, config: ModelConfig = ModelConfig()) {
         let path = layout.modelPath(model, version: version)
         registry.setVersion(model, VersionStatus(version: version, state: .loading))
         let started = monotonicSeconds()
         do {
             let graphModel = try ONNXLoader.load(path: path)
             let session = try InferenceSession(model: graphModel, options: sessionOptions)
+            try SchedulerContext.validate(config.batching, for: session)
+            let context = SchedulerContext(model: model, version: version, session: session, batching: config.batching)
             let servable = ServableVersion(
-                model: model, version: version, path: path, session: session, scheduler: makeScheduler(session))
+                model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
+                batching: config.batching)
             registry.setVersion(model, VersionStatus(version: version, state: .available, servable: servable))
             logger.info(
                 "model version loaded",

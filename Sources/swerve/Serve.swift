@@ -1,4 +1,5 @@
 import API
+import Batching
 import ArgumentParser
 import Engine
 import Glibc
@@ -38,6 +39,27 @@ struct Serve: ParsableCommand {
     @Option(help: "HTTP threads (each with its own epoll loop). [default: number of cores] [env: SWERVE_HTTP_THREADS]")
     var httpThreads: Int?
 
+    @Option(help: "Batching for every model, overriding config.json: most rows per batch; 0 = off. [env: SWERVE_MAX_BATCH_SIZE]")
+    var maxBatchSize: Int?
+
+    @Option(help: "Batching for every model: microseconds a batch may wait for more rows. [env: SWERVE_MAX_QUEUE_DELAY_US]")
+    var maxQueueDelayUs: Int?
+
+    @Flag(help: "Batching for every model: choose the wait from observed compute time and arrival rate (docs/batching.md). [env: SWERVE_ADAPTIVE_BATCHING=1]")
+    var adaptiveBatching = false
+
+    @Option(help: "For every model: most requests waiting; beyond it 503. [default: 1024 or config.json] [env: SWERVE_MAX_QUEUE_SIZE]")
+    var maxQueueSize: Int?
+
+    @Option(help: "For every model: microseconds a request may wait in the queue before 504; 0 = none. [env: SWERVE_DEFAULT_TIMEOUT_US]")
+    var defaultTimeoutUs: Int?
+
+    @Option(help: "For every model: execution instances (workers) per version. [default: 1 or config.json] [env: SWERVE_INSTANCES]")
+    var instances: Int?
+
+    @Option(help: "Compute threads for the engine: workers x BLAS threads stay within it. [default: number of cores] [env: SWERVE_THREADS]")
+    var threads: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [default: info] [env: SWERVE_LOG_LEVEL]")
     var logLevel: String?
 
@@ -67,9 +89,12 @@ struct Serve: ParsableCommand {
         let registry = ModelRegistry()
         let inference = InferenceAPI(registry: registry, logger: logger)
         let management = ManagementAPI(registry: registry)
+        // One thread budget: BLAS threads x the most instances any model runs stay within --threads.
+        let blasThreads = max(1, settings.threads / max(1, settings.batching.instanceCount ?? 1))
         let loader = StoreLoader(
             layout: StoreLayout(root: settings.modelStore), registry: registry,
-            sessionOptions: SessionOptions(device: device, blasThreads: 1), logger: logger)
+            sessionOptions: SessionOptions(device: device, blasThreads: blasThreads), logger: logger,
+            batchingOverrides: settings.batching)
         do {
             try loader.loadAll()
         } catch {
@@ -107,6 +132,10 @@ struct Serve: ParsableCommand {
         logger.info("shutting down", metadata: ["event": "shutdown", "signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
         server.quiesce()
         managementServer.quiesce()
+        // Queued requests run and are answered before the listeners close their connections.
+        for model in registry.snapshot().models.values {
+            for version in model.versions.values { version.servable?.scheduler.stop() }
+        }
         server.stop()
         managementServer.stop()
         logger.info("stopped", metadata: ["event": "stopped"])
@@ -119,6 +148,8 @@ struct Serve: ParsableCommand {
         var managementHost: String
         var managementPort: Int
         var device: DeviceSelection
+        var batching: BatchingOverrides
+        var threads: Int
         var logger: Logger
     }
 
@@ -155,10 +186,29 @@ struct Serve: ParsableCommand {
         let poll = pollInterval ?? environment("POLL_INTERVAL").flatMap(Double.init) ?? 2
         guard poll >= 0 else { throw ValidationError("--poll-interval must be 0 (off) or a positive number of seconds") }
 
+        func optionalInt(_ flag: Int?, _ env: String, _ name: String, minimum: Int) throws -> Int? {
+            let value = try flag ?? environment(env).map { text in
+                guard let v = Int(text) else { throw ValidationError("SWERVE_\(env)=\(text) is not an integer; set \(name) to a number") }
+                return v
+            }
+            if let value, value < minimum { throw ValidationError("\(name) must be at least \(minimum)") }
+            return value
+        }
+        var batching = BatchingOverrides()
+        batching.maxBatchSize = try optionalInt(maxBatchSize, "MAX_BATCH_SIZE", "--max-batch-size", minimum: 0)
+        batching.maxQueueDelayMicros = try optionalInt(maxQueueDelayUs, "MAX_QUEUE_DELAY_US", "--max-queue-delay-us", minimum: 0)
+        batching.maxQueueSize = try optionalInt(maxQueueSize, "MAX_QUEUE_SIZE", "--max-queue-size", minimum: 1)
+        batching.defaultTimeoutMicros = try optionalInt(defaultTimeoutUs, "DEFAULT_TIMEOUT_US", "--default-timeout-us", minimum: 0)
+        batching.instanceCount = try optionalInt(instances, "INSTANCES", "--instances", minimum: 1)
+        if adaptiveBatching || environment("ADAPTIVE_BATCHING") == "1" { batching.adaptive = true }
+        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let threadBudget = try optionalInt(threads, "THREADS", "--threads", minimum: 1) ?? cores
+
         LoggingSystem.bootstrap { label in SwerveLogHandler(label: label, level: level, format: format) }
         return Settings(
             modelStore: modelStore ?? environment("MODEL_STORE") ?? "./models", http: http,
             managementHost: managementHost ?? environment("MANAGEMENT_HOST") ?? "127.0.0.1",
-            managementPort: managementPort, device: selection, logger: Logger(label: "swerve"))
+            managementPort: managementPort, device: selection, batching: batching, threads: threadBudget,
+            logger: Logger(label: "swerve"))
     }
 }
