@@ -64,6 +64,7 @@ let package = Package(
         .testTarget(
             name: "ModelStoreTests", dependencies: ["ModelStore", "Engine", "Tensors", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
+        .testTarget(name: "BatchingTests", dependencies: ["Batching", "Tensors"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             name: "APITests", dependencies: ["API", "HTTP", "ModelStore", "Engine", "Tensors", "Batching", .product(name: "Logging", package: "swift-log")],
