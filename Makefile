@@ -2,6 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 VENV ?= .venv
+PERF_VENV ?= .venv-perf
 PORT ?= 8000
 MODEL_STORE ?= ./models
 RELEASE_BIN := .build/release/swerve
@@ -29,13 +30,19 @@ test-deps:
 		$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-test.txt && \
 		touch $(VENV)/.installed; \
 	fi
+	@# perf_analyzer: the tritonclient 2.51.0 wheel is the newest whose bundled binary runs on Debian 12.
+	@if [ ! -f $(PERF_VENV)/.installed ]; then \
+		$(PYTHON) -m venv $(PERF_VENV) && \
+		$(PERF_VENV)/bin/pip install --quiet --disable-pip-version-check 'tritonclient[all]==2.51.0' nvidia-cuda-runtime-cu12 && \
+		touch $(PERF_VENV)/.installed; \
+	fi
 
 unit: test-deps
 	$(SWIFT) test
 
 e2e: test-deps
 	$(SWIFT) build -c release --product swerve
-	SWERVE_BIN=$(RELEASE_BIN) $(VENV)/bin/python -m pytest -q Tests/e2e
+	SWERVE_BIN=$(RELEASE_BIN) PERF_ANALYZER=$(PERF_VENV)/bin/perf_analyzer $(VENV)/bin/python -m pytest -q Tests/e2e
 
 test: unit e2e
 

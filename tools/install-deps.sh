@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(libmicrohttpd-dev libjansson-dev libopenblas-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(curl)
+  packages+=(curl libb64-0d)  # libb64: perf_analyzer
   python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 fi
 missing=()
