@@ -94,9 +94,14 @@ struct JSONValue {
         return items.map { JSONValue(node: $0) }
     }
 
+    @inline(never)
     var string: String? { if case .string(let s) = node { s } else { nil } }
 
+    // The accessors below are kept out of line: inlined into the large request decoders they
+    // crash Swift 6.3.1's optimizer (CopyPropagation's ownership verifier on the enum switch).
+
     /// An integer, or a real with an integral value.
+    @inline(never)
     var int: Int64? {
         switch node {
         case .int(let i): return i
@@ -105,6 +110,7 @@ struct JSONValue {
         }
     }
 
+    @inline(never)
     var double: Double? {
         switch node {
         case .int(let i): return Double(i)
@@ -113,6 +119,7 @@ struct JSONValue {
         }
     }
 
+    @inline(never)
     var bool: Bool? { if case .bool(let b) = node { b } else { nil } }
 
     var typeName: String {

@@ -18,26 +18,28 @@ struct V2InferRequest: Sendable {
     /// Outputs to return, in order, and whether each goes back as binary.
     var outputs: [(name: String, binary: Bool)] = []
 
+    private init() {}
+
     init(_ request: HTTPRequest, session: InferenceSession) throws(APIError) {
+        self = try V2InferRequest.decode(request, session: session)
+    }
+
+    private static func decode(_ request: HTTPRequest, session: InferenceSession) throws(APIError) -> V2InferRequest {
         guard let headerText = request.header("Inference-Header-Content-Length") else {
-            try self.init(json: request.body[...], binary: [][...], session: session)
-            return
+            return try decode(json: request.body[...], binary: [][...], session: session)
         }
         guard let headerLength = Int(headerText), headerLength >= 0, headerLength <= request.body.count else {
             throw .badRequest(
                 "Inference-Header-Content-Length is '\(headerText)' but the body has \(request.body.count) bytes; "
                     + "it must be the byte length of the JSON part")
         }
-        if headerLength == 0 {
-            try self.init(raw: request.body, session: session)
-            return
-        }
-        try self.init(
-            json: request.body[0..<headerLength], binary: request.body[headerLength...], session: session)
+        if headerLength == 0 { return try decode(raw: request.body, session: session) }
+        return try decode(json: request.body[0..<headerLength], binary: request.body[headerLength...], session: session)
     }
 
     /// Raw mode: the body is the one input's bytes; every output comes back binary.
-    private init(raw body: [UInt8], session: InferenceSession) throws(APIError) {
+    private static func decode(raw body: [UInt8], session: InferenceSession) throws(APIError) -> V2InferRequest {
+        var request = V2InferRequest()
         guard session.inputs.count == 1, let input = session.inputs.first, let type = input.dataType,
             type.byteSize > 0, let declared = input.shape
         else {
@@ -55,85 +57,90 @@ struct V2InferRequest: Sendable {
             }
             shape[0] = body.count / rowBytes
         }
-        inputs[input.name] = try BinaryTensor.decode(body[...], dataType: type, shape: shape, what: "input '\(input.name)'")
-        outputs = session.outputs.map { ($0.name, true) }
+        request.inputs[input.name] = try BinaryTensor.decode(body[...], dataType: type, shape: shape, what: "input '\(input.name)'")
+        request.outputs = session.outputs.map { ($0.name, true) }
+        return request
     }
 
-    private init(json: ArraySlice<UInt8>, binary: ArraySlice<UInt8>, session: InferenceSession) throws(APIError) {
+    private static func decode(json: ArraySlice<UInt8>, binary: ArraySlice<UInt8>, session: InferenceSession) throws(APIError)
+        -> V2InferRequest
+    {
+        var request = V2InferRequest()
         let document = try JSONDocument(parsing: Array(json))
         let root = document.rootValue
-        guard root.isObject else { throw .badRequest("the request body must be a JSON object with an \"inputs\" list") }
+        guard root.isObject else { throw APIError.badRequest("the request body must be a JSON object with an \"inputs\" list") }
         if let id = root["id"] {
-            guard let text = id.string else { throw .badRequest("\"id\" must be a string") }
-            self.id = text
+            guard let text = id.string else { throw APIError.badRequest("\"id\" must be a string") }
+            request.id = text
         }
         let parameters = root["parameters"]
         if let timeout = parameters?["timeout"] {
             guard let micros = timeout.int, micros > 0 else {
-                throw .badRequest("parameters.timeout must be a positive number of microseconds")
+                throw APIError.badRequest("parameters.timeout must be a positive number of microseconds")
             }
-            timeoutMicros = Int(micros)
+            request.timeoutMicros = Int(micros)
         }
         guard let list = root["inputs"], list.isArray, list.count > 0 else {
-            throw .badRequest("the request needs a non-empty \"inputs\" list of {name, shape, datatype, data}")
+            throw APIError.badRequest("the request needs a non-empty \"inputs\" list of {name, shape, datatype, data}")
         }
         let declared = Dictionary(session.inputs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var rest = binary
         for i in 0..<list.count {
             let input = list[i]
             guard input.isObject, let name = input["name"]?.string else {
-                throw .badRequest("inputs[\(i)] must be an object with a string \"name\"")
+                throw APIError.badRequest("inputs[\(i)] must be an object with a string \"name\"")
             }
             guard let info = declared[name] else {
-                throw .badRequest(
+                throw APIError.badRequest(
                     "the model has no input '\(name)'; its inputs are: \(session.inputs.map(\.name).joined(separator: ", "))")
             }
-            guard inputs[name] == nil else { throw .badRequest("input '\(name)' is given twice") }
+            guard request.inputs[name] == nil else { throw APIError.badRequest("input '\(name)' is given twice") }
             guard let typeName = input["datatype"]?.string else {
-                throw .badRequest("input '\(name)' needs a \"datatype\" such as \"FP32\"")
+                throw APIError.badRequest("input '\(name)' needs a \"datatype\" such as \"FP32\"")
             }
             guard let dataType = DataType(v2Name: typeName) else {
-                throw .badRequest("input '\(name)': unknown datatype '\(typeName)'; use FP32, INT64, INT32, BOOL, ...")
+                throw APIError.badRequest("input '\(name)': unknown datatype '\(typeName)'; use FP32, INT64, INT32, BOOL, ...")
             }
             if let expected = info.dataType, expected != dataType {
-                throw .badRequest("input '\(name)': the model expects datatype \(expected.v2Name), got \(typeName)")
+                throw APIError.badRequest("input '\(name)': the model expects datatype \(expected.v2Name), got \(typeName)")
             }
-            let shape = try V2InferRequest.shape(input["shape"], name: name)
+            let shape = try shape(input["shape"], name: name)
             let what = "input '\(name)'"
             if let size = input["parameters"]?["binary_data_size"] {
                 guard let n = size.int, n >= 0, n <= Int64(rest.count) else {
-                    throw .badRequest(
+                    throw APIError.badRequest(
                         "\(what): binary_data_size \(size.double.map { String(Int($0)) } ?? "?") is more than the \(rest.count) binary bytes left in the body")
                 }
-                if input["data"] != nil { throw .badRequest("\(what) has both \"data\" and binary_data_size; send one") }
+                if input["data"] != nil { throw APIError.badRequest("\(what) has both \"data\" and binary_data_size; send one") }
                 let end = rest.startIndex + Int(n)
-                inputs[name] = try BinaryTensor.decode(rest[rest.startIndex..<end], dataType: dataType, shape: shape, what: what)
+                request.inputs[name] = try BinaryTensor.decode(rest[rest.startIndex..<end], dataType: dataType, shape: shape, what: what)
                 rest = rest[end...]
             } else {
-                guard let data = input["data"] else { throw .badRequest("\(what) has no \"data\"") }
-                inputs[name] = try TensorJSON.decode(data, dataType: dataType, shape: shape, what: what)
+                guard let data = input["data"] else { throw APIError.badRequest("\(what) has no \"data\"") }
+                request.inputs[name] = try TensorJSON.decode(data, dataType: dataType, shape: shape, what: what)
             }
         }
         guard rest.isEmpty else {
-            throw .badRequest(
+            throw APIError.badRequest(
                 "the body has \(rest.count) bytes after the inputs' binary data; binary_data_size values must add up to the binary part")
         }
         let binaryByDefault = parameters?["binary_data_output"]?.bool ?? false
         let names = session.outputs.map(\.name)
         if let requested = root["outputs"] {
-            guard requested.isArray else { throw .badRequest("\"outputs\" must be a list of {\"name\": ...}") }
+            guard requested.isArray else { throw APIError.badRequest("\"outputs\" must be a list of {\"name\": ...}") }
             for i in 0..<requested.count {
                 guard let name = requested[i]["name"]?.string else {
-                    throw .badRequest("outputs[\(i)] must be an object with a string \"name\"")
+                    throw APIError.badRequest("outputs[\(i)] must be an object with a string \"name\"")
                 }
                 guard names.contains(name) else {
-                    throw .badRequest("the model has no output '\(name)'; its outputs are: \(names.joined(separator: ", "))")
+                    throw APIError.badRequest("the model has no output '\(name)'; its outputs are: \(names.joined(separator: ", "))")
                 }
-                outputs.append((name, requested[i]["parameters"]?["binary_data"]?.bool ?? binaryByDefault))
+                request.outputs.append((name, requested[i]["parameters"]?["binary_data"]?.bool ?? binaryByDefault))
             }
         } else {
-            outputs = names.map { ($0, binaryByDefault) }
+            request.outputs = names.map { ($0, binaryByDefault) }
         }
+        return request
     }
 
     private static func shape(_ value: JSONValue?, name: String) throws(APIError) -> [Int] {
