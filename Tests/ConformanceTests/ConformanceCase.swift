@@ -75,7 +75,7 @@ struct ConformanceCase {
     static func unsupportedReason(_ model: GraphModel) -> String? {
         let g = model.graph
         for v in g.inputs + g.outputs {
-            guard let t = v.dataType else { return "io: '\(v.name)' is not a tensor (sequence, map or optional)" }
+            guard let t = v.dataType else { return "io: '\(v.name)' is not a tensor of a known element type (sequence, map, optional, float8 or float4)" }
             if !supportedTypes.contains(t) { return "type: '\(v.name)' is \(t.onnxName)" }
         }
         for t in g.initializers.values where !supportedTypes.contains(t.dataType) {
