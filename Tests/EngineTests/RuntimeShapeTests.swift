@@ -119,3 +119,20 @@ import Testing
         #expect(asInt32.scalars(as: Int32.self) == [2, -2, Int32.min, Int32.max])
     }
 }
+
+/// Shapes computed at run time that cannot be built fail the request instead of trapping.
+@Suite struct ComputedShapeLimitTests {
+    @Test func oversizedShapesAreRequestErrors() {
+        let x = Tensor([Float(1)], shape: [1])
+        let huge = Tensor([Int64(1) << 32, Int64(1) << 32], shape: [2])
+        for (op, inputs) in [("Expand", [x, huge]), ("Tile", [x, Tensor([Int64(1) << 62], shape: [1])])] {
+            let error = engineError { _ = try runSimple(op, inputs) }
+            guard case .invalidInput(let m)? = error else {
+                Issue.record("\(op): expected invalidInput, got \(String(describing: error))")
+                continue
+            }
+            #expect(m.contains("too large"), "\(m)")
+        }
+        #expect(throws: EngineError.self) { try runSimple("ConstantOfShape", [Tensor([Int64(-1)], shape: [1])]) }
+    }
+}

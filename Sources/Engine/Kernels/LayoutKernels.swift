@@ -239,6 +239,7 @@ struct ExpandKernel: Kernel {
         guard requested.allSatisfy({ $0 >= 0 }), let shape = Broadcast.shape([x.shape, requested]) else {
             throw KernelError.shape("Expand cannot broadcast \(x.shape) to \(requested)")
         }
+        try Check.computedShape(shape, "Expand")
         return [StridedCopy.tensor(x, shape: shape, strides: Broadcast.strides(of: x.shape, broadcastTo: shape))]
     }
 }
@@ -261,6 +262,7 @@ struct TileKernel: Kernel {
             viewShape += [repeats[d], x.shape[d]]
             viewStrides += [0, base[d]]
         }
+        try Check.computedShape(viewShape, "Tile")
         let out = StridedCopy.tensor(x, shape: viewShape, strides: viewStrides)
         return [out.reshaped((0..<x.rank).map { repeats[$0] * x.shape[$0] })]
     }

@@ -43,7 +43,7 @@ struct ConstantOfShapeKernel: Kernel {
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let shape = try IntInput.values(try Check.input(inputs, 0, "input"), "ConstantOfShape's shape")
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw KernelError.shape("ConstantOfShape's shape \(shape) has a negative dimension") }
+        try Check.computedShape(shape, "ConstantOfShape")
         return [StridedCopy.tensor(value, shape: shape, strides: [Int](repeating: 0, count: shape.count))]
     }
 }
