@@ -7,7 +7,9 @@ PORT ?= 8000
 MODEL_STORE ?= ./models
 RELEASE_BIN := .build/release/swerve
 
-.PHONY: run build deps test test-deps unit e2e models clean help
+CONFORMANCE_DATA := .build-conformance-data
+
+.PHONY: run build deps test test-deps conformance-data unit e2e models clean help
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
@@ -37,8 +39,12 @@ test-deps:
 		touch $(PERF_VENV)/.installed; \
 	fi
 
-unit: test-deps
-	$(SWIFT) test
+# ONNX's conformance cases, generated from the onnx wheel into a git-ignored folder (about 10 s).
+conformance-data: test-deps
+	$(VENV)/bin/python tools/gen_node_tests.py $(CONFORMANCE_DATA)
+
+unit: test-deps conformance-data
+	SWERVE_NODE_TESTS=$(CURDIR)/$(CONFORMANCE_DATA) $(SWIFT) test
 
 e2e: test-deps
 	$(SWIFT) build -c release --product swerve
