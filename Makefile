@@ -9,11 +9,12 @@ RELEASE_BIN := .build/release/swerve
 
 CONFORMANCE_DATA := .build-conformance-data
 
-.PHONY: run build deps test test-deps conformance-data unit e2e models clean help
+.PHONY: run build deps test test-deps conformance-data unit e2e deploy-check image models clean help
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
 	@echo "make test   - install what tests need, run the Swift unit tests and the end-to-end tests"
+	@echo "make image  - build the container's runtime stage around a host binary with podman, run and check it (root)"
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
 
 deps:
@@ -50,7 +51,20 @@ e2e: test-deps
 	$(SWIFT) build -c release --product swerve
 	SWERVE_BIN=$(RELEASE_BIN) PERF_ANALYZER=$(PERF_VENV)/bin/perf_analyzer $(VENV)/bin/python -m pytest -q Tests/e2e
 
-test: unit e2e
+# Dockerfile (hadolint), Kubernetes manifests (kubectl kustomize + kubernetes-validate), KServe,
+# Grafana dashboard against the live binary's /metrics; flags of the image and manifests.
+deploy-check: test-deps
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) $(VENV)/bin/python -m pytest -q Tests/deploy
+
+test: unit e2e deploy-check
+
+# The image's runtime stage (Dockerfile target `prebuilt`) around a binary built here, with podman
+# and no registry; runs it and checks health, HEALTHCHECK and a prediction. See docs/deployment.md.
+IMAGE_SCRATCH ?= .build-static
+image: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product swerve --scratch-path $(IMAGE_SCRATCH)
+	deploy/container/make-image.sh $(IMAGE_SCRATCH)/release/swerve
 
 models:
 	$(PYTHON) -m venv .venv-export

@@ -5,6 +5,9 @@ set -euo pipefail
 packages=(libmicrohttpd-dev libjansson-dev libopenblas-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
   packages+=(curl libb64-0d)  # libb64: perf_analyzer
+  # kubectl renders the kustomize manifests in the deployment tests (Debian's old
+  # kubernetes-client cannot render our overlay's `patches:`, so it is only a last resort).
+  command -v kubectl >/dev/null 2>&1 || packages+=(kubectl)
   python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 fi
 missing=()
