@@ -6,12 +6,15 @@ PORT ?= 8000
 MODEL_STORE ?= ./models
 RELEASE_BIN := .build/release/swerve
 
-.PHONY: run build deps test test-deps unit e2e models clean help
+.PHONY: run build deps test test-deps unit e2e models clean help realmodels test-realmodels bench-engine
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
 	@echo "make test   - install what tests need, run the Swift unit tests and the end-to-end tests"
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
+	@echo "make realmodels      - export resnet18, mobilenet_v2, tiny BERT, ... to .realmodels (installs .venv-realmodels)"
+	@echo "make test-realmodels - the real exports served by swerve against onnxruntime (part of make test)"
+	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
 
 deps:
 	@tools/install-deps.sh
@@ -37,7 +40,30 @@ e2e: test-deps
 	$(SWIFT) build -c release --product swerve
 	SWERVE_BIN=$(RELEASE_BIN) $(VENV)/bin/python -m pytest -q Tests/e2e
 
-test: unit e2e
+test: unit e2e test-realmodels
+
+# Real PyTorch exports (random weights, no downloads) in a git-ignored store; torch is the CPU
+# wheel (see tools/requirements-realmodels.txt). Re-exported when the script changes.
+REALMODELS_VENV := .venv-realmodels
+REALMODELS := .realmodels
+
+$(REALMODELS_VENV)/.installed: tools/requirements-realmodels.txt
+	$(PYTHON) -m venv $(REALMODELS_VENV)
+	$(REALMODELS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-realmodels.txt
+	touch $@
+
+$(REALMODELS)/manifest.json: tools/export_real_models.py $(REALMODELS_VENV)/.installed
+	$(REALMODELS_VENV)/bin/python tools/export_real_models.py --out $(REALMODELS)
+
+realmodels: $(REALMODELS)/manifest.json
+
+test-realmodels: realmodels
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=$(REALMODELS) $(REALMODELS_VENV)/bin/python -m pytest -q Tests/realmodels
+
+bench-engine: realmodels
+	$(SWIFT) build -c release --product swerve
+	$(REALMODELS_VENV)/bin/python bench/engine/run.py --swerve $(RELEASE_BIN) --store $(REALMODELS)
 
 models:
 	$(PYTHON) -m venv .venv-export
