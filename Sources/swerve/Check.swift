@@ -9,14 +9,14 @@ import Tensors
 /// Prints the model's interface (symbolic dimensions by name), opsets, IR version, producer, operator
 /// counts and the operators the engine lacks; then builds a session and runs one inference on
 /// generated inputs, printing the output shapes and the times. Exits 1 when the model cannot be
-/// served, 2 for a bad command line. `swerve check --list-ops` lists the supported operators.
+/// served, 64 for a bad command line. `swerve check --list-ops` lists the supported operators.
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check that a model can be served: interface, operators, one inference.",
         discussion: """
             Symbolic dimensions are 1 unless set with --dim NAME=VALUE (repeatable). Float inputs \
             get uniform values in [0, 1) from a fixed seed, integer inputs 1 (a valid index and an \
-            'attend' mask), booleans true. Exit status: 0 servable, 1 not servable, 2 usage error.
+            'attend' mask), booleans true. Exit status: 0 servable, 1 not servable, 64 usage error.
             """)
 
     @Argument(help: "The ONNX model file (model.onnx; external data is read from its folder).")
