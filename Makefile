@@ -6,7 +6,7 @@ PORT ?= 8000
 MODEL_STORE ?= ./models
 RELEASE_BIN := .build/release/swerve
 
-.PHONY: run build deps test test-deps unit e2e models clean help realmodels test-realmodels bench-engine
+.PHONY: run build deps test test-deps unit e2e models clean help realmodels test-realmodels bench-engine test-tf
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
@@ -14,6 +14,7 @@ help:
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
 	@echo "make realmodels      - export resnet18, mobilenet_v2, tiny BERT, ... to .realmodels (installs .venv-realmodels)"
 	@echo "make test-realmodels - the real exports served by swerve against onnxruntime (part of make test)"
+	@echo "make test-tf         - Keras models through tf2onnx against onnxruntime (installs TensorFlow, ~1.6 GB; not in make test)"
 	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
 
 deps:
@@ -60,6 +61,21 @@ realmodels: $(REALMODELS)/manifest.json
 test-realmodels: realmodels
 	$(SWIFT) build -c release --product swerve
 	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=$(REALMODELS) $(REALMODELS_VENV)/bin/python -m pytest -q Tests/realmodels
+
+# Keras -> tf2onnx exports: TensorFlow is too big for `make test` (see docs/benchmarks.md for times).
+TF_VENV := .venv-tf
+
+$(TF_VENV)/.installed: tools/requirements-tf.txt
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-tf.txt
+	touch $@
+
+.realmodels-tf/manifest.json: tools/export_keras_models.py $(TF_VENV)/.installed
+	$(TF_VENV)/bin/python tools/export_keras_models.py --out .realmodels-tf
+
+test-tf: .realmodels-tf/manifest.json
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=.realmodels-tf $(TF_VENV)/bin/python -m pytest -q Tests/realmodels
 
 bench-engine: realmodels
 	$(SWIFT) build -c release --product swerve

@@ -1,4 +1,6 @@
-"""Real PyTorch exports (tools/export_real_models.py) served by Swerve, checked against onnxruntime.
+"""Real exports served by Swerve, checked against onnxruntime: PyTorch (tools/export_real_models.py,
+store .realmodels) and, with `make test-tf`, Keras through tf2onnx (tools/export_keras_models.py,
+store .realmodels-tf; choose the store with $SWERVE_REALMODELS).
 
 For every export in the manifest (MLP, resnet18, mobilenet_v2, tiny BERT, nn.TransformerEncoder;
 TorchScript and dynamo exporters) and two input shapes (batch 1, and a larger batch with another
@@ -29,7 +31,14 @@ SHAPES = {
     "mobilenet_v2": [(1, None), (4, None)],
     "bert_tiny": [(1, 16), (4, 37)],
     "transformer_encoder": [(1, 16), (4, 29)],
+    # tools/export_keras_models.py (`make test-tf`)
+    "keras_mlp": [(1, None), (32, None)],
+    "keras_cnn": [(1, None), (8, None)],
+    "keras_mobilenet_v2": [(1, None), (4, None)],
 }
+TORCH_EXPORTS = {f"{m}_{e}" for m in ("mlp", "resnet18", "mobilenet_v2", "bert_tiny", "transformer_encoder")
+                 for e in ("torchscript", "dynamo")}
+KERAS_EXPORTS = {"keras_mlp_tf2onnx", "keras_cnn_tf2onnx", "keras_mobilenet_v2_tf2onnx"}
 
 MANIFEST = load_manifest()
 
@@ -77,9 +86,11 @@ def require_ready(server, name: str) -> None:
     pytest.fail(f"swerve did not load {name}: {entries or 'not in the repository index'}", pytrace=False)
 
 
-def test_manifest_lists_every_export():
-    expected = {f"{m}_{e}" for m in SHAPES for e in ("torchscript", "dynamo")}
-    assert expected <= set(MANIFEST), f"missing exports: {sorted(expected - set(MANIFEST))}; run `make realmodels`"
+def test_manifest_lists_every_export(store):
+    """The store holds every PyTorch export (`make realmodels`) or every Keras one (`make test-tf`)."""
+    keras = any(entry["exporter"] == "tf2onnx" for entry in MANIFEST.values())
+    expected = KERAS_EXPORTS if keras else TORCH_EXPORTS
+    assert expected <= set(MANIFEST), f"missing exports in {store}: {sorted(expected - set(MANIFEST))}"
 
 
 @pytest.mark.parametrize("name,batch,sequence", CASES)
