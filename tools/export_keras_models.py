@@ -9,8 +9,8 @@ Writes a model store (default `.realmodels-tf/`, git-ignored) in the layout and 
                                 input `input` FP32 [batch, 28, 28, 1] (NHWC: tf2onnx adds Transposes)
 - `keras_mobilenet_v2_tf2onnx`  `keras.applications.MobileNetV2(weights=None, alpha=0.35)` at 96x96
 
-Batch normalization gets random statistics and affine parameters (as after training), so the
-outputs are not trivially small. Every export is checked against Keras with onnxruntime.
+Batch normalization gets random statistics and affine parameters and biases random values (as after
+training), so the outputs are not trivially small and no bias is optimised away. Every export is checked against Keras with onnxruntime.
 
     .venv-tf/bin/python tools/export_keras_models.py [--out DIR]     (`make test-tf` runs it)
 """
@@ -71,7 +71,12 @@ MODELS = {"keras_mlp": (mlp, [784]), "keras_cnn": (cnn, [28, 28, 1]), "keras_mob
 
 
 def randomize_batch_norm(model: tf.keras.Model, rng: np.random.Generator) -> None:
+    """Random BatchNormalization statistics and parameters, and non-zero biases (Keras starts them at
+    zero, and tf2onnx then drops the bias Adds: the export would not be the one of a trained model)."""
     for layer in model.layers:
+        bias = getattr(layer, "bias", None)
+        if bias is not None and not isinstance(layer, tf.keras.layers.BatchNormalization):
+            bias.assign(rng.normal(0, 0.1, bias.shape).astype(np.float32))
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
             layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
