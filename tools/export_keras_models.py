@@ -12,7 +12,7 @@ Writes a model store (default `.realmodels-tf/`, git-ignored) in the layout and 
 Batch normalization gets random statistics and affine parameters and biases random values (as after
 training), so the outputs are not trivially small and no bias is optimised away. Every export is checked against Keras with onnxruntime.
 
-    .venv-tf/bin/python tools/export_keras_models.py [--out DIR]     (`make test-tf` runs it)
+    .venv-tf/bin/python tools/export_keras_models.py [--out DIR]     (`make test-tf`, part of `make test`, runs it)
 """
 
 from __future__ import annotations

@@ -26,3 +26,14 @@ def real_server(store) -> Server:
     srv = start_server(store)
     yield srv
     finish_server(srv)
+
+
+@pytest.fixture(autouse=True)
+def _server_survives(request):
+    """Fails a test during which the shared server died (a crash on a model must not pass unseen)."""
+    yield
+    if "real_server" in request.fixturenames:
+        srv = request.getfixturevalue("real_server")
+        if not srv.process.alive:
+            pytest.fail(f"swerve died during this test (exit status {srv.process.proc.returncode})."
+                        f"\noutput:\n{srv.process.output[-5000:]}", pytrace=False)

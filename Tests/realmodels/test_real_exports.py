@@ -1,5 +1,5 @@
 """Real exports served by Swerve, checked against onnxruntime: PyTorch (tools/export_real_models.py,
-store .realmodels) and, with `make test-tf`, Keras through tf2onnx (tools/export_keras_models.py,
+store .realmodels) and, with `make test-tf` (also in `make test`), Keras through tf2onnx (tools/export_keras_models.py,
 store .realmodels-tf; choose the store with $SWERVE_REALMODELS).
 
 For every export in the manifest (MLP, resnet18, mobilenet_v2, tiny BERT, nn.TransformerEncoder;
