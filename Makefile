@@ -10,7 +10,7 @@ RELEASE_BIN := .build/release/swerve
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
-	@echo "make test   - install what tests need, run the Swift unit tests and the end-to-end tests"
+	@echo "make test   - install what tests need, run the Swift unit tests, the end-to-end tests and the real-model tests"
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
 	@echo "make realmodels      - export resnet18, mobilenet_v2, tiny BERT, ... to .realmodels (installs .venv-realmodels)"
 	@echo "make test-realmodels - the real exports served by swerve against onnxruntime (part of make test)"
