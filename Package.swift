@@ -73,5 +73,7 @@ let package = Package(
         .testTarget(
             name: "APITests", dependencies: ["API", "HTTP", "ModelStore", "Engine", "Tensors", "Batching", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
+        // `swerve check` report formatting (the executable target, imported @testable).
+        .testTarget(name: "SwerveCLITests", dependencies: ["swerve", "Engine", "Tensors"], swiftSettings: swiftSettings),
     ]
 )
