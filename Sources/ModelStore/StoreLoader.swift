@@ -15,20 +15,25 @@ public struct StoreLoader: Sendable {
     public let registry: ModelRegistry
     public let sessionOptions: SessionOptions
     public let logger: Logger
-    /// Makes the scheduler for a loaded version (the pass-through or a batcher).
-    public let makeScheduler: @Sendable (InferenceSession) -> any InferenceScheduler
+    /// Makes the scheduler for a loaded version (model, version, session): the pass-through or a
+    /// batcher, with the version's metrics as its observer.
+    public let makeScheduler: @Sendable (String, Int, InferenceSession) -> any InferenceScheduler
+    /// Told when a version load ends: model, version, success, seconds (for metrics).
+    public let loadFinished: @Sendable (String, Int, Bool, Double) -> Void
 
     public init(
         layout: StoreLayout, registry: ModelRegistry, sessionOptions: SessionOptions, logger: Logger,
-        makeScheduler: @escaping @Sendable (InferenceSession) -> any InferenceScheduler = { session in
+        makeScheduler: @escaping @Sendable (String, Int, InferenceSession) -> any InferenceScheduler = { _, _, session in
             PassThroughScheduler { try session.run($0) }
-        }
+        },
+        loadFinished: @escaping @Sendable (String, Int, Bool, Double) -> Void = { _, _, _, _ in }
     ) {
         self.layout = layout
         self.registry = registry
         self.sessionOptions = sessionOptions
         self.logger = logger
         self.makeScheduler = makeScheduler
+        self.loadFinished = loadFinished
     }
 
     /// Scans the store and loads every model. Throws only when the store itself cannot be read.
@@ -76,8 +81,9 @@ public struct StoreLoader: Sendable {
             let graphModel = try ONNXLoader.load(path: path)
             let session = try InferenceSession(model: graphModel, options: sessionOptions)
             let servable = ServableVersion(
-                model: model, version: version, path: path, session: session, scheduler: makeScheduler(session))
+                model: model, version: version, path: path, session: session, scheduler: makeScheduler(model, version, session))
             registry.setVersion(model, VersionStatus(version: version, state: .available, servable: servable))
+            loadFinished(model, version, true, monotonicSeconds() - started)
             logger.info(
                 "model version loaded",
                 metadata: [
@@ -87,6 +93,7 @@ public struct StoreLoader: Sendable {
                 ])
         } catch {
             registry.setVersion(model, VersionStatus(version: version, state: .failed, error: "\(error)"))
+            loadFinished(model, version, false, monotonicSeconds() - started)
             logger.error(
                 "model version failed to load; other models keep serving",
                 metadata: [
