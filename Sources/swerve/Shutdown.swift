@@ -31,16 +31,20 @@ struct GracefulShutdown {
         for server in servers { server.quiesce() }
 
         // Wait for the requests in flight; sigtimedwait is the sleep, so a second signal cuts it short.
+        // Done means none in flight for 5 checks in a row: a connection accepted just before the
+        // quiesce, whose request a busy thread has not parsed yet, starts its request within them.
         var waitSet = signals
         var remaining = servers.reduce(0) { $0 + $1.requestsInFlight }
+        var idleChecks = 0
         var forced = false
-        while remaining > 0 && monotonic() - started < timeout {
+        while idleChecks < 5 && monotonic() - started < timeout {
             var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
             if sigtimedwait(&waitSet, nil, &pause) > 0 {
                 forced = true
                 break
             }
             remaining = servers.reduce(0) { $0 + $1.requestsInFlight }
+            idleChecks = remaining == 0 ? idleChecks + 1 : 0
         }
         if remaining > 0 {
             // libmicrohttpd must not be stopped with suspended connections: exit without stopping it.
