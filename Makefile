@@ -6,12 +6,13 @@ PORT ?= 8000
 MODEL_STORE ?= ./models
 RELEASE_BIN := .build/release/swerve
 
-.PHONY: run build deps test test-deps unit e2e models clean help
+.PHONY: run build deps test test-deps unit e2e models clean help screenshot
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
 	@echo "make test   - install what tests need, run the Swift unit tests and the end-to-end tests"
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
+	@echo "make screenshot - regenerate docs/status-page.png (status page under traffic; needs chromium)"
 
 deps:
 	@tools/install-deps.sh
@@ -44,6 +45,10 @@ models:
 	.venv-export/bin/pip install --quiet -r tools/requirements-export.txt
 	.venv-export/bin/python tools/train_digits.py
 	.venv-export/bin/python tools/make_test_models.py
+
+screenshot: test-deps
+	$(SWIFT) build -c release --product swerve
+	$(VENV)/bin/python tools/status_screenshot.py --bin $(RELEASE_BIN) --out docs/status-page.png
 
 clean:
 	rm -rf .build
