@@ -9,7 +9,7 @@ RELEASE_BIN := .build/release/swerve
 
 CONFORMANCE_DATA := .build-conformance-data
 
-.PHONY: run build deps test test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels bench-engine test-tf
+.PHONY: run build deps test test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels bench-engine test-tf screenshot
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
@@ -20,6 +20,7 @@ help:
 	@echo "make test-realmodels - the real exports served by swerve against onnxruntime (part of make test)"
 	@echo "make test-tf         - Keras models through tf2onnx against onnxruntime (installs TensorFlow CPU, 1.4 GB; part of make test)"
 	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
+	@echo "make screenshot - regenerate docs/status-page.png (status page under traffic; needs chromium)"
 
 deps:
 	@tools/install-deps.sh
@@ -114,6 +115,10 @@ models:
 	.venv-export/bin/pip install --quiet -r tools/requirements-export.txt
 	.venv-export/bin/python tools/train_digits.py
 	.venv-export/bin/python tools/make_test_models.py
+
+screenshot: test-deps
+	$(SWIFT) build -c release --product swerve
+	$(VENV)/bin/python tools/status_screenshot.py --bin $(RELEASE_BIN) --out docs/status-page.png
 
 clean:
 	rm -rf .build

@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
     ],
     targets: [
         // System libraries: module map + shim.h with static-inline wrappers for macros and variadics.
@@ -44,6 +45,7 @@ let package = Package(
             dependencies: [
                 "Tensors", "Engine", "ONNX", "ModelStore", "Batching", "HTTP", "CJansson",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings),
         // The daemon: command line and wiring only.

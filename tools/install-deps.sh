@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(libmicrohttpd-dev libjansson-dev libopenblas-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
   packages+=(curl libb64-0d)  # libb64: perf_analyzer
+  # promtool (lints /metrics) and headless Chromium (status page test); ~15 s and ~40 s to install.
+  packages+=(prometheus chromium)
   python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 fi
 missing=()

@@ -19,11 +19,14 @@ public struct StoreLoader: Sendable {
     public let batchingOverrides: BatchingOverrides
     /// Makes the scheduler for a loaded version; by default `SchedulerContext.makeDefaultScheduler`.
     public let makeScheduler: @Sendable (SchedulerContext) -> any InferenceScheduler
+    /// Told when a version load ends: model, version, success, seconds (for metrics).
+    public let loadFinished: @Sendable (String, Int, Bool, Double) -> Void
 
     public init(
         layout: StoreLayout, registry: ModelRegistry, sessionOptions: SessionOptions, logger: Logger,
         batchingOverrides: BatchingOverrides = BatchingOverrides(),
-        makeScheduler: @escaping @Sendable (SchedulerContext) -> any InferenceScheduler = { $0.makeDefaultScheduler() }
+        makeScheduler: @escaping @Sendable (SchedulerContext) -> any InferenceScheduler = { $0.makeDefaultScheduler() },
+        loadFinished: @escaping @Sendable (String, Int, Bool, Double) -> Void = { _, _, _, _ in }
     ) {
         self.layout = layout
         self.registry = registry
@@ -31,6 +34,7 @@ public struct StoreLoader: Sendable {
         self.logger = logger
         self.batchingOverrides = batchingOverrides
         self.makeScheduler = makeScheduler
+        self.loadFinished = loadFinished
     }
 
     /// Scans the store and loads every model. Throws only when the store itself cannot be read.
@@ -84,6 +88,7 @@ public struct StoreLoader: Sendable {
                 model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
                 batching: config.batching)
             registry.setVersion(model, VersionStatus(version: version, state: .available, servable: servable))
+            loadFinished(model, version, true, monotonicSeconds() - started)
             logger.info(
                 "model version loaded",
                 metadata: [
@@ -93,6 +98,7 @@ public struct StoreLoader: Sendable {
                 ])
         } catch {
             registry.setVersion(model, VersionStatus(version: version, state: .failed, error: "\(error)"))
+            loadFinished(model, version, false, monotonicSeconds() - started)
             logger.error(
                 "model version failed to load; other models keep serving",
                 metadata: [

@@ -1,6 +1,7 @@
 import API
 import Batching
 import ArgumentParser
+import Batching
 import Engine
 import Glibc
 import HTTP
@@ -66,6 +67,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Log format: text (key=value) or json. [default: text] [env: SWERVE_LOG_FORMAT]")
     var logFormat: String?
 
+    @Flag(help: "Log one line per HTTP request on the inference port (method, path, status, bytes, duration, request id). [env: SWERVE_ACCESS_LOG=1]")
+    var accessLog = false
+
+    @Option(help: "Seconds to finish the requests in flight after SIGTERM or SIGINT before exiting anyway (status 1). [default: 30] [env: SWERVE_SHUTDOWN_TIMEOUT]")
+    var shutdownTimeout: Double?
+
+    @Flag(inversion: .prefixedNo, help: "Collect metrics (GET /metrics, /v2/models/stats, the status page's charts). [default: on] [env: SWERVE_METRICS=0 turns them off]")
+    var metrics: Bool?
+
     func run() throws {
         let settings = try resolve()
         // Block the shutdown signals before any thread starts (threads inherit the mask); the main
@@ -87,14 +97,22 @@ struct Serve: ParsableCommand {
         logger.info("device selected", metadata: ["event": "device", "requested": "\(settings.device)", "device": "\(device)"])
 
         let registry = ModelRegistry()
-        let inference = InferenceAPI(registry: registry, logger: logger)
+        let metrics: ServerMetrics? = settings.metrics ? ServerMetrics() : nil
+        let inference = InferenceAPI(registry: registry, logger: logger, metrics: metrics, accessLog: settings.accessLog)
         let management = ManagementAPI(registry: registry)
         // One thread budget: BLAS threads x the most instances any model runs stay within --threads.
         let blasThreads = max(1, settings.threads / max(1, settings.batching.instanceCount ?? 1))
         let loader = StoreLoader(
             layout: StoreLayout(root: settings.modelStore), registry: registry,
             sessionOptions: SessionOptions(device: device, blasThreads: blasThreads), logger: logger,
-            batchingOverrides: settings.batching)
+            batchingOverrides: settings.batching,
+            makeScheduler: { context in
+                context.makeDefaultScheduler(
+                    observer: metrics.map { $0.model(context.model, version: context.version) } ?? NoSchedulerObserver())
+            },
+            loadFinished: { model, _, succeeded, seconds in
+                metrics?.modelLoaded(model: model, succeeded: succeeded, seconds: seconds)
+            })
         do {
             try loader.loadAll()
         } catch {
@@ -129,16 +147,10 @@ struct Serve: ParsableCommand {
 
         var received: Int32 = 0
         sigwait(&signals, &received)
-        logger.info("shutting down", metadata: ["event": "shutdown", "signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
-        server.quiesce()
-        managementServer.quiesce()
-        // Queued requests run and are answered before the listeners close their connections.
-        for model in registry.snapshot().models.values {
-            for version in model.versions.values { version.servable?.scheduler.stop() }
-        }
-        server.stop()
-        managementServer.stop()
-        logger.info("stopped", metadata: ["event": "stopped"])
+        let shutdown = GracefulShutdown(
+            inference: inference, servers: [server, managementServer], registry: registry,
+            timeout: settings.shutdownTimeout, logger: logger)
+        guard shutdown.run(signal: received, signals: signals) else { throw ExitCode(1) }
     }
 
     /// Flags, then `SWERVE_*` variables, then defaults.
@@ -151,6 +163,9 @@ struct Serve: ParsableCommand {
         var batching: BatchingOverrides
         var threads: Int
         var logger: Logger
+        var accessLog: Bool
+        var shutdownTimeout: Double
+        var metrics: Bool
     }
 
     func resolve() throws -> Settings {
@@ -185,6 +200,15 @@ struct Serve: ParsableCommand {
         guard http.threads > 0 else { throw ValidationError("--http-threads must be positive") }
         let poll = pollInterval ?? environment("POLL_INTERVAL").flatMap(Double.init) ?? 2
         guard poll >= 0 else { throw ValidationError("--poll-interval must be 0 (off) or a positive number of seconds") }
+        let shutdownText = environment("SHUTDOWN_TIMEOUT")
+        let shutdownTimeout = try shutdownTimeout ?? shutdownText.map { text in
+            guard let v = Double(text) else {
+                throw ValidationError("SWERVE_SHUTDOWN_TIMEOUT=\(text) is not a number of seconds; set it to e.g. 30")
+            }
+            return v
+        } ?? 30
+        guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must be 0 or a positive number of seconds") }
+        func flag(_ env: String) -> Bool? { environment(env).map { ["1", "true", "yes", "on"].contains($0.lowercased()) } }
 
         func optionalInt(_ flag: Int?, _ env: String, _ name: String, minimum: Int) throws -> Int? {
             let value = try flag ?? environment(env).map { text in
@@ -209,6 +233,8 @@ struct Serve: ParsableCommand {
             modelStore: modelStore ?? environment("MODEL_STORE") ?? "./models", http: http,
             managementHost: managementHost ?? environment("MANAGEMENT_HOST") ?? "127.0.0.1",
             managementPort: managementPort, device: selection, batching: batching, threads: threadBudget,
-            logger: Logger(label: "swerve"))
+            logger: Logger(label: "swerve"),
+            accessLog: accessLog || (flag("ACCESS_LOG") ?? false), shutdownTimeout: shutdownTimeout,
+            metrics: metrics ?? flag("METRICS") ?? true)
     }
 }
