@@ -4,12 +4,12 @@ import Testing
 
 @testable import swerve
 
-/// A graph with two Relu, one Gemm and two nodes the CPU registry lacks (Conv twice, one custom op).
+/// A graph with two Relu, one Gemm and two nodes the CPU registry lacks (Resize twice, one custom op).
 private func sampleModel() -> GraphModel {
     let nodes = [
-        Node(name: "c1", opType: "Conv", inputs: ["x", "w"], outputs: ["a"]),
+        Node(name: "c1", opType: "Resize", inputs: ["x", "w"], outputs: ["a"]),
         Node(name: "r1", opType: "Relu", inputs: ["a"], outputs: ["b"]),
-        Node(name: "", opType: "Conv", inputs: ["b", "w"], outputs: ["c"]),
+        Node(name: "", opType: "Resize", inputs: ["b", "w"], outputs: ["c"]),
         Node(name: "r2", opType: "Relu", inputs: ["c"], outputs: ["d"]),
         Node(name: "g", opType: "Gemm", inputs: ["d", "w2"], outputs: ["e"]),
         Node(name: "fused", opType: "FusedThing", domain: "com.microsoft", inputs: ["e"], outputs: ["y"]),
@@ -23,14 +23,14 @@ private func sampleModel() -> GraphModel {
 
 @Test func operatorCountsMostUsedFirstThenByName() {
     let counts = CheckReport(model: sampleModel()).operatorCounts
-    #expect(counts.map(\.op) == ["Conv", "Relu", "Gemm", "com.microsoft.FusedThing"])
+    #expect(counts.map(\.op) == ["Relu", "Resize", "Gemm", "com.microsoft.FusedThing"])
     #expect(counts.map(\.count) == [2, 2, 1, 1])
 }
 
 @Test func unsupportedOperatorsNameOpsetAndNodes() {
     let missing = CheckReport(model: sampleModel()).unsupported
     #expect(missing == [
-        .init(opType: "Conv", domain: "", opset: 17, nodes: ["c1", "c"]),
+        .init(opType: "Resize", domain: "", opset: 17, nodes: ["c1", "c"]),
         .init(opType: "FusedThing", domain: "com.microsoft", opset: 1, nodes: ["fused"]),
     ])
     #expect(missing[1].qualifiedName == "com.microsoft.FusedThing")
@@ -53,7 +53,7 @@ private func sampleModel() -> GraphModel {
     #expect(lines.contains("  x  FP32  [batch, 3, ?]"))
     #expect(lines.contains("  y  (type not declared)  (rank unknown)"))
     #expect(lines.contains("operators   6 nodes, 4 types"))
-    #expect(lines.contains("  Conv (opset 17): 2 node(s): 'c1', 'c'"))
+    #expect(lines.contains("  Resize (opset 17): 2 node(s): 'c1', 'c'"))
     #expect(lines.contains("  com.microsoft.FusedThing (opset 1): 1 node(s): 'fused'"))
 }
 
