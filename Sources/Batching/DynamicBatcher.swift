@@ -92,7 +92,8 @@ public final class DynamicBatcher: InferenceScheduler, @unchecked Sendable {
 
     /// Rows and merge key of a request. Without batching every request is its own batch.
     private func describe(_ inputs: [String: Tensor]) throws -> (Int, BatchSignature) {
-        guard options.batches else { return (1, BatchSignature(entries: [])) }
+        // Without batching the rows only feed the metrics: dimension 0, as the pass-through counts.
+        guard options.batches else { return (rowCount(inputs), BatchSignature(entries: [])) }
         var rows: Int?
         var entries: [BatchSignature.Entry] = []
         for name in inputs.keys.sorted() {

@@ -22,6 +22,7 @@ import pytest
 import requests
 from onnx import TensorProto, helper, numpy_helper
 
+from test_operations import parse_metrics, value
 from swerve_e2e import TEST_STORE, assert_error, assert_ok, finish_server, reference, start_server
 
 WINDOWS = {
@@ -131,6 +132,11 @@ def test_full_queue_gives_503_and_leaks_nothing(batching_server):
             statuses += [r.status_code for r in pool.map(lambda _: infer(batching_server, "slow_q", x), range(24))]
     assert 503 in statuses and 200 in statuses, statuses
     assert set(statuses) <= {200, 503}
+    # Every 503 is counted as an overload in the metrics, every 200 as a success.
+    samples = parse_metrics(batching_server.get("/metrics").text)
+    labels = {"model": "slow_q", "version": "1", "protocol": "v2"}
+    assert value(samples, "swerve_requests_total", **labels, outcome="overloaded") == statuses.count(503)
+    assert value(samples, "swerve_requests_total", **labels, outcome="success") == statuses.count(200) + 1
     resp = infer(batching_server, "slow_q", x)
     assert resp.status_code in (200, 503)
     if resp.status_code == 503:

@@ -54,18 +54,18 @@ def test_check_missing_file(tmp_path):
 def test_check_unsupported_operator(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
-    node = helper.make_node("Celu", ["r"], ["y"], name="the_celu_node", alpha=1.0)
+    node = helper.make_node("Trilu", ["r"], ["y"], name="the_trilu_node")  # a Tier 3 operator
     relu = helper.make_node("Relu", ["x"], ["r"], name="relu")
     graph = helper.make_graph([relu, node], "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
     onnx.checker.check_model(model)
-    path = tmp_path / "celu.onnx"
+    path = tmp_path / "trilu.onnx"
     onnx.save(model, str(path))
     done = run_check(str(path))
     assert done.returncode != 0, done.stdout
-    assert "Celu (opset 13): 1 node(s): 'the_celu_node'" in done.stdout, done.stdout
+    assert "Trilu (opset 14): 1 node(s): 'the_trilu_node'" in done.stdout, done.stdout
     message = done.stderr
-    assert "'Celu'" in message and "opset 13" in message and "the_celu_node" in message, message
+    assert "'Trilu'" in message and "opset 14" in message and "the_trilu_node" in message, message
 
 
 def test_check_list_ops():
