@@ -64,7 +64,7 @@ public final class InferenceAPI: HTTPHandler {
             r.add("GET", prefix + "/stats", .stats)
             r.add("POST", prefix + "/infer", .modelInfer)
         }
-        for prefix in ["/v1/models/{model}", "/v1/models/{model}/versions/{version}"] {
+        for prefix in ["/v1/models/{model}", "/v1/models/{model}/versions/{version}", "/v1/models/{model}/labels/{label}"] {
             r.add("POST", prefix + ":predict", .v1Predict)
             r.add("GET", prefix, .v1Status)
             r.add("GET", prefix + "/metadata", .v1Metadata)
@@ -78,10 +78,17 @@ public final class InferenceAPI: HTTPHandler {
     /// Marks the server as shutting down: `/v2/health/ready` answers 503 from now on.
     public func beginDrain() { draining.store(true, ordering: .releasing) }
 
-    /// Whether the server is ready: the store's first load is done, nothing is still loading, and
-    /// it is not shutting down.
+    /// Whether the server is ready: the store's first load is done (see `--ready-when`), no model
+    /// is still working towards its first AVAILABLE version (docs/model-store.md), and it is not
+    /// shutting down.
     public var isReady: Bool {
         storeLoaded.load(ordering: .acquiring) && !draining.load(ordering: .acquiring) && registry.snapshot().isSettled
+    }
+
+    private func notReadyMessage() -> String {
+        guard storeLoaded.load(ordering: .acquiring) else { return "not ready: the model store is still loading; retry shortly" }
+        let pending = registry.snapshot().pendingModels
+        return "not ready: still loading model(s) \(pending.joined(separator: ", ")); retry shortly"
     }
 
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
@@ -102,8 +109,9 @@ public final class InferenceAPI: HTTPHandler {
             responder.respond(response)
         case .found(let endpoint, let parameters):
             let model = parameters["model"] ?? ""
-            let version = parameters["version"]
+            var version = parameters["version"]
             do throws(APIError) {
+                if let label = parameters["label"] { version = try labelVersion(model, label) }
                 switch endpoint {
                 case .live: responder.respond(.text(200, ""))
                 case .ready:
@@ -112,7 +120,7 @@ public final class InferenceAPI: HTTPHandler {
                             ? .text(200, "")
                             : .error(503, draining.load(ordering: .acquiring)
                                 ? "not ready: the server is shutting down; send requests to another instance"
-                                : "not ready: models are still loading; retry shortly"))
+                                : notReadyMessage()))
                 case .serverMetadata: responder.respond(serverMetadata())
                 case .modelMetadata: responder.respond(try modelMetadata(model, version))
                 case .modelReady:
@@ -134,6 +142,19 @@ public final class InferenceAPI: HTTPHandler {
                 }
                 responder.respond(error.response)
             }
+        }
+    }
+
+    /// The version a TF Serving label (`/labels/{l}`) points at, as version text.
+    func labelVersion(_ model: String, _ label: String) throws(APIError) -> String {
+        switch registry.snapshot().version(model: model, label: label) {
+        case .found(let v): return String(v)
+        case .modelNotFound:
+            throw .notFound("model '\(model)' is not in the model store; GET /v2/repository/index lists the models")
+        case .labelNotFound(let known):
+            throw .notFound(
+                "model '\(model)' has no label '\(label)' (labels: \(known.isEmpty ? "none" : known.joined(separator: ", "))); "
+                    + "set version_labels in its config.json")
         }
     }
 

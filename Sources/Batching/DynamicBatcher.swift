@@ -87,7 +87,11 @@ public final class DynamicBatcher: InferenceScheduler, @unchecked Sendable {
         threads = []
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(lock)
-        for thread in workers { pthread_join(thread, nil) }
+        for thread in workers {
+            // A worker can drop the last reference to its own version (and so call stop) from a
+            // completion: it cannot join itself, so it is detached and exits on its own.
+            if pthread_equal(thread, pthread_self()) != 0 { pthread_detach(thread) } else { pthread_join(thread, nil) }
+        }
     }
 
     /// Rows and merge key of a request. Without batching every request is its own batch.

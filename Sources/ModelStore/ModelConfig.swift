@@ -1,5 +1,6 @@
 import Batching
 import FoundationEssentials
+import Tensors
 
 /// Which versions of a model to serve (`version_policy` in `config.json`).
 public enum VersionPolicy: Sendable, Equatable {
@@ -19,13 +20,27 @@ public enum VersionPolicy: Sendable, Equatable {
     }
 }
 
-/// A model's optional `config.json`. Every field is optional; see docs/model-store.md.
+/// A model's optional `config.json`. Every field is optional; see docs/model-store.md and
+/// docs/model-config.schema.json.
+///
+/// A value, parsed on the store manager's thread and handed to the loader.
 public struct ModelConfig: Sendable, Equatable {
     public var versionPolicy: VersionPolicy = .latest(1)
     /// `max_batch_size`, `dynamic_batching` and `instance_group` (see ModelConfig+Batching.swift).
     public var batching = BatchingOptions()
+    /// Label name -> version (`version_labels`). Names match `[a-zA-Z0-9_]+`.
+    public var versionLabels: [String: Int] = [:]
+    /// Declared inputs that override or pin what the ONNX file says (`input`).
+    public var inputs: [TensorOverride] = []
+    /// Declared outputs (`output`).
+    public var outputs: [TensorOverride] = []
 
     public init(versionPolicy: VersionPolicy = .latest(1)) { self.versionPolicy = versionPolicy }
+
+    /// Top-level keys this module reads.
+    public static let storeKeys = ["version_policy", "version_labels", "input", "output"]
+    /// Top-level keys of the batching work (read elsewhere; accepted here).
+    public static let batchingKeys = ["max_batch_size", "dynamic_batching", "instance_group"]
 
     /// Parses `config.json` bytes. Throws `StoreError.badConfig` naming the field and the reason.
     public static func parse(_ bytes: [UInt8], path: String) throws -> ModelConfig {
@@ -35,8 +50,12 @@ public struct ModelConfig: Sendable, Equatable {
         } catch let error as ConfigFieldError {
             throw StoreError.badConfig(path: path, reason: error.message)
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
-            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            let field = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+                .joined(separator: ".")
             throw StoreError.badConfig(path: path, reason: "field '\(field)': \(context.debugDescription)")
+        } catch DecodingError.keyNotFound(let key, let context) {
+            let field = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
+            throw StoreError.badConfig(path: path, reason: "field '\(field)' is required here")
         } catch {
             throw StoreError.badConfig(path: path, reason: "not valid JSON; fix the file's syntax (\(error))")
         }
@@ -47,16 +66,106 @@ public struct ModelConfig: Sendable, Equatable {
         } catch let error as ConfigFieldError {
             throw StoreError.badConfig(path: path, reason: error.message)
         }
+        for (label, version) in file.version_labels ?? [:] {
+            guard isValidLabel(label) else {
+                throw StoreError.badConfig(
+                    path: path, reason: "field 'version_labels': label '\(label)' must match [a-zA-Z0-9_]+")
+            }
+            guard version >= 1 else {
+                throw StoreError.badConfig(
+                    path: path, reason: "field 'version_labels.\(label)': \(version) is not a positive version number")
+            }
+            config.versionLabels[label] = version
+        }
+        config.inputs = try overrides(file.input, field: "input", path: path)
+        config.outputs = try overrides(file.output, field: "output", path: path)
         return config
+    }
+
+    /// Label names: `[a-zA-Z0-9_]+` (TF Serving's rule).
+    public static func isValidLabel(_ label: String) -> Bool {
+        !label.isEmpty && label.utf8.count <= 100
+            && label.utf8.allSatisfy { c in
+                (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95
+            }
+    }
+
+    private static func overrides(_ list: [TensorField]?, field: String, path: String) throws -> [TensorOverride] {
+        var seen = Set<String>()
+        return try (list ?? []).enumerated().map { i, entry in
+            let here = "\(field)[\(i)]"
+            guard !entry.name.isEmpty, seen.insert(entry.name).inserted else {
+                throw StoreError.badConfig(path: path, reason: "field '\(here).name': names must be non-empty and unique")
+            }
+            var dataType: DataType?
+            if let text = entry.data_type {
+                let name = text.hasPrefix("TYPE_") ? String(text.dropFirst(5)) : text
+                guard let type = DataType(v2Name: name) else {
+                    throw StoreError.badConfig(
+                        path: path, reason: "field '\(here).data_type': unknown type '\(text)'; use e.g. TYPE_FP32 or FP32")
+                }
+                dataType = type
+            }
+            if let dims = entry.dims, dims.contains(where: { $0 < -1 || $0 == 0 }) {
+                throw StoreError.badConfig(
+                    path: path, reason: "field '\(here).dims': sizes must be positive, or -1 for a variable size")
+            }
+            return TensorOverride(name: entry.name, dataType: dataType, dims: entry.dims)
+        }
     }
 }
 
-/// The JSON shape of `config.json` (snake_case as in the file).
+/// One entry of `input` or `output`: the tensor's name, and optionally its type and dims
+/// (`-1` = variable). Checked against the ONNX file at load; fixed dims pin symbolic ones.
+public struct TensorOverride: Sendable, Equatable {
+    public var name: String
+    public var dataType: DataType?
+    public var dims: [Int]?
+
+    public init(name: String, dataType: DataType? = nil, dims: [Int]? = nil) {
+        self.name = name
+        self.dataType = dataType
+        self.dims = dims
+    }
+}
+
+/// The JSON shape of `config.json` (snake_case as in the file). Unknown top-level keys are
+/// refused, except those of the batching work.
 struct ConfigFile: Decodable {
     var version_policy: PolicyField?
     var max_batch_size: Int?
     var dynamic_batching: DynamicBatchingField?
     var instance_group: [InstanceGroupField]?
+    var version_labels: [String: Int]?
+    var input: [TensorField]?
+    var output: [TensorField]?
+
+    enum CodingKeys: String, CodingKey {
+        case version_policy, version_labels, input, output, max_batch_size, dynamic_batching, instance_group
+    }
+
+    init(from decoder: any Decoder) throws {
+        let all = try decoder.container(keyedBy: PolicyField.Key.self)
+        let known = Set(ModelConfig.storeKeys + ModelConfig.batchingKeys)
+        if let unknown = all.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+            throw ConfigFieldError(
+                message: "unknown field '\(unknown)'; the fields are \((ModelConfig.storeKeys + ModelConfig.batchingKeys).joined(separator: ", "))")
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version_policy = try c.decodeIfPresent(PolicyField.self, forKey: .version_policy)
+        version_labels = try c.decodeIfPresent([String: Int].self, forKey: .version_labels)
+        input = try c.decodeIfPresent([TensorField].self, forKey: .input)
+        output = try c.decodeIfPresent([TensorField].self, forKey: .output)
+        max_batch_size = try c.decodeIfPresent(Int.self, forKey: .max_batch_size)
+        dynamic_batching = try c.decodeIfPresent(DynamicBatchingField.self, forKey: .dynamic_batching)
+        instance_group = try c.decodeIfPresent([InstanceGroupField].self, forKey: .instance_group)
+    }
+}
+
+struct TensorField: Decodable {
+    var name: String
+    var data_type: String?
+    var dims: [Int]?
 }
 
 struct ConfigFieldError: Error { let message: String }
@@ -109,12 +218,15 @@ struct PolicyField: Decodable {
 public enum StoreError: Error, Sendable, CustomStringConvertible {
     case unreadableStore(path: String, reason: String)
     case badConfig(path: String, reason: String)
+    /// A model name, version or file name that could reach outside the store.
+    case invalidName(String)
 
     public var description: String {
         switch self {
         case .unreadableStore(let p, let r):
             return "model store '\(p)' cannot be read: \(r); pass an existing directory with --model-store"
         case .badConfig(let p, let r): return "\(p): \(r)"
+        case .invalidName(let m): return m
         }
     }
 }

@@ -2,10 +2,15 @@ import Batching
 import Engine
 import Synchronization
 
-/// Lifecycle of a model version (TF Serving's names, plus FAILED):
+/// Lifecycle of a model version (TF Serving's names, plus FAILED); the diagram and the rules of
+/// each transition are in docs/model-store.md:
 ///
 ///     START --> LOADING --> AVAILABLE --> UNLOADING --> END
 ///     any state --> FAILED (with the error)
+///
+/// START: seen on disk, waiting for its files to be stable. LOADING: parse, plan, warm-up.
+/// AVAILABLE: serving. UNLOADING: out of the registry's serving set, waiting for requests in
+/// flight on it to finish. END: memory released. FAILED: parked until its files change.
 public enum VersionState: String, Sendable {
     case start = "START"
     case loading = "LOADING"
@@ -39,6 +44,10 @@ public final class ServableVersion: Sendable {
         self.scheduler = scheduler
         self.batching = batching
     }
+
+    /// The last reference is gone (no request in flight, out of the registry): stop the
+    /// scheduler's workers.
+    deinit { scheduler.stop() }
 }
 
 /// The state of one version as the registry reports it.
@@ -64,12 +73,22 @@ public struct ModelStatus: Sendable {
     public var versions: [Int: VersionStatus] = [:]
     /// A model-level problem (a config that does not parse), when there is one.
     public var error: String?
+    /// Label -> version (`version_labels`), only ever pointing at versions that were AVAILABLE
+    /// when the mapping was made.
+    public var labels: [String: Int] = [:]
 
     public init(name: String) { self.name = name }
 
     /// The highest AVAILABLE version: what requests without a version get.
     public var defaultVersion: ServableVersion? {
         versions.values.filter { $0.state == .available }.max { $0.version < $1.version }?.servable
+    }
+
+    /// Whether the model is still working towards serving: a version is START or LOADING while
+    /// no version of the model is AVAILABLE. (A version loading next to an AVAILABLE one is a hot
+    /// swap: the model keeps serving.) FAILED versions are parked, not pending.
+    public var isPending: Bool {
+        defaultVersion == nil && versions.values.contains { $0.state == .start || $0.state == .loading }
     }
 
     /// Versions newest first.
@@ -83,6 +102,13 @@ public enum ServableLookup: Sendable {
     case versionNotFound
     /// The model or version exists but cannot serve; the reason says why.
     case unavailable(String)
+}
+
+/// The answer to "which version does this label name?".
+public enum LabelLookup: Sendable, Equatable {
+    case found(Int)
+    case modelNotFound
+    case labelNotFound(known: [String])
 }
 
 /// An immutable view of every model and version at one instant.
@@ -103,9 +129,18 @@ public struct RegistrySnapshot: Sendable {
         return .unavailable("model '\(model)' version \(version) is \(v.state.rawValue)\(why)")
     }
 
-    /// True when every version that is meant to serve is AVAILABLE or FAILED (nothing loading).
-    public var isSettled: Bool {
-        models.values.allSatisfy { m in m.versions.values.allSatisfy { $0.state != .loading && $0.state != .start } }
+    /// True when no model is pending (see `ModelStatus.isPending`): every model either serves or
+    /// has failed for a reason its status reports.
+    public var isSettled: Bool { pendingModels.isEmpty }
+
+    /// Models still working towards their first AVAILABLE version, sorted.
+    public var pendingModels: [String] { models.values.filter(\.isPending).map(\.name).sorted() }
+
+    /// The version a label points at.
+    public func version(model: String, label: String) -> LabelLookup {
+        guard let status = models[model] else { return .modelNotFound }
+        guard let v = status.labels[label] else { return .labelNotFound(known: status.labels.keys.sorted()) }
+        return .found(v)
     }
 }
 
@@ -133,5 +168,10 @@ public final class ModelRegistry: Sendable {
     /// Sets one version's state.
     public func setVersion(_ model: String, _ status: VersionStatus) {
         update(model) { $0?.versions[status.version] = status }
+    }
+
+    /// Removes one version's entry (after END, once its directory is gone).
+    public func removeVersion(_ model: String, _ version: Int) {
+        update(model) { $0?.versions[version] = nil }
     }
 }

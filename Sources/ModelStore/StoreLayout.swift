@@ -30,6 +30,10 @@ public struct StoreLayout: Sendable {
         return v
     }
 
+    /// A file name inside a version directory (uploads): a single path component of letters,
+    /// digits, `_`, `-` and `.`, not starting with `.`.
+    public static func isValidFileName(_ name: String) -> Bool { isValidModelName(name) }
+
     public func modelPath(_ model: String, version: Int) -> String { "\(root)/\(model)/\(version)/model.onnx" }
 
     /// Lists the models of the store, sorted by name.

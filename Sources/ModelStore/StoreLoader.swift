@@ -5,14 +5,13 @@ import ONNX
 import Tensors
 import Glibc
 
-/// Loads the models of a store into a registry: scans, applies each model's version policy,
-/// decodes and plans each selected version. A model or version that fails is recorded as FAILED
-/// with its error and does not stop the others.
+/// Turns one version's files into a servable: decode (mmap), apply the config's input/output
+/// overrides, plan, warm up. Knows nothing of the registry; `StoreManager` drives it and records
+/// the states.
 ///
-/// Used from one thread at a time (startup, later the poller).
+/// Immutable; `loadServable` may be called from any thread (the manager calls it from its own).
 public struct StoreLoader: Sendable {
     public let layout: StoreLayout
-    public let registry: ModelRegistry
     public let sessionOptions: SessionOptions
     public let logger: Logger
     /// Command-line settings that override every model's batching configuration.
@@ -23,13 +22,12 @@ public struct StoreLoader: Sendable {
     public let loadFinished: @Sendable (String, Int, Bool, Double) -> Void
 
     public init(
-        layout: StoreLayout, registry: ModelRegistry, sessionOptions: SessionOptions, logger: Logger,
+        layout: StoreLayout, sessionOptions: SessionOptions, logger: Logger,
         batchingOverrides: BatchingOverrides = BatchingOverrides(),
         makeScheduler: @escaping @Sendable (SchedulerContext) -> any InferenceScheduler = { $0.makeDefaultScheduler() },
         loadFinished: @escaping @Sendable (String, Int, Bool, Double) -> Void = { _, _, _, _ in }
     ) {
         self.layout = layout
-        self.registry = registry
         self.sessionOptions = sessionOptions
         self.logger = logger
         self.batchingOverrides = batchingOverrides
@@ -37,75 +35,103 @@ public struct StoreLoader: Sendable {
         self.loadFinished = loadFinished
     }
 
-    /// Scans the store and loads every model. Throws only when the store itself cannot be read.
-    public func loadAll() throws {
-        let models = try layout.scan()
-        if models.isEmpty {
-            logger.warning("the model store holds no models", metadata: ["event": "store_empty", "path": "\(layout.root)"])
-        }
-        for model in models { load(model) }
+    /// Loads one version fully; throws with a message that names the file and the reason.
+    public func loadServable(model: String, version: Int, config: ModelConfig) throws -> ServableVersion {
+        let path = layout.modelPath(model, version: version)
+        var graphModel = try ONNXLoader.load(path: path)
+        graphModel.graph.inputs = try StoreLoader.apply(config.inputs, to: graphModel.graph.inputs, what: "input")
+        graphModel.graph.outputs = try StoreLoader.apply(config.outputs, to: graphModel.graph.outputs, what: "output")
+        let session = try InferenceSession(model: graphModel, options: sessionOptions)
+        let batching = batchingOverrides.apply(to: config.batching)
+        try SchedulerContext.validate(batching, for: session)
+        try StoreLoader.warmUp(session, path: path)
+        let context = SchedulerContext(model: model, version: version, session: session, batching: batching)
+        return ServableVersion(
+            model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
+            batching: batching)
     }
 
-    /// Loads the versions of one model that its policy selects.
-    public func load(_ entry: StoreLayout.ModelEntry) {
-        var config = ModelConfig()
-        if let path = entry.configPath {
-            do {
-                config = try ModelConfig.parse(try readFile(path), path: path)
-            } catch {
-                logger.error(
-                    "model config rejected; the model is not loaded until the file is fixed",
-                    metadata: ["event": "config_failed", "model": "\(entry.name)", "error": "\(error)"])
-                registry.update(entry.name) { $0?.error = "\(error)" }
-                return
+    /// Checks `config.json`'s `input`/`output` entries against the file and pins dims.
+    static func apply(_ overrides: [TensorOverride], to declared: [ValueInfo], what: String) throws -> [ValueInfo] {
+        var result = declared
+        for o in overrides {
+            guard let i = result.firstIndex(where: { $0.name == o.name }) else {
+                throw StoreError.badConfig(
+                    path: "config.json",
+                    reason: "\(what) '\(o.name)' is not in the model; its \(what)s are: \(declared.map(\.name).joined(separator: ", "))")
+            }
+            if let type = o.dataType {
+                if let fileType = result[i].dataType, fileType != type {
+                    throw StoreError.badConfig(
+                        path: "config.json",
+                        reason: "\(what) '\(o.name)' is \(type.v2Name) in the config but \(fileType.v2Name) in the model; fix the config")
+                }
+                result[i].dataType = type
+            }
+            guard let dims = o.dims else { continue }
+            let fileShape = result[i].shape ?? Array(repeating: .unknown, count: dims.count)
+            guard fileShape.count == dims.count else {
+                throw StoreError.badConfig(
+                    path: "config.json",
+                    reason: "\(what) '\(o.name)' has \(dims.count) dims in the config but rank \(fileShape.count) in the model")
+            }
+            result[i].shape = try zip(fileShape, dims).enumerated().map { axis, pair in
+                let (fileDim, dim) = pair
+                if dim == -1 { return fileDim }
+                if let fixed = fileDim.value, fixed != dim {
+                    throw StoreError.badConfig(
+                        path: "config.json",
+                        reason: "\(what) '\(o.name)' dim \(axis) is \(dim) in the config but \(fixed) in the model")
+                }
+                return .fixed(dim)
             }
         }
-        config.batching = batchingOverrides.apply(to: config.batching)
-        let selected = config.versionPolicy.select(from: entry.versions)
-        if selected.isEmpty {
-            let reason = entry.versions.isEmpty
-                ? "no version directory with a model.onnx (expected \(layout.root)/\(entry.name)/<version>/model.onnx)"
-                : "the version policy selects none of the versions \(entry.versions)"
-            logger.warning("model has nothing to serve", metadata: ["event": "no_versions", "model": "\(entry.name)", "reason": "\(reason)"])
-            registry.update(entry.name) { $0?.error = reason }
-            return
-        }
-        registry.update(entry.name) { $0?.error = nil }
-        for version in selected { load(model: entry.name, version: version, config: config) }
+        return result
     }
 
-    /// Loads one version; records AVAILABLE or FAILED.
-    public func load(model: String, version: Int, config: ModelConfig = ModelConfig()) {
-        let path = layout.modelPath(model, version: version)
-        registry.setVersion(model, VersionStatus(version: version, state: .loading))
-        let started = monotonicSeconds()
-        do {
-            let graphModel = try ONNXLoader.load(path: path)
-            let session = try InferenceSession(model: graphModel, options: sessionOptions)
-            try SchedulerContext.validate(config.batching, for: session)
-            let context = SchedulerContext(model: model, version: version, session: session, batching: config.batching)
-            let servable = ServableVersion(
-                model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
-                batching: config.batching)
-            registry.setVersion(model, VersionStatus(version: version, state: .available, servable: servable))
-            loadFinished(model, version, true, monotonicSeconds() - started)
-            logger.info(
-                "model version loaded",
-                metadata: [
-                    "event": "model_loaded", "model": "\(model)", "version": "\(version)",
-                    "device": "\(sessionOptions.device)", "nodes": "\(graphModel.graph.nodes.count)",
-                    "duration_ms": "\(Int((monotonicSeconds() - started) * 1000))",
-                ])
-        } catch {
-            registry.setVersion(model, VersionStatus(version: version, state: .failed, error: "\(error)"))
-            loadFinished(model, version, false, monotonicSeconds() - started)
-            logger.error(
-                "model version failed to load; other models keep serving",
-                metadata: [
-                    "event": "model_failed", "model": "\(model)", "version": "\(version)", "error": "\(error)",
-                    "duration_ms": "\(Int((monotonicSeconds() - started) * 1000))",
-                ])
+    /// Runs the model once on zeros (then ones, if zeros fail) of its declared shapes, variable
+    /// dims = 1: kernels are exercised and lazily built state exists before the first request.
+    static func warmUp(_ session: InferenceSession, path: String) throws {
+        var shapes: [(ValueInfo, [Int])] = []
+        for input in session.inputs {
+            // Unknown rank or string inputs: nothing sensible to invent, serve without warm-up.
+            guard let shape = input.shape, input.dataType != .string else { return }
+            shapes.append((input, shape.map { $0.value ?? 1 }))
         }
+        var firstError: (any Error)?
+        for value in [0, 1] {
+            var feeds: [String: Tensor] = [:]
+            for (input, shape) in shapes {
+                feeds[input.name] = filled(input.dataType ?? .float32, shape: shape, one: value == 1)
+            }
+            do {
+                _ = try session.run(feeds)
+                return
+            } catch {
+                firstError = firstError ?? error
+            }
+        }
+        let described = shapes.map { "\($0.0.name)\($0.1)" }.joined(separator: ", ")
+        throw StoreError.badConfig(
+            path: path,
+            reason: "warm-up inference on zeros and on ones of shapes \(described) failed: \(firstError.map { "\($0)" } ?? "?"); "
+                + "give the inputs' real dims in config.json \"input\" (see docs/model-store.md)")
+    }
+
+    static func filled(_ type: DataType, shape: [Int], one: Bool) -> Tensor {
+        let tensor = Tensor(zeros: type, shape: shape)
+        guard one else { return tensor }
+        let n = tensor.count
+        switch type {
+        case .float32: tensor.mutableElements(as: Float.self).update(repeating: 1)
+        case .float64: tensor.mutableElements(as: Double.self).update(repeating: 1)
+        case .int64: tensor.mutableElements(as: Int64.self).update(repeating: 1)
+        case .int32: tensor.mutableElements(as: Int32.self).update(repeating: 1)
+        case .int16: tensor.mutableElements(as: Int16.self).update(repeating: 1)
+        default:
+            if type.byteSize == 1 && n > 0 { tensor.mutableBytes.initializeMemory(as: UInt8.self, repeating: 1) }
+        }
+        return tensor
     }
 }
 

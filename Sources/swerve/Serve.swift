@@ -31,8 +31,14 @@ struct Serve: ParsableCommand {
     @Option(help: "Device: auto, cpu, cuda or cuda:N. auto uses CUDA when it can, else the CPU. [default: auto] [env: SWERVE_DEVICE]")
     var device: String?
 
-    @Option(help: "Seconds between scans of the model store for new versions; 0 = no polling. Polling arrives with hot swap: today the store is read once at startup. [default: 2] [env: SWERVE_POLL_INTERVAL]")
+    @Option(help: "Seconds between scans of the model store for new, changed and removed versions; 0 = no polling (POST /v2/repository/rescan or .../load on the management port still rescan). [default: 2] [env: SWERVE_POLL_INTERVAL]")
     var pollInterval: Double?
+
+    @Option(help: "Bearer token of the management port; required when --management-host is not loopback, and for uploads. [env: SWERVE_MANAGEMENT_TOKEN]")
+    var managementToken: String?
+
+    @Option(help: "When /v2/health/ready turns 200 at startup: all = every aspired version of every model has loaded or failed; any = each model has one version serving (or has failed). [default: all] [env: SWERVE_READY_WHEN]")
+    var readyWhen: String?
 
     @Option(help: "Largest request body in bytes; larger requests get 413. [default: 67108864 (64 MiB)] [env: SWERVE_MAX_BODY_SIZE]")
     var maxBodySize: Int?
@@ -99,11 +105,10 @@ struct Serve: ParsableCommand {
         let registry = ModelRegistry()
         let metrics: ServerMetrics? = settings.metrics ? ServerMetrics() : nil
         let inference = InferenceAPI(registry: registry, logger: logger, metrics: metrics, accessLog: settings.accessLog)
-        let management = ManagementAPI(registry: registry)
         // One thread budget: BLAS threads x the most instances any model runs stay within --threads.
         let blasThreads = max(1, settings.threads / max(1, settings.batching.instanceCount ?? 1))
         let loader = StoreLoader(
-            layout: StoreLayout(root: settings.modelStore), registry: registry,
+            layout: StoreLayout(root: settings.modelStore),
             sessionOptions: SessionOptions(device: device, blasThreads: blasThreads), logger: logger,
             batchingOverrides: settings.batching,
             makeScheduler: { context in
@@ -113,13 +118,20 @@ struct Serve: ParsableCommand {
             loadFinished: { model, _, succeeded, seconds in
                 metrics?.modelLoaded(model: model, succeeded: succeeded, seconds: seconds)
             })
+        let manager = StoreManager(loader: loader, registry: registry, pollInterval: settings.pollInterval)
+        let management = ManagementAPI(registry: registry, manager: manager, token: settings.managementToken, logger: logger)
         do {
-            try loader.loadAll()
+            // Models load in the background; readiness says when they are done.
+            let readyWhenAny = settings.readyWhenAny
+            try manager.start {
+                if !readyWhenAny { inference.markStoreLoaded() }
+                logger.info("model store loaded", metadata: ["event": "store_loaded"])
+            }
+            if readyWhenAny { inference.markStoreLoaded() }
         } catch {
             logger.critical("cannot start: \(error)", metadata: ["event": "store_unreadable"])
             throw ExitCode(2)
         }
-        inference.markStoreLoaded()
 
         var http = settings.http
         let server = HTTPServer(configuration: http, handler: inference, logger: logger)
@@ -166,6 +178,9 @@ struct Serve: ParsableCommand {
         var accessLog: Bool
         var shutdownTimeout: Double
         var metrics: Bool
+        var pollInterval: Double
+        var managementToken: String?
+        var readyWhenAny: Bool
     }
 
     func resolve() throws -> Settings {
@@ -200,6 +215,17 @@ struct Serve: ParsableCommand {
         guard http.threads > 0 else { throw ValidationError("--http-threads must be positive") }
         let poll = pollInterval ?? environment("POLL_INTERVAL").flatMap(Double.init) ?? 2
         guard poll >= 0 else { throw ValidationError("--poll-interval must be 0 (off) or a positive number of seconds") }
+        let readyText = readyWhen ?? environment("READY_WHEN") ?? "all"
+        guard readyText == "all" || readyText == "any" else {
+            throw ValidationError("unknown --ready-when '\(readyText)'; use all or any")
+        }
+        let managementHost = managementHost ?? environment("MANAGEMENT_HOST") ?? "127.0.0.1"
+        let token = (managementToken ?? environment("MANAGEMENT_TOKEN")).flatMap { $0.isEmpty ? nil : $0 }
+        if token == nil && !ManagementAPI.isLoopback(managementHost) {
+            throw ValidationError(
+                "--management-host \(managementHost) is reachable from other machines, and the management API can load and unload models; "
+                    + "set --management-token (or SWERVE_MANAGEMENT_TOKEN) to a secret, or bind it to 127.0.0.1")
+        }
         let shutdownText = environment("SHUTDOWN_TIMEOUT")
         let shutdownTimeout = try shutdownTimeout ?? shutdownText.map { text in
             guard let v = Double(text) else {
@@ -231,10 +257,11 @@ struct Serve: ParsableCommand {
         LoggingSystem.bootstrap { label in SwerveLogHandler(label: label, level: level, format: format) }
         return Settings(
             modelStore: modelStore ?? environment("MODEL_STORE") ?? "./models", http: http,
-            managementHost: managementHost ?? environment("MANAGEMENT_HOST") ?? "127.0.0.1",
+            managementHost: managementHost,
             managementPort: managementPort, device: selection, batching: batching, threads: threadBudget,
             logger: Logger(label: "swerve"),
             accessLog: accessLog || (flag("ACCESS_LOG") ?? false), shutdownTimeout: shutdownTimeout,
-            metrics: metrics ?? flag("METRICS") ?? true)
+            metrics: metrics ?? flag("METRICS") ?? true,
+            pollInterval: poll, managementToken: token, readyWhenAny: readyText == "any")
     }
 }

@@ -98,3 +98,39 @@ final class TempStore {
         #expect(VersionPolicy.latest(1).select(from: []) == [])
     }
 }
+
+@Suite struct ModelConfigFieldTests {
+    func parse(_ text: String) throws -> ModelConfig { try ModelConfig.parse(Array(text.utf8), path: "config.json") }
+
+    @Test func labelsAndOverrides() throws {
+        let config = try parse(#"""
+            {"version_labels": {"stable": 1, "canary_2": 2},
+             "input": [{"name": "x", "data_type": "TYPE_FP32", "dims": [-1, 4]}],
+             "output": [{"name": "y", "dims": [-1, 3]}],
+             "max_batch_size": 8, "dynamic_batching": {}, "instance_group": [{"kind": "KIND_CPU", "count": 1}]}
+            """#)
+        #expect(config.versionLabels == ["stable": 1, "canary_2": 2])
+        #expect(config.inputs == [TensorOverride(name: "x", dataType: .float32, dims: [-1, 4])])
+        #expect(config.outputs == [TensorOverride(name: "y", dims: [-1, 3])])
+    }
+
+    @Test func rejectsBadFieldsWithTheirName() {
+        let cases: [(String, String)] = [
+            (#"{"version_labels": {"a-b": 1}}"#, "label 'a-b' must match"),
+            (#"{"version_labels": {"a": 0}}"#, "version_labels.a"),
+            (#"{"version_labels": {"a": "x"}}"#, "version_labels"),
+            (#"{"verison_policy": {"all": {}}}"#, "unknown field 'verison_policy'"),
+            (#"{"input": [{"name": "x", "data_type": "TYPE_NOPE"}]}"#, "input[0].data_type"),
+            (#"{"input": [{"name": "x", "dims": [0]}]}"#, "input[0].dims"),
+            (#"{"input": [{"dims": [1]}]}"#, "input"),
+        ]
+        for (text, fragment) in cases {
+            do {
+                _ = try parse(text)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect("\(error)".contains(fragment), "\(error)")
+            }
+        }
+    }
+}

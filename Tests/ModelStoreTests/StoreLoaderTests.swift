@@ -12,9 +12,8 @@ let mlpModelPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     func load(_ store: TempStore) throws -> RegistrySnapshot {
         let registry = ModelRegistry()
         let loader = StoreLoader(
-            layout: StoreLayout(root: store.root), registry: registry, sessionOptions: SessionOptions(),
-            logger: Logger(label: "test"))
-        try loader.loadAll()
+            layout: StoreLayout(root: store.root), sessionOptions: SessionOptions(), logger: Logger(label: "test"))
+        try StoreManager(loader: loader, registry: registry, pollInterval: 0).loadAllNow()
         return registry.snapshot()
     }
 

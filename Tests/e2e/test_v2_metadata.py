@@ -37,6 +37,10 @@ def test_health_live(server):
 
 
 def test_health_ready_despite_broken_model(server):
+    """A FAILED version is parked, not aspired: it is retried only when its files change, so
+    waiting for it would keep the server unready until someone fixes the file, and take every
+    model's traffic away because of one bad file. It shows on the model's own ready (not ready)
+    and in the repository index with its reason. See docs/model-store.md, "Readiness"."""
     assert server.ready_at_start, "GET /v2/health/ready never answered 200 within 30 s of start"
     resp = server.get("/v2/health/ready")
     assert resp.status_code == 200, (

@@ -1,0 +1,231 @@
+import Glibc
+import Dispatch
+import Logging
+
+/// The reconcile step: from what is on disk and the model's config to the registry's states.
+/// Runs on the manager's queue only.
+extension StoreManager {
+    func reconcile(_ entry: StoreLayout.ModelEntry, _ mode: Mode, directoryGone: Bool = false) {
+        let name = entry.name
+        var track = state.withLock { $0.tracks[name] } ?? Track()
+        if mode == .explicit { track.unloadedByRequest = false }
+        if track.unloadedByRequest { return }
+        if directoryGone {
+            for v in track.loaded.keys.sorted() { unload(name, v, &track, reason: "its model directory was removed") }
+            registry.update(name) { status in
+                let kept = status?.versions.filter { $0.value.state == .unloading } ?? [:]
+                status?.versions = kept
+                if status?.versions.isEmpty ?? true { status = nil }
+            }
+            state.withLock { $0.tracks[name] = nil }
+            drainFinished()
+            return
+        }
+        applyConfig(entry, &track)
+        guard track.hasValidConfig else {
+            registry.update(name) { $0?.error = track.configError }
+            state.withLock { $0.tracks[name] = track }
+            return
+        }
+
+        let present = Set(entry.versions)
+        let aspired = track.config.versionPolicy.select(from: entry.versions)
+        track.note = nil
+        if aspired.isEmpty {
+            track.note = entry.versions.isEmpty
+                ? "no version directory with a model.onnx (expected \(layout.root)/\(name)/<version>/model.onnx)"
+                : "the version policy selects none of the versions \(entry.versions)"
+        }
+        var stamps: [Int: FileStamp] = [:]
+        for v in entry.versions { stamps[v] = FileStamp.of("\(layout.root)/\(name)/\(v)") }
+
+        // 1. Load what the policy wants, newest first (availability first: nothing unloads yet).
+        for v in aspired.reversed() {
+            if track.loaded[v] != nil { continue }
+            let stamp = stamps[v]!
+            if let failedAt = track.failed[v], failedAt == stamp { continue }  // parked until its files change
+            if mode == .poll, track.stamps[v] != stamp {
+                registry.setVersion(
+                    name,
+                    VersionStatus(
+                        version: v, state: .start,
+                        error: "waiting for the files of version \(v) to stay unchanged for one poll (\(pollInterval) s)"))
+                continue
+            }
+            load(name, v, stamp, &track)
+        }
+        track.stamps = stamps
+
+        // 2. Unload what the policy no longer wants: at once when its directory is gone, otherwise
+        //    only once every aspired version is AVAILABLE (a failure leaves the old one serving).
+        let allAspiredServe = aspired.allSatisfy { track.loaded[$0] != nil }
+        for v in track.loaded.keys.sorted() where !aspired.contains(v) {
+            if !present.contains(v) {
+                unload(name, v, &track, reason: "its directory was removed")
+            } else if allAspiredServe {
+                unload(name, v, &track, reason: "the version policy no longer selects it")
+            }
+        }
+        // Forget entries of versions that are neither loaded, draining, aspired, nor on disk.
+        registry.update(name) { status in
+            guard var s = status else { return }
+            for (v, vs) in s.versions where track.loaded[v] == nil && vs.state != .unloading {
+                if !present.contains(v) || (!aspired.contains(v) && vs.state != .end) { s.versions[v] = nil }
+            }
+            status = s
+        }
+        track.failed = track.failed.filter { present.contains($0.key) }
+
+        // 3. Labels: only ever to versions that serve; a refused label keeps its previous target.
+        applyLabels(name, &track)
+        state.withLock { $0.tracks[name] = track }
+        drainFinished()
+    }
+
+    /// Reads `config.json` when it changed. A config that does not parse keeps the previous one.
+    private func applyConfig(_ entry: StoreLayout.ModelEntry, _ track: inout Track) {
+        let stamp = entry.configPath.map { FileStamp.of($0) }
+        if track.hasValidConfig || track.configError != nil, stamp == track.configStamp { return }
+        track.configStamp = stamp
+        guard let path = entry.configPath else {
+            track.config = ModelConfig()
+            track.hasValidConfig = true
+            track.configError = nil
+            return
+        }
+        do {
+            track.config = try ModelConfig.parse(try readFile(path), path: path)
+            track.hasValidConfig = true
+            track.configError = nil
+        } catch {
+            let keeps = track.hasValidConfig ? "the previous configuration stays in force" : "the model is not loaded"
+            track.configError = "\(error) (\(keeps) until the file is fixed)"
+            logger.error(
+                "model config rejected; \(keeps) until the file is fixed",
+                metadata: ["event": "config_failed", "model": "\(entry.name)", "error": "\(error)"])
+        }
+    }
+
+    private func load(_ name: String, _ v: Int, _ stamp: FileStamp, _ track: inout Track) {
+        registry.setVersion(name, VersionStatus(version: v, state: .loading))
+        let started = monotonicSeconds()
+        do {
+            let servable = try loader.loadServable(model: name, version: v, config: track.config)
+            track.loaded[v] = servable
+            track.failed[v] = nil
+            // The swap: one registry update makes the version visible to new requests.
+            registry.setVersion(name, VersionStatus(version: v, state: .available, servable: servable))
+            loader.loadFinished(name, v, true, monotonicSeconds() - started)
+            logger.info(
+                "model version loaded",
+                metadata: [
+                    "event": "model_loaded", "model": "\(name)", "version": "\(v)",
+                    "device": "\(loader.sessionOptions.device)", "nodes": "\(servable.session.model.graph.nodes.count)",
+                    "duration_ms": "\(Int((monotonicSeconds() - started) * 1000))",
+                ])
+        } catch {
+            track.failed[v] = stamp
+            registry.setVersion(name, VersionStatus(version: v, state: .failed, error: "\(error)"))
+            loader.loadFinished(name, v, false, monotonicSeconds() - started)
+            logger.error(
+                "model version failed to load; what served before keeps serving; it is retried when its files change",
+                metadata: [
+                    "event": "model_failed", "model": "\(name)", "version": "\(v)", "error": "\(error)",
+                    "duration_ms": "\(Int((monotonicSeconds() - started) * 1000))",
+                ])
+        }
+    }
+
+    /// AVAILABLE -> UNLOADING: out of the serving set now; END once requests in flight finish.
+    func unload(_ name: String, _ v: Int, _ track: inout Track, reason: String) {
+        guard let servable = track.loaded.removeValue(forKey: v) else { return }
+        registry.setVersion(name, VersionStatus(version: v, state: .unloading))
+        logger.info("model version unloading", metadata: ["event": "model_unloading", "model": "\(name)", "version": "\(v)", "reason": "\(reason)"])
+        state.withLock { $0.draining.append(Draining(servable: servable, model: name, version: v)) }
+        // The caller runs `drainFinished()` once its own references are gone.
+    }
+
+    /// Moves versions whose last request has finished to END; their memory goes with the last
+    /// reference. Re-checks every 20 ms while some are still busy.
+    func drainFinished() {
+        let (done, more) = state.withLock { s -> ([(String, Int)], Bool) in
+            var done: [(String, Int)] = []
+            var i = 0
+            while i < s.draining.count {
+                if s.draining[i].servable == nil {
+                    done.append((s.draining[i].model, s.draining[i].version))
+                    s.draining.remove(at: i)
+                } else {
+                    i += 1
+                }
+            }
+            let schedule = !s.draining.isEmpty && !s.drainScheduled
+            if schedule { s.drainScheduled = true }
+            return (done, schedule)
+        }
+        for (name, v) in done {
+            // END stays on record while the version is on disk; a removed one is forgotten.
+            let versionGone = !FileStamp.exists("\(layout.root)/\(name)/\(v)")
+            let modelGone = !FileStamp.exists("\(layout.root)/\(name)")
+            registry.update(name) { status in
+                guard var s = status, s.versions[v]?.state == .unloading else { return }
+                s.versions[v] = versionGone ? nil : VersionStatus(version: v, state: .end)
+                status = modelGone && s.versions.isEmpty ? nil : s
+            }
+            logger.info("model version unloaded", metadata: ["event": "model_unloaded", "model": "\(name)", "version": "\(v)"])
+        }
+        // Hand freed heap back to the system: glibc keeps freed blocks in per-thread arenas, which
+        // would show up as growth across load/unload cycles.
+        if !done.isEmpty { _ = swerveMallocTrim(0) }
+        if more {
+            queue.asyncAfter(deadline: .now() + 0.02) {
+                self.state.withLock { $0.drainScheduled = false }
+                self.drainFinished()
+            }
+        }
+    }
+
+    private func applyLabels(_ name: String, _ track: inout Track) {
+        let current = registry.snapshot().models[name]?.labels ?? [:]
+        var labels: [String: Int] = [:]
+        var errors: [String] = []
+        for (label, v) in track.config.versionLabels.sorted(by: { $0.key < $1.key }) {
+            if track.loaded[v] != nil {
+                labels[label] = v
+                continue
+            }
+            let previous = current[label]
+            if let previous { labels[label] = previous }
+            errors.append(
+                "label '\(label)' -> version \(v) refused: version \(v) is not AVAILABLE; "
+                    + (previous.map { "the label still points at version \($0)" } ?? "the label is not set"))
+        }
+        if errors != track.labelErrors {
+            for e in errors { logger.warning("version label refused", metadata: ["event": "label_refused", "model": "\(name)", "error": "\(e)"]) }
+        }
+        track.labelErrors = errors
+        let problems = ([track.configError, track.note].compactMap { $0 } + errors)
+        registry.update(name) { status in
+            status?.labels = labels
+            status?.error = problems.isEmpty ? nil : problems.joined(separator: "; ")
+        }
+    }
+}
+
+/// glibc's `malloc_trim` (not exported by the Glibc module): returns free heap memory of every
+/// arena to the system.
+@_silgen_name("malloc_trim")
+func swerveMallocTrim(_ pad: Int) -> Int32
+
+/// glibc's `mallopt`.
+@_silgen_name("mallopt")
+func swerveMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+
+/// Makes blocks of 1 MiB and more (weights copied out of a model file, large activations) always
+/// come from their own mappings, returned to the system when freed. glibc's default raises that
+/// threshold after the first large free, after which such blocks stay in the heap: memory that
+/// an unloaded version leaves behind. Process-wide; called once by `StoreManager.start`.
+func fixLargeAllocationThreshold() {
+    let M_MMAP_THRESHOLD: Int32 = -3
+    _ = swerveMallopt(M_MMAP_THRESHOLD, 1 << 20)
+}

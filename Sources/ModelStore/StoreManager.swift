@@ -1,0 +1,142 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// Keeps the registry in step with the store: the lifecycle state machine of every version, the
+/// poller, explicit loads and unloads (management API), labels, and draining old versions.
+///
+/// All work runs on one serial queue, so at most one reconcile runs at a time and loads happen in
+/// the background of the HTTP threads. The rules (availability first, stable files, parked
+/// failures) are in docs/model-store.md. Thread-safe: every public method may be called from any
+/// thread; completions run on the manager's queue.
+public final class StoreManager: Sendable {
+    /// How a reconcile treats versions it has not loaded yet.
+    enum Mode: Sendable {
+        /// Startup: files present before the daemon started are taken as complete.
+        case startup
+        /// Poller: a new or changed version loads only once its files are the same two polls running.
+        case poll
+        /// Management `load`: the caller says the files are complete; also clears an explicit unload.
+        case explicit
+    }
+
+    /// What the manager remembers about one model between scans (only touched on `queue`).
+    struct Track: Sendable {
+        var config = ModelConfig()
+        var configStamp: FileStamp?
+        var hasValidConfig = false
+        var configError: String?
+        /// Stamps seen at the previous scan, per version.
+        var stamps: [Int: FileStamp] = [:]
+        /// Stamp of each FAILED version when it failed: retried only when this changes.
+        var failed: [Int: FileStamp] = [:]
+        var loaded: [Int: ServableVersion] = [:]
+        var labelErrors: [String] = []
+        /// Why the model has nothing to serve, when the policy selects nothing.
+        var note: String?
+        /// Set by the management `unload`: the poller leaves the model alone until a `load`.
+        var unloadedByRequest = false
+    }
+
+    struct Draining: Sendable {
+        weak var servable: ServableVersion?
+        var model: String
+        var version: Int
+    }
+
+    struct State: Sendable {
+        var tracks: [String: Track] = [:]
+        /// Unloaded versions waiting for their requests in flight to finish. Held weakly: the
+        /// version's memory goes with the last request's reference, and then this turns nil.
+        var draining: [Draining] = []
+        var drainScheduled = false
+    }
+
+    public let loader: StoreLoader
+    public let registry: ModelRegistry
+    /// Seconds between polls; 0 = no polling.
+    public let pollInterval: Double
+    let queue = DispatchQueue(label: "swerve.store-manager")
+    let state = Mutex(State())
+    var layout: StoreLayout { loader.layout }
+    var logger: Logger { loader.logger }
+
+    public init(loader: StoreLoader, registry: ModelRegistry, pollInterval: Double) {
+        self.loader = loader
+        self.registry = registry
+        self.pollInterval = pollInterval
+    }
+
+    /// Scans the store now and registers every model's aspired versions as START (so readiness
+    /// knows what to wait for); then loads them in the background, calls `loaded`, and starts the
+    /// poller. Throws only when the store cannot be read.
+    public func start(loaded: @escaping @Sendable () -> Void = {}) throws {
+        fixLargeAllocationThreshold()
+        let models = try layout.scan()
+        if models.isEmpty {
+            logger.warning("the model store holds no models", metadata: ["event": "store_empty", "path": "\(layout.root)"])
+        }
+        for entry in models {
+            // A config that does not parse: nothing will load, so nothing to wait for.
+            guard let config = entry.configPath.map({ try? ModelConfig.parse(readFile($0), path: $0) }) ?? ModelConfig()
+            else { continue }
+            let aspired = config.versionPolicy.select(from: entry.versions)
+            registry.update(entry.name) { status in
+                for v in aspired { status?.versions[v] = VersionStatus(version: v, state: .start) }
+            }
+        }
+        queue.async {
+            self.scanAll(.startup)
+            loaded()
+            self.schedulePoll()
+        }
+    }
+
+    /// Loads every model and version of the store now, on the caller's thread (tests, tools).
+    public func loadAllNow() throws {
+        _ = try layout.scan()
+        queue.sync { scanAll(.startup) }
+    }
+
+    /// Rescans the whole store now (as the poller would, without the stability wait).
+    public func rescan(completion: @escaping @Sendable () -> Void) {
+        queue.async {
+            self.scanAll(.explicit)
+            completion()
+        }
+    }
+
+    private func schedulePoll() {
+        guard pollInterval > 0 else { return }
+        queue.asyncAfter(deadline: .now() + pollInterval) {
+            self.scanAll(.poll)
+            self.schedulePoll()
+        }
+    }
+
+    /// One pass over the store: every model on disk, and every model that has disappeared.
+    func scanAll(_ mode: Mode) {
+        let entries: [StoreLayout.ModelEntry]
+        do {
+            entries = try layout.scan()
+        } catch {
+            logger.error("model store scan failed; serving goes on unchanged", metadata: ["event": "scan_failed", "error": "\(error)"])
+            return
+        }
+        let onDisk = Set(entries.map(\.name))
+        for entry in entries { reconcile(entry, mode) }
+        let gone = state.withLock { $0.tracks.keys.filter { !onDisk.contains($0) } }
+        for name in gone {
+            reconcile(StoreLayout.ModelEntry(name: name, versions: [], configPath: nil), mode, directoryGone: true)
+        }
+    }
+
+    /// Reconciles one model by name (management `load`): rescans its directory.
+    func reconcile(model name: String, _ mode: Mode) {
+        guard let entry = (try? layout.scan())?.first(where: { $0.name == name }) else {
+            reconcile(StoreLayout.ModelEntry(name: name, versions: [], configPath: nil), mode, directoryGone: true)
+            return
+        }
+        reconcile(entry, mode)
+    }
+}
