@@ -2,16 +2,25 @@
 SWIFT ?= swift
 PYTHON ?= python3
 VENV ?= .venv
+PERF_VENV ?= .venv-perf
 PORT ?= 8000
 MODEL_STORE ?= ./models
 RELEASE_BIN := .build/release/swerve
 
-.PHONY: run build deps test test-deps unit e2e models clean help
+CONFORMANCE_DATA := .build-conformance-data
+
+.PHONY: run build deps test test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels bench-engine test-tf screenshot
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
-	@echo "make test   - install what tests need, run the Swift unit tests and the end-to-end tests"
+	@echo "make test   - install what tests need, run the unit, conformance, end-to-end, real-model and deployment tests"
+	@echo "make image  - build the container's runtime stage around a host binary with podman, run and check it (root)"
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
+	@echo "make realmodels      - export resnet18, mobilenet_v2, tiny BERT, ... to .realmodels (installs .venv-realmodels)"
+	@echo "make test-realmodels - the real exports served by swerve against onnxruntime (part of make test)"
+	@echo "make test-tf         - Keras models through tf2onnx against onnxruntime (installs TensorFlow CPU, 1.4 GB; part of make test)"
+	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
+	@echo "make screenshot - regenerate docs/status-page.png (status page under traffic; needs chromium)"
 
 deps:
 	@tools/install-deps.sh
@@ -29,21 +38,87 @@ test-deps:
 		$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-test.txt && \
 		touch $(VENV)/.installed; \
 	fi
+	@# perf_analyzer: the tritonclient 2.51.0 wheel is the newest whose bundled binary runs on Debian 12.
+	@if [ ! -f $(PERF_VENV)/.installed ]; then \
+		$(PYTHON) -m venv $(PERF_VENV) && \
+		$(PERF_VENV)/bin/pip install --quiet --disable-pip-version-check 'tritonclient[all]==2.51.0' nvidia-cuda-runtime-cu12 && \
+		touch $(PERF_VENV)/.installed; \
+	fi
 
-unit: test-deps
-	$(SWIFT) test
+# ONNX's conformance cases, generated from the onnx wheel into a git-ignored folder (about 10 s).
+conformance-data: test-deps
+	$(VENV)/bin/python tools/gen_node_tests.py $(CONFORMANCE_DATA)
+
+unit: test-deps conformance-data
+	SWERVE_NODE_TESTS=$(CURDIR)/$(CONFORMANCE_DATA) $(SWIFT) test
 
 e2e: test-deps
 	$(SWIFT) build -c release --product swerve
-	SWERVE_BIN=$(RELEASE_BIN) $(VENV)/bin/python -m pytest -q Tests/e2e
+	SWERVE_BIN=$(RELEASE_BIN) PERF_ANALYZER=$(PERF_VENV)/bin/perf_analyzer $(VENV)/bin/python -m pytest -q Tests/e2e
 
-test: unit e2e
+# Dockerfile (hadolint), Kubernetes manifests (kubectl kustomize + kubernetes-validate), KServe,
+# Grafana dashboard against the live binary's /metrics; flags of the image and manifests.
+deploy-check: test-deps
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) $(VENV)/bin/python -m pytest -q Tests/deploy
+
+test: unit e2e test-realmodels test-tf deploy-check
+
+# The image's runtime stage (Dockerfile target `prebuilt`) around a binary built here, with podman
+# and no registry; runs it and checks health, HEALTHCHECK and a prediction. See docs/deployment.md.
+IMAGE_SCRATCH ?= .build-static
+image: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product swerve --scratch-path $(IMAGE_SCRATCH)
+	deploy/container/make-image.sh $(IMAGE_SCRATCH)/release/swerve
+
+# Real PyTorch exports (random weights, no downloads) in a git-ignored store; torch is the CPU
+# wheel (see tools/requirements-realmodels.txt). Re-exported when the script changes.
+REALMODELS_VENV := .venv-realmodels
+REALMODELS := .realmodels
+
+$(REALMODELS_VENV)/.installed: tools/requirements-realmodels.txt
+	$(PYTHON) -m venv $(REALMODELS_VENV)
+	$(REALMODELS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-realmodels.txt
+	touch $@
+
+$(REALMODELS)/manifest.json: tools/export_real_models.py $(REALMODELS_VENV)/.installed
+	$(REALMODELS_VENV)/bin/python tools/export_real_models.py --out $(REALMODELS)
+
+realmodels: $(REALMODELS)/manifest.json
+
+test-realmodels: realmodels
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=$(REALMODELS) $(REALMODELS_VENV)/bin/python -m pytest -q Tests/realmodels
+
+# Keras -> tf2onnx exports in their own venv (TensorFlow 2.15 pins protobuf 3.20 and numpy 1.x). Fresh
+# install about 45 s and 1.4 GB on the project's machine, exports 12 s: it fits `make test`.
+TF_VENV := .venv-tf
+
+$(TF_VENV)/.installed: tools/requirements-tf.txt
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-tf.txt
+	touch $@
+
+.realmodels-tf/manifest.json: tools/export_keras_models.py $(TF_VENV)/.installed
+	$(TF_VENV)/bin/python tools/export_keras_models.py --out .realmodels-tf
+
+test-tf: .realmodels-tf/manifest.json
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=.realmodels-tf $(TF_VENV)/bin/python -m pytest -q Tests/realmodels
+
+bench-engine: realmodels
+	$(SWIFT) build -c release --product swerve
+	$(REALMODELS_VENV)/bin/python bench/engine/run.py --swerve $(RELEASE_BIN) --store $(REALMODELS)
 
 models:
 	$(PYTHON) -m venv .venv-export
 	.venv-export/bin/pip install --quiet -r tools/requirements-export.txt
 	.venv-export/bin/python tools/train_digits.py
 	.venv-export/bin/python tools/make_test_models.py
+
+screenshot: test-deps
+	$(SWIFT) build -c release --product swerve
+	$(VENV)/bin/python tools/status_screenshot.py --bin $(RELEASE_BIN) --out docs/status-page.png
 
 clean:
 	rm -rf .build

@@ -1,3 +1,4 @@
+import Batching
 import Engine
 import HTTP
 import ModelStore
@@ -19,6 +20,14 @@ struct APIError: Error, CustomStringConvertible {
     /// Maps an error from the engine or elsewhere to what the client sees.
     static func from(_ error: any Error) -> APIError {
         if let api = error as? APIError { return api }
+        if let scheduler = error as? SchedulerError {
+            switch scheduler {
+            case .queueFull, .stopped: return APIError(status: 503, message: "\(scheduler)")
+            case .timedOut: return APIError(status: 504, message: "\(scheduler)")
+            case .tooManyRows, .missingBatchDimension, .inconsistentRows: return .badRequest("\(scheduler)")
+            case .unbatchableOutput: return .internalError("\(scheduler)")
+            }
+        }
         if let engine = error as? EngineError {
             if case .invalidInput(let m) = engine { return .badRequest(m) }
             return .internalError("\(engine)")

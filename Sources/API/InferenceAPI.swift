@@ -22,6 +22,7 @@ public final class InferenceAPI: HTTPHandler {
         case live, ready, serverMetadata
         case modelMetadata, modelReady, modelConfig, modelInfer
         case v1Status, v1Metadata, v1Predict
+        case metrics, stats, statusPage, statusJSON
     }
 
     let registry: ModelRegistry
@@ -29,12 +30,30 @@ public final class InferenceAPI: HTTPHandler {
     let logger: Logger
     let router: Router<Endpoint>
     private let storeLoaded = Atomic<Bool>(false)
+    /// Operations (MetricsEndpoints.swift, StatusPage.swift): nil when metrics are off.
+    let metrics: ServerMetrics?
+    let accessLog: Bool
+    let accessLogger: Logger
+    let startedAt = monotonicNow()
+    let draining = Atomic<Bool>(false)
 
-    public init(registry: ModelRegistry, info: ServerInfo = ServerInfo(), logger: Logger) {
+    public init(
+        registry: ModelRegistry, info: ServerInfo = ServerInfo(), logger: Logger, metrics: ServerMetrics? = nil,
+        accessLog: Bool = false
+    ) {
         self.registry = registry
         self.info = info
         self.logger = logger
+        self.metrics = metrics
+        self.accessLog = accessLog
+        var access = logger
+        access.logLevel = .info  // asked for with --access-log: printed whatever --log-level says
+        self.accessLogger = access
         var r = Router<Endpoint>()
+        r.add("GET", "/", .statusPage)
+        r.add("GET", "/status.json", .statusJSON)
+        r.add("GET", "/metrics", .metrics)
+        r.add("GET", "/v2/models/stats", .stats)
         r.add("GET", "/v2/health/live", .live)
         r.add("GET", "/v2/health/ready", .ready)
         r.add("GET", "/v2", .serverMetadata)
@@ -42,6 +61,7 @@ public final class InferenceAPI: HTTPHandler {
             r.add("GET", prefix, .modelMetadata)
             r.add("GET", prefix + "/ready", .modelReady)
             r.add("GET", prefix + "/config", .modelConfig)
+            r.add("GET", prefix + "/stats", .stats)
             r.add("POST", prefix + "/infer", .modelInfer)
         }
         for prefix in ["/v1/models/{model}", "/v1/models/{model}/versions/{version}", "/v1/models/{model}/labels/{label}"] {
@@ -55,9 +75,15 @@ public final class InferenceAPI: HTTPHandler {
     /// Marks the initial load of the store as done: `/v2/health/ready` can answer 200 from now on.
     public func markStoreLoaded() { storeLoaded.store(true, ordering: .releasing) }
 
-    /// Whether the server is ready: the store's first load is done (see `--ready-when`) and no
-    /// model is still working towards its first AVAILABLE version (docs/model-store.md).
-    public var isReady: Bool { storeLoaded.load(ordering: .acquiring) && registry.snapshot().isSettled }
+    /// Marks the server as shutting down: `/v2/health/ready` answers 503 from now on.
+    public func beginDrain() { draining.store(true, ordering: .releasing) }
+
+    /// Whether the server is ready: the store's first load is done (see `--ready-when`), no model
+    /// is still working towards its first AVAILABLE version (docs/model-store.md), and it is not
+    /// shutting down.
+    public var isReady: Bool {
+        storeLoaded.load(ordering: .acquiring) && !draining.load(ordering: .acquiring) && registry.snapshot().isSettled
+    }
 
     private func notReadyMessage() -> String {
         guard storeLoaded.load(ordering: .acquiring) else { return "not ready: the model store is still loading; retry shortly" }
@@ -66,7 +92,13 @@ public final class InferenceAPI: HTTPHandler {
     }
 
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
-        switch router.match(method: request.method, path: request.path) {
+        let (match, pattern) = router.matchRoute(method: request.method, path: request.path)
+        guard metrics != nil || accessLog else { return dispatch(request, match, responder) }
+        dispatch(request, match, observed(request, match, pattern: pattern, responder))
+    }
+
+    func dispatch(_ request: HTTPRequest, _ match: Router<Endpoint>.Match, _ responder: HTTPResponder) {
+        switch match {
         case .notFound:
             responder.respond(
                 .error(404, "no endpoint at \(request.method) \(request.path); see the endpoint list in README.md"))
@@ -84,7 +116,11 @@ public final class InferenceAPI: HTTPHandler {
                 case .live: responder.respond(.text(200, ""))
                 case .ready:
                     responder.respond(
-                        isReady ? .text(200, "") : .error(503, notReadyMessage()))
+                        isReady
+                            ? .text(200, "")
+                            : .error(503, draining.load(ordering: .acquiring)
+                                ? "not ready: the server is shutting down; send requests to another instance"
+                                : notReadyMessage()))
                 case .serverMetadata: responder.respond(serverMetadata())
                 case .modelMetadata: responder.respond(try modelMetadata(model, version))
                 case .modelReady:
@@ -95,6 +131,10 @@ public final class InferenceAPI: HTTPHandler {
                 case .v1Status: responder.respond(try v1Status(model, version))
                 case .v1Metadata: responder.respond(try v1Metadata(model, version))
                 case .v1Predict: try v1Predict(request, model, version, responder)
+                case .metrics: responder.respond(metricsText())
+                case .stats: responder.respond(try modelStats(parameters["model"], version))
+                case .statusPage: responder.respond(statusPage())
+                case .statusJSON: responder.respond(statusJSON())
                 }
             } catch {
                 if error.status >= 500 {

@@ -5,10 +5,21 @@ public typealias InferenceFunction = @Sendable ([String: Tensor]) throws -> [Str
 
 /// Receives inference jobs for one model version and runs them, now or batched with others.
 ///
-/// `completion` is called exactly once, on whichever thread ran the job. Implementations are
-/// thread-safe.
+/// The job's completion is called exactly once, on whichever thread ran (or refused) it.
+/// Implementations are thread-safe.
 public protocol InferenceScheduler: Sendable {
-    func submit(_ inputs: [String: Tensor], completion: @escaping @Sendable (Result<[String: Tensor], any Error>) -> Void)
+    func submit(_ job: InferenceJob)
+    /// Stops taking work; jobs already accepted are run (or answered) before it returns.
+    func stop()
+}
+
+extension InferenceScheduler {
+    /// Submits inputs with the model's default deadline.
+    public func submit(
+        _ inputs: [String: Tensor], completion: @escaping @Sendable (Result<[String: Tensor], any Error>) -> Void
+    ) {
+        submit(InferenceJob(inputs: inputs, completion: completion))
+    }
 }
 
 /// Runs each job at once on the submitting thread. The starting point until the dynamic batcher
@@ -22,17 +33,17 @@ public struct PassThroughScheduler: InferenceScheduler {
         self.observer = observer
     }
 
-    public func submit(
-        _ inputs: [String: Tensor], completion: @escaping @Sendable (Result<[String: Tensor], any Error>) -> Void
-    ) {
+    public func submit(_ job: InferenceJob) {
         let clock = ContinuousClock()
         let start = clock.now
-        let result = Result { try run(inputs) }
+        let result = Result { try run(job.inputs) }
         let elapsed = start.duration(to: clock.now)
         observer.jobDequeued(waitedSeconds: 0)
-        observer.batchExecuted(rows: rowCount(inputs), computeSeconds: seconds(elapsed))
-        completion(result)
+        observer.batchExecuted(rows: rowCount(job.inputs), computeSeconds: seconds(elapsed))
+        job.completion(result)
     }
+
+    public func stop() {}
 }
 
 /// Rows in a job: the first dimension of its inputs (1 for scalars).

@@ -45,6 +45,18 @@ enum Check {
         }
     }
 
+    /// Fails unless `shape` (computed at run time: Expand, Tile, ConstantOfShape) has non-negative
+    /// dimensions and at most 2^34 elements, so a bad shape never traps on overflow or exhausts memory.
+    static func computedShape(_ shape: [Int], _ op: String) throws {
+        var total = 1
+        for d in shape {
+            guard d >= 0 else { throw KernelError.shape("\(op) output shape \(shape) has a negative dimension") }
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= 1 << 34 else { throw KernelError.shape("\(op) output shape \(shape) is too large") }
+            total = p
+        }
+    }
+
     /// Normalises a possibly negative `axis` for a tensor of `rank` into `0..<rank`
     /// (`0...rank` when `inclusiveEnd`).
     static func axis(_ axis: Int, rank: Int, inclusiveEnd: Bool = false, _ what: String = "axis") throws -> Int {

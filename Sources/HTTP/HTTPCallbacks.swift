@@ -77,8 +77,9 @@ func collectValues(_ connection: OpaquePointer, kind: MHD_ValueKind, lowercaseKe
 /// A valid pointer for empty bodies (never written).
 nonisolated(unsafe) private let emptyBody = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
 
-/// Queues `response` on `connection` (libmicrohttpd copies the bytes).
-func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+/// Queues `response` on `connection` (libmicrohttpd copies the bytes); `closing` adds
+/// `Connection: close` (the server is draining).
+func queue(_ response: HTTPResponse, on connection: OpaquePointer, closing: Bool = false) -> MHD_Result {
     let mhdResponse: OpaquePointer? = response.body.withUnsafeBytes { bytes in
         MHD_create_response_from_buffer(
             bytes.count, bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? emptyBody,
@@ -86,6 +87,7 @@ func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result
     }
     guard let mhdResponse else { return .NO }
     for (name, value) in response.headers { _ = MHD_add_response_header(mhdResponse, name, value) }
+    if closing { _ = MHD_add_response_header(mhdResponse, "Connection", "close") }
     let result = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
     MHD_destroy_response(mhdResponse)
     return result
@@ -106,6 +108,7 @@ func swerveAccessHandler(
         state.headers = collectValues(connection, kind: .HEADER_KIND, lowercaseKeys: true)
         state.query = collectValues(connection, kind: .GET_ARGUMENT_KIND, lowercaseKeys: false)
         conCls.pointee = Unmanaged.passRetained(state).toOpaque()
+        server.inFlight.add(1, ordering: .acquiringAndReleasing)
         if let length = state.headers["content-length"].flatMap({ Int($0) }), length > maxBody {
             // Answer now rather than read a body we will refuse; libmicrohttpd closes the connection.
             state.dispatched = true
@@ -137,7 +140,7 @@ func swerveAccessHandler(
             defer { shared.response = nil }
             return shared.response
         }) else { return .YES }
-        return queue(response, on: connection)
+        return queue(response, on: connection, closing: server.draining.load(ordering: .acquiring))
     }
     state.dispatched = true
     if state.tooLarge { return queue(tooLargeResponse(maxBody), on: connection) }
@@ -157,7 +160,7 @@ func swerveAccessHandler(
         MHD_suspend_connection(connection)
         return nil
     }
-    if let ready { return queue(ready, on: connection) }
+    if let ready { return queue(ready, on: connection, closing: server.draining.load(ordering: .acquiring)) }
     return .YES
 }
 
@@ -177,6 +180,7 @@ func swerveRequestCompleted(
     guard let conCls, let pointer = conCls.pointee else { return }
     Unmanaged<RequestState>.fromOpaque(pointer).release()
     conCls.pointee = nil
+    if let cls { Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().inFlight.subtract(1, ordering: .acquiringAndReleasing) }
 }
 
 func swerveConnectionNotify(

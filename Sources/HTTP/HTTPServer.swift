@@ -1,6 +1,7 @@
 import CMicroHTTPD
 import Glibc
 import Logging
+import Synchronization
 
 /// Settings of one HTTP listener.
 public struct HTTPServerConfiguration: Sendable {
@@ -50,6 +51,12 @@ public final class HTTPServer: @unchecked Sendable {
     private var context: Unmanaged<HTTPServer>?
     /// The bound port, valid after `start`.
     public private(set) var port: Int = 0
+    /// The listening socket after `quiesce`, closed after `stop` (libmicrohttpd's rule).
+    private var quiescedSocket: Int32 = -1
+    /// Requests accepted (headers read) and not yet completed, on any connection.
+    let inFlight = Atomic<Int>(0)
+    /// Set by `quiesce`: responses carry `Connection: close` so keep-alive clients reconnect elsewhere.
+    let draining = Atomic<Bool>(false)
 
     public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger) {
         self.configuration = configuration
@@ -64,7 +71,7 @@ public final class HTTPServer: @unchecked Sendable {
         let isIPv6 = try HTTPServer.makeAddress(configuration.host, port: configuration.port, into: &storage)
 
         var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
-            | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+            | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue | MHD_USE_ITC.rawValue
         if isIPv6 { flags |= MHD_USE_IPv6.rawValue }
 
         let ctx = Unmanaged.passRetained(self)
@@ -101,18 +108,42 @@ public final class HTTPServer: @unchecked Sendable {
         port = Int(swerve_mhd_bound_port(started))
     }
 
-    /// Stops accepting new connections; connections already open are served until `stop`.
+    /// Stops accepting new connections (new ones are refused); connections already open are
+    /// served until `stop`, and their responses from now on close them.
     public func quiesce() {
-        guard let daemon else { return }
+        guard let daemon, quiescedSocket < 0 else { return }
+        draining.store(true, ordering: .releasing)
         let fd = MHD_quiesce_daemon(daemon)
-        if fd >= 0 { close(fd) }
+        guard fd >= 0 else { return }
+        // The socket must stay open until MHD_stop_daemon; shutting it down takes it out of LISTEN
+        // (Linux), so connection attempts are refused now rather than left in the backlog.
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+        quiescedSocket = fd
     }
 
-    /// Stops the server: closes every connection and joins libmicrohttpd's threads.
+    /// Requests accepted and not yet completed (answered, or their connection closed).
+    public var requestsInFlight: Int { inFlight.load(ordering: .acquiring) }
+
+    /// Quiesces, then waits until every accepted request has completed or `timeout` seconds have
+    /// passed. Returns the number of requests still in flight (0: drained).
+    public func drain(timeout: Double) -> Int {
+        quiesce()
+        var waited = 0.0
+        while requestsInFlight > 0 && waited < timeout {
+            usleep(10_000)
+            waited += 0.01
+        }
+        return requestsInFlight
+    }
+
+    /// Stops the server: closes every connection and joins libmicrohttpd's threads. Call it when
+    /// no request is in flight (`drain`): libmicrohttpd must not be stopped with a suspended one.
     public func stop() {
         guard let daemon else { return }
         MHD_stop_daemon(daemon)
         self.daemon = nil
+        if quiescedSocket >= 0 { close(quiescedSocket) }
+        quiescedSocket = -1
         context?.release()
         context = nil
     }

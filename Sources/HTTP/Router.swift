@@ -13,6 +13,7 @@ public struct Router<Handler: Sendable>: Sendable {
         let method: String
         let segments: [Segment]
         let handler: Handler
+        let pattern: String
     }
 
     /// A routing decision.
@@ -34,22 +35,26 @@ public struct Router<Handler: Sendable>: Sendable {
             let name = String(part[part.index(after: part.startIndex)..<close])
             return .parameter(name, suffix: String(part[part.index(after: close)...]))
         }
-        routes.append(Route(method: method, segments: segments, handler: handler))
+        routes.append(Route(method: method, segments: segments, handler: handler, pattern: pattern))
     }
 
-    /// Finds the handler for `method` and `path`.
-    public func match(method: String, path: String) -> Match {
+    /// Like `match`, plus the pattern of the route that matched (`/v2/models/{model}/infer`), for
+    /// metrics and logs with bounded cardinality; nil when no route matched.
+    public func matchRoute(method: String, path: String) -> (match: Match, pattern: String?) {
         let parts = Router.split(path)
         var allowed: [String] = []
         for route in routes {
             guard let parameters = Router.bind(route.segments, to: parts) else { continue }
             if route.method == method || (method == "HEAD" && route.method == "GET") {
-                return .found(route.handler, parameters: parameters)
+                return (.found(route.handler, parameters: parameters), route.pattern)
             }
             if !allowed.contains(route.method) { allowed.append(route.method) }
         }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+        return (allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed), nil)
     }
+
+    /// Finds the handler for `method` and `path`.
+    public func match(method: String, path: String) -> Match { matchRoute(method: method, path: path).match }
 
     private static func split(_ path: String) -> [Substring] {
         path.split(separator: "/", omittingEmptySubsequences: true)

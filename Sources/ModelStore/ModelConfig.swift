@@ -1,3 +1,4 @@
+import Batching
 import FoundationEssentials
 import Tensors
 
@@ -25,6 +26,8 @@ public enum VersionPolicy: Sendable, Equatable {
 /// A value, parsed on the store manager's thread and handed to the loader.
 public struct ModelConfig: Sendable, Equatable {
     public var versionPolicy: VersionPolicy = .latest(1)
+    /// `max_batch_size`, `dynamic_batching` and `instance_group` (see ModelConfig+Batching.swift).
+    public var batching = BatchingOptions()
     /// Label name -> version (`version_labels`). Names match `[a-zA-Z0-9_]+`.
     public var versionLabels: [String: Int] = [:]
     /// Declared inputs that override or pin what the ONNX file says (`input`).
@@ -58,6 +61,11 @@ public struct ModelConfig: Sendable, Equatable {
         }
         var config = ModelConfig()
         if let policy = file.version_policy { config.versionPolicy = policy.policy }
+        do {
+            config.batching = try file.batchingOptions()
+        } catch let error as ConfigFieldError {
+            throw StoreError.badConfig(path: path, reason: error.message)
+        }
         for (label, version) in file.version_labels ?? [:] {
             guard isValidLabel(label) else {
                 throw StoreError.badConfig(
@@ -125,11 +133,16 @@ public struct TensorOverride: Sendable, Equatable {
 /// refused, except those of the batching work.
 struct ConfigFile: Decodable {
     var version_policy: PolicyField?
+    var max_batch_size: Int?
+    var dynamic_batching: DynamicBatchingField?
+    var instance_group: [InstanceGroupField]?
     var version_labels: [String: Int]?
     var input: [TensorField]?
     var output: [TensorField]?
 
-    enum CodingKeys: String, CodingKey { case version_policy, version_labels, input, output }
+    enum CodingKeys: String, CodingKey {
+        case version_policy, version_labels, input, output, max_batch_size, dynamic_batching, instance_group
+    }
 
     init(from decoder: any Decoder) throws {
         let all = try decoder.container(keyedBy: PolicyField.Key.self)
@@ -143,6 +156,9 @@ struct ConfigFile: Decodable {
         version_labels = try c.decodeIfPresent([String: Int].self, forKey: .version_labels)
         input = try c.decodeIfPresent([TensorField].self, forKey: .input)
         output = try c.decodeIfPresent([TensorField].self, forKey: .output)
+        max_batch_size = try c.decodeIfPresent(Int.self, forKey: .max_batch_size)
+        dynamic_batching = try c.decodeIfPresent(DynamicBatchingField.self, forKey: .dynamic_batching)
+        instance_group = try c.decodeIfPresent([InstanceGroupField].self, forKey: .instance_group)
     }
 }
 

@@ -30,14 +30,24 @@ public final class ServableVersion: Sendable {
     public let path: String
     public let session: InferenceSession
     public let scheduler: any InferenceScheduler
+    /// The scheduling options in force (config.json with command-line overrides).
+    public let batching: BatchingOptions
 
-    public init(model: String, version: Int, path: String, session: InferenceSession, scheduler: any InferenceScheduler) {
+    public init(
+        model: String, version: Int, path: String, session: InferenceSession, scheduler: any InferenceScheduler,
+        batching: BatchingOptions = BatchingOptions()
+    ) {
         self.model = model
         self.version = version
         self.path = path
         self.session = session
         self.scheduler = scheduler
+        self.batching = batching
     }
+
+    /// The last reference is gone (no request in flight, out of the registry): stop the
+    /// scheduler's workers.
+    deinit { scheduler.stop() }
 }
 
 /// The state of one version as the registry reports it.

@@ -14,19 +14,25 @@ public struct StoreLoader: Sendable {
     public let layout: StoreLayout
     public let sessionOptions: SessionOptions
     public let logger: Logger
-    /// Makes the scheduler for a loaded version (the pass-through or a batcher).
-    public let makeScheduler: @Sendable (InferenceSession) -> any InferenceScheduler
+    /// Command-line settings that override every model's batching configuration.
+    public let batchingOverrides: BatchingOverrides
+    /// Makes the scheduler for a loaded version; by default `SchedulerContext.makeDefaultScheduler`.
+    public let makeScheduler: @Sendable (SchedulerContext) -> any InferenceScheduler
+    /// Told when a version load ends: model, version, success, seconds (for metrics).
+    public let loadFinished: @Sendable (String, Int, Bool, Double) -> Void
 
     public init(
         layout: StoreLayout, sessionOptions: SessionOptions, logger: Logger,
-        makeScheduler: @escaping @Sendable (InferenceSession) -> any InferenceScheduler = { session in
-            PassThroughScheduler { try session.run($0) }
-        }
+        batchingOverrides: BatchingOverrides = BatchingOverrides(),
+        makeScheduler: @escaping @Sendable (SchedulerContext) -> any InferenceScheduler = { $0.makeDefaultScheduler() },
+        loadFinished: @escaping @Sendable (String, Int, Bool, Double) -> Void = { _, _, _, _ in }
     ) {
         self.layout = layout
         self.sessionOptions = sessionOptions
         self.logger = logger
+        self.batchingOverrides = batchingOverrides
         self.makeScheduler = makeScheduler
+        self.loadFinished = loadFinished
     }
 
     /// Loads one version fully; throws with a message that names the file and the reason.
@@ -36,9 +42,13 @@ public struct StoreLoader: Sendable {
         graphModel.graph.inputs = try StoreLoader.apply(config.inputs, to: graphModel.graph.inputs, what: "input")
         graphModel.graph.outputs = try StoreLoader.apply(config.outputs, to: graphModel.graph.outputs, what: "output")
         let session = try InferenceSession(model: graphModel, options: sessionOptions)
+        let batching = batchingOverrides.apply(to: config.batching)
+        try SchedulerContext.validate(batching, for: session)
         try StoreLoader.warmUp(session, path: path)
+        let context = SchedulerContext(model: model, version: version, session: session, batching: batching)
         return ServableVersion(
-            model: model, version: version, path: path, session: session, scheduler: makeScheduler(session))
+            model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
+            batching: batching)
     }
 
     /// Checks `config.json`'s `input`/`output` entries against the file and pins dims.

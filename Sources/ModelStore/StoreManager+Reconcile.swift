@@ -115,6 +115,7 @@ extension StoreManager {
             track.failed[v] = nil
             // The swap: one registry update makes the version visible to new requests.
             registry.setVersion(name, VersionStatus(version: v, state: .available, servable: servable))
+            loader.loadFinished(name, v, true, monotonicSeconds() - started)
             logger.info(
                 "model version loaded",
                 metadata: [
@@ -125,6 +126,7 @@ extension StoreManager {
         } catch {
             track.failed[v] = stamp
             registry.setVersion(name, VersionStatus(version: v, state: .failed, error: "\(error)"))
+            loader.loadFinished(name, v, false, monotonicSeconds() - started)
             logger.error(
                 "model version failed to load; what served before keeps serving; it is retried when its files change",
                 metadata: [

@@ -1,5 +1,7 @@
 import API
+import Batching
 import ArgumentParser
+import Batching
 import Engine
 import Glibc
 import HTTP
@@ -44,11 +46,41 @@ struct Serve: ParsableCommand {
     @Option(help: "HTTP threads (each with its own epoll loop). [default: number of cores] [env: SWERVE_HTTP_THREADS]")
     var httpThreads: Int?
 
+    @Option(help: "Batching for every model, overriding config.json: most rows per batch; 0 = off. [env: SWERVE_MAX_BATCH_SIZE]")
+    var maxBatchSize: Int?
+
+    @Option(help: "Batching for every model: microseconds a batch may wait for more rows. [env: SWERVE_MAX_QUEUE_DELAY_US]")
+    var maxQueueDelayUs: Int?
+
+    @Flag(help: "Batching for every model: choose the wait from observed compute time and arrival rate (docs/batching.md). [env: SWERVE_ADAPTIVE_BATCHING=1]")
+    var adaptiveBatching = false
+
+    @Option(help: "For every model: most requests waiting; beyond it 503. [default: 1024 or config.json] [env: SWERVE_MAX_QUEUE_SIZE]")
+    var maxQueueSize: Int?
+
+    @Option(help: "For every model: microseconds a request may wait in the queue before 504; 0 = none. [env: SWERVE_DEFAULT_TIMEOUT_US]")
+    var defaultTimeoutUs: Int?
+
+    @Option(help: "For every model: execution instances (workers) per version. [default: 1 or config.json] [env: SWERVE_INSTANCES]")
+    var instances: Int?
+
+    @Option(help: "Compute threads for the engine: workers x BLAS threads stay within it. [default: number of cores] [env: SWERVE_THREADS]")
+    var threads: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [default: info] [env: SWERVE_LOG_LEVEL]")
     var logLevel: String?
 
     @Option(help: "Log format: text (key=value) or json. [default: text] [env: SWERVE_LOG_FORMAT]")
     var logFormat: String?
+
+    @Flag(help: "Log one line per HTTP request on the inference port (method, path, status, bytes, duration, request id). [env: SWERVE_ACCESS_LOG=1]")
+    var accessLog = false
+
+    @Option(help: "Seconds to finish the requests in flight after SIGTERM or SIGINT before exiting anyway (status 1). [default: 30] [env: SWERVE_SHUTDOWN_TIMEOUT]")
+    var shutdownTimeout: Double?
+
+    @Flag(inversion: .prefixedNo, help: "Collect metrics (GET /metrics, /v2/models/stats, the status page's charts). [default: on] [env: SWERVE_METRICS=0 turns them off]")
+    var metrics: Bool?
 
     func run() throws {
         let settings = try resolve()
@@ -71,10 +103,21 @@ struct Serve: ParsableCommand {
         logger.info("device selected", metadata: ["event": "device", "requested": "\(settings.device)", "device": "\(device)"])
 
         let registry = ModelRegistry()
-        let inference = InferenceAPI(registry: registry, logger: logger)
+        let metrics: ServerMetrics? = settings.metrics ? ServerMetrics() : nil
+        let inference = InferenceAPI(registry: registry, logger: logger, metrics: metrics, accessLog: settings.accessLog)
+        // One thread budget: BLAS threads x the most instances any model runs stay within --threads.
+        let blasThreads = max(1, settings.threads / max(1, settings.batching.instanceCount ?? 1))
         let loader = StoreLoader(
             layout: StoreLayout(root: settings.modelStore),
-            sessionOptions: SessionOptions(device: device, blasThreads: 1), logger: logger)
+            sessionOptions: SessionOptions(device: device, blasThreads: blasThreads), logger: logger,
+            batchingOverrides: settings.batching,
+            makeScheduler: { context in
+                context.makeDefaultScheduler(
+                    observer: metrics.map { $0.model(context.model, version: context.version) } ?? NoSchedulerObserver())
+            },
+            loadFinished: { model, _, succeeded, seconds in
+                metrics?.modelLoaded(model: model, succeeded: succeeded, seconds: seconds)
+            })
         let manager = StoreManager(loader: loader, registry: registry, pollInterval: settings.pollInterval)
         let management = ManagementAPI(registry: registry, manager: manager, token: settings.managementToken, logger: logger)
         do {
@@ -103,24 +146,23 @@ struct Serve: ParsableCommand {
             logger.critical("cannot start: \(error)", metadata: ["event": "listen_failed"])
             throw ExitCode(2)
         }
-        // No snapshot kept in a local: it would hold every version it saw until shutdown.
+        let snapshot = registry.snapshot()
         logger.info(
             "serving",
             metadata: [
                 "event": "listening", "http": "\(settings.http.host):\(server.port)", "http_port": "\(server.port)",
                 "management": "\(settings.managementHost):\(managementServer.port)",
                 "management_port": "\(managementServer.port)",
-                "models": "\(registry.snapshot().models.count)",
+                "models": "\(snapshot.models.count)",
+                "available_versions": "\(snapshot.models.values.reduce(0) { $0 + $1.versions.values.filter { $0.state == .available }.count })",
             ])
 
         var received: Int32 = 0
         sigwait(&signals, &received)
-        logger.info("shutting down", metadata: ["event": "shutdown", "signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
-        server.quiesce()
-        managementServer.quiesce()
-        server.stop()
-        managementServer.stop()
-        logger.info("stopped", metadata: ["event": "stopped"])
+        let shutdown = GracefulShutdown(
+            inference: inference, servers: [server, managementServer], registry: registry,
+            timeout: settings.shutdownTimeout, logger: logger)
+        guard shutdown.run(signal: received, signals: signals) else { throw ExitCode(1) }
     }
 
     /// Flags, then `SWERVE_*` variables, then defaults.
@@ -130,10 +172,15 @@ struct Serve: ParsableCommand {
         var managementHost: String
         var managementPort: Int
         var device: DeviceSelection
+        var batching: BatchingOverrides
+        var threads: Int
         var logger: Logger
-        var pollInterval: Double = 2
+        var accessLog: Bool
+        var shutdownTimeout: Double
+        var metrics: Bool
+        var pollInterval: Double
         var managementToken: String?
-        var readyWhenAny = false
+        var readyWhenAny: Bool
     }
 
     func resolve() throws -> Settings {
@@ -168,7 +215,6 @@ struct Serve: ParsableCommand {
         guard http.threads > 0 else { throw ValidationError("--http-threads must be positive") }
         let poll = pollInterval ?? environment("POLL_INTERVAL").flatMap(Double.init) ?? 2
         guard poll >= 0 else { throw ValidationError("--poll-interval must be 0 (off) or a positive number of seconds") }
-
         let readyText = readyWhen ?? environment("READY_WHEN") ?? "all"
         guard readyText == "all" || readyText == "any" else {
             throw ValidationError("unknown --ready-when '\(readyText)'; use all or any")
@@ -180,12 +226,42 @@ struct Serve: ParsableCommand {
                 "--management-host \(managementHost) is reachable from other machines, and the management API can load and unload models; "
                     + "set --management-token (or SWERVE_MANAGEMENT_TOKEN) to a secret, or bind it to 127.0.0.1")
         }
+        let shutdownText = environment("SHUTDOWN_TIMEOUT")
+        let shutdownTimeout = try shutdownTimeout ?? shutdownText.map { text in
+            guard let v = Double(text) else {
+                throw ValidationError("SWERVE_SHUTDOWN_TIMEOUT=\(text) is not a number of seconds; set it to e.g. 30")
+            }
+            return v
+        } ?? 30
+        guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must be 0 or a positive number of seconds") }
+        func flag(_ env: String) -> Bool? { environment(env).map { ["1", "true", "yes", "on"].contains($0.lowercased()) } }
+
+        func optionalInt(_ flag: Int?, _ env: String, _ name: String, minimum: Int) throws -> Int? {
+            let value = try flag ?? environment(env).map { text in
+                guard let v = Int(text) else { throw ValidationError("SWERVE_\(env)=\(text) is not an integer; set \(name) to a number") }
+                return v
+            }
+            if let value, value < minimum { throw ValidationError("\(name) must be at least \(minimum)") }
+            return value
+        }
+        var batching = BatchingOverrides()
+        batching.maxBatchSize = try optionalInt(maxBatchSize, "MAX_BATCH_SIZE", "--max-batch-size", minimum: 0)
+        batching.maxQueueDelayMicros = try optionalInt(maxQueueDelayUs, "MAX_QUEUE_DELAY_US", "--max-queue-delay-us", minimum: 0)
+        batching.maxQueueSize = try optionalInt(maxQueueSize, "MAX_QUEUE_SIZE", "--max-queue-size", minimum: 1)
+        batching.defaultTimeoutMicros = try optionalInt(defaultTimeoutUs, "DEFAULT_TIMEOUT_US", "--default-timeout-us", minimum: 0)
+        batching.instanceCount = try optionalInt(instances, "INSTANCES", "--instances", minimum: 1)
+        if adaptiveBatching || environment("ADAPTIVE_BATCHING") == "1" { batching.adaptive = true }
+        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let threadBudget = try optionalInt(threads, "THREADS", "--threads", minimum: 1) ?? cores
 
         LoggingSystem.bootstrap { label in SwerveLogHandler(label: label, level: level, format: format) }
         return Settings(
             modelStore: modelStore ?? environment("MODEL_STORE") ?? "./models", http: http,
             managementHost: managementHost,
-            managementPort: managementPort, device: selection, logger: Logger(label: "swerve"),
+            managementPort: managementPort, device: selection, batching: batching, threads: threadBudget,
+            logger: Logger(label: "swerve"),
+            accessLog: accessLog || (flag("ACCESS_LOG") ?? false), shutdownTimeout: shutdownTimeout,
+            metrics: metrics ?? flag("METRICS") ?? true,
             pollInterval: poll, managementToken: token, readyWhenAny: readyText == "any")
     }
 }

@@ -40,7 +40,7 @@ TEST_STORE = E2E_DIR / "models"
 DIGITS_MODEL_DIR = REPO_ROOT / "models" / "digits"
 DATA_DIR = E2E_DIR / "data"
 
-PORT_LINE = re.compile(r"http_port=(\d+)")
+PORT_LINE = re.compile(r"http_port\"?[=:]\"?(\d+)")  # text or JSON logs
 START_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 30.0

@@ -1,14 +1,17 @@
 import Tensors
 
-/// ArgMax along `axis` (default 0), `keepdims` (default 1), `select_last_index` (default 0, opset 12+).
+/// ArgMax (and ArgMin) along `axis` (default 0), `keepdims` (default 1), `select_last_index` (default 0, opset 12+).
 /// Output INT64. Inputs float32, int64 or int32. NaN never wins against a number.
 struct ArgMaxKernel: Kernel {
+    /// ArgMin when true (the same scan on the other order).
+    let isMin: Bool
     let axis: Int
     let keepDims: Bool
     let selectLast: Bool
 
-    init(context: NodeContext) throws {
+    init(context: NodeContext, isMin: Bool = false) throws {
         try context.requireInputs(1)
+        self.isMin = isMin
         axis = try context.int("axis", default: 0)
         keepDims = try context.int("keepdims", default: 1) != 0
         selectLast = try context.int("select_last_index", default: 0) != 0
@@ -46,7 +49,9 @@ struct ArgMaxKernel: Kernel {
                 for i in 1..<max(n, 1) {
                     let v = src[base + i * inner]
                     // A NaN best is replaced by the next value, so NaN wins only when every value is NaN.
-                    if selectLast ? (v >= best || !(best == best)) : (v > best || (!(best == best) && v == v)) {
+                    let better = isMin ? v < best : v > best
+                    let tie = v == best
+                    if selectLast ? (better || tie || !(best == best)) : (better || (!(best == best) && v == v)) {
                         best = v
                         bestIndex = i
                     }

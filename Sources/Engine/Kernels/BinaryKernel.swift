@@ -4,7 +4,8 @@ import Tensors
 /// overflow and integer division truncates toward zero (as C); division by zero is checked before.
 protocol BinaryOperation {
     associatedtype Element
-    static func apply(_ a: Element, _ b: Element) -> Element
+    associatedtype Output = Element
+    static func apply(_ a: Element, _ b: Element) -> Output
 }
 
 enum FloatAdd: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a + b } }
@@ -80,19 +81,20 @@ struct BinaryKernel: Kernel {
 
 /// The loops of a broadcasting binary operation: same shape, scalar operand, and a general strided
 /// loop over the broadcast shape with adjacent dimensions merged where the strides allow.
-enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement {
+enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement, Op.Output: TensorElement {
     typealias T = Op.Element
+    typealias R = Op.Output
 
     static func run(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         guard let shape = Broadcast.shape([a.shape, b.shape]) else {
             throw KernelError.shape("shapes \(a.shape) and \(b.shape) do not broadcast")
         }
-        let out = Tensor(uninitialized: T.dataType, shape: shape)
+        let out = Tensor(uninitialized: R.dataType, shape: shape)
         let count = out.count
         if count == 0 { return out }
         let x = a.elements(as: T.self).baseAddress!
         let y = b.elements(as: T.self).baseAddress!
-        let z = out.mutableElements(as: T.self).baseAddress!
+        let z = out.mutableElements(as: R.self).baseAddress!
         if a.count == count && b.count == count {
             for i in 0..<count { z[i] = Op.apply(x[i], y[i]) }
         } else if b.count == 1 && a.count == count {
@@ -112,7 +114,7 @@ enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement {
     /// dimensions with an odometer and runs the innermost one as a plain loop.
     private static func strided(
         _ fullShape: [Int], _ fullSA: [Int], _ x: UnsafePointer<T>, _ fullSB: [Int], _ y: UnsafePointer<T>,
-        _ z: UnsafeMutablePointer<T>
+        _ z: UnsafeMutablePointer<R>
     ) {
         var shape: [Int] = []
         var sa: [Int] = []

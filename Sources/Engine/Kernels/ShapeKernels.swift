@@ -104,13 +104,20 @@ struct IdentityKernel: Kernel {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] { [try Check.input(inputs, 0, "input")] }
 }
 
-/// Dropout at inference: output = input; the optional mask output is all true (BOOL).
+/// Dropout at inference: output = input; the optional mask output is all true (BOOL). A
+/// `training_mode` input (opset 12+) that is not a constant false is refused at load: the engine
+/// serves, it does not train.
 struct DropoutKernel: Kernel {
     let wantsMask: Bool
 
     init(context: NodeContext) throws {
         try context.requireInputs(1, 3)
         wantsMask = context.hasOutput(1)
+        if context.hasInput(2) {
+            guard let t = context.constantInput(2), t.dataType == .bool, t.count == 1, !t.elements(as: Bool.self)[0] else {
+                throw context.unsupported()
+            }
+        }
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {

@@ -5,33 +5,115 @@ import Darwin
 #endif
 import Tensors
 
-/// Elementwise float32 activations: Relu, Sigmoid, Tanh.
+/// Elementwise float32 functions of one input: activations (Relu, Sigmoid, Tanh, LeakyRelu,
+/// HardSigmoid, HardSwish, Elu, Selu, Celu, Softplus, Softsign, Mish, ThresholdedRelu, Shrink, Gelu)
+/// and math (Erf, Exp, Log, Sqrt, Reciprocal, Neg, Abs, Sign, Floor, Ceil, Round, Sin, Cos, Tan). Neg and Abs also take int64 and int32. Parameters come from
+/// the node's attributes (`alpha`, `beta`, `gamma`, Gelu's `approximate`).
 struct UnaryKernel: Kernel {
-    enum Op: String, Sendable { case relu = "Relu", sigmoid = "Sigmoid", tanh = "Tanh" }
+    enum Op: String, Sendable {
+        case relu = "Relu", sigmoid = "Sigmoid", tanh = "Tanh", leakyRelu = "LeakyRelu"
+        case hardSigmoid = "HardSigmoid", hardSwish = "HardSwish", elu = "Elu", selu = "Selu"
+        case softplus = "Softplus", gelu = "Gelu", erf = "Erf", exp = "Exp", log = "Log", sqrt = "Sqrt"
+        case reciprocal = "Reciprocal", neg = "Neg", abs = "Abs", floor = "Floor", ceil = "Ceil"
+        case sin = "Sin", cos = "Cos", tan = "Tan", sign = "Sign", round = "Round", softsign = "Softsign"
+        case thresholdedRelu = "ThresholdedRelu", celu = "Celu", mish = "Mish", shrink = "Shrink"
+    }
     let op: Op
+    let alpha: Float
+    let beta: Float
+    let gamma: Float
+    /// Gelu's tanh approximation.
+    let tanhApproximation: Bool
 
     init(context: NodeContext, op: Op) throws {
         try context.requireInputs(1)
         self.op = op
+        switch op {
+        case .leakyRelu: alpha = try context.float("alpha", default: 0.01)
+        case .hardSigmoid: alpha = try context.float("alpha", default: 0.2)
+        case .elu: alpha = try context.float("alpha", default: 1)
+        case .selu: alpha = try context.float("alpha", default: 1.67326319217681884765625)
+        case .thresholdedRelu, .celu: alpha = try context.float("alpha", default: 1)
+        case .shrink: alpha = try context.float("lambd", default: 0.5)
+        default: alpha = 0
+        }
+        switch op {
+        case .hardSigmoid: beta = try context.float("beta", default: 0.5)
+        case .shrink: beta = try context.float("bias", default: 0)
+        default: beta = 0
+        }
+        gamma = op == .selu ? try context.float("gamma", default: 1.05070102214813232421875) : 0
+        switch try context.string("approximate", default: "none") {
+        case "none": tanhApproximation = false
+        case "tanh": tanhApproximation = true
+        default: throw context.invalid("has an unknown 'approximate' value (expected none or tanh)")
+        }
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
+        if x.dataType == .int64 && (op == .neg || op == .abs) { return [integer(x, Int64.self)] }
+        if x.dataType == .int32 && (op == .neg || op == .abs) { return [integer(x, Int32.self)] }
         try Check.dataType(x, [.float32], "X")
         let out = Tensor(uninitialized: .float32, shape: x.shape)
         let n = x.count
         if n == 0 { return [out] }
-        let src = x.elements(as: Float.self).baseAddress!
-        let dst = out.mutableElements(as: Float.self).baseAddress!
+        let s = x.elements(as: Float.self).baseAddress!
+        let d = out.mutableElements(as: Float.self).baseAddress!
+        let alpha = self.alpha
+        let beta = self.beta
         switch op {
-        case .relu:
-            for i in 0..<n { dst[i] = max(src[i], 0) }
-        case .sigmoid:
-            for i in 0..<n { dst[i] = Self.sigmoid(src[i]) }
-        case .tanh:
-            for i in 0..<n { dst[i] = tanhf(src[i]) }
+        case .relu: for i in 0..<n { d[i] = s[i] > 0 ? s[i] : 0 }
+        case .sigmoid: for i in 0..<n { d[i] = Self.sigmoid(s[i]) }
+        case .tanh: for i in 0..<n { d[i] = tanhf(s[i]) }
+        case .leakyRelu: for i in 0..<n { d[i] = s[i] < 0 ? alpha * s[i] : s[i] }
+        case .hardSigmoid: for i in 0..<n { d[i] = Swift.max(0, Swift.min(1, alpha * s[i] + beta)) }
+        case .hardSwish: for i in 0..<n { d[i] = s[i] * Swift.max(0, Swift.min(1, s[i] / 6 + 0.5)) }
+        case .elu: for i in 0..<n { d[i] = s[i] < 0 ? alpha * (expf(s[i]) - 1) : s[i] }
+        case .selu:
+            let g = gamma
+            for i in 0..<n { d[i] = s[i] <= 0 ? g * alpha * (expf(s[i]) - 1) : g * s[i] }
+        case .softplus: for i in 0..<n { d[i] = s[i] > 20 ? s[i] : log1pf(expf(s[i])) }
+        case .gelu:
+            if tanhApproximation {
+                let c: Float = 0.7978845608028654  // sqrt(2 / pi)
+                for i in 0..<n {
+                    let v = s[i]
+                    d[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
+                }
+            } else {
+                for i in 0..<n { d[i] = 0.5 * s[i] * (1 + erff(s[i] * 0.70710678118654752)) }
+            }
+        case .erf: for i in 0..<n { d[i] = erff(s[i]) }
+        case .exp: for i in 0..<n { d[i] = expf(s[i]) }
+        case .log: for i in 0..<n { d[i] = logf(s[i]) }
+        case .sqrt: for i in 0..<n { d[i] = s[i].squareRoot() }
+        case .reciprocal: for i in 0..<n { d[i] = 1 / s[i] }
+        case .neg: for i in 0..<n { d[i] = -s[i] }
+        case .abs: for i in 0..<n { d[i] = Swift.abs(s[i]) }
+        case .floor: for i in 0..<n { d[i] = s[i].rounded(.down) }
+        case .ceil: for i in 0..<n { d[i] = s[i].rounded(.up) }
+        case .sin: for i in 0..<n { d[i] = sinf(s[i]) }
+        case .cos: for i in 0..<n { d[i] = cosf(s[i]) }
+        case .tan: for i in 0..<n { d[i] = tanf(s[i]) }
+        case .sign: for i in 0..<n { d[i] = s[i] > 0 ? 1 : (s[i] < 0 ? -1 : s[i]) }
+        case .round: for i in 0..<n { d[i] = s[i].rounded(.toNearestOrEven) }
+        case .softsign: for i in 0..<n { d[i] = s[i] / (1 + Swift.abs(s[i])) }
+        case .thresholdedRelu: for i in 0..<n { d[i] = s[i] > alpha ? s[i] : 0 }
+        case .celu: for i in 0..<n { d[i] = Swift.max(0, s[i]) + Swift.min(0, alpha * (expf(s[i] / alpha) - 1)) }
+        case .mish: for i in 0..<n { d[i] = s[i] * tanhf(s[i] > 20 ? s[i] : log1pf(expf(s[i]))) }
+        case .shrink: for i in 0..<n { d[i] = s[i] < -alpha ? s[i] + beta : (s[i] > alpha ? s[i] - beta : 0) }
         }
         return [out]
+    }
+
+    /// Neg and Abs on integers (wrapping at the minimum, as C does).
+    private func integer<T: FixedWidthInteger & SignedInteger & TensorElement>(_ x: Tensor, _: T.Type) -> Tensor {
+        let out = Tensor(uninitialized: T.dataType, shape: x.shape)
+        let s = x.elements(as: T.self)
+        let d = out.mutableElements(as: T.self)
+        for i in 0..<x.count { d[i] = op == .neg ? 0 &- s[i] : (s[i] < 0 ? 0 &- s[i] : s[i]) }
+        return out
     }
 
     /// Logistic function without overflow for large |x|.
@@ -42,56 +124,135 @@ struct UnaryKernel: Kernel {
     }
 }
 
-/// Softmax. Opset < 13 coerces the input to 2-D at `axis` (default 1) and normalises over the
-/// flattened trailing part; opset >= 13 normalises along `axis` (default -1). Subtracts the maximum
-/// first, so large inputs do not overflow.
-struct SoftmaxKernel: Kernel {
-    let axis: Int
-    let coerceTo2D: Bool
+/// IsNaN (float32 -> bool), IsInf, Not (bool -> bool).
+struct PredicateKernel: Kernel {
+    enum Op: String, Sendable { case isNaN = "IsNaN", isInf = "IsInf", not = "Not" }
+    let op: Op
+    let detectPositive: Bool
+    let detectNegative: Bool
 
-    init(context: NodeContext) throws {
+    init(context: NodeContext, op: Op) throws {
         try context.requireInputs(1)
-        coerceTo2D = context.opset < 13
-        axis = try context.int("axis", default: coerceTo2D ? 1 : -1)
+        self.op = op
+        detectPositive = try context.int("detect_positive", default: 1) != 0
+        detectNegative = try context.int("detect_negative", default: 1) != 0
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        let x = try Check.input(inputs, 0, "input")
-        try Check.dataType(x, [.float32], "input")
-        let s = x.shape
-        let outer: Int
-        let n: Int
-        let inner: Int
-        if coerceTo2D {
-            let a = try Check.axis(axis, rank: s.count, inclusiveEnd: true)
-            outer = s[..<a].reduce(1, *)
-            n = s[a...].reduce(1, *)
-            inner = 1
-        } else {
-            let a = try Check.axis(axis, rank: s.count)
-            outer = s[..<a].reduce(1, *)
-            n = s[a]
-            inner = s[(a + 1)...].reduce(1, *)
+        let x = try Check.input(inputs, 0, "X")
+        let out = Tensor(uninitialized: .bool, shape: x.shape)
+        let d = out.mutableElements(as: Bool.self)
+        if op == .not {
+            try Check.dataType(x, [.bool], "X")
+            let s = x.elements(as: Bool.self)
+            for i in 0..<x.count { d[i] = !s[i] }
+            return [out]
         }
-        let out = Tensor(uninitialized: .float32, shape: s)
-        if x.count == 0 { return [out] }
-        let src = x.elements(as: Float.self).baseAddress!
-        let dst = out.mutableElements(as: Float.self).baseAddress!
-        for o in 0..<outer {
-            for j in 0..<inner {
-                let base = o * n * inner + j
-                var m = -Float.infinity
-                for i in 0..<n { m = max(m, src[base + i * inner]) }
-                var sum: Float = 0
-                for i in 0..<n {
-                    let e = expf(src[base + i * inner] - m)
-                    dst[base + i * inner] = e
-                    sum += e
-                }
-                let r = 1 / sum
-                for i in 0..<n { dst[base + i * inner] *= r }
+        try Check.dataType(x, [.float32], "X")
+        let s = x.elements(as: Float.self)
+        if op == .isNaN {
+            for i in 0..<x.count { d[i] = s[i].isNaN }
+        } else {
+            for i in 0..<x.count {
+                d[i] = s[i].isInfinite && (s[i] > 0 ? detectPositive : detectNegative)
             }
         }
         return [out]
     }
 }
+
+/// Clip: bounds from attributes `min`/`max` before opset 11, from optional inputs 1 and 2 after (they
+/// may be computed at run time). float32, int64, int32.
+struct ClipKernel: Kernel {
+    let attributeBounds: (Float, Float)?
+
+    init(context: NodeContext) throws {
+        if context.opset < 11 {
+            try context.requireInputs(1)
+            attributeBounds = (
+                try context.float("min", default: -Float.greatestFiniteMagnitude),
+                try context.float("max", default: Float.greatestFiniteMagnitude)
+            )
+        } else {
+            try context.requireInputs(1, 3)
+            attributeBounds = nil
+        }
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "input")
+        switch x.dataType {
+        case .float32:
+            var lo = -Float.infinity
+            var hi = Float.infinity
+            if let (a, b) = attributeBounds {
+                lo = a
+                hi = b
+            } else {
+                if let t = try bound(inputs, 1, x) { lo = t.elements(as: Float.self)[0] }
+                if let t = try bound(inputs, 2, x) { hi = t.elements(as: Float.self)[0] }
+            }
+            return [clip(x, Float.self, lo, hi)]
+        case .int64: return [try clipInt(x, Int64.self, inputs)]
+        case .int32: return [try clipInt(x, Int32.self, inputs)]
+        default: throw KernelError.failed("Clip supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
+        }
+    }
+
+    private func clipInt<T: FixedWidthInteger & TensorElement>(_ x: Tensor, _: T.Type, _ inputs: [Tensor?]) throws
+        -> Tensor
+    {
+        let lo = try bound(inputs, 1, x).map { $0.elements(as: T.self)[0] } ?? T.min
+        let hi = try bound(inputs, 2, x).map { $0.elements(as: T.self)[0] } ?? T.max
+        return clip(x, T.self, lo, hi)
+    }
+
+    private func bound(_ inputs: [Tensor?], _ i: Int, _ x: Tensor) throws -> Tensor? {
+        guard i < inputs.count, let t = inputs[i] else { return nil }
+        guard t.dataType == x.dataType, t.count == 1 else {
+            throw KernelError.failed("Clip's bound \(i) must be a single \(x.dataType.v2Name), got \(t.dataType.v2Name) \(t.shape)")
+        }
+        return t
+    }
+
+    private func clip<T: Comparable & TensorElement>(_ x: Tensor, _: T.Type, _ lo: T, _ hi: T) -> Tensor {
+        let out = Tensor(uninitialized: x.dataType, shape: x.shape)
+        let s = x.elements(as: T.self)
+        let d = out.mutableElements(as: T.self)
+        // NaN stays NaN (comparisons with NaN are false).
+        for i in 0..<x.count {
+            let v = s[i]
+            d[i] = v < lo ? lo : (v > hi ? hi : v)
+        }
+        if lo > hi { for i in 0..<x.count { d[i] = hi } }
+        return out
+    }
+}
+
+/// PRelu: x < 0 ? slope * x : x, the slope broadcast (unidirectionally) to X. float32. Before opset 7
+/// a 1-D slope of C values applies per channel (dimension 1).
+struct PReluKernel: Kernel {
+    let legacy: Bool
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2)
+        legacy = context.opset < 7
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "X")
+        var slope = try Check.input(inputs, 1, "slope")
+        if legacy, slope.rank == 1, x.rank >= 2, slope.count == x.shape[1] {
+            slope = slope.reshaped([slope.count] + [Int](repeating: 1, count: x.rank - 2))
+        }
+        try Check.dataType(x, [.float32], "X")
+        try Check.dataType(slope, [.float32], "slope")
+        let out = try BinaryLoop<FloatPRelu>.run(x, slope)
+        guard out.shape == x.shape else {
+            throw KernelError.shape("PRelu's slope \(slope.shape) does not broadcast to X \(x.shape)")
+        }
+        return [out]
+    }
+}
+
+enum FloatPRelu: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a < 0 ? a * b : a } }

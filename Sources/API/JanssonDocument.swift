@@ -1,9 +1,8 @@
 import CJansson
 
-/// A parsed JSON document (jansson). Owns the tree; `JSONValue`s read from it keep it alive.
-///
-/// Read-only after parsing; safe to read from one thread at a time (the request's).
-final class JSONDocument {
+/// A JSON document parsed by jansson: the reference the request parser (`JSONDocument`) is
+/// differential-tested against. Owns the tree.
+final class JanssonDocument {
     let root: UnsafeMutablePointer<json_t>
 
     /// Parses `bytes`. The error says where the syntax breaks.
@@ -28,13 +27,29 @@ final class JSONDocument {
 
     deinit { swerve_json_decref(root) }
 
-    var rootValue: JSONValue { JSONValue(pointer: root, document: self) }
+    /// The whole tree converted to `JSONNode`, for comparison with the request parser.
+    var node: JSONNode { JanssonValue(pointer: root, document: self).node }
 }
 
-/// A node inside a `JSONDocument`.
-struct JSONValue {
+/// A node inside a `JanssonDocument`.
+struct JanssonValue {
     let pointer: UnsafeMutablePointer<json_t>
-    let document: JSONDocument
+    let document: JanssonDocument
+
+    var node: JSONNode {
+        switch swerve_json_typeof(pointer) {
+        case 0: return .object(members.map { ($0.0, $0.1.node) })
+        case 1: return .array(elements.map(\.node))
+        case 2:
+            let bytes = UnsafeRawBufferPointer(start: json_string_value(pointer), count: json_string_length(pointer))
+            return .string(String(decoding: bytes, as: UTF8.self))
+        case 3: return .int(Int64(json_integer_value(pointer)))
+        case 4: return .double(json_real_value(pointer))
+        case 5: return .bool(true)
+        case 6: return .bool(false)
+        default: return .null
+        }
+    }
 
     enum Kind { case object, array, string, integer, real, bool, null }
 
@@ -55,19 +70,19 @@ struct JSONValue {
     var isNumber: Bool { kind == .integer || kind == .real }
 
     /// A member of an object; nil when absent or when this is not an object.
-    subscript(key: String) -> JSONValue? {
+    subscript(key: String) -> JanssonValue? {
         guard kind == .object, let child = json_object_get(pointer, key) else { return nil }
-        return JSONValue(pointer: child, document: document)
+        return JanssonValue(pointer: child, document: document)
     }
 
-    /// Object members in document order.
-    var members: [(String, JSONValue)] {
+    /// Object members (jansson keeps insertion order).
+    var members: [(String, JanssonValue)] {
         guard kind == .object else { return [] }
-        var out: [(String, JSONValue)] = []
+        var out: [(String, JanssonValue)] = []
         var iter = json_object_iter(pointer)
         while let i = iter {
             let key = String(cString: json_object_iter_key(i))
-            out.append((key, JSONValue(pointer: json_object_iter_value(i), document: document)))
+            out.append((key, JanssonValue(pointer: json_object_iter_value(i), document: document)))
             iter = json_object_iter_next(pointer, i)
         }
         return out
@@ -75,11 +90,11 @@ struct JSONValue {
 
     var count: Int { kind == .array ? json_array_size(pointer) : 0 }
 
-    subscript(index: Int) -> JSONValue {
-        JSONValue(pointer: json_array_get(pointer, index), document: document)
+    subscript(index: Int) -> JanssonValue {
+        JanssonValue(pointer: json_array_get(pointer, index), document: document)
     }
 
-    var elements: [JSONValue] { (0..<count).map { self[$0] } }
+    var elements: [JanssonValue] { (0..<count).map { self[$0] } }
 
     var string: String? {
         guard kind == .string else { return nil }

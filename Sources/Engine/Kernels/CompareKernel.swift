@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Tensors
+
+enum OpEqual<Element: Equatable>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Bool { a == b } }
+enum OpLess<Element: Comparable>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Bool { a < b } }
+enum OpLessEqual<Element: Comparable>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Bool { a <= b }
+}
+enum OpGreater<Element: Comparable>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Bool { a > b } }
+enum OpGreaterEqual<Element: Comparable>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Bool { a >= b }
+}
+enum OpAnd: BinaryOperation { static func apply(_ a: Bool, _ b: Bool) -> Bool { a && b } }
+enum OpOr: BinaryOperation { static func apply(_ a: Bool, _ b: Bool) -> Bool { a || b } }
+enum OpXor: BinaryOperation { static func apply(_ a: Bool, _ b: Bool) -> Bool { a != b } }
+
+/// Comparisons (Equal, Less, LessOrEqual, Greater, GreaterOrEqual) with numpy broadcasting, giving
+/// BOOL; float32, int64, int32 (and bool for Equal). And, Or, Xor on BOOL.
+struct CompareKernel: Kernel {
+    enum Op: String, Sendable {
+        case equal = "Equal", less = "Less", lessEqual = "LessOrEqual", greater = "Greater"
+        case greaterEqual = "GreaterOrEqual", and = "And", or = "Or", xor = "Xor"
+    }
+    let op: Op
+
+    init(context: NodeContext, op: Op) throws {
+        try context.requireInputs(2)
+        if context.opset < 7, context.has("axis") { throw context.unsupported() }
+        self.op = op
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let a = try Check.input(inputs, 0, "A")
+        let b = try Check.input(inputs, 1, "B")
+        guard a.dataType == b.dataType else {
+            throw KernelError.failed(
+                "\(op.rawValue) needs inputs of one type, got \(a.dataType.v2Name) and \(b.dataType.v2Name)")
+        }
+        switch op {
+        case .and, .or, .xor:
+            try Check.dataType(a, [.bool], "A")
+            switch op {
+            case .and: return [try BinaryLoop<OpAnd>.run(a, b)]
+            case .or: return [try BinaryLoop<OpOr>.run(a, b)]
+            default: return [try BinaryLoop<OpXor>.run(a, b)]
+            }
+        default: break
+        }
+        switch a.dataType {
+        case .float32: return [try compare(Float.self, a, b)]
+        case .int64: return [try compare(Int64.self, a, b)]
+        case .int32: return [try compare(Int32.self, a, b)]
+        case .bool where op == .equal: return [try BinaryLoop<OpEqual<Bool>>.run(a, b)]
+        default:
+            throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
+        }
+    }
+
+    private func compare<T: Comparable & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        switch op {
+        case .equal: return try BinaryLoop<OpEqual<T>>.run(a, b)
+        case .less: return try BinaryLoop<OpLess<T>>.run(a, b)
+        case .lessEqual: return try BinaryLoop<OpLessEqual<T>>.run(a, b)
+        case .greater: return try BinaryLoop<OpGreater<T>>.run(a, b)
+        default: return try BinaryLoop<OpGreaterEqual<T>>.run(a, b)
+        }
+    }
+}
+
+enum FloatPow: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { powf(a, b) } }
+enum FloatFmod: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { fmodf(a, b) } }
+/// Float Mod with fmod = 0: the remainder takes the divisor's sign (Python's %).
+enum FloatMod: BinaryOperation {
+    static func apply(_ a: Float, _ b: Float) -> Float {
+        let r = fmodf(a, b)
+        return r != 0 && ((r < 0) != (b < 0)) ? r + b : r
+    }
+}
+/// Integer Mod with the sign of the divisor (Python's %), or of the dividend with `fmod` = 1.
+enum IntMod<Element: FixedWidthInteger>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element {
+        let r = a.remainderReportingOverflow(dividingBy: b).partialValue
+        return r != 0 && ((r < 0) != (b < 0)) ? r &+ b : r
+    }
+}
+enum IntFmod<Element: FixedWidthInteger>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element { a.remainderReportingOverflow(dividingBy: b).partialValue }
+}
+enum IntPow<Element: FixedWidthInteger>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element {
+        if b < 0 { return a == 1 ? 1 : (a == -1 ? (b & 1 == 0 ? 1 : -1) : 0) }
+        var result: Element = 1
+        var base = a
+        var e = b
+        while e > 0 {
+            if e & 1 == 1 { result = result &* base }
+            base = base &* base
+            e >>= 1
+        }
+        return result
+    }
+}
+enum OpMax<Element: Comparable>: BinaryOperation {
+    /// NaN propagates (as numpy.maximum).
+    static func apply(_ a: Element, _ b: Element) -> Element { a != a ? a : (a < b ? b : a) }
+}
+enum OpMin<Element: Comparable>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element { a != a ? a : (b < a ? b : a) }
+}
+
+/// Pow (the exponent may have another numeric type: it is converted to the base's type) and Mod
+/// (`fmod` attribute; integer Mod follows the divisor's sign), with numpy broadcasting.
+struct PowModKernel: Kernel {
+    let isPow: Bool
+    let fmod: Bool
+
+    init(context: NodeContext, isPow: Bool) throws {
+        try context.requireInputs(2)
+        self.isPow = isPow
+        fmod = try context.int("fmod", default: 0) != 0
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let a = try Check.input(inputs, 0, "A")
+        var b = try Check.input(inputs, 1, "B")
+        if isPow && b.dataType != a.dataType { b = try CastKernel.convert(b, to: a.dataType) }
+        guard a.dataType == b.dataType else {
+            throw KernelError.failed("Mod needs inputs of one type, got \(a.dataType.v2Name) and \(b.dataType.v2Name)")
+        }
+        switch (a.dataType, isPow) {
+        case (.float32, true): return [try BinaryLoop<FloatPow>.run(a, b)]
+        case (.int64, true): return [try BinaryLoop<IntPow<Int64>>.run(a, b)]
+        case (.int32, true): return [try BinaryLoop<IntPow<Int32>>.run(a, b)]
+        case (.float32, false):
+            return [fmod ? try BinaryLoop<FloatFmod>.run(a, b) : try BinaryLoop<FloatMod>.run(a, b)]
+        case (.int64, false): return [try intMod(Int64.self, a, b)]
+        case (.int32, false): return [try intMod(Int32.self, a, b)]
+        default:
+            throw KernelError.failed("\(isPow ? "Pow" : "Mod") supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
+        }
+    }
+
+    private func intMod<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        if b.elements(as: T.self).contains(0) { throw KernelError.failed("integer modulo by zero in Mod") }
+        return fmod ? try BinaryLoop<IntFmod<T>>.run(a, b) : try BinaryLoop<IntMod<T>>.run(a, b)
+    }
+}
+
+/// Sum, Mean, Max, Min over one or more inputs with numpy broadcasting (float32; Max/Min/Sum also
+/// int64 and int32).
+struct VariadicKernel: Kernel {
+    enum Op: String, Sendable { case sum = "Sum", mean = "Mean", max = "Max", min = "Min" }
+    let op: Op
+
+    init(context: NodeContext, op: Op) throws {
+        guard context.inputCount >= 1, (0..<context.inputCount).allSatisfy(context.hasInput) else {
+            throw context.invalid("needs one or more inputs")
+        }
+        self.op = op
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        var acc = try Check.input(inputs, 0, "data_0")
+        for i in 1..<max(inputs.count, 1) {
+            let x = try Check.input(inputs, i, "data_\(i)")
+            guard x.dataType == acc.dataType else {
+                throw KernelError.failed("\(op.rawValue) needs inputs of one type, got \(acc.dataType.v2Name) and \(x.dataType.v2Name)")
+            }
+            switch acc.dataType {
+            case .float32:
+                switch op {
+                case .sum, .mean: acc = try BinaryLoop<FloatAdd>.run(acc, x)
+                case .max: acc = try BinaryLoop<OpMax<Float>>.run(acc, x)
+                case .min: acc = try BinaryLoop<OpMin<Float>>.run(acc, x)
+                }
+            case .int64: acc = try integer(Int64.self, acc, x)
+            case .int32: acc = try integer(Int32.self, acc, x)
+            default: throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(acc.dataType.v2Name)")
+            }
+        }
+        if inputs.count == 1 { acc = StridedCopy.tensor(acc, shape: acc.shape, strides: Broadcast.contiguousStrides(acc.shape)) }
+        if op == .mean {
+            guard acc.dataType == .float32 else { throw KernelError.failed("Mean supports FP32 only") }
+            let d = acc.mutableElements(as: Float.self)
+            let r = Float(inputs.count)
+            for i in 0..<d.count { d[i] /= r }
+        }
+        return [acc]
+    }
+
+    private func integer<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        switch op {
+        case .sum: return try BinaryLoop<IntAdd<T>>.run(a, b)
+        case .max: return try BinaryLoop<OpMax<T>>.run(a, b)
+        case .min: return try BinaryLoop<OpMin<T>>.run(a, b)
+        case .mean: throw KernelError.failed("Mean supports FP32 only")
+        }
+    }
+}

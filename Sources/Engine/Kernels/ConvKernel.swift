@@ -1,0 +1,176 @@
+import Tensors
+
+/// Conv (float32, 1 to 3 spatial dimensions) with groups, strides, dilations, explicit pads or
+/// `auto_pad`, and an optional bias. Per image and group:
+/// - 1x1 kernel, stride 1, no padding: one sgemm straight on the input (no copy);
+/// - depthwise (one input and one output channel per group): a direct loop;
+/// - otherwise im2col into one scratch buffer per call, then one sgemm.
+/// The bias is written into the output first and the sgemm accumulates onto it (beta = 1).
+struct ConvKernel: Kernel {
+    let window: WindowAttributes
+    let group: Int
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2, 3)
+        window = try WindowAttributes(context: context)
+        group = try context.int("group", default: 1)
+        guard group >= 1 else { throw context.invalid("has group \(group); it must be 1 or more") }
+        if window.ceilMode { throw context.unsupported() }
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "X")
+        let w = try Check.input(inputs, 1, "W")
+        let b = inputs.count > 2 ? inputs[2] : nil
+        try Check.dataType(x, [.float32], "X")
+        try Check.dataType(w, [.float32], "W")
+        guard x.rank >= 3, w.rank == x.rank else {
+            throw KernelError.shape("Conv needs X [N, C, ...] and W [M, C/group, ...] of one rank, got X \(x.shape) and W \(w.shape)")
+        }
+        let n = x.shape[0]
+        let c = x.shape[1]
+        let m = w.shape[0]
+        let kernel = Array(w.shape[2...])
+        guard c % group == 0, m % group == 0, w.shape[1] == c / group else {
+            throw KernelError.shape("Conv with group \(group): X \(x.shape) and W \(w.shape) do not fit (W needs [M, C/group, ...] with M divisible by group)")
+        }
+        if let ks = window.kernelShape, ks != kernel {
+            throw KernelError.shape("Conv's kernel_shape \(ks) differs from the weights' \(kernel)")
+        }
+        let geo = try window.resolve(spatial: Array(x.shape[2...]), kernel: kernel)
+        if let b {
+            try Check.dataType(b, [.float32], "B")
+            guard b.count == m else { throw KernelError.shape("Conv's bias has \(b.count) values for \(m) output channels") }
+        }
+        let out = Tensor(uninitialized: .float32, shape: [n, m] + geo.outputSpatial)
+        if out.count == 0 { return [out] }
+        let cg = c / group
+        let mg = m / group
+        let inSize = geo.inputSize
+        let outSize = geo.outputSize
+        let kSize = geo.kernelSize
+        let k = cg * kSize
+        let px = x.elements(as: Float.self).baseAddress!
+        let pw = w.elements(as: Float.self).baseAddress!
+        let py = out.mutableElements(as: Float.self).baseAddress!
+        // Bias first; the sgemm adds onto it.
+        let bias = b?.elements(as: Float.self).baseAddress
+        for i in 0..<(n * m) {
+            (py + i * outSize).update(repeating: bias?[i % m] ?? 0, count: outSize)
+        }
+        let pointwise = kSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
+        let depthwise = cg == 1 && mg == 1
+        var scratch: UnsafeMutablePointer<Float>? = nil
+        if !pointwise && !depthwise { scratch = .allocate(capacity: k * outSize) }
+        defer { scratch?.deallocate() }
+        for img in 0..<n {
+            for g in 0..<group {
+                let xg = px + (img * c + g * cg) * inSize
+                let yg = py + (img * m + g * mg) * outSize
+                let wg = pw + g * mg * k
+                if depthwise {
+                    Self.depthwise(xg, wg, yg, geo)
+                    continue
+                }
+                var col = UnsafePointer(xg)
+                if let scratch {
+                    Self.im2col(xg, channels: cg, geo, scratch)
+                    col = UnsafePointer(scratch)
+                }
+                BLAS.gemm(
+                    transA: false, transB: false, m: mg, n: outSize, k: k, alpha: 1, a: wg, lda: k, b: col,
+                    ldb: outSize, beta: 1, c: yg, ldc: outSize)
+            }
+        }
+        return [out]
+    }
+
+    /// Valid output range [lo, hi) along one dimension for kernel offset `kOff` (input index
+    /// `o * stride - pad + kOff` inside `0..<size`).
+    @inline(__always)
+    static func validRange(_ outCount: Int, stride: Int, pad: Int, kOff: Int, size: Int) -> (Int, Int) {
+        // o * stride >= pad - kOff  and  o * stride < size + pad - kOff
+        let a = pad - kOff
+        let lo = a <= 0 ? 0 : (a + stride - 1) / stride
+        let b = size + pad - kOff
+        let hi = b <= 0 ? 0 : min(outCount, (b + stride - 1) / stride)
+        return (min(lo, hi), hi)
+    }
+
+    /// Writes the [channels * kd * kh * kw, od * oh * ow] patch matrix of `x` into `col` (zeros where a
+    /// window reads padding).
+    static func im2col(_ x: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, _ col: UnsafeMutablePointer<Float>) {
+        let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
+        let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
+        let (sd, sh, sw) = (g.strides[0], g.strides[1], g.strides[2])
+        var row = col
+        for ch in 0..<channels {
+            let xc = x + ch * id * ih * iw
+            for kd in 0..<g.kernel[0] {
+                let offD = kd * g.dilations[0]
+                for kh in 0..<g.kernel[1] {
+                    let offH = kh * g.dilations[1]
+                    for kw in 0..<g.kernel[2] {
+                        let offW = kw * g.dilations[2]
+                        let (wlo, whi) = validRange(ow, stride: sw, pad: g.padBegin[2], kOff: offW, size: iw)
+                        var dst = row
+                        for z in 0..<od {
+                            let zi = z * sd - g.padBegin[0] + offD
+                            for y in 0..<oh {
+                                let yi = y * sh - g.padBegin[1] + offH
+                                if zi < 0 || zi >= id || yi < 0 || yi >= ih {
+                                    dst.update(repeating: 0, count: ow)
+                                } else {
+                                    let src = xc + (zi * ih + yi) * iw - g.padBegin[2] + offW
+                                    if wlo > 0 { dst.update(repeating: 0, count: wlo) }
+                                    if sw == 1 {
+                                        (dst + wlo).update(from: src + wlo, count: whi - wlo)
+                                    } else {
+                                        for o in wlo..<whi { dst[o] = src[o * sw] }
+                                    }
+                                    if whi < ow { (dst + whi).update(repeating: 0, count: ow - whi) }
+                                }
+                                dst += ow
+                            }
+                        }
+                        row += od * oh * ow
+                    }
+                }
+            }
+        }
+    }
+
+    /// One input channel to one output channel (already holding the bias): y += w (*) x.
+    static func depthwise(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
+        let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
+        let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
+        let sw = g.strides[2]
+        for kd in 0..<g.kernel[0] {
+            let offD = kd * g.dilations[0]
+            for kh in 0..<g.kernel[1] {
+                let offH = kh * g.dilations[1]
+                for kw in 0..<g.kernel[2] {
+                    let offW = kw * g.dilations[2]
+                    let wv = w[(kd * g.kernel[1] + kh) * g.kernel[2] + kw]
+                    let (wlo, whi) = validRange(ow, stride: sw, pad: g.padBegin[2], kOff: offW, size: iw)
+                    if wlo >= whi { continue }
+                    for z in 0..<od {
+                        let zi = z * g.strides[0] - g.padBegin[0] + offD
+                        if zi < 0 || zi >= id { continue }
+                        for yo in 0..<oh {
+                            let yi = yo * g.strides[1] - g.padBegin[1] + offH
+                            if yi < 0 || yi >= ih { continue }
+                            let src = x + (zi * ih + yi) * iw - g.padBegin[2] + offW
+                            let dst = y + (z * oh + yo) * ow
+                            if sw == 1 {
+                                for o in wlo..<whi { dst[o] += wv * src[o] }
+                            } else {
+                                for o in wlo..<whi { dst[o] += wv * src[o * sw] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Tensors
+
+/// Einsum (float32) without repeated labels inside one operand (no diagonals). Operands are
+/// contracted left to right, two at a time: labels only one side needs are summed first, then both
+/// sides are laid out as [batch, free, contracted] (a transpose only when their order differs; a
+/// B stored as [batch, free, contracted] is used as is with transB) and multiplied with one sgemm
+/// per batch entry. The result is transposed to the output's label order. Covers the attention
+/// patterns exporters emit ("bhqd,bhkd->bhqk", "bhqk,bhkd->bhqd", "abc,cd->abd") and ellipses.
+struct EinsumKernel: Kernel {
+    /// Labels per input term ("..." still unexpanded as `nil` entries marking its place), and output.
+    let terms: [[Character]]
+    let output: [Character]?
+
+    init(context: NodeContext) throws {
+        guard context.inputCount >= 1 else { throw context.invalid("needs one or more inputs") }
+        guard let equation = try context.string("equation") else { throw context.invalid("has no 'equation'") }
+        // "..." becomes "*"; "->" becomes ">".
+        var chars: [Character] = []
+        var rest = Substring(equation.filter { $0 != " " })
+        while let c = rest.first {
+            if rest.hasPrefix("...") {
+                chars.append("*")
+                rest = rest.dropFirst(3)
+            } else if rest.hasPrefix("->") {
+                chars.append(">")
+                rest = rest.dropFirst(2)
+            } else {
+                chars.append(c)
+                rest = rest.dropFirst()
+            }
+        }
+        let sides = chars.split(separator: ">", omittingEmptySubsequences: false)
+        guard sides.count <= 2 else { throw context.invalid("has a malformed equation '\(equation)'") }
+        terms = sides[0].split(separator: ",", omittingEmptySubsequences: false).map { Array($0) }
+        output = sides.count == 2 ? Array(sides[1]) : nil
+        guard terms.count == context.inputCount else {
+            throw context.invalid("has \(terms.count) terms in '\(equation)' for \(context.inputCount) inputs")
+        }
+        for t in terms + [output ?? []] where t.contains(where: { !$0.isLetter && $0 != "*" }) || Set(t).count != t.count {
+            throw context.unsupported()
+        }
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let xs = try inputs.indices.map { try Check.input(inputs, $0, "input \($0)") }
+        for x in xs { try Check.dataType(x, [.float32], "Einsum input") }
+        // Expand the ellipsis into private labels (uppercase Greek), right-aligned across operands.
+        let ellipsisRank = try zip(terms, xs).map { term, x -> Int in
+            let named = term.filter { $0 != "*" }.count
+            guard term.contains("*") ? x.rank >= named : x.rank == named else {
+                throw KernelError.shape("Einsum term '\(String(term))' does not fit an input of shape \(x.shape)")
+            }
+            return x.rank - named
+        }.max() ?? 0
+        let hidden = (0..<ellipsisRank).map { Character(UnicodeScalar(0x391 + $0)!) }
+        var labels: [[Character]] = []
+        for (term, x) in zip(terms, xs) {
+            let own = x.rank - term.filter { $0 != "*" }.count
+            labels.append(term.flatMap { $0 == "*" ? Array(hidden.suffix(own)) : [$0] })
+        }
+        var outLabels: [Character]
+        if let output {
+            outLabels = output.flatMap { $0 == "*" ? hidden : [$0] }
+        } else {
+            let all = terms.flatMap { $0 }.filter { $0 != "*" }
+            outLabels = hidden + Set(all).filter { c in all.filter { $0 == c }.count == 1 }.sorted()
+        }
+        var sizes: [Character: Int] = [:]
+        for (l, x) in zip(labels, xs) {
+            for (c, d) in zip(l, x.shape) {
+                if let s = sizes[c], s != d {
+                    throw KernelError.shape("Einsum label '\(c)' has sizes \(s) and \(d)")
+                }
+                sizes[c] = d
+            }
+        }
+        var current = xs[0]
+        var currentLabels = labels[0]
+        for i in 1..<max(xs.count, 1) {
+            let later = Set(outLabels + labels[(i + 1)...].flatMap { $0 })
+            (current, currentLabels) = try Self.contract(current, currentLabels, xs[i], labels[i], keep: later)
+        }
+        let (summed, summedLabels) = Self.sumOut(current, currentLabels, keep: Set(outLabels))
+        guard Set(summedLabels) == Set(outLabels) else {
+            throw KernelError.failed("Einsum output labels \(String(outLabels)) do not appear in the inputs")
+        }
+        return [Self.permute(summed, summedLabels, to: outLabels)]
+    }
+
+    /// Sums over the labels of `x` that are not in `keep`.
+    static func sumOut(_ x: Tensor, _ labels: [Character], keep: Set<Character>) -> (Tensor, [Character]) {
+        let kept = labels.filter { keep.contains($0) }
+        if kept.count == labels.count { return (x, labels) }
+        var outShape = x.shape
+        for (i, c) in labels.enumerated() where !keep.contains(c) { outShape[i] = 1 }
+        let r = ReduceKernel.reduce(x, outShape, Float(0)) { $0 + $1 }
+        return (r.reshaped(zip(labels, x.shape).filter { keep.contains($0.0) }.map(\.1)), kept)
+    }
+
+    /// `x` with its axes reordered from `labels` to `target` (no copy when already in order).
+    static func permute(_ x: Tensor, _ labels: [Character], to target: [Character]) -> Tensor {
+        if labels == target { return x }
+        let strides = Broadcast.contiguousStrides(x.shape)
+        let perm = target.map { c in labels.firstIndex(of: c)! }
+        return StridedCopy.tensor(x, shape: perm.map { x.shape[$0] }, strides: perm.map { strides[$0] })
+    }
+
+    /// Contracts two operands, keeping the labels in `keep` (plus those both share and `keep` holds).
+    static func contract(_ a0: Tensor, _ la0: [Character], _ b0: Tensor, _ lb0: [Character], keep: Set<Character>) throws
+        -> (Tensor, [Character])
+    {
+        let (a, la) = sumOut(a0, la0, keep: keep.union(lb0))
+        let (b, lb) = sumOut(b0, lb0, keep: keep.union(la0))
+        let batch = la.filter { lb.contains($0) && keep.contains($0) }
+        let inner = la.filter { lb.contains($0) && !keep.contains($0) }
+        let aFree = la.filter { !lb.contains($0) }
+        let bFree = lb.filter { !la.contains($0) }
+        func size(_ t: Tensor, _ l: [Character], _ cs: [Character]) -> Int {
+            cs.reduce(1) { $0 * t.shape[l.firstIndex(of: $1)!] }
+        }
+        let batchCount = size(a, la, batch)
+        let m = size(a, la, aFree)
+        let k = size(a, la, inner)
+        let n = size(b, lb, bFree)
+        let pa = permute(a, la, to: batch + aFree + inner)
+        let transB = lb == batch + bFree + inner
+        let pb = transB ? b : permute(b, lb, to: batch + inner + bFree)
+        let outLabels = batch + aFree + bFree
+        let outShape = outLabels.map { c in la.firstIndex(of: c).map { a.shape[$0] } ?? b.shape[lb.firstIndex(of: c)!] }
+        let out = Tensor(uninitialized: .float32, shape: outShape)
+        if out.count == 0 { return (out, outLabels) }
+        let x = pa.elements(as: Float.self).baseAddress!
+        let y = pb.elements(as: Float.self).baseAddress!
+        let z = out.mutableElements(as: Float.self).baseAddress!
+        for i in 0..<batchCount {
+            BLAS.gemm(
+                transA: false, transB: transB, m: m, n: n, k: k, alpha: 1, a: x + i * m * k, lda: k, b: y + i * k * n,
+                ldb: transB ? k : n, beta: 0, c: z + i * m * n, ldc: n)
+        }
+        return (out, outLabels)
+    }
+}

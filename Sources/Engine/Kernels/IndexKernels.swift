@@ -1,0 +1,181 @@
+import Tensors
+
+/// Index checks shared by the gathers: a possibly negative index into a dimension of `size`.
+enum IndexCheck {
+    @inline(__always) static func normalize(_ i: Int, _ size: Int, _ op: String) throws -> Int {
+        let j = i < 0 ? i + size : i
+        guard j >= 0, j < size else {
+            throw KernelError.shape("\(op) index \(i) is out of range for a dimension of size \(size)")
+        }
+        return j
+    }
+}
+
+/// Gather along `axis`: out[outer, idx..., inner] = data[outer, indices[idx...], inner]. Any element
+/// type; int64 or int32 indices, negative ones count from the end.
+struct GatherKernel: Kernel {
+    let axis: Int
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2)
+        axis = try context.int("axis", default: 0)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "data")
+        let idxTensor = try Check.input(inputs, 1, "indices")
+        let indices = try IntInput.values(idxTensor, "Gather's indices")
+        let a = try Check.axis(axis, rank: x.rank)
+        let n = x.shape[a]
+        let outShape = Array(x.shape[..<a]) + idxTensor.shape + Array(x.shape[(a + 1)...])
+        let out = Tensor(uninitialized: x.dataType, shape: outShape)
+        if out.count == 0 { return [out] }
+        let size = x.dataType.byteSize
+        let outer = x.shape[..<a].reduce(1, *)
+        let block = x.shape[(a + 1)...].reduce(1, *) * size
+        let src = x.rawBytes.baseAddress!
+        let dst = out.mutableBytes.baseAddress!
+        let normalized = try indices.map { try IndexCheck.normalize($0, n, "Gather") }
+        var o = 0
+        for i in 0..<outer {
+            let row = src + i * n * block
+            for j in normalized {
+                (dst + o).copyMemory(from: row + j * block, byteCount: block)
+                o += block
+            }
+        }
+        return [out]
+    }
+}
+
+/// GatherElements: out[i...] = data[i... with index on `axis` replaced by indices[i...]].
+struct GatherElementsKernel: Kernel {
+    let axis: Int
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2)
+        axis = try context.int("axis", default: 0)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "data")
+        let idxTensor = try Check.input(inputs, 1, "indices")
+        let indices = try IntInput.values(idxTensor, "GatherElements' indices")
+        let a = try Check.axis(axis, rank: x.rank)
+        guard idxTensor.rank == x.rank,
+            (0..<x.rank).allSatisfy({ $0 == a || idxTensor.shape[$0] <= x.shape[$0] })
+        else {
+            throw KernelError.shape("GatherElements' indices \(idxTensor.shape) do not fit data \(x.shape) on axis \(axis)")
+        }
+        let out = Tensor(uninitialized: x.dataType, shape: idxTensor.shape)
+        if out.count == 0 { return [out] }
+        let size = x.dataType.byteSize
+        let xs = Broadcast.contiguousStrides(x.shape)
+        let shape = idxTensor.shape
+        var index = [Int](repeating: 0, count: shape.count)
+        let src = x.rawBytes.baseAddress!
+        let dst = out.mutableBytes.baseAddress!
+        for flat in 0..<out.count {
+            var offset = 0
+            for d in 0..<shape.count where d != a { offset += index[d] * xs[d] }
+            offset += try IndexCheck.normalize(indices[flat], x.shape[a], "GatherElements") * xs[a]
+            (dst + flat * size).copyMemory(from: src + offset * size, byteCount: size)
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return [out]
+    }
+}
+
+/// GatherND with `batch_dims`: each index tuple (last dimension of indices) selects a slice of data.
+struct GatherNDKernel: Kernel {
+    let batchDims: Int
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2)
+        batchDims = try context.int("batch_dims", default: 0)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "data")
+        let idxTensor = try Check.input(inputs, 1, "indices")
+        let indices = try IntInput.values(idxTensor, "GatherND's indices")
+        let b = batchDims
+        guard idxTensor.rank >= 1, b >= 0, b < min(x.rank, idxTensor.rank),
+            Array(x.shape[..<b]) == Array(idxTensor.shape[..<b])
+        else { throw KernelError.shape("GatherND cannot index data \(x.shape) with indices \(idxTensor.shape), batch_dims \(b)") }
+        let k = idxTensor.shape[idxTensor.rank - 1]
+        guard k >= 1, b + k <= x.rank else {
+            throw KernelError.shape("GatherND index tuples of length \(k) do not fit data \(x.shape) with batch_dims \(b)")
+        }
+        let outShape = Array(idxTensor.shape.dropLast()) + Array(x.shape[(b + k)...])
+        let out = Tensor(uninitialized: x.dataType, shape: outShape)
+        if out.count == 0 { return [out] }
+        let size = x.dataType.byteSize
+        let xs = Broadcast.contiguousStrides(x.shape)
+        let sliceBytes = x.shape[(b + k)...].reduce(1, *) * size
+        let batch = x.shape[..<b].reduce(1, *)
+        let batchBytes = x.shape[b...].reduce(1, *) * size
+        let tuplesPerBatch = idxTensor.shape[b..<(idxTensor.rank - 1)].reduce(1, *)
+        let src = x.rawBytes.baseAddress!
+        let dst = out.mutableBytes.baseAddress!
+        var o = 0
+        for bi in 0..<batch {
+            for t in 0..<tuplesPerBatch {
+                let tuple = (bi * tuplesPerBatch + t) * k
+                var offset = 0
+                for j in 0..<k {
+                    offset += try IndexCheck.normalize(indices[tuple + j], x.shape[b + j], "GatherND") * xs[b + j]
+                }
+                (dst + o).copyMemory(from: src + bi * batchBytes + offset * size, byteCount: sliceBytes)
+                o += sliceBytes
+            }
+        }
+        return [out]
+    }
+}
+
+/// Where(condition, X, Y) with three-way numpy broadcasting; any element type for X and Y.
+struct WhereKernel: Kernel {
+    init(context: NodeContext) throws { try context.requireInputs(3) }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let c = try Check.input(inputs, 0, "condition")
+        let x = try Check.input(inputs, 1, "X")
+        let y = try Check.input(inputs, 2, "Y")
+        try Check.dataType(c, [.bool], "condition")
+        guard x.dataType == y.dataType else {
+            throw KernelError.failed("Where needs X and Y of one type, got \(x.dataType.v2Name) and \(y.dataType.v2Name)")
+        }
+        guard let shape = Broadcast.shape([c.shape, x.shape, y.shape]) else {
+            throw KernelError.shape("Where's shapes \(c.shape), \(x.shape) and \(y.shape) do not broadcast")
+        }
+        // Broadcast each operand to the output shape, then select (the copies are cheap next to a model).
+        let cb = c.shape == shape ? c : StridedCopy.tensor(c, shape: shape, strides: Broadcast.strides(of: c.shape, broadcastTo: shape))
+        let xb = x.shape == shape ? x : StridedCopy.tensor(x, shape: shape, strides: Broadcast.strides(of: x.shape, broadcastTo: shape))
+        let yb = y.shape == shape ? y : StridedCopy.tensor(y, shape: shape, strides: Broadcast.strides(of: y.shape, broadcastTo: shape))
+        let out = Tensor(uninitialized: x.dataType, shape: shape)
+        switch x.dataType.byteSize {
+        case 1: select(cb, xb, yb, out, UInt8.self)
+        case 2: select(cb, xb, yb, out, UInt16.self)
+        case 4: select(cb, xb, yb, out, UInt32.self)
+        default: select(cb, xb, yb, out, UInt64.self)
+        }
+        return [out]
+    }
+
+    private func select<W>(_ c: Tensor, _ x: Tensor, _ y: Tensor, _ out: Tensor, _: W.Type) {
+        let n = out.count
+        if n == 0 { return }
+        let cp = c.elements(as: Bool.self).baseAddress!
+        let xp = x.rawBytes.baseAddress!.assumingMemoryBound(to: W.self)
+        let yp = y.rawBytes.baseAddress!.assumingMemoryBound(to: W.self)
+        let d = out.mutableBytes.baseAddress!.assumingMemoryBound(to: W.self)
+        for i in 0..<n { d[i] = cp[i] ? xp[i] : yp[i] }
+    }
+}

@@ -1,0 +1,220 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Tensors
+
+/// BatchNormalization at inference: y = (x - mean) / sqrt(var + epsilon) * scale + B per channel
+/// (dimension 1). The legacy attributes of opsets 6-9 (`is_test`, `spatial`, `consumed_inputs`) are
+/// accepted; `spatial` = 0 and `training_mode` = 1 are not supported.
+struct BatchNormalizationKernel: Kernel {
+    let epsilon: Float
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(5)
+        epsilon = try context.float("epsilon", default: 1e-5)
+        if try context.int("spatial", default: 1) == 0 || context.int("training_mode", default: 0) != 0 {
+            throw context.unsupported()
+        }
+        if (1..<context.node.outputs.count).contains(where: context.hasOutput) { throw context.unsupported() }
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "X")
+        let params = try (1...4).map { try Check.input(inputs, $0, ["scale", "B", "mean", "var"][$0 - 1]) }
+        try Check.dataType(x, [.float32], "X")
+        guard x.rank >= 2 else { throw KernelError.shape("BatchNormalization needs X of rank 2 or more, got \(x.shape)") }
+        let c = x.shape[1]
+        for p in params {
+            try Check.dataType(p, [.float32], "BatchNormalization parameter")
+            guard p.count == c else {
+                throw KernelError.shape("BatchNormalization parameter of shape \(p.shape) does not match \(c) channels of \(x.shape)")
+            }
+        }
+        let scale = params[0].elements(as: Float.self)
+        let bias = params[1].elements(as: Float.self)
+        let mean = params[2].elements(as: Float.self)
+        let variance = params[3].elements(as: Float.self)
+        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let inner = x.shape[2...].reduce(1, *)
+        let src = x.elements(as: Float.self).baseAddress
+        let dst = out.mutableElements(as: Float.self).baseAddress
+        guard let src, let dst, x.count > 0 else { return [out] }
+        for n in 0..<x.shape[0] {
+            for ch in 0..<c {
+                let a = scale[ch] / (variance[ch] + epsilon).squareRoot()
+                let b = bias[ch] - mean[ch] * a
+                let off = (n * c + ch) * inner
+                for i in 0..<inner { dst[off + i] = src[off + i] * a + b }
+            }
+        }
+        return [out]
+    }
+}
+
+/// InstanceNormalization: per (image, channel) mean and variance over the spatial dimensions.
+struct InstanceNormalizationKernel: Kernel {
+    let epsilon: Float
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(3)
+        epsilon = try context.float("epsilon", default: 1e-5)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "input")
+        let scale = try Check.input(inputs, 1, "scale")
+        let bias = try Check.input(inputs, 2, "B")
+        try Check.dataType(x, [.float32], "input")
+        guard x.rank >= 2, scale.count == x.shape[1], bias.count == x.shape[1] else {
+            throw KernelError.shape("InstanceNormalization: scale \(scale.shape) and B \(bias.shape) must match channels of \(x.shape)")
+        }
+        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let groups = x.shape[0] * x.shape[1]
+        let inner = x.shape[2...].reduce(1, *)
+        if x.count == 0 { return [out] }
+        let sc = scale.elements(as: Float.self)
+        let bs = bias.elements(as: Float.self)
+        LayerNormalizationKernel.normalize(
+            x.elements(as: Float.self).baseAddress!, out.mutableElements(as: Float.self).baseAddress!, rows: groups,
+            n: inner, epsilon: epsilon
+        ) { row, v in v * sc[row % x.shape[1]] + bs[row % x.shape[1]] }
+        return [out]
+    }
+}
+
+/// LayerNormalization (opset 17): normalises over the dimensions from `axis` (default -1), then
+/// scales and shifts with Scale and the optional B (broadcast over those dimensions). The optional
+/// Mean and InvStdDev outputs are produced when asked for.
+struct LayerNormalizationKernel: Kernel {
+    let axis: Int
+    let epsilon: Float
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2, 3)
+        axis = try context.int("axis", default: -1)
+        epsilon = try context.float("epsilon", default: 1e-5)
+        if try context.int("stash_type", default: 1) != 1 { throw context.unsupported() }
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "X")
+        let scale = try Check.input(inputs, 1, "Scale")
+        let bias = inputs.count > 2 ? inputs[2] : nil
+        try Check.dataType(x, [.float32], "X")
+        let a = try Check.axis(axis, rank: x.rank)
+        let rows = x.shape[..<a].reduce(1, *)
+        let n = x.shape[a...].reduce(1, *)
+        let normShape = Array(x.shape[a...])
+        // Scale and B broadcast to the normalised shape.
+        let sc = try expanded(scale, normShape, "Scale")
+        let bs = try bias.map { try expanded($0, normShape, "B") }
+        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        var statShape = x.shape
+        for d in a..<x.rank { statShape[d] = 1 }
+        let meanOut = Tensor(uninitialized: .float32, shape: statShape)
+        let invOut = Tensor(uninitialized: .float32, shape: statShape)
+        if x.count == 0 { return [out, meanOut, invOut] }
+        let s = sc.elements(as: Float.self).baseAddress!
+        let b = bs?.elements(as: Float.self).baseAddress
+        let mp = meanOut.mutableElements(as: Float.self).baseAddress!
+        let ip = invOut.mutableElements(as: Float.self).baseAddress!
+        Self.normalize(
+            x.elements(as: Float.self).baseAddress!, out.mutableElements(as: Float.self).baseAddress!, rows: rows, n: n,
+            epsilon: epsilon, stats: (mp, ip)
+        ) { _, v in v }
+        let d = out.mutableElements(as: Float.self).baseAddress!
+        for r in 0..<rows {
+            let row = d + r * n
+            if let b {
+                for i in 0..<n { row[i] = row[i] * s[i] + b[i] }
+            } else {
+                for i in 0..<n { row[i] *= s[i] }
+            }
+        }
+        return [out, meanOut, invOut]
+    }
+
+    private func expanded(_ t: Tensor, _ shape: [Int], _ what: String) throws -> Tensor {
+        try Check.dataType(t, [.float32], what)
+        if t.shape == shape { return t }
+        guard let b = Broadcast.shape([t.shape, shape]), b == shape else {
+            throw KernelError.shape("LayerNormalization's \(what) \(t.shape) does not broadcast to \(shape)")
+        }
+        return StridedCopy.tensor(t, shape: shape, strides: Broadcast.strides(of: t.shape, broadcastTo: shape))
+    }
+
+    /// Normalises `rows` rows of `n` values to zero mean and unit variance (two passes per row), then
+    /// maps each value through `affine(row, value)`. Writes mean and 1/std per row to `stats` if given.
+    @inline(__always)
+    static func normalize(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, n: Int, epsilon: Float,
+        stats: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)? = nil, _ affine: (Int, Float) -> Float
+    ) {
+        for r in 0..<rows {
+            let x = src + r * n
+            let y = dst + r * n
+            var sum: Float = 0
+            for i in 0..<n { sum += x[i] }
+            let mean = sum / Float(n)
+            var sq: Float = 0
+            for i in 0..<n {
+                let d = x[i] - mean
+                sq += d * d
+            }
+            let inv = 1 / (sq / Float(n) + epsilon).squareRoot()
+            for i in 0..<n { y[i] = affine(r, (x[i] - mean) * inv) }
+            if let stats {
+                stats.0[r] = mean
+                stats.1[r] = inv
+            }
+        }
+    }
+}
+
+/// LRN across channels: y = x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels)^beta.
+struct LRNKernel: Kernel {
+    let alpha: Float
+    let beta: Float
+    let bias: Float
+    let size: Int
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(1)
+        alpha = try context.float("alpha", default: 1e-4)
+        beta = try context.float("beta", default: 0.75)
+        bias = try context.float("bias", default: 1)
+        guard let s = try context.int("size"), s > 0 else { throw context.invalid("needs a positive 'size'") }
+        size = s
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "X")
+        try Check.dataType(x, [.float32], "X")
+        guard x.rank >= 2 else { throw KernelError.shape("LRN needs X of rank 2 or more, got \(x.shape)") }
+        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        if x.count == 0 { return [out] }
+        let c = x.shape[1]
+        let inner = x.shape[2...].reduce(1, *)
+        let src = x.elements(as: Float.self).baseAddress!
+        let dst = out.mutableElements(as: Float.self).baseAddress!
+        let lo = (size - 1) / 2
+        let hi = size - 1 - lo
+        let k = alpha / Float(size)
+        var sums = [Float](repeating: 0, count: inner)
+        for n in 0..<x.shape[0] {
+            let img = src + n * c * inner
+            for ch in 0..<c {
+                for i in 0..<inner { sums[i] = 0 }
+                for j in max(0, ch - lo)...min(c - 1, ch + hi) {
+                    let p = img + j * inner
+                    for i in 0..<inner { sums[i] += p[i] * p[i] }
+                }
+                let o = (n * c + ch) * inner
+                for i in 0..<inner { dst[o + i] = src[o + i] / powf(bias + k * sums[i], beta) }
+            }
+        }
+        return [out]
+    }
+}

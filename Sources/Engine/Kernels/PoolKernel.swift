@@ -1,0 +1,142 @@
+import Tensors
+
+/// MaxPool and AveragePool (float32, 1 to 3 spatial dimensions): `kernel_shape`, strides, pads or
+/// `auto_pad`, dilations, `ceil_mode`; AveragePool's `count_include_pad` divides by the window's size
+/// clipped to the padded input instead of by the number of real elements. MaxPool's Indices output is
+/// not supported.
+struct PoolKernel: Kernel {
+    let isMax: Bool
+    let window: WindowAttributes
+    let countIncludePad: Bool
+
+    init(context: NodeContext, isMax: Bool) throws {
+        try context.requireInputs(1)
+        self.isMax = isMax
+        window = try WindowAttributes(context: context)
+        guard window.kernelShape != nil else { throw context.invalid("has no 'kernel_shape'") }
+        countIncludePad = try context.int("count_include_pad", default: 0) != 0
+        let storageOrder = try context.int("storage_order", default: 0)
+        if isMax && (context.hasOutput(1) || storageOrder != 0) {
+            throw context.unsupported()
+        }
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "X")
+        try Check.dataType(x, [.float32], "X")
+        guard x.rank >= 3 else { throw KernelError.shape("pooling needs X [N, C, ...] of rank 3 to 5, got \(x.shape)") }
+        let geo = try window.resolve(spatial: Array(x.shape[2...]), kernel: window.kernelShape!)
+        let planes = x.shape[0] * x.shape[1]
+        let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + geo.outputSpatial)
+        if out.count == 0 { return [out] }
+        let px = x.elements(as: Float.self).baseAddress!
+        let py = out.mutableElements(as: Float.self).baseAddress!
+        for p in 0..<planes {
+            pool(px + p * geo.inputSize, py + p * geo.outputSize, geo)
+        }
+        return [out]
+    }
+
+    /// One channel plane. For each output position, the window's valid ranges per dimension are
+    /// computed once and the inner loop runs over contiguous input where the stride allows.
+    private func pool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
+        let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
+        let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
+        let (kd, kh, kw) = (g.kernel[0], g.kernel[1], g.kernel[2])
+        let (dd, dh, dw) = (g.dilations[0], g.dilations[1], g.dilations[2])
+        var o = 0
+        for z in 0..<od {
+            let z0 = z * g.strides[0] - g.padBegin[0]
+            for yy in 0..<oh {
+                let y0 = yy * g.strides[1] - g.padBegin[1]
+                for xx in 0..<ow {
+                    let x0 = xx * g.strides[2] - g.padBegin[2]
+                    var best = -Float.infinity
+                    var sum: Float = 0
+                    var count = 0
+                    for a in 0..<kd {
+                        let zi = z0 + a * dd
+                        if zi < 0 || zi >= id { continue }
+                        for b in 0..<kh {
+                            let yi = y0 + b * dh
+                            if yi < 0 || yi >= ih { continue }
+                            let row = x + (zi * ih + yi) * iw
+                            for c in 0..<kw {
+                                let xi = x0 + c * dw
+                                if xi < 0 || xi >= iw { continue }
+                                let v = row[xi]
+                                if isMax {
+                                    if v > best || v != v { best = v }
+                                } else {
+                                    sum += v
+                                    count += 1
+                                }
+                            }
+                        }
+                    }
+                    if isMax {
+                        y[o] = best
+                    } else {
+                        if countIncludePad {
+                            // Window positions inside the padded input (ceil_mode overhang excluded).
+                            count = Self.span(z0, kd, dd, id + g.padEnd[0], -g.padBegin[0])
+                                * Self.span(y0, kh, dh, ih + g.padEnd[1], -g.padBegin[1])
+                                * Self.span(x0, kw, dw, iw + g.padEnd[2], -g.padBegin[2])
+                        }
+                        y[o] = count > 0 ? sum / Float(count) : 0
+                    }
+                    o += 1
+                }
+            }
+        }
+    }
+
+    /// Number of taps start + i * dilation (i < k) inside [low, high).
+    @inline(__always) private static func span(_ start: Int, _ k: Int, _ dilation: Int, _ high: Int, _ low: Int) -> Int {
+        var n = 0
+        for i in 0..<k {
+            let p = start + i * dilation
+            if p >= low && p < high { n += 1 }
+        }
+        return n
+    }
+}
+
+/// GlobalAveragePool and GlobalMaxPool: one value per (image, channel) over all spatial dimensions.
+struct GlobalPoolKernel: Kernel {
+    let isMax: Bool
+
+    init(context: NodeContext, isMax: Bool) throws {
+        try context.requireInputs(1)
+        self.isMax = isMax
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "X")
+        try Check.dataType(x, [.float32], "X")
+        guard x.rank >= 2 else { throw KernelError.shape("global pooling needs X [N, C, ...], got \(x.shape)") }
+        let planes = x.shape[0] * x.shape[1]
+        let inner = x.shape[2...].reduce(1, *)
+        let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
+        if planes == 0 { return [out] }
+        let d = out.mutableElements(as: Float.self).baseAddress!
+        guard inner > 0 else {
+            d.update(repeating: isMax ? -Float.infinity : .nan, count: planes)
+            return [out]
+        }
+        let s = x.elements(as: Float.self).baseAddress!
+        for p in 0..<planes {
+            let row = s + p * inner
+            if isMax {
+                var m = -Float.infinity
+                for i in 0..<inner where row[i] > m || row[i] != row[i] { m = row[i] }
+                d[p] = m
+            } else {
+                var sum: Float = 0
+                for i in 0..<inner { sum += row[i] }
+                d[p] = sum / Float(inner)
+            }
+        }
+        return [out]
+    }
+}

@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Tensors
+
+/// Softmax, LogSoftmax and Hardmax. Opset < 13 coerces the input to 2-D at `axis` (default 1) and
+/// normalises over the flattened trailing part; opset >= 13 normalises along `axis` (default -1).
+/// Subtracts the maximum first, so large inputs do not overflow.
+struct SoftmaxKernel: Kernel {
+    enum Op: String, Sendable { case softmax = "Softmax", logSoftmax = "LogSoftmax", hardmax = "Hardmax" }
+    let op: Op
+    let axis: Int
+    let coerceTo2D: Bool
+
+    init(context: NodeContext, op: Op = .softmax) throws {
+        try context.requireInputs(1)
+        self.op = op
+        coerceTo2D = context.opset < 13
+        axis = try context.int("axis", default: coerceTo2D ? 1 : -1)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "input")
+        try Check.dataType(x, [.float32], "input")
+        let s = x.shape
+        let outer: Int
+        let n: Int
+        let inner: Int
+        if coerceTo2D {
+            let a = try Check.axis(axis, rank: s.count, inclusiveEnd: true)
+            outer = s[..<a].reduce(1, *)
+            n = s[a...].reduce(1, *)
+            inner = 1
+        } else {
+            let a = try Check.axis(axis, rank: s.count)
+            outer = s[..<a].reduce(1, *)
+            n = s[a]
+            inner = s[(a + 1)...].reduce(1, *)
+        }
+        let out = Tensor(uninitialized: .float32, shape: s)
+        if x.count == 0 { return [out] }
+        let src = x.elements(as: Float.self).baseAddress!
+        let dst = out.mutableElements(as: Float.self).baseAddress!
+        for o in 0..<outer {
+            for j in 0..<inner {
+                let base = o * n * inner + j
+                var m = -Float.infinity
+                var arg = 0
+                for i in 0..<n where src[base + i * inner] > m {
+                    m = src[base + i * inner]
+                    arg = i
+                }
+                switch op {
+                case .hardmax:
+                    for i in 0..<n { dst[base + i * inner] = i == arg ? 1 : 0 }
+                case .softmax:
+                    var sum: Float = 0
+                    for i in 0..<n {
+                        let e = expf(src[base + i * inner] - m)
+                        dst[base + i * inner] = e
+                        sum += e
+                    }
+                    let r = 1 / sum
+                    for i in 0..<n { dst[base + i * inner] *= r }
+                case .logSoftmax:
+                    var sum: Float = 0
+                    for i in 0..<n { sum += expf(src[base + i * inner] - m) }
+                    let l = logf(sum) + m
+                    for i in 0..<n { dst[base + i * inner] = src[base + i * inner] - l }
+                }
+            }
+        }
+        return [out]
+    }
+}

@@ -1,0 +1,182 @@
+import Tensors
+
+/// Shape: the input's shape as INT64, optionally sliced by `start`/`end` (opset 15).
+struct ShapeKernel: Kernel {
+    let start: Int
+    let end: Int?
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(1)
+        start = try context.int("start", default: 0)
+        end = try context.int("end")
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "data")
+        let r = x.rank
+        let clamp = { (v: Int) in min(max(v < 0 ? v + r : v, 0), r) }
+        let s = clamp(start)
+        let e = clamp(end ?? r)
+        return [IntInput.tensor(e > s ? Array(x.shape[s..<e]) : [])]
+    }
+}
+
+/// Size: the number of elements as an INT64 scalar.
+struct SizeKernel: Kernel {
+    init(context: NodeContext) throws { try context.requireInputs(1) }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        [Tensor(scalar: Int64(try Check.input(inputs, 0, "data").count))]
+    }
+}
+
+/// ConstantOfShape: a tensor of the shape given by the (INT64) input, filled with `value` (a
+/// one-element tensor attribute; default float32 0).
+struct ConstantOfShapeKernel: Kernel {
+    let value: Tensor
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(1)
+        value = try context.tensor("value") ?? Tensor(scalar: Float(0))
+        guard value.count == 1 else { throw context.invalid("has a 'value' with \(value.count) elements (needs 1)") }
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let shape = try IntInput.values(try Check.input(inputs, 0, "input"), "ConstantOfShape's shape")
+        try Check.computedShape(shape, "ConstantOfShape")
+        return [StridedCopy.tensor(value, shape: shape, strides: [Int](repeating: 0, count: shape.count))]
+    }
+}
+
+/// Range(start, limit, delta): scalars of float32, int64 or int32; ceil((limit - start) / delta) values.
+struct RangeKernel: Kernel {
+    init(context: NodeContext) throws { try context.requireInputs(3) }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let start = try Check.input(inputs, 0, "start")
+        let limit = try Check.input(inputs, 1, "limit")
+        let delta = try Check.input(inputs, 2, "delta")
+        guard start.dataType == limit.dataType, start.dataType == delta.dataType, start.count == 1, limit.count == 1,
+            delta.count == 1
+        else { throw KernelError.failed("Range needs three scalars of one type") }
+        switch start.dataType {
+        case .float32:
+            let s = start.elements(as: Float.self)[0]
+            let d = delta.elements(as: Float.self)[0]
+            let n = try count(Double(s), Double(limit.elements(as: Float.self)[0]), Double(d))
+            let out = Tensor(uninitialized: .float32, shape: [n])
+            let p = out.mutableElements(as: Float.self)
+            for i in 0..<n { p[i] = s + Float(i) * d }
+            return [out]
+        case .int64: return [try integer(Int64.self, start, limit, delta)]
+        case .int32: return [try integer(Int32.self, start, limit, delta)]
+        default: throw KernelError.failed("Range supports FP32, INT64 and INT32, got \(start.dataType.v2Name)")
+        }
+    }
+
+    private func integer<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, _ c: Tensor) throws -> Tensor {
+        let s = Int(a.elements(as: T.self)[0])
+        let d = Int(c.elements(as: T.self)[0])
+        let n = try count(Double(s), Double(b.elements(as: T.self)[0]), Double(d))
+        let out = Tensor(uninitialized: T.dataType, shape: [n])
+        let p = out.mutableElements(as: T.self)
+        for i in 0..<n { p[i] = T(truncatingIfNeeded: s + i * d) }
+        return out
+    }
+
+    private func count(_ s: Double, _ l: Double, _ d: Double) throws -> Int {
+        guard d != 0 else { throw KernelError.failed("Range's delta is 0") }
+        let n = ((l - s) / d).rounded(.up)
+        guard n.isFinite else { throw KernelError.failed("Range(\(s), \(l), \(d)) is not finite") }
+        guard n < 1e9 else { throw KernelError.shape("Range(\(s), \(l), \(d)) would have \(n) elements") }
+        return max(0, Int(n))
+    }
+}
+
+/// Cast between float32, float64, int64, int32, int8, uint8 and bool (`to` attribute). Float to
+/// integer truncates toward zero; NaN and out-of-range values saturate instead of trapping.
+struct CastKernel: Kernel {
+    let to: DataType
+    static let supported: Set<DataType> = [.float32, .float64, .int64, .int32, .int16, .int8, .uint8, .bool]
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(1)
+        guard let raw = try context.int("to"), let t = DataType(rawValue: Int32(truncatingIfNeeded: raw)) else {
+            throw context.invalid("has no valid 'to' attribute")
+        }
+        // float64 is accepted as a source only: the engine computes in float32.
+        guard Self.supported.contains(t), t != .float64 else { throw context.unsupported() }
+        to = t
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] { [try Self.convert(try Check.input(inputs, 0, "input"), to: to)] }
+
+    static func convert(_ x: Tensor, to: DataType) throws -> Tensor {
+        if x.dataType == to { return x }
+        switch x.dataType {
+        case .float32: return try from(x.elements(as: Float.self), x.shape, to)
+        case .float64: return try from(x.elements(as: Double.self), x.shape, to)
+        case .int64: return try from(x.elements(as: Int64.self).lazy.map(Double.init), x.shape, to, exact: x.elements(as: Int64.self))
+        case .int32: return try from(x.elements(as: Int32.self).lazy.map(Double.init), x.shape, to)
+        case .int16: return try from(x.elements(as: Int16.self).lazy.map(Double.init), x.shape, to)
+        case .int8: return try from(x.elements(as: Int8.self).lazy.map(Double.init), x.shape, to)
+        case .uint8: return try from(x.elements(as: UInt8.self).lazy.map(Double.init), x.shape, to)
+        case .bool: return try from(x.elements(as: Bool.self).lazy.map { $0 ? 1.0 : 0.0 }, x.shape, to)
+        default: throw KernelError.failed("Cast from \(x.dataType.v2Name) is not supported")
+        }
+    }
+
+    /// Converts through Double (exact for every supported source except large int64, which `exact`
+    /// carries for integer targets).
+    private static func from<S: Collection>(
+        _ values: S, _ shape: [Int], _ to: DataType, exact: UnsafeBufferPointer<Int64>? = nil
+    ) throws -> Tensor where S.Element: BinaryFloatingPoint {
+        let out = Tensor(uninitialized: to, shape: shape)
+        func fill<T: TensorElement>(_: T.Type, _ f: (S.Element) -> T) {
+            let d = out.mutableElements(as: T.self)
+            var i = 0
+            for v in values {
+                d[i] = f(v)
+                i += 1
+            }
+        }
+        func int<T: FixedWidthInteger & TensorElement>(_: T.Type) {
+            if let exact {
+                let d = out.mutableElements(as: T.self)
+                for i in 0..<exact.count { d[i] = T(truncatingIfNeeded: exact[i]) }
+                return
+            }
+            fill(T.self) { v in
+                if v.isNaN { return T.min }
+                if v >= S.Element(T.max) { return T.max }
+                if v <= S.Element(T.min) { return T.min }
+                return T(v.rounded(.towardZero))
+            }
+        }
+        switch to {
+        case .float32: fill(Float.self) { Float($0) }
+        case .float64: fill(Double.self) { Double($0) }
+        case .int64: int(Int64.self)
+        case .int32: int(Int32.self)
+        case .int16: int(Int16.self)
+        case .int8: int(Int8.self)
+        case .uint8: int(UInt8.self)
+        case .bool: fill(Bool.self) { $0 != 0 }
+        default: throw KernelError.failed("Cast to \(to.v2Name) is not supported")
+        }
+        return out
+    }
+}
+
+/// CastLike: casts input 0 to the element type of input 1.
+struct CastLikeKernel: Kernel {
+    init(context: NodeContext) throws { try context.requireInputs(2) }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let target = try Check.input(inputs, 1, "target_type").dataType
+        guard CastKernel.supported.contains(target) else {
+            throw KernelError.failed("CastLike to \(target.v2Name) is not supported")
+        }
+        return [try CastKernel.convert(try Check.input(inputs, 0, "input"), to: target)]
+    }
+}

@@ -1,0 +1,124 @@
+import Engine
+import Foundation
+import ONNX
+import Tensors
+
+/// One ONNX conformance case on disk (`SUITE/test_NAME/model.onnx` + `test_data_set_0/*.pb`) and how
+/// it went. Built and run by `ConformanceTests`; a value type, not shared.
+struct ConformanceCase {
+    /// `node/test_abs`, the key used by the skip manifest.
+    let key: String
+    let directory: String
+
+    /// What happened to one case.
+    enum Outcome {
+        case passed
+        /// Swerve cannot run it; the reason names the unsupported operator or type.
+        case unsupported(String)
+        case failed(String)
+    }
+
+    /// Element types Swerve's engine runs (float32 compute, int64/int32/bool shape and mask paths).
+    static let supportedTypes: Set<DataType> = [.float32, .int64, .int32, .bool]
+
+    /// Loads, checks and runs the case, comparing with `rtol`/`atol` as onnx's runner does.
+    func run(rtol: Double, atol: Double) -> Outcome {
+        let model: GraphModel
+        do {
+            model = try ONNXLoader.load(path: directory + "/model.onnx")
+        } catch {
+            return .unsupported("io: the model does not decode: \(error)")
+        }
+        if let reason = Self.unsupportedReason(model) { return .unsupported(reason) }
+        let session: InferenceSession
+        do {
+            session = try InferenceSession(model: model)
+        } catch let error as EngineError {
+            if case .unsupportedOperator(let op, _, let opset, _) = error {
+                return .unsupported("operator: \(op) (opset \(opset)) with these attributes, inputs or types")
+            }
+            return .failed("load failed: \(error)")
+        } catch {
+            return .failed("load failed: \(error)")
+        }
+        let data = directory + "/test_data_set_0"
+        var feeds: [String: Tensor] = [:]
+        do {
+            for (i, input) in model.graph.inputs.enumerated() {
+                feeds[input.name] = try ONNXLoader.loadTensor(path: "\(data)/input_\(i).pb")
+            }
+        } catch {
+            return .failed("cannot read the inputs: \(error)")
+        }
+        let results: [String: Tensor]
+        do {
+            results = try session.run(feeds)
+        } catch {
+            return .failed("run failed: \(error)")
+        }
+        for (i, output) in model.graph.outputs.enumerated() {
+            let expected: Tensor
+            do {
+                expected = try ONNXLoader.loadTensor(path: "\(data)/output_\(i).pb")
+            } catch {
+                return .failed("cannot read output_\(i).pb: \(error)")
+            }
+            guard let actual = results[output.name] else { return .failed("output '\(output.name)' missing") }
+            if let problem = Self.compare(actual, expected, rtol: rtol, atol: atol) {
+                return .failed("output \(i) '\(output.name)': \(problem)")
+            }
+        }
+        return .passed
+    }
+
+    /// Why Swerve cannot run `model` at all (types and operators), or nil.
+    static func unsupportedReason(_ model: GraphModel) -> String? {
+        let g = model.graph
+        for v in g.inputs + g.outputs {
+            guard let t = v.dataType else { return "io: '\(v.name)' is not a tensor of a known element type (sequence, map, optional, float8 or float4)" }
+            if !supportedTypes.contains(t) { return "type: '\(v.name)' is \(t.onnxName)" }
+        }
+        for t in g.initializers.values where !supportedTypes.contains(t.dataType) {
+            return "type: an initializer is \(t.dataType.onnxName)"
+        }
+        let registry = OperatorRegistry.cpu
+        for node in g.nodes where !OperatorRegistry.isDefaultDomain(node.domain) || !registry.supports(node.opType) {
+            let d = node.domain.isEmpty ? "" : node.domain + "."
+            return "operator: \(d)\(node.opType)"
+        }
+        return nil
+    }
+
+    /// nil when `actual` matches `expected`: same type and shape, equal integers and booleans, floats
+    /// within `atol + rtol * |expected|` (NaN matches NaN, infinities must be equal).
+    static func compare(_ actual: Tensor, _ expected: Tensor, rtol: Double, atol: Double) -> String? {
+        guard actual.dataType == expected.dataType else {
+            return "type \(actual.dataType.onnxName), expected \(expected.dataType.onnxName)"
+        }
+        guard actual.shape == expected.shape else { return "shape \(actual.shape), expected \(expected.shape)" }
+        let a = actual.doubleValues()
+        let e = expected.doubleValues()
+        let exact = !actual.dataType.isFloatingPoint
+        var bad = 0
+        var first = ""
+        for i in e.indices {
+            let x = a[i]
+            let y = e[i]
+            let ok: Bool
+            if exact {
+                ok = x == y
+            } else if y.isNaN || x.isNaN {
+                ok = y.isNaN && x.isNaN
+            } else if y.isInfinite || x.isInfinite {
+                ok = x == y
+            } else {
+                ok = abs(x - y) <= atol + rtol * abs(y)
+            }
+            if !ok {
+                if bad == 0 { first = "element \(i): got \(x), expected \(y)" }
+                bad += 1
+            }
+        }
+        return bad == 0 ? nil : "\(bad) of \(e.count) elements differ; first \(first)"
+    }
+}

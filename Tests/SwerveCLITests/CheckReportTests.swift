@@ -1,0 +1,94 @@
+import Engine
+import Tensors
+import Testing
+
+@testable import swerve
+
+/// A graph with two Relu, one Gemm and two nodes the CPU registry lacks (Resize twice, one custom op).
+private func sampleModel() -> GraphModel {
+    let nodes = [
+        Node(name: "c1", opType: "Resize", inputs: ["x", "w"], outputs: ["a"]),
+        Node(name: "r1", opType: "Relu", inputs: ["a"], outputs: ["b"]),
+        Node(name: "", opType: "Resize", inputs: ["b", "w"], outputs: ["c"]),
+        Node(name: "r2", opType: "Relu", inputs: ["c"], outputs: ["d"]),
+        Node(name: "g", opType: "Gemm", inputs: ["d", "w2"], outputs: ["e"]),
+        Node(name: "fused", opType: "FusedThing", domain: "com.microsoft", inputs: ["e"], outputs: ["y"]),
+    ]
+    let graph = Graph(
+        nodes: nodes,
+        inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("batch"), .fixed(3), .unknown])],
+        outputs: [ValueInfo(name: "y", dataType: nil, shape: nil)])
+    return GraphModel(graph: graph, opsets: ["": 17, "com.microsoft": 1], irVersion: 8, producerName: "pytorch", producerVersion: "2.13.0")
+}
+
+@Test func operatorCountsMostUsedFirstThenByName() {
+    let counts = CheckReport(model: sampleModel()).operatorCounts
+    #expect(counts.map(\.op) == ["Relu", "Resize", "Gemm", "com.microsoft.FusedThing"])
+    #expect(counts.map(\.count) == [2, 2, 1, 1])
+}
+
+@Test func unsupportedOperatorsNameOpsetAndNodes() {
+    let missing = CheckReport(model: sampleModel()).unsupported
+    #expect(missing == [
+        .init(opType: "Resize", domain: "", opset: 17, nodes: ["c1", "c"]),
+        .init(opType: "FusedThing", domain: "com.microsoft", opset: 1, nodes: ["fused"]),
+    ])
+    #expect(missing[1].qualifiedName == "com.microsoft.FusedThing")
+}
+
+@Test func opsetLineDefaultDomainFirst() {
+    #expect(CheckReport(model: sampleModel()).opsetLine == "ai.onnx 17, com.microsoft 1")
+}
+
+@Test func shapesNameSymbolicDimensions() {
+    #expect(CheckReport.shapeText([.symbolic("batch"), .fixed(3), .unknown]) == "[batch, 3, ?]")
+    #expect(CheckReport.shapeText(nil) == "(rank unknown)")
+    #expect(CheckReport.shapeText([]) == "[]")
+}
+
+@Test func reportLines() {
+    let lines = CheckReport(model: sampleModel()).lines(path: "m.onnx", fileBytes: 46_800_000)
+    #expect(lines.contains("model       m.onnx (46.8 MB)"))
+    #expect(lines.contains("producer    pytorch 2.13.0"))
+    #expect(lines.contains("  x  FP32  [batch, 3, ?]"))
+    #expect(lines.contains("  y  (type not declared)  (rank unknown)"))
+    #expect(lines.contains("operators   6 nodes, 4 types"))
+    #expect(lines.contains("  Resize (opset 17): 2 node(s): 'c1', 'c'"))
+    #expect(lines.contains("  com.microsoft.FusedThing (opset 1): 1 node(s): 'fused'"))
+}
+
+@Test func byteSizes() {
+    #expect(CheckReport.bytes(999) == "999 B")
+    #expect(CheckReport.bytes(19_900) == "19.9 kB")
+    #expect(CheckReport.bytes(2_500_000_000) == "2.5 GB")
+}
+
+@Test func dimOverridesParseAndReject() throws {
+    #expect(try FeedGenerator.parseDims(["batch=8", "sequence=128"]) == ["batch": 8, "sequence": 128])
+    #expect(throws: (any Error).self) { try FeedGenerator.parseDims(["batch"]) }
+    #expect(throws: (any Error).self) { try FeedGenerator.parseDims(["batch=0"]) }
+    #expect(throws: (any Error).self) { try FeedGenerator.parseDims(["=3"]) }
+}
+
+@Test func generatedShapesAndValues() throws {
+    let info = ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("batch"), .symbolic("seq"), .fixed(2)])
+    var generator = FeedGenerator(overrides: ["seq": 5], batch: 3)
+    #expect(try generator.shape(of: info) == [3, 5, 2])
+    generator.batch = nil
+    #expect(try generator.shape(of: info) == [1, 5, 2])
+    let ids = ValueInfo(name: "ids", dataType: .int64, shape: [.unknown, .fixed(4)])
+    let feeds = try FeedGenerator(overrides: ["seq": 5], batch: 2).feeds(for: [info, ids])
+    #expect(feeds["ids"]?.scalars(as: Int64.self) == [Int64](repeating: 1, count: 8))
+    let floats = feeds["x"]!.scalars(as: Float.self)
+    #expect(floats.count == 20 && floats.allSatisfy { $0 >= 0 && $0 < 1 })
+    // Deterministic: the same generator gives the same values.
+    #expect(try FeedGenerator(overrides: ["seq": 5], batch: 2).feeds(for: [info])["x"]!.scalars(as: Float.self) == floats)
+    #expect(throws: EngineError.self) { try generator.shape(of: ValueInfo(name: "r", dataType: .float32, shape: nil)) }
+}
+
+@Test func listOpsSaysOpsetsAreNotRecorded() {
+    let lines = Check.operatorList(.cpu)
+    #expect(lines.first?.hasPrefix("Supported operators") == true)
+    #expect(lines.contains("  Gemm"))
+    #expect(lines.last?.contains("does not record opset ranges") == true)
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Engine latency of Swerve against onnxruntime, same thread count, same run, median of many.
+
+For each model (exports of tools/export_real_models.py), batch and thread count, runs
+
+    swerve bench MODEL --batch B --threads T --iterations K --warmup W [--dim NAME=VALUE ...]
+
+(the engine alone: ONNXLoader + InferenceSession.run, no HTTP) and then onnxruntime
+(`intra_op_num_threads=T`, `inter_op_num_threads=1`, sequential execution) on the same file with
+inputs of the same shapes, K timed runs after W warm-ups each. Also reports load time (file to
+ready session) and Swerve's resident-memory growth (load; load plus the runs, batch 1 row, which
+touches the memory-mapped weights) against the weights' size.
+
+    .venv-realmodels/bin/python bench/engine/run.py --swerve .build/release/swerve --store .realmodels
+    (or: make bench-engine)
+
+Prints a Markdown table (ratios Swerve/onnxruntime; < 1 means Swerve is faster) and writes the raw
+figures as JSON (--json). Rows whose model Swerve cannot load yet say so, with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+MODELS = ["mlp", "resnet18", "mobilenet_v2", "bert_tiny"]
+SEQUENCE = 128  # tiny BERT is measured at sequence 128
+
+
+def feeds_for(session: ort.InferenceSession, batch: int) -> tuple[dict, dict]:
+    """onnxruntime inputs of the shapes swerve bench makes, and the --dim values for swerve."""
+    rng = np.random.default_rng(0)
+    feeds, dims = {}, {}
+    for i in session.get_inputs():
+        shape = []
+        for axis, d in enumerate(i.shape):
+            if isinstance(d, int):
+                shape.append(d)
+                continue
+            value = batch if axis == 0 else SEQUENCE
+            if isinstance(d, str):
+                dims[d] = value
+            shape.append(value)
+        if i.type == "tensor(float)":
+            feeds[i.name] = rng.random(shape, dtype=np.float32)
+        else:  # int64 ids and masks: 1, as swerve bench makes them
+            feeds[i.name] = np.ones(shape, dtype=np.int64)
+    return feeds, dims
+
+
+def ort_bench(path: Path, batch: int, threads: int, iterations: int | None, warmup: int) -> dict:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    start = time.perf_counter()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    load = time.perf_counter() - start
+    feeds, dims = feeds_for(session, batch)
+    for _ in range(max(1, warmup)):
+        t0 = time.perf_counter()
+        session.run(None, feeds)
+        one = time.perf_counter() - t0
+    if iterations is None:  # about 2 s of timed runs, at least 10, at most 300
+        iterations = int(min(300, max(10, 2.0 / max(one, 1e-6))))
+    times = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        session.run(None, feeds)
+        times.append(time.perf_counter() - t0)
+    return {"load_ms": load * 1000, "median_ms": statistics.median(times) * 1000,
+            "iterations": iterations, "dims": dims}
+
+
+def swerve_bench(swerve: Path, path: Path, batch: int, threads: int, iterations: int, warmup: int,
+                 dims: dict) -> dict:
+    args = [str(swerve), "bench", str(path), "--batch", str(batch), "--threads", str(threads),
+            "--iterations", str(iterations), "--warmup", str(warmup)]
+    for name, value in dims.items():
+        args += ["--dim", f"{name}={value}"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        reason = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:]
+        return {"error": reason[0] if reason else f"exit status {done.returncode}", "command": " ".join(args)}
+    result = json.loads(done.stdout)
+    result["command"] = " ".join(args)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--swerve", type=Path, default=Path(".build/release/swerve"))
+    parser.add_argument("--store", type=Path, default=Path(".realmodels"))
+    parser.add_argument("--exporter", default="torchscript", choices=["torchscript", "dynamo"])
+    parser.add_argument("--models", nargs="*", default=MODELS)
+    parser.add_argument("--batches", nargs="*", type=int, default=[1, 32])
+    parser.add_argument("--threads", nargs="*", type=int, default=[1, 2])
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    args = parser.parse_args()
+
+    rows = []
+    print(f"# {platform.node()}: {os.cpu_count()} cores, onnxruntime {ort.__version__}, exporter {args.exporter}",
+          flush=True)
+    print("| model | batch | threads | Swerve ms | onnxruntime ms | ratio | K |")
+    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    for model in args.models:
+        path = args.store / f"{model}_{args.exporter}" / "1" / "model.onnx"
+        weights = sum(p.stat().st_size for p in path.parent.iterdir())
+        for threads in args.threads:
+            for batch in args.batches:
+                ref = ort_bench(path, batch, threads, None, args.warmup)
+                mine = swerve_bench(args.swerve, path, batch, threads, ref["iterations"], args.warmup, ref["dims"])
+                row = {"model": model, "batch": batch, "threads": threads, "weights_bytes": weights,
+                       "onnxruntime": ref, "swerve": mine}
+                rows.append(row)
+                if "error" in mine:
+                    print(f"| {model} | {batch} | {threads} | awaits operators | {ref['median_ms']:.3f} | - | "
+                          f"{ref['iterations']} |", flush=True)
+                    continue
+                ratio = mine["median_ms"] / ref["median_ms"]
+                print(f"| {model} | {batch} | {threads} | {mine['median_ms']:.3f} | {ref['median_ms']:.3f} | "
+                      f"{ratio:.2f} | {ref['iterations']} |", flush=True)
+    print()
+    print("| model | weights MB | Swerve load ms | onnxruntime load ms | Swerve RSS growth: load MB | after runs MB "
+          "| after runs / weights |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    seen = set()
+    for row in rows:
+        if row["model"] in seen:
+            continue
+        seen.add(row["model"])
+        mine, ref, mb = row["swerve"], row["onnxruntime"], row["weights_bytes"] / 1e6
+        if "error" in mine:
+            print(f"| {row['model']} | {mb:.1f} | cannot load: {mine['error'][:120]} | {ref['load_ms']:.1f} | - | - | - |")
+            continue
+        growth = (mine["rss_loaded"] - mine["rss_before"]) / 1e6
+        after = (mine["rss_after_run"] - mine["rss_before"]) / 1e6
+        print(f"| {row['model']} | {mb:.1f} | {mine['load_ms']:.1f} | {ref['load_ms']:.1f} | {growth:.1f} | "
+              f"{after:.1f} | {after / mb:.2f} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
