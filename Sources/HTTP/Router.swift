@@ -39,18 +39,21 @@ public struct Router<Handler: Sendable>: Sendable {
     }
 
     /// Like `match`, plus the pattern of the route that matched (`/v2/models/{model}/infer`), for
-    /// metrics and logs with bounded cardinality; nil when no route matched.
+    /// metrics and logs with bounded cardinality: for a 405, the pattern of the path's first
+    /// route; nil when no route has that path.
     public func matchRoute(method: String, path: String) -> (match: Match, pattern: String?) {
         let parts = Router.split(path)
         var allowed: [String] = []
+        var pathPattern: String?
         for route in routes {
             guard let parameters = Router.bind(route.segments, to: parts) else { continue }
             if route.method == method || (method == "HEAD" && route.method == "GET") {
                 return (.found(route.handler, parameters: parameters), route.pattern)
             }
             if !allowed.contains(route.method) { allowed.append(route.method) }
+            pathPattern = pathPattern ?? route.pattern
         }
-        return (allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed), nil)
+        return (allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed), pathPattern)
     }
 
     /// Finds the handler for `method` and `path`.

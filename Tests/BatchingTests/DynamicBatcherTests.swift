@@ -65,17 +65,27 @@ func rows(_ values: [[Float]]) -> Tensor {
         o.adaptive = delay < 0
         let batcher = DynamicBatcher(options: o) { try model.run($0) }
         defer { batcher.stop() }
-        let failures = Mutex(0)
+        // 64 requests of 1 to 3 rows with values unique to each, submitted from several threads
+        // without waiting (as HTTP threads do), answered on the batcher's worker.
+        let inputs = (0..<64).map { i in rows((0..<(i % 3 + 1)).map { r in [Float(i * 10 + r), Float(-i - r) - 0.5] }) }
+        let results = ResultBox()
+        let group = DispatchGroup()
+        for _ in 0..<64 { group.enter() }
         DispatchQueue.concurrentPerform(iterations: 64) { i in
-            // Requests of 1 to 3 rows with values unique to the request.
-            let n = i % 3 + 1
-            let x = rows((0..<n).map { r in [Float(i * 10 + r), Float(-i - r) - 0.5] })
-            guard case .success(let out) = call(batcher, x), let y = out["y"] else {
+            batcher.submit(InferenceJob(inputs: ["x": inputs[i]]) { r in
+                results.values.withLock { $0[i] = r }
+                group.leave()
+            })
+        }
+        group.wait()
+        let failures = Mutex(0)
+        for (i, x) in inputs.enumerated() {
+            guard case .success(let out)? = results.values.withLock({ $0[i] }), let y = out["y"] else {
                 failures.withLock { $0 += 1 }
-                return
+                continue
             }
             let expected = x.scalars(as: Float.self).map { $0 * 2 }
-            if y.shape != [n, 2] || y.scalars(as: Float.self) != expected { failures.withLock { $0 += 1 } }
+            if y.shape != x.shape || y.scalars(as: Float.self) != expected { failures.withLock { $0 += 1 } }
         }
         #expect(failures.withLock { $0 } == 0)
         let batches = model.batches.withLock { $0 }
