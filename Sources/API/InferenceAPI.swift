@@ -97,6 +97,13 @@ public final class InferenceAPI: HTTPHandler {
         dispatch(request, match, observed(request, match, pattern: pattern, responder))
     }
 
+    /// Counts and logs the 413s the HTTP layer answers before a handler runs.
+    public func rejected(_ request: HTTPRequest, with response: HTTPResponse) {
+        guard metrics != nil || accessLog else { return }
+        let (match, pattern) = router.matchRoute(method: request.method, path: request.path)
+        observed(request, match, pattern: pattern, HTTPResponder { _ in }).respond(response)
+    }
+
     func dispatch(_ request: HTTPRequest, _ match: Router<Endpoint>.Match, _ responder: HTTPResponder) {
         switch match {
         case .notFound:

@@ -35,6 +35,9 @@ final class RequestState: @unchecked Sendable {
         self.connection = connection
     }
 
+    /// The request without its body (for `HTTPHandler.rejected`).
+    var headOnly: HTTPRequest { HTTPRequest(method: method, path: path, headers: headers, query: query) }
+
     /// Records the response; resumes the connection if the handler returned without one.
     func complete(_ response: HTTPResponse) {
         let resume = shared.withLock { shared -> Bool in
@@ -112,8 +115,10 @@ func swerveAccessHandler(
         if let length = state.headers["content-length"].flatMap({ Int($0) }), length > maxBody {
             // Answer now rather than read a body we will refuse; libmicrohttpd closes the connection.
             state.dispatched = true
-            state.shared.withLock { $0.response = tooLargeResponse(maxBody) }
-            return queue(tooLargeResponse(maxBody), on: connection)
+            let response = tooLargeResponse(maxBody)
+            state.shared.withLock { $0.response = response }
+            server.handler.rejected(state.headOnly, with: response)
+            return queue(response, on: connection)
         }
         return .YES
     }
@@ -143,7 +148,11 @@ func swerveAccessHandler(
         return queue(response, on: connection, closing: server.draining.load(ordering: .acquiring))
     }
     state.dispatched = true
-    if state.tooLarge { return queue(tooLargeResponse(maxBody), on: connection) }
+    if state.tooLarge {
+        let response = tooLargeResponse(maxBody)
+        server.handler.rejected(state.headOnly, with: response)
+        return queue(response, on: connection)
+    }
 
     let request = HTTPRequest(
         method: state.method, path: state.path, headers: state.headers, query: state.query, body: state.body)

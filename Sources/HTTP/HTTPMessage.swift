@@ -90,4 +90,11 @@ public struct HTTPResponder: Sendable {
 /// What the server calls for every complete request.
 public protocol HTTPHandler: Sendable {
     func handle(_ request: HTTPRequest, responder: HTTPResponder)
+    /// The server answered a request itself without calling `handle` (a body over the size
+    /// limit: 413), so that the handler can count and log it. The request has no body.
+    func rejected(_ request: HTTPRequest, with response: HTTPResponse)
+}
+
+extension HTTPHandler {
+    public func rejected(_ request: HTTPRequest, with response: HTTPResponse) {}
 }
