@@ -45,6 +45,11 @@ def write_slow_model(store, permutation: np.ndarray) -> None:
     onnx.checker.check_model(model)
     (store / "slow" / "1").mkdir(parents=True)
     onnx.save_model(model, str(store / "slow" / "1" / "model.onnx"))
+    # The batcher holds requests until all the clients' rows are queued (or 5 s pass), then runs
+    # them as one batch: every request is accepted and in flight when the signal comes, whatever
+    # the machine's speed.
+    (store / "slow" / "config.json").write_text(json.dumps(
+        {"max_batch_size": CLIENTS * ROWS, "dynamic_batching": {"max_queue_delay_us": 5_000_000}}))
 
 
 def server_connections(port: int) -> tuple[int, int]:
@@ -73,11 +78,9 @@ def test_sigterm_finishes_requests_in_flight(tmp_path):
     rng = np.random.default_rng(7)
     permutation = rng.permutation(WIDTH)
     write_slow_model(tmp_path, permutation)
-    # Enough HTTP threads that the clients' requests run side by side (today's pass-through
-    # scheduler computes on the HTTP thread).
     process = SwerveProcess([
         str(swerve_binary()), "serve", "--model-store", str(tmp_path), "--host", "127.0.0.1", "--port", "0",
-        "--management-port", "0", "--poll-interval", "0", "--http-threads", str(CLIENTS + 4),
+        "--management-port", "0", "--poll-interval", "0",
         "--shutdown-timeout", str(SHUTDOWN_TIMEOUT_S)])
     try:
         port = process.wait_for_port()
