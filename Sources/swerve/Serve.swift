@@ -146,15 +146,13 @@ struct Serve: ParsableCommand {
             logger.critical("cannot start: \(error)", metadata: ["event": "listen_failed"])
             throw ExitCode(2)
         }
-        let snapshot = registry.snapshot()
+        // No registry snapshot is kept here: one held until shutdown would pin every version in it.
         logger.info(
             "serving",
             metadata: [
                 "event": "listening", "http": "\(settings.http.host):\(server.port)", "http_port": "\(server.port)",
                 "management": "\(settings.managementHost):\(managementServer.port)",
                 "management_port": "\(managementServer.port)",
-                "models": "\(snapshot.models.count)",
-                "available_versions": "\(snapshot.models.values.reduce(0) { $0 + $1.versions.values.filter { $0.state == .available }.count })",
             ])
 
         var received: Int32 = 0
