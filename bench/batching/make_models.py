@@ -35,6 +35,10 @@ mlp(store / "big_off" / "1", [1024, 4096, 4096, 1000])
 (store / "big_on" / "1").symlink_to((store / "big_off" / "1").resolve())
 (store / "big_on" / "config.json").write_text(json.dumps(
     {"max_batch_size": 64, "dynamic_batching": {"max_queue_delay_us": 2000}}))
+(store / "big_adaptive").mkdir(parents=True, exist_ok=True)
+(store / "big_adaptive" / "1").symlink_to((store / "big_off" / "1").resolve())
+(store / "big_adaptive" / "config.json").write_text(json.dumps(
+    {"max_batch_size": 64, "dynamic_batching": {"adaptive": True}}))
 mlp(store / "tiny_off" / "1", [10, 10])
 (store / "tiny_on").mkdir(parents=True, exist_ok=True)
 (store / "tiny_on" / "1").symlink_to((store / "tiny_off" / "1").resolve())

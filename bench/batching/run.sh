@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Batching off versus on, one run: throughput and latency percentiles with wrk at several
+# Batching off versus on (2 ms window) versus adaptive, one run: throughput and latency percentiles with wrk at several
 # concurrencies, plus server CPU time per request on a tiny model. Usage (from the repo root):
 #   bench/batching/run.sh [SECONDS_PER_POINT]
 # Needs: a release build (make build), .venv (make test-deps), wrk (apt-get install wrk).
@@ -31,7 +31,8 @@ printf "| model | batching | connections | req/s | p50 ms | p99 ms | server CPU 
 for model in big tiny; do
   conns="1 8 32 64"; [ $model = tiny ] && conns="16"
   for c in $conns; do
-    for mode in off on; do
+    modes="off on adaptive"; [ $model = tiny ] && modes="off on"
+    for mode in $modes; do
       before=$(cpu)
       out=$(BODY="$work/$model.json" wrk -t"$(( c < 2 ? 1 : 2 ))" -c"$c" -d"${secs}s" --latency -s "$work/post.lua" \
         "http://127.0.0.1:$port/v2/models/${model}_$mode/infer")
