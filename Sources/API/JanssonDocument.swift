@@ -67,7 +67,6 @@ struct JanssonValue {
 
     var isObject: Bool { kind == .object }
     var isArray: Bool { kind == .array }
-    var isNumber: Bool { kind == .integer || kind == .real }
 
     /// A member of an object; nil when absent or when this is not an object.
     subscript(key: String) -> JanssonValue? {
@@ -96,21 +95,7 @@ struct JanssonValue {
 
     var elements: [JanssonValue] { (0..<count).map { self[$0] } }
 
-    var string: String? {
-        guard kind == .string else { return nil }
-        return String(cString: json_string_value(pointer))
-    }
 
-    /// An integer, or a real with an integral value.
-    var int: Int64? {
-        switch kind {
-        case .integer: return Int64(json_integer_value(pointer))
-        case .real:
-            let d = json_real_value(pointer)
-            return d.rounded() == d && abs(d) < 9.2e18 ? Int64(d) : nil
-        default: return nil
-        }
-    }
 
     var double: Double? {
         switch kind {
@@ -120,23 +105,5 @@ struct JanssonValue {
         }
     }
 
-    var bool: Bool? {
-        switch swerve_json_typeof(pointer) {
-        case 5: return true
-        case 6: return false
-        default: return nil
-        }
-    }
 
-    /// A short description of the node's type, for error messages.
-    var typeName: String {
-        switch kind {
-        case .object: return "an object"
-        case .array: return "an array"
-        case .string: return "a string"
-        case .integer, .real: return "a number"
-        case .bool: return "a boolean"
-        case .null: return "null"
-        }
-    }
 }
