@@ -4,14 +4,15 @@
 #
 #   bench/gpu/run.sh pack [DIR]   HERE: builds a release swerve with the Swift runtime linked in
 #                                 (--static-swift-stdlib, RPATH $ORIGIN/lib with --disable-new-dtags so it
-#                                 also covers transitive deps), copies it, the .so files it needs that a
-#                                 bare machine may lack, the test models and this script into DIR
-#                                 (default .build-gpu-pack, git-ignored).
+#                                 also covers transitive deps), strips it and the .so files it needs that
+#                                 a bare machine may lack, adds the test models and this script, and
+#                                 writes DIR/swerve-gpu.tar.gz (DIR default .build-gpu-pack, git-ignored).
 #   bench/gpu/run.sh gpu [DIR]    THERE, with DIR carried over: the probe (swerve devices), the daemon with
 #                                 --device cuda (today: must refuse with the reason) and --device auto
 #                                 (serves on the CPU, logs why, exports swerve_gpu_* from NVML), one
 #                                 inference; then the CUDA-engine checks once that engine exists.
-#                                 Writes DIR/report.txt, and $OUT/report.txt when $OUT is set.
+#                                 Unpacks DIR/swerve-gpu.tar.gz into DIR/swerve-gpu, writes report.txt
+#                                 there, and copies it with the logs to $OUT when $OUT is set.
 #
 # From this repository with the project's device tool:
 #   bench/gpu/run.sh pack
@@ -24,37 +25,49 @@ mode=${1:-}
 dir=${2:-.build-gpu-pack}
 
 pack() {
-    local root scratch bin
+    local root scratch bin stage
     root=$(cd "$(dirname "$0")/../.." && pwd)
     scratch=${SWERVE_GPU_SCRATCH:-$root/.build-gpu}
     cd "$root" || exit 1
     swift build --scratch-path "$scratch" -c release --product swerve --static-swift-stdlib \
         -Xlinker --disable-new-dtags -Xlinker -rpath -Xlinker '$ORIGIN/lib' || exit 1
     bin="$scratch/release/swerve"
-    rm -rf "$dir" && mkdir -p "$dir/lib" "$dir/models" || exit 1
-    cp "$bin" "$dir/swerve" && cp "$root/bench/gpu/run.sh" "$dir/run.sh"
+    stage="$scratch/stage/swerve-gpu"
+    rm -rf "$stage" && mkdir -p "$stage/lib" "$stage/models" || exit 1
+    cp "$bin" "$stage/swerve" && cp "$root/bench/gpu/run.sh" "$stage/run.sh"
     # Every shared library the binary pulls in except glibc's own and the C++ runtime, which every
     # machine has (and which must not shadow a newer system copy that cuBLAS or NVRTC need).
     ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
         case "$(basename "$lib")" in
             libc.so.*|libm.so.*|libpthread.so.*|libdl.so.*|librt.so.*|libutil.so.*|ld-linux*|libstdc++.so.*|libgcc_s.so.*) ;;
-            *) cp -L "$lib" "$dir/lib/" ;;
+            *) cp -L "$lib" "$stage/lib/" ;;
         esac
     done
-    cp -r "$root/Tests/e2e/models/mlp" "$dir/models/mlp"
-    cp -r "$root/models/digits" "$dir/models/digits"
-    git -C "$root" rev-parse --short HEAD > "$dir/commit.txt" 2>/dev/null || true
-    echo "packed into $dir ($(du -sh "$dir" | cut -f1)): $(ls "$dir/lib" | tr '\n' ' ')"
+    # Stripped and gzipped it fits the 64 MiB a device run may carry (about 40 MB).
+    strip "$stage/swerve" "$stage"/lib/*.so*
+    cp -r "$root/Tests/e2e/models/mlp" "$stage/models/mlp"
+    cp -r "$root/models/digits" "$stage/models/digits"
+    git -C "$root" rev-parse --short HEAD > "$stage/commit.txt" 2>/dev/null || true
+    rm -rf "$dir" && mkdir -p "$dir" && tar -C "$(dirname "$stage")" -czf "$dir/swerve-gpu.tar.gz" swerve-gpu || exit 1
+    echo "packed $dir/swerve-gpu.tar.gz ($(du -h "$dir/swerve-gpu.tar.gz" | cut -f1)); libraries: $(ls "$stage/lib" | tr '\n' ' ')"
 }
 
 gpu() {
+    if [ -f "$dir/swerve-gpu.tar.gz" ] && [ ! -x "$dir/swerve-gpu/swerve" ]; then
+        tar -C "$dir" -xzf "$dir/swerve-gpu.tar.gz" || exit 2
+    fi
+    dir="$dir/swerve-gpu"
     local bin="$dir/swerve" report="$dir/report.txt" status=0
-    [ -x "$bin" ] || { echo "no swerve binary at $bin; run 'bench/gpu/run.sh pack $dir' on the build machine first" >&2; exit 2; }
+    [ -x "$bin" ] || { echo "no swerve binary at $bin; run 'bench/gpu/run.sh pack' on the build machine first" >&2; exit 2; }
     : > "$report"
     say() { echo "$*" | tee -a "$report"; }
     say "# bench/gpu/run.sh gpu, $(date -u +%FT%TZ), commit $(cat "$dir/commit.txt" 2>/dev/null || echo '?')"
     say "## machine"
-    say "$(uname -srm); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -4)"
+    if command -v nvidia-smi > /dev/null; then
+        say "$(uname -srm); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -4)"
+    else
+        say "$(uname -srm); no nvidia-smi on this machine"
+    fi
     say "## missing shared libraries of the binary (must be none)"
     say "$(ldd "$bin" | grep 'not found' || echo none)"
 
