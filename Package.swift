@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "Tensors", swiftSettings: swiftSettings),
         // Graph IR, operators, CPU kernels, plans and sessions.
         .target(name: "Engine", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: swiftSettings),
+        // CUDA device: NVIDIA libraries loaded at run time (dlopen), probe, device selection, NVML readings.
+        .target(name: "CUDA", dependencies: ["Engine"], swiftSettings: swiftSettings),
         // Zero-copy ONNX ModelProto decoding (mmap, external data) into the engine graph.
         .target(name: "ONNX", dependencies: ["Tensors", "Engine"], swiftSettings: swiftSettings),
         // Repository layout, version selection, loading, the registry of servable versions.
@@ -52,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "swerve",
             dependencies: [
-                "API", "ModelStore", "Engine", "HTTP", "Batching",
+                "API", "ModelStore", "Engine", "HTTP", "Batching", "CUDA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -70,6 +72,7 @@ let package = Package(
         .testTarget(
             name: "ModelStoreTests", dependencies: ["ModelStore", "Engine", "Tensors", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA", "Engine"], swiftSettings: swiftSettings),
         .testTarget(name: "BatchingTests", dependencies: ["Batching", "Tensors"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(

@@ -17,11 +17,15 @@ public final class ServerMetrics: Sendable {
     private let stateGauges = Mutex<[String: [Gauge]]>([:])
     /// Wall-clock start of the process, for `process_start_time_seconds`.
     let startTime: Double
+    /// Reads the GPUs at each scrape for the `swerve_gpu_*` metrics; nil = none exported.
+    let gpuSamples: (@Sendable () -> [GPUSample])?
 
     struct VersionKey: Hashable { let model: String, version: String }
     struct HTTPKey: Hashable { let route: String, method: String, status: Int }
 
-    public init() {
+    /// `gpuSamples`: the GPU source (NVML), read at each scrape; nil when there is none.
+    public init(gpuSamples: (@Sendable () -> [GPUSample])? = nil) {
+        self.gpuSamples = gpuSamples
         families = MetricFamilies(registry: PrometheusCollectorRegistry())
         unresolved = ModelMetrics(model: "", version: "", families: families)
         startTime = ProcessMetrics.startTime() ?? wallClockNow()
@@ -99,6 +103,7 @@ public final class ServerMetrics: Sendable {
         out.reserveCapacity(16 << 10)
         families.registry.emit(into: &out)
         ProcessMetrics.render(startTime: startTime, into: &out)
+        if let gpuSamples { GPUMetrics.render(gpuSamples(), into: &out) }
         return out
     }
 }

@@ -1,7 +1,7 @@
 import API
-import Batching
 import ArgumentParser
 import Batching
+import CUDA
 import Engine
 import Glibc
 import HTTP
@@ -93,17 +93,21 @@ struct Serve: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let logger = settings.logger
-        let device: Device
+        // CUDA is probed (dlopen of the NVIDIA libraries) for auto and cuda; docs/gpu.md.
+        let choice: DeviceChoice
         do {
-            device = try Device.resolve(settings.device)
+            choice = try DeviceSelector.select(settings.device) { CUDAProbe(loader: .system()).run() }
         } catch {
             logger.critical("cannot start: \(error)", metadata: ["event": "device_unavailable"])
             throw ExitCode(2)
         }
-        logger.info("device selected", metadata: ["event": "device", "requested": "\(settings.device)", "device": "\(device)"])
+        let device = choice.device
+        logger.info(
+            "device selected",
+            metadata: ["event": "device", "requested": "\(settings.device)", "device": "\(device)", "reason": "\(choice.reason)"])
 
         let registry = ModelRegistry()
-        let metrics: ServerMetrics? = settings.metrics ? ServerMetrics() : nil
+        let metrics: ServerMetrics? = settings.metrics ? ServerMetrics(gpuSamples: gpuSampler(logger)) : nil
         let inference = InferenceAPI(registry: registry, logger: logger, metrics: metrics, accessLog: settings.accessLog)
         // One thread budget: BLAS threads x the most instances any model runs stay within --threads.
         let blasThreads = max(1, settings.threads / max(1, settings.batching.instanceCount ?? 1))

@@ -20,7 +20,7 @@ struct Swerve: ParsableCommand {
             SWERVE_PORT=9000 or SWERVE_MODEL_STORE=/models; a flag on the command line wins.
             """,
         version: ServerInfo().version,
-        subcommands: [Serve.self, Check.self, Bench.self, BenchJSON.self],
+        subcommands: [Serve.self, Check.self, Bench.self, BenchJSON.self, Devices.self],
         defaultSubcommand: Serve.self)
 }
 

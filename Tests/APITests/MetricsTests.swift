@@ -96,6 +96,26 @@ import Testing
         #expect(m.totals.rows == 6 && m.totals.batches == 2 && m.totals.queueCount == 1)
     }
 
+    @Test func gpuMetricsComeFromTheSourceAndAreAbsentWithoutOne() {
+        let none = String(decoding: ServerMetrics().render(ModelRegistrySnapshotForTests.empty), as: UTF8.self)
+        #expect(!none.contains("swerve_gpu_"))
+        let empty = ServerMetrics(gpuSamples: { [] })
+        #expect(!String(decoding: empty.render(ModelRegistrySnapshotForTests.empty), as: UTF8.self).contains("swerve_gpu_"))
+        let metrics = ServerMetrics(gpuSamples: {
+            [
+                GPUSample(gpu: 0, memoryUsedBytes: 3 << 30, memoryTotalBytes: 141 << 30, utilization: 0.25),
+                GPUSample(gpu: 1, memoryUsedBytes: 1024, memoryTotalBytes: 141 << 30, utilization: nil),
+            ]
+        })
+        let text = String(decoding: metrics.render(ModelRegistrySnapshotForTests.empty), as: UTF8.self)
+        #expect(sample(text, #"swerve_gpu_memory_used_bytes{gpu="0"}"#) == Double(3 << 30))
+        #expect(sample(text, #"swerve_gpu_memory_used_bytes{gpu="1"}"#) == 1024)
+        #expect(sample(text, #"swerve_gpu_memory_total_bytes{gpu="1"}"#) == Double(141 << 30))
+        #expect(sample(text, #"swerve_gpu_utilization_ratio{gpu="0"}"#) == 0.25)
+        #expect(!text.contains(#"swerve_gpu_utilization_ratio{gpu="1"}"#))
+        #expect(text.contains("# TYPE swerve_gpu_utilization_ratio gauge"))
+    }
+
     @Test func v2ResponseIDIsReadFromTheResponseStart() {
         #expect(v2ResponseID(Array(#"{"model_name":"m","model_version":"1","id":"a-1","outputs":[]}"#.utf8)) == "a-1")
         #expect(v2ResponseID(Array(#"{"model_name":"m","model_version":"1","outputs":[{"id":"x"}]}"#.utf8)) == nil)
