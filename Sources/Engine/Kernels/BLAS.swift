@@ -25,6 +25,8 @@ enum BLAS {
         if m == 1 {
             // The single row of op(A) is a vector: element p is at a[p] (no transpose) or a[p*lda].
             let incX = transA ? lda : 1
+            // Never rely on beta = 0 ignoring what C holds (it may be a reused arena buffer).
+            if beta == 0 { c.update(repeating: 0, count: n) }
             if transB {
                 // B is stored [n, k]: y = B x.
                 cblas_sgemv(

@@ -6,19 +6,22 @@ import Tensors
 /// - depthwise (one input and one output channel per group): a direct loop;
 /// - otherwise im2col into one scratch buffer per call, then one sgemm.
 /// The bias is written into the output first and the sgemm accumulates onto it (beta = 1).
-struct ConvKernel: Kernel {
+struct ConvKernel: BufferedKernel {
     let window: WindowAttributes
     let group: Int
+    /// Fused activation applied to each output block after its sgemm (see `GraphOptimizer`).
+    let epilogue: Epilogue
 
     init(context: NodeContext) throws {
         try context.requireInputs(2, 3)
+        epilogue = try Epilogue(context: context)
         window = try WindowAttributes(context: context)
         group = try context.int("group", default: 1)
         guard group >= 1 else { throw context.invalid("has group \(group); it must be 1 or more") }
         if window.ceilMode { throw context.unsupported() }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         let w = try Check.input(inputs, 1, "W")
         let b = inputs.count > 2 ? inputs[2] : nil
@@ -42,7 +45,7 @@ struct ConvKernel: Kernel {
             try Check.dataType(b, [.float32], "B")
             guard b.count == m else { throw KernelError.shape("Conv's bias has \(b.count) values for \(m) output channels") }
         }
-        let out = Tensor(uninitialized: .float32, shape: [n, m] + geo.outputSpatial)
+        let out = try Output.tensor(output, .float32, [n, m] + geo.outputSpatial)
         if out.count == 0 { return [out] }
         let cg = c / group
         let mg = m / group
@@ -70,6 +73,7 @@ struct ConvKernel: Kernel {
                 let wg = pw + g * mg * k
                 if depthwise {
                     Self.depthwise(xg, wg, yg, geo)
+                    epilogue.apply(yg, count: mg * outSize)
                     continue
                 }
                 var col = UnsafePointer(xg)
@@ -80,6 +84,7 @@ struct ConvKernel: Kernel {
                 BLAS.gemm(
                     transA: false, transB: false, m: mg, n: outSize, k: k, alpha: 1, a: wg, lda: k, b: col,
                     ldb: outSize, beta: 1, c: yg, ldc: outSize)
+                epilogue.apply(yg, count: mg * outSize)
             }
         }
         return [out]

@@ -87,7 +87,7 @@ struct InstanceNormalizationKernel: Kernel {
 /// LayerNormalization (opset 17): normalises over the dimensions from `axis` (default -1), then
 /// scales and shifts with Scale and the optional B (broadcast over those dimensions). The optional
 /// Mean and InvStdDev outputs are produced when asked for.
-struct LayerNormalizationKernel: Kernel {
+struct LayerNormalizationKernel: BufferedKernel {
     let axis: Int
     let epsilon: Float
 
@@ -98,7 +98,7 @@ struct LayerNormalizationKernel: Kernel {
         if try context.int("stash_type", default: 1) != 1 { throw context.unsupported() }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         let scale = try Check.input(inputs, 1, "Scale")
         let bias = inputs.count > 2 ? inputs[2] : nil
@@ -110,7 +110,7 @@ struct LayerNormalizationKernel: Kernel {
         // Scale and B broadcast to the normalised shape.
         let sc = try expanded(scale, normShape, "Scale")
         let bs = try bias.map { try expanded($0, normShape, "B") }
-        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let out = try Output.tensor(output, .float32, x.shape)
         var statShape = x.shape
         for d in a..<x.rank { statShape[d] = 1 }
         let meanOut = Tensor(uninitialized: .float32, shape: statShape)

@@ -8,7 +8,7 @@ import Tensors
 /// Softmax, LogSoftmax and Hardmax. Opset < 13 coerces the input to 2-D at `axis` (default 1) and
 /// normalises over the flattened trailing part; opset >= 13 normalises along `axis` (default -1).
 /// Subtracts the maximum first, so large inputs do not overflow.
-struct SoftmaxKernel: Kernel {
+struct SoftmaxKernel: BufferedKernel {
     enum Op: String, Sendable { case softmax = "Softmax", logSoftmax = "LogSoftmax", hardmax = "Hardmax" }
     let op: Op
     let axis: Int
@@ -21,7 +21,7 @@ struct SoftmaxKernel: Kernel {
         axis = try context.int("axis", default: coerceTo2D ? 1 : -1)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "input")
         try Check.dataType(x, [.float32], "input")
         let s = x.shape
@@ -39,7 +39,7 @@ struct SoftmaxKernel: Kernel {
             n = s[a]
             inner = s[(a + 1)...].reduce(1, *)
         }
-        let out = Tensor(uninitialized: .float32, shape: s)
+        let out = try Output.tensor(output, .float32, s)
         if x.count == 0 { return [out] }
         let src = x.elements(as: Float.self).baseAddress!
         let dst = out.mutableElements(as: Float.self).baseAddress!

@@ -9,7 +9,7 @@ import Tensors
 /// HardSigmoid, HardSwish, Elu, Selu, Celu, Softplus, Softsign, Mish, ThresholdedRelu, Shrink, Gelu)
 /// and math (Erf, Exp, Log, Sqrt, Reciprocal, Neg, Abs, Sign, Floor, Ceil, Round, Sin, Cos, Tan). Neg and Abs also take int64 and int32. Parameters come from
 /// the node's attributes (`alpha`, `beta`, `gamma`, Gelu's `approximate`).
-struct UnaryKernel: Kernel {
+struct UnaryKernel: BufferedKernel {
     enum Op: String, Sendable {
         case relu = "Relu", sigmoid = "Sigmoid", tanh = "Tanh", leakyRelu = "LeakyRelu"
         case hardSigmoid = "HardSigmoid", hardSwish = "HardSwish", elu = "Elu", selu = "Selu"
@@ -50,12 +50,12 @@ struct UnaryKernel: Kernel {
         }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         if x.dataType == .int64 && (op == .neg || op == .abs) { return [integer(x, Int64.self)] }
         if x.dataType == .int32 && (op == .neg || op == .abs) { return [integer(x, Int32.self)] }
         try Check.dataType(x, [.float32], "X")
-        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let out = try Output.tensor(output, .float32, x.shape)
         let n = x.count
         if n == 0 { return [out] }
         let s = x.elements(as: Float.self).baseAddress!
