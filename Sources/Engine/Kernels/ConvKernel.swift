@@ -63,8 +63,16 @@ struct ConvKernel: BufferedKernel {
         }
         let pointwise = kSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
         let depthwise = cg == 1 && mg == 1
+        // Depthwise 2-D with stride 1 or 2 runs on a zero-bordered copy of each plane (`PlaneLoops`).
+        let planeLoop = depthwise && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
+            && (geo.strides[2] == 1 || geo.strides[2] == 2)
+        let padded = PlaneLoops.PaddedPlane(geo)
         var scratch: UnsafeMutablePointer<Float>? = nil
         if !pointwise && !depthwise { scratch = .allocate(capacity: k * outSize) }
+        if planeLoop {
+            scratch = .allocate(capacity: padded.count)
+            scratch!.initialize(repeating: 0, count: padded.count)
+        }
         defer { scratch?.deallocate() }
         for img in 0..<n {
             for g in 0..<group {
@@ -72,8 +80,12 @@ struct ConvKernel: BufferedKernel {
                 let yg = py + (img * m + g * mg) * outSize
                 let wg = pw + g * mg * k
                 if depthwise {
-                    Self.depthwise(xg, wg, yg, geo)
-                    epilogue.apply(yg, count: mg * outSize)
+                    if planeLoop, let scratch {
+                        PlaneLoops.depthwise(xg, wg, yg, geo, epilogue, padded, scratch)
+                    } else {
+                        Self.depthwise(xg, wg, yg, geo)
+                        epilogue.apply(yg, count: mg * outSize)
+                    }
                     continue
                 }
                 var col = UnsafePointer(xg)

@@ -62,25 +62,14 @@ struct Epilogue: Sendable, Equatable {
         }
     }
 
-    /// `p[i] = min(max(p[i], lo), hi)`, eight lanes at a time. NaN stays NaN (as in Relu and Clip).
+    /// `p[i] = min(max(p[i], lo), hi)` as compare-and-select (NaN stays NaN, as in Relu and Clip); a
+    /// plain loop that the compiler vectorises.
     static func clamp(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ lo: Float, _ hi: Float) {
-        let raw = UnsafeMutableRawPointer(p)
-        let vlo = SIMD8<Float>(repeating: lo)
-        let vhi = SIMD8<Float>(repeating: hi)
-        var i = 0
-        while i + 8 <= count {
-            var v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            v.replace(with: vlo, where: v .< vlo)
-            v.replace(with: vhi, where: v .> vhi)
-            raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < count {
+        for i in 0..<count {
             var v = p[i]
-            if v < lo { v = lo }
-            if v > hi { v = hi }
+            v = v < lo ? lo : v
+            v = v > hi ? hi : v
             p[i] = v
-            i += 1
         }
     }
 }

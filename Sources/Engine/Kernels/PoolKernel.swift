@@ -31,8 +31,13 @@ struct PoolKernel: BufferedKernel {
         if out.count == 0 { return [out] }
         let px = x.elements(as: Float.self).baseAddress!
         let py = out.mutableElements(as: Float.self).baseAddress!
+        let plane2D = isMax && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
         for p in 0..<planes {
-            pool(px + p * geo.inputSize, py + p * geo.outputSize, geo)
+            if plane2D {
+                PlaneLoops.maxPool(px + p * geo.inputSize, py + p * geo.outputSize, geo)
+            } else {
+                pool(px + p * geo.inputSize, py + p * geo.outputSize, geo)
+            }
         }
         return [out]
     }
