@@ -1,4 +1,3 @@
-import Foundation
 import Tensors
 
 /// An activation fused into the Conv, Gemm or MatMul that produces its input (by `GraphOptimizer`),

@@ -55,6 +55,8 @@ struct SoftmaxKernel: BufferedKernel {
                 switch op {
                 case .hardmax:
                     for i in 0..<n { dst[base + i * inner] = i == arg ? 1 : 0 }
+                case .softmax where inner == 1 && m > -.infinity && m < .infinity:
+                    Self.softmaxRow(src + base, dst + base, n, max: m)
                 case .softmax:
                     var sum: Float = 0
                     for i in 0..<n {
@@ -73,5 +75,29 @@ struct SoftmaxKernel: BufferedKernel {
             }
         }
         return [out]
+    }
+
+    /// One contiguous row: exp(x - max) eight lanes at a time, then scaled by 1 / sum.
+    static func softmaxRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, max m: Float) {
+        let sr = UnsafeRawPointer(src)
+        let dr = UnsafeMutableRawPointer(dst)
+        let vm = SIMD8<Float>(repeating: m)
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let e = VectorMath.exp(sr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - vm)
+            dr.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc += e
+            i += 8
+        }
+        var sum = acc.sum()
+        while i < n {
+            let e = expf(src[i] - m)
+            dst[i] = e
+            sum += e
+            i += 1
+        }
+        let r = 1 / sum
+        for j in 0..<n { dst[j] *= r }
     }
 }

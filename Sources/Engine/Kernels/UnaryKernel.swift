@@ -82,10 +82,12 @@ struct UnaryKernel: BufferedKernel {
                     d[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
                 }
             } else {
-                for i in 0..<n { d[i] = 0.5 * s[i] * (1 + erff(s[i] * 0.70710678118654752)) }
+                VectorMath.map(s, d, n, { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752)) }) { v in
+                    0.5 * v * (1 + erff(v * 0.70710678118654752))
+                }
             }
-        case .erf: for i in 0..<n { d[i] = erff(s[i]) }
-        case .exp: for i in 0..<n { d[i] = expf(s[i]) }
+        case .erf: VectorMath.map(s, d, n, VectorMath.erf) { erff($0) }
+        case .exp: VectorMath.map(s, d, n, VectorMath.exp) { expf($0) }
         case .log: for i in 0..<n { d[i] = logf(s[i]) }
         case .sqrt: for i in 0..<n { d[i] = s[i].squareRoot() }
         case .reciprocal: for i in 0..<n { d[i] = 1 / s[i] }
