@@ -75,6 +75,31 @@ extension GraphOptimizer.State {
         }
     }
 
+    // MARK: Weight layout
+
+    /// Gemm with transB = 1 and a constant B: B is transposed once here and transB cleared, so the
+    /// sgemm reads B [K, N] row by row (OpenBLAS's NN path) on every request.
+    mutating func layOutGemmWeights() {
+        for i in nodes.indices {
+            guard var gemm = nodes[i], gemm.opType == "Gemm", OperatorRegistry.isDefaultDomain(gemm.domain),
+                case .int(let t)? = gemm.attributes["transB"], t != 0,
+                let b = constant(gemm, 1), b.dataType == .float32, b.rank == 2
+            else { continue }
+            let (n, k) = (b.shape[0], b.shape[1])
+            let out = Tensor(uninitialized: .float32, shape: [k, n])
+            let src = b.elements(as: Float.self)
+            let dst = out.mutableElements(as: Float.self)
+            for r in 0..<n {
+                for c in 0..<k { dst[c * n + r] = src[r * k + c] }
+            }
+            let name = freshName(gemm.inputs[1])
+            constants[name] = out
+            gemm.inputs[1] = name
+            gemm.attributes["transB"] = .int(0)
+            nodes[i] = gemm
+        }
+    }
+
     // MARK: Activations
 
     /// Conv/Gemm/MatMul -> Relu | Clip | LeakyRelu | Sigmoid | HardSwish becomes the producer with an

@@ -19,7 +19,12 @@ enum GraphOptimizer {
 
     /// The optimised model. Never throws: a node that cannot be folded is left in place, and the plan
     /// reports it as before.
-    static func optimize(_ model: GraphModel, registry: OperatorRegistry) -> GraphModel {
+    /// Switches for passes whose benefit depends on the BLAS (measured in docs/benchmarks.md).
+    struct Options: Sendable {
+        var transposeGemmWeights = true
+    }
+
+    static func optimize(_ model: GraphModel, registry: OperatorRegistry, options: Options = Options()) -> GraphModel {
         var state = State(model: model)
         guard state.sortNodes() else { return model }
         state.foldConstants(registry: registry, opset: model.defaultOpset)
@@ -27,6 +32,7 @@ enum GraphOptimizer {
         state.foldBatchNorms()
         state.fuseMatMulBias()
         state.fuseActivations(opset: model.defaultOpset)
+        if options.transposeGemmWeights { state.layOutGemmWeights() }
         state.dropUnused()
         var out = model
         out.graph.nodes = state.nodes.compactMap { $0 }

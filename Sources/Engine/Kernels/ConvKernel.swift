@@ -67,12 +67,25 @@ struct ConvKernel: BufferedKernel {
         let planeLoop = depthwise && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
             && (geo.strides[2] == 1 || geo.strides[2] == 2)
         let padded = PlaneLoops.PaddedPlane(geo)
+        if planeLoop {
+            // Planes split over the thread budget; each chunk has its own zero-bordered scratch.
+            let epilogue = self.epilogue
+            let group = self.group
+            Parallel.forEach(n * group, costPerItem: outSize * kSize * 2) { planes in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: padded.count)
+                scratch.initialize(repeating: 0, count: padded.count)
+                defer { scratch.deallocate() }
+                for p in planes {
+                    let (img, g) = (p / group, p % group)
+                    PlaneLoops.depthwise(
+                        px + (img * c + g) * inSize, pw + g * k, py + (img * m + g) * outSize, geo, epilogue, padded,
+                        scratch)
+                }
+            }
+            return [out]
+        }
         var scratch: UnsafeMutablePointer<Float>? = nil
         if !pointwise && !depthwise { scratch = .allocate(capacity: k * outSize) }
-        if planeLoop {
-            scratch = .allocate(capacity: padded.count)
-            scratch!.initialize(repeating: 0, count: padded.count)
-        }
         defer { scratch?.deallocate() }
         for img in 0..<n {
             for g in 0..<group {
@@ -80,12 +93,8 @@ struct ConvKernel: BufferedKernel {
                 let yg = py + (img * m + g * mg) * outSize
                 let wg = pw + g * mg * k
                 if depthwise {
-                    if planeLoop, let scratch {
-                        PlaneLoops.depthwise(xg, wg, yg, geo, epilogue, padded, scratch)
-                    } else {
-                        Self.depthwise(xg, wg, yg, geo)
-                        epilogue.apply(yg, count: mg * outSize)
-                    }
+                    Self.depthwise(xg, wg, yg, geo)
+                    epilogue.apply(yg, count: mg * outSize)
                     continue
                 }
                 var col = UnsafePointer(xg)

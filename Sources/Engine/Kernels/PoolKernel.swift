@@ -32,6 +32,12 @@ struct PoolKernel: BufferedKernel {
         let px = x.elements(as: Float.self).baseAddress!
         let py = out.mutableElements(as: Float.self).baseAddress!
         let plane2D = isMax && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
+        if plane2D {
+            Parallel.forEach(planes, costPerItem: geo.outputSize * geo.kernelSize) { range in
+                for p in range { PlaneLoops.maxPool(px + p * geo.inputSize, py + p * geo.outputSize, geo) }
+            }
+            return [out]
+        }
         for p in 0..<planes {
             if plane2D {
                 PlaneLoops.maxPool(px + p * geo.inputSize, py + p * geo.outputSize, geo)
