@@ -83,6 +83,14 @@ extension BufferedKernel {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] { try run(inputs, into: nil) }
 }
 
+/// A buffered kernel that also needs scratch memory (Conv's im2col): the shape plan reserves
+/// `scratchCount` floats (the largest over its steps) at the end of its arena and passes them in;
+/// steps run one at a time, so they share that region.
+protocol ScratchKernel: BufferedKernel {
+    func scratchCount(_ inputs: [Tensor?]) -> Int
+    func run(_ inputs: [Tensor?], into output: Tensor?, scratch: UnsafeMutablePointer<Float>?) throws -> [Tensor]
+}
+
 /// Output allocation for `BufferedKernel`s.
 enum Output {
     /// `buffer` when given (checked against `type` and `shape`), else a new uninitialised tensor.

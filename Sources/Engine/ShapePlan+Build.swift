@@ -34,6 +34,7 @@ extension ShapePlan {
         var types = [DataType?](repeating: nil, count: count)
         var shapes = [[Int]](repeating: [], count: count)
         var kept: [Plan.Step] = []
+        var scratchCounts: [Int] = []  // per kept step
         var args: [Tensor?] = []
         for step in plan.steps {
             args = step.inputs.map { $0 < 0 ? nil : slots[$0] }
@@ -59,6 +60,7 @@ extension ShapePlan {
                 }
             } else {
                 kept.append(step)
+                scratchCounts.append((step.kernel as? any ScratchKernel)?.scratchCount(args) ?? 0)
                 let known: Bool
                 if shapeFromShapes.contains(step.opType) {
                     known = reads.allSatisfy { shapeKnown[$0] }
@@ -90,17 +92,22 @@ extension ShapePlan {
         let layout = ArenaLayout(
             steps: kept, types: types, shapes: shapes, shapeKnown: shapeKnown, constant: constant,
             keep: graphOutputs)
+        // Scratch (im2col) after the values, shared by the steps that use it (they run one at a time).
+        let scratchOffset = layout.totalBytes
         let steps = kept.enumerated().map { k, step in
             let out = layout.arenaOutput[k]
             let s = out ?? -1
             return Step(
                 base: step, buffered: out == nil ? nil : step.kernel as? any BufferedKernel,
                 outputType: s >= 0 ? types[s] ?? .float32 : .float32, outputShape: s >= 0 ? shapes[s] : [],
-                offset: s >= 0 ? layout.offset[s] : -1, release: layout.release[k])
+                offset: s >= 0 ? layout.offset[s] : -1, release: layout.release[k],
+                scratch: out != nil && scratchCounts[k] > 0 ? step.kernel as? any ScratchKernel : nil)
         }
+        let scratchBytes = steps.indices.filter { steps[$0].scratch != nil }.map { scratchCounts[$0] * 4 }.max() ?? 0
         let shapePlan = ShapePlan(
             steps: steps, initialSlots: initial, source: plan, allocations: layout.allocations,
-            arenaBytes: layout.totalBytes, foldedSteps: plan.steps.count - kept.count)
+            arenaBytes: layout.totalBytes + scratchBytes, scratchOffset: scratchOffset,
+            foldedSteps: plan.steps.count - kept.count)
         return (shapePlan, outputs)
     }
 }

@@ -9,7 +9,8 @@ import Tensors
 /// - a static memory arena: every output of a `BufferedKernel` whose shape follows from the signature
 ///   gets a fixed offset in one buffer (greedy first-fit over last-use liveness), so those kernels
 ///   write into arena slices and the request path allocates only the arena (taken from a small pool,
-///   one per concurrent run) and the graph outputs.
+///   one per concurrent run) and the graph outputs; Conv's im2col scratch is one region at the end
+///   of the arena, shared by the steps (they run one at a time).
 ///
 /// Immutable after construction except for the arena pool, which is locked; `run` may be called from
 /// many threads at once.
@@ -24,6 +25,8 @@ final class ShapePlan: Sendable {
         let offset: Int
         /// Slots whose last use (reader, or reader of a value that may alias it) is this step.
         let release: [Int]
+        /// The kernel as a scratch kernel when it takes its scratch from the arena.
+        let scratch: (any ScratchKernel)?
     }
 
     /// One arena allocation: slot, byte range, and the steps (indices into `steps`) it is alive over.
@@ -42,6 +45,8 @@ final class ShapePlan: Sendable {
     let slotNames: [String]
     let allocations: [Allocation]
     let arenaBytes: Int
+    /// Where the shared scratch region starts in the arena (it runs to `arenaBytes`).
+    let scratchOffset: Int
     /// Steps of the source plan that this plan folded into constants.
     let foldedSteps: Int
     private let pool: Mutex<[TensorStorage]>
@@ -49,8 +54,9 @@ final class ShapePlan: Sendable {
 
     init(
         steps: [Step], initialSlots: [Tensor?], source: Plan, allocations: [Allocation], arenaBytes: Int,
-        foldedSteps: Int
+        scratchOffset: Int, foldedSteps: Int
     ) {
+        self.scratchOffset = scratchOffset
         self.steps = steps
         self.initialSlots = initialSlots
         self.inputSlots = source.inputBindings.map { ($0.info.name, $0.slot) }
@@ -87,7 +93,12 @@ final class ShapePlan: Sendable {
                 if let buffered = step.buffered {
                     let buffer = Tensor(
                         dataType: step.outputType, shape: step.outputShape, storage: arena, byteOffset: step.offset)
-                    results = try buffered.run(args, into: buffer)
+                    if let scratch = step.scratch {
+                        let region = (arena.bytes + scratchOffset).assumingMemoryBound(to: Float.self)
+                        results = try scratch.run(args, into: buffer, scratch: region)
+                    } else {
+                        results = try buffered.run(args, into: buffer)
+                    }
                 } else {
                     results = try base.kernel.run(args)
                 }

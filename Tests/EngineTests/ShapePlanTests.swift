@@ -92,4 +92,30 @@ import Testing
         _ = try plan.run(["x": rng.tensor([3, 8])])
         #expect(first.scalars(as: Float.self) == copy)
     }
+
+    /// Two 3x3 convolutions share the im2col region at the end of the arena and give what the
+    /// unplanned run gives.
+    @Test func convScratchComesFromTheArena() throws {
+        var rng = TestRNG(seed: 440)
+        let nodes = [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+            Node(name: "c2", opType: "Conv", inputs: ["a", "w2"], outputs: ["b"], attributes: ["strides": .ints([2, 2])]),
+            Node(name: "relu", opType: "Relu", inputs: ["b"], outputs: ["y"]),
+        ]
+        let graph = Graph(
+            nodes: nodes,
+            inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("n"), .fixed(3), .fixed(11), .fixed(12)])],
+            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)],
+            initializers: ["w1": rng.tensor([5, 3, 3, 3]), "w2": rng.tensor([4, 5, 3, 3])])
+        let plan = try Plan(model: GraphModel(graph: graph, opsets: ["": 13], irVersion: 8))
+        let x = rng.tensor([2, 3, 11, 12])
+        let shapePlan = try plan.shapePlan(for: ["x": x])
+        // c1: 27 x 132 floats; c2: 45 x 25.
+        #expect(shapePlan.arenaBytes - shapePlan.scratchOffset == 27 * 132 * 4)
+        #expect(shapePlan.steps.filter { $0.scratch != nil }.count == 2)
+        let expected = try plan.runUnplanned(["x": x])["y"]!
+        for _ in 0..<2 {
+            expectClose(try plan.run(["x": x])["y"]!, expected.scalars(as: Float.self), shape: expected.shape)
+        }
+    }
 }

@@ -6,7 +6,7 @@ import Tensors
 /// - depthwise (one input and one output channel per group): a direct loop;
 /// - otherwise im2col into one scratch buffer per call, then one sgemm.
 /// The bias is written into the output first and the sgemm accumulates onto it (beta = 1).
-struct ConvKernel: BufferedKernel {
+struct ConvKernel: ScratchKernel {
     let window: WindowAttributes
     let group: Int
     /// Fused activation applied to each output block after its sgemm (see `GraphOptimizer`).
@@ -22,6 +22,25 @@ struct ConvKernel: BufferedKernel {
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        try run(inputs, into: output, scratch: nil)
+    }
+
+    /// Floats of im2col scratch a run on `inputs` needs (0 for pointwise and depthwise groups, or
+    /// when the inputs do not fit: the run reports that).
+    func scratchCount(_ inputs: [Tensor?]) -> Int {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], x.rank >= 3, w.rank == x.rank,
+            let geo = try? window.resolve(spatial: Array(x.shape[2...]), kernel: Array(w.shape[2...]))
+        else { return 0 }
+        let cg = x.shape[1] / group
+        let mg = w.shape[0] / group
+        let pointwise = geo.kernelSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
+        if pointwise || (cg == 1 && mg == 1) { return 0 }
+        return cg * geo.kernelSize * geo.outputSize
+    }
+
+    /// `scratch`, when given, holds at least `scratchCount(inputs)` floats (a region of the shape
+    /// plan's arena); without it the im2col buffer is allocated for the call.
+    func run(_ inputs: [Tensor?], into output: Tensor?, scratch shared: UnsafeMutablePointer<Float>?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         let w = try Check.input(inputs, 1, "W")
         let b = inputs.count > 2 ? inputs[2] : nil
@@ -85,8 +104,12 @@ struct ConvKernel: BufferedKernel {
             return [out]
         }
         var scratch: UnsafeMutablePointer<Float>? = nil
-        if !pointwise && !depthwise { scratch = .allocate(capacity: k * outSize) }
-        defer { scratch?.deallocate() }
+        var owned = false
+        if !pointwise && !depthwise {
+            scratch = shared ?? .allocate(capacity: k * outSize)
+            owned = shared == nil
+        }
+        defer { if owned { scratch?.deallocate() } }
         for img in 0..<n {
             for g in 0..<group {
                 let xg = px + (img * c + g * cg) * inSize
