@@ -1,9 +1,12 @@
-/// Row-by-row loops over one 2-D channel plane, for depthwise convolution and max pooling: each
-/// output row stays in L1 while every kernel tap updates it, eight lanes at a time where the stride
-/// allows (stride 1: contiguous loads; stride 2: the even lanes of a 16-lane load), with a four-lane
-/// and then a scalar tail. The valid output range of each horizontal tap is computed once per plane.
-/// Used by `ConvKernel` (depthwise groups) and `PoolKernel` (MaxPool) for 2-D windows; 1-D and 3-D
-/// keep the generic loops.
+/// Loops over one 2-D channel plane for depthwise convolution and max pooling, eight lanes at a time:
+/// - depthwise: the plane is copied into a zero-bordered scratch, so every tap of every output reads
+///   inside it with no bounds checks; four output rows are accumulated at once (four independent
+///   SIMD8 accumulators hide the add latency), stride 1 with contiguous loads, stride 2 with the
+///   even lanes of a 16-lane load; the epilogue runs per row;
+/// - max pooling: row by row, each output row updated by every tap while it is in L1, the valid
+///   output range of each horizontal tap computed once per plane.
+/// Used by `ConvKernel` (depthwise groups, strides 1 and 2) and `PoolKernel` (MaxPool) for 2-D
+/// windows; other cases keep the generic loops. Stateless.
 enum PlaneLoops {
     /// Scratch layout for `depthwise`: the input plane copied into a zero-bordered buffer wide and
     /// tall enough that every tap of every output (rounded up to eight) reads inside it.
@@ -84,53 +87,6 @@ enum PlaneLoops {
                 for i in 0..<ow { dst[i] += src[i] }
                 epilogue.apply(dst, count: ow)
             }
-        }
-    }
-
-    /// `dst[o] += wv * src[o * stride]` for o in lo..<hi; `limit` is how many elements past `src` are
-    /// readable in this row (vector loads never pass it).
-    @inline(__always)
-    static func fmaRow(
-        _ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ wv: Float, _ lo: Int, _ hi: Int, _ stride: Int,
-        _ limit: Int
-    ) {
-        let d = UnsafeMutableRawPointer(dst)
-        let s = UnsafeRawPointer(src)
-        var o = lo
-        if stride == 1 {
-            let v8 = SIMD8<Float>(repeating: wv)
-            while o + 8 <= hi {
-                let x = s.loadUnaligned(fromByteOffset: o * 4, as: SIMD8<Float>.self)
-                let y = d.loadUnaligned(fromByteOffset: o * 4, as: SIMD8<Float>.self)
-                d.storeBytes(of: y + v8 * x, toByteOffset: o * 4, as: SIMD8<Float>.self)
-                o += 8
-            }
-            let v4 = SIMD4<Float>(repeating: wv)
-            while o + 4 <= hi {
-                let x = s.loadUnaligned(fromByteOffset: o * 4, as: SIMD4<Float>.self)
-                let y = d.loadUnaligned(fromByteOffset: o * 4, as: SIMD4<Float>.self)
-                d.storeBytes(of: y + v4 * x, toByteOffset: o * 4, as: SIMD4<Float>.self)
-                o += 4
-            }
-        } else if stride == 2 {
-            let v8 = SIMD8<Float>(repeating: wv)
-            while o + 8 <= hi && o * 2 + 16 <= limit {
-                let x = s.loadUnaligned(fromByteOffset: o * 8, as: SIMD16<Float>.self).evenHalf
-                let y = d.loadUnaligned(fromByteOffset: o * 4, as: SIMD8<Float>.self)
-                d.storeBytes(of: y + v8 * x, toByteOffset: o * 4, as: SIMD8<Float>.self)
-                o += 8
-            }
-            let v4 = SIMD4<Float>(repeating: wv)
-            while o + 4 <= hi && o * 2 + 8 <= limit {
-                let x = s.loadUnaligned(fromByteOffset: o * 8, as: SIMD8<Float>.self).evenHalf
-                let y = d.loadUnaligned(fromByteOffset: o * 4, as: SIMD4<Float>.self)
-                d.storeBytes(of: y + v4 * x, toByteOffset: o * 4, as: SIMD4<Float>.self)
-                o += 4
-            }
-        }
-        while o < hi {
-            dst[o] += wv * src[o * stride]
-            o += 1
         }
     }
 
