@@ -69,3 +69,39 @@ enum Check {
         return a
     }
 }
+
+/// A kernel with one output that can write it into a buffer the plan provides (a slice of the plan's
+/// per-run memory arena) instead of allocating it. `run(_:into:)` with `output == nil` allocates as
+/// before; with a buffer, the kernel writes every element of it and returns it (it fails if the
+/// buffer's type or shape is not what it computes). Kernels without this conformance keep
+/// allocating their outputs (the plan adapts).
+protocol BufferedKernel: Kernel {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor]
+}
+
+extension BufferedKernel {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] { try run(inputs, into: nil) }
+}
+
+/// A buffered kernel that also needs scratch memory (Conv's im2col): the shape plan reserves
+/// `scratchCount` floats (the largest over its steps) at the end of its arena and passes them in;
+/// steps run one at a time, so they share that region.
+protocol ScratchKernel: BufferedKernel {
+    func scratchCount(_ inputs: [Tensor?]) -> Int
+    func run(_ inputs: [Tensor?], into output: Tensor?, scratch: UnsafeMutablePointer<Float>?) throws -> [Tensor]
+}
+
+/// Output allocation for `BufferedKernel`s.
+enum Output {
+    /// `buffer` when given (checked against `type` and `shape`), else a new uninitialised tensor.
+    @inline(__always)
+    static func tensor(_ buffer: Tensor?, _ type: DataType, _ shape: [Int]) throws -> Tensor {
+        guard let buffer else { return Tensor(uninitialized: type, shape: shape) }
+        guard buffer.dataType == type, buffer.shape == shape else {
+            throw KernelError.failed(
+                "the plan's buffer (\(buffer.dataType.v2Name) \(buffer.shape)) does not fit the output "
+                    + "(\(type.v2Name) \(shape)); this is an engine bug, please report it")
+        }
+        return buffer
+    }
+}

@@ -3,10 +3,41 @@ import Tensors
 extension Plan {
     /// Runs the plan on `feeds` (input name -> tensor) and returns every graph output by name.
     ///
-    /// Validates the feeds first (`EngineError.invalidInput`), then runs the steps over a private slot
-    /// array, releasing each value after its last use. Kernel failures become `.invalidInput` (shapes
-    /// that do not fit, which come from the request) or `.executionFailed`.
+    /// Validates the feeds first (`EngineError.invalidInput`), then runs the `ShapePlan` of the feeds'
+    /// shape signature; the first request of a signature runs the steps as listed and builds that
+    /// shape plan (shape folding, memory arena) from what it saw. Kernel failures become
+    /// `.invalidInput` (shapes that do not fit, which come from the request) or `.executionFailed`.
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+        try validate(feeds)
+        let key = signature(feeds)
+        if let plan = shapePlans.plan(for: key) { return try plan.run(feeds) }
+        let (plan, outputs) = try ShapePlan.build(self, feeds: feeds)
+        shapePlans.insert(plan, for: key)
+        return outputs
+    }
+
+    /// The shape plan for the signature of `feeds` (built on a first run when needed), for tests and
+    /// diagnostics.
+    func shapePlan(for feeds: [String: Tensor]) throws -> ShapePlan {
+        _ = try run(feeds)
+        return shapePlans.plan(for: signature(feeds))!
+    }
+
+    /// Per input in declaration order: data type, rank, dimensions.
+    func signature(_ feeds: [String: Tensor]) -> [Int] {
+        var key: [Int] = []
+        key.reserveCapacity(inputBindings.count * 6)
+        for binding in inputBindings {
+            let t = feeds[binding.info.name]!
+            key.append(Int(t.dataType.rawValue))
+            key.append(t.rank)
+            key.append(contentsOf: t.shape)
+        }
+        return key
+    }
+
+    /// Runs the steps as listed, without shape plans (the reference the shape plans are tested against).
+    func runUnplanned(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
         try validate(feeds)
         var slots = initialSlots
         for binding in inputBindings { slots[binding.slot] = feeds[binding.info.name] }

@@ -4,8 +4,9 @@ import Tensors
 /// slots, constants (initializers and Constant nodes) computed once, nodes in topological order, and
 /// for each step the slots to release after it (last use).
 ///
-/// Built once per model by `InferenceSession`; immutable, so `run` may be called from many threads at
-/// once (each call has its own slot array).
+/// Built once per model by `InferenceSession`; immutable apart from its locked cache of per-signature
+/// `ShapePlan`s, so `run` may be called from many threads at once (each call has its own slot array
+/// and arena).
 public struct Plan: Sendable {
     /// One node to run: its kernel and the slots it reads and writes.
     public struct Step: Sendable {
@@ -36,6 +37,10 @@ public struct Plan: Sendable {
     let inputBindings: [InputBinding]
     let outputBindings: [(name: String, slot: Int)]
     let maxInputs: Int
+    /// Shape plans by input-shape signature (bounded; see `ShapePlan`).
+    let shapePlans: ShapePlanCache
+    /// How many signatures' shape plans a plan keeps.
+    public static let shapePlanCapacity = 16
 
     /// Checks the graph and builds the plan. Throws `EngineError.invalidModel` for a malformed graph
     /// (unknown value, value defined twice, cycle, output never produced) and
@@ -103,6 +108,7 @@ public struct Plan: Sendable {
         self.inputBindings = graph.inputs.map { InputBinding(info: $0, slot: builder.slot(of: $0.name)!) }
         self.outputBindings = outputs
         self.maxInputs = steps.map(\.inputs.count).max() ?? 0
+        self.shapePlans = ShapePlanCache(capacity: Self.shapePlanCapacity)
     }
 
     /// The opset version that governs nodes of `domain`.

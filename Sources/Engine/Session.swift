@@ -40,7 +40,7 @@ public final class InferenceSession: Sendable {
         }
         // Process-wide setting; every session of a process is built with the same budget.
         BLAS.setThreads(options.blasThreads)
-        self.plan = try Plan(model: model, registry: registry)
+        self.plan = try Plan(model: GraphOptimizer.optimize(model, registry: registry), registry: registry)
     }
 
     /// The operator types this engine can run (for `swerve check --list-ops`).

@@ -27,6 +27,11 @@ import Testing
         ConvCase(h: 8, w: 8, kh: 4, kw: 4, strides: [3, 3], autoPad: "SAME_LOWER"),
         ConvCase(strides: [2, 2], autoPad: "VALID"),
         ConvCase(h: 1, w: 9, kh: 1, kw: 3, strides: [1, 2], pads: [0, 1, 0, 1]),
+        // Depthwise planes wider than one vector, rows not a multiple of four (PlaneLoops).
+        ConvCase(n: 2, c: 3, h: 19, w: 37, m: 3, group: 3, pads: [1, 1, 1, 1]),
+        ConvCase(c: 3, h: 18, w: 41, m: 3, group: 3, strides: [2, 2], pads: [1, 1, 1, 1]),
+        ConvCase(c: 2, h: 13, w: 29, m: 2, kh: 5, kw: 3, group: 2, strides: [1, 2], dilations: [1, 2], pads: [2, 0, 1, 3]),
+        ConvCase(c: 2, h: 9, w: 17, m: 2, group: 2, strides: [2, 1], pads: [0, 2, 1, 0], bias: false),
     ]
 
     /// Direct definition: y[n, m, oy, ox] = b[m] + sum over the group's channels and the window.
@@ -125,6 +130,9 @@ import Testing
     }
 
     static let poolCases: [PoolCase] = [
+        PoolCase(h: 23, w: 45, pads: [1, 1, 1, 1]),  // wide planes (PlaneLoops for MaxPool)
+        PoolCase(h: 20, w: 37, k: [2, 3], strides: [1, 1], pads: [0, 1, 1, 2], dilations: [1, 2]),
+        PoolCase(h: 11, w: 40, k: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil: true),
         PoolCase(),
         PoolCase(ceil: true),
         PoolCase(pads: [1, 1, 1, 1], ceil: true),

@@ -5,6 +5,9 @@ enum BLAS {
     /// Sets OpenBLAS's thread count (process-wide).
     static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
 
+    /// The thread budget (OpenBLAS's thread count, which `setThreads` sets; also used by `Parallel`).
+    static var threads: Int { Int(openblas_get_num_threads()) }
+
     /// `C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C`, all row-major. `lda`/`ldb` are the row
     /// lengths of A and B as stored. Uses sgemv when `m == 1` (much faster for single rows). The caller
     /// guarantees the buffers are large enough.
@@ -25,6 +28,8 @@ enum BLAS {
         if m == 1 {
             // The single row of op(A) is a vector: element p is at a[p] (no transpose) or a[p*lda].
             let incX = transA ? lda : 1
+            // Never rely on beta = 0 ignoring what C holds (it may be a reused arena buffer).
+            if beta == 0 { c.update(repeating: 0, count: n) }
             if transB {
                 // B is stored [n, k]: y = B x.
                 cblas_sgemv(

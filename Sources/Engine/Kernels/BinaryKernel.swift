@@ -31,7 +31,7 @@ enum IntDiv<Element: FixedWidthInteger>: BinaryOperation {
 }
 
 /// Add, Sub, Mul, Div with multidirectional (numpy) broadcasting for float32, int64 and int32.
-struct BinaryKernel: Kernel {
+struct BinaryKernel: BufferedKernel {
     enum Op: String, Sendable { case add = "Add", sub = "Sub", mul = "Mul", div = "Div" }
     let op: Op
 
@@ -44,7 +44,7 @@ struct BinaryKernel: Kernel {
         self.op = op
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
         let b = try Check.input(inputs, 1, "B")
         guard a.dataType == b.dataType else {
@@ -52,10 +52,10 @@ struct BinaryKernel: Kernel {
                 "\(op.rawValue) needs inputs of one type, got \(a.dataType.v2Name) and \(b.dataType.v2Name)")
         }
         switch (a.dataType, op) {
-        case (.float32, .add): return [try BinaryLoop<FloatAdd>.run(a, b)]
-        case (.float32, .sub): return [try BinaryLoop<FloatSub>.run(a, b)]
-        case (.float32, .mul): return [try BinaryLoop<FloatMul>.run(a, b)]
-        case (.float32, .div): return [try BinaryLoop<FloatDiv>.run(a, b)]
+        case (.float32, .add): return [try BinaryLoop<FloatAdd>.run(a, b, into: output)]
+        case (.float32, .sub): return [try BinaryLoop<FloatSub>.run(a, b, into: output)]
+        case (.float32, .mul): return [try BinaryLoop<FloatMul>.run(a, b, into: output)]
+        case (.float32, .div): return [try BinaryLoop<FloatDiv>.run(a, b, into: output)]
         case (.int64, _): return [try runInteger(Int64.self, a, b)]
         case (.int32, _): return [try runInteger(Int32.self, a, b)]
         default:
@@ -85,11 +85,11 @@ enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement, Op.Output:
     typealias T = Op.Element
     typealias R = Op.Output
 
-    static func run(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+    static func run(_ a: Tensor, _ b: Tensor, into output: Tensor? = nil) throws -> Tensor {
         guard let shape = Broadcast.shape([a.shape, b.shape]) else {
             throw KernelError.shape("shapes \(a.shape) and \(b.shape) do not broadcast")
         }
-        let out = Tensor(uninitialized: R.dataType, shape: shape)
+        let out = try Output.tensor(output, R.dataType, shape)
         let count = out.count
         if count == 0 { return out }
         let x = a.elements(as: T.self).baseAddress!

@@ -6,19 +6,41 @@ import Tensors
 /// - depthwise (one input and one output channel per group): a direct loop;
 /// - otherwise im2col into one scratch buffer per call, then one sgemm.
 /// The bias is written into the output first and the sgemm accumulates onto it (beta = 1).
-struct ConvKernel: Kernel {
+struct ConvKernel: ScratchKernel {
     let window: WindowAttributes
     let group: Int
+    /// Fused activation applied to each output block after its sgemm (see `GraphOptimizer`).
+    let epilogue: Epilogue
 
     init(context: NodeContext) throws {
         try context.requireInputs(2, 3)
+        epilogue = try Epilogue(context: context)
         window = try WindowAttributes(context: context)
         group = try context.int("group", default: 1)
         guard group >= 1 else { throw context.invalid("has group \(group); it must be 1 or more") }
         if window.ceilMode { throw context.unsupported() }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        try run(inputs, into: output, scratch: nil)
+    }
+
+    /// Floats of im2col scratch a run on `inputs` needs (0 for pointwise and depthwise groups, or
+    /// when the inputs do not fit: the run reports that).
+    func scratchCount(_ inputs: [Tensor?]) -> Int {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], x.rank >= 3, w.rank == x.rank,
+            let geo = try? window.resolve(spatial: Array(x.shape[2...]), kernel: Array(w.shape[2...]))
+        else { return 0 }
+        let cg = x.shape[1] / group
+        let mg = w.shape[0] / group
+        let pointwise = geo.kernelSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
+        if pointwise || (cg == 1 && mg == 1) { return 0 }
+        return cg * geo.kernelSize * geo.outputSize
+    }
+
+    /// `scratch`, when given, holds at least `scratchCount(inputs)` floats (a region of the shape
+    /// plan's arena); without it the im2col buffer is allocated for the call.
+    func run(_ inputs: [Tensor?], into output: Tensor?, scratch shared: UnsafeMutablePointer<Float>?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         let w = try Check.input(inputs, 1, "W")
         let b = inputs.count > 2 ? inputs[2] : nil
@@ -42,7 +64,7 @@ struct ConvKernel: Kernel {
             try Check.dataType(b, [.float32], "B")
             guard b.count == m else { throw KernelError.shape("Conv's bias has \(b.count) values for \(m) output channels") }
         }
-        let out = Tensor(uninitialized: .float32, shape: [n, m] + geo.outputSpatial)
+        let out = try Output.tensor(output, .float32, [n, m] + geo.outputSpatial)
         if out.count == 0 { return [out] }
         let cg = c / group
         let mg = m / group
@@ -60,9 +82,34 @@ struct ConvKernel: Kernel {
         }
         let pointwise = kSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
         let depthwise = cg == 1 && mg == 1
+        // Depthwise 2-D with stride 1 or 2 runs on a zero-bordered copy of each plane (`PlaneLoops`).
+        let planeLoop = depthwise && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
+            && (geo.strides[2] == 1 || geo.strides[2] == 2)
+        let padded = PlaneLoops.PaddedPlane(geo)
+        if planeLoop {
+            // Planes split over the thread budget; each chunk has its own zero-bordered scratch.
+            let epilogue = self.epilogue
+            let group = self.group
+            Parallel.forEach(n * group, costPerItem: outSize * kSize * 2) { planes in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: padded.count)
+                scratch.initialize(repeating: 0, count: padded.count)
+                defer { scratch.deallocate() }
+                for p in planes {
+                    let (img, g) = (p / group, p % group)
+                    PlaneLoops.depthwise(
+                        px + (img * c + g) * inSize, pw + g * k, py + (img * m + g) * outSize, geo, epilogue, padded,
+                        scratch)
+                }
+            }
+            return [out]
+        }
         var scratch: UnsafeMutablePointer<Float>? = nil
-        if !pointwise && !depthwise { scratch = .allocate(capacity: k * outSize) }
-        defer { scratch?.deallocate() }
+        var owned = false
+        if !pointwise && !depthwise {
+            scratch = shared ?? .allocate(capacity: k * outSize)
+            owned = shared == nil
+        }
+        defer { if owned { scratch?.deallocate() } }
         for img in 0..<n {
             for g in 0..<group {
                 let xg = px + (img * c + g * cg) * inSize
@@ -70,6 +117,7 @@ struct ConvKernel: Kernel {
                 let wg = pw + g * mg * k
                 if depthwise {
                     Self.depthwise(xg, wg, yg, geo)
+                    epilogue.apply(yg, count: mg * outSize)
                     continue
                 }
                 var col = UnsafePointer(xg)
@@ -80,6 +128,7 @@ struct ConvKernel: Kernel {
                 BLAS.gemm(
                     transA: false, transB: false, m: mg, n: outSize, k: k, alpha: 1, a: wg, lda: k, b: col,
                     ldb: outSize, beta: 1, c: yg, ldc: outSize)
+                epilogue.apply(yg, count: mg * outSize)
             }
         }
         return [out]

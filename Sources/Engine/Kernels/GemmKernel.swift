@@ -2,13 +2,16 @@ import Tensors
 
 /// ONNX Gemm: `Y = alpha * op(A) * op(B) + beta * C`, float32. A and B are 2-D; C (optional from
 /// opset 11) broadcasts unidirectionally to (M, N): a scalar, [N], [1, N], [M, 1], [M, N], [1], [1, 1].
-struct GemmKernel: Kernel {
+struct GemmKernel: BufferedKernel {
     let alpha: Float
     let beta: Float
     let transA: Bool
     let transB: Bool
+    /// Fused activation applied after the sgemm (see `GraphOptimizer`).
+    let epilogue: Epilogue
 
     init(context: NodeContext) throws {
+        epilogue = try Epilogue(context: context)
         try context.requireInputs(context.opset >= 11 ? 2 : 3, 3)
         alpha = try context.float("alpha", default: 1)
         beta = try context.float("beta", default: 1)
@@ -16,7 +19,7 @@ struct GemmKernel: Kernel {
         transB = try context.int("transB", default: 0) != 0
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
         let b = try Check.input(inputs, 1, "B")
         let c = inputs.count > 2 ? inputs[2] : nil
@@ -32,7 +35,7 @@ struct GemmKernel: Kernel {
                 "Gemm inner dimensions differ: op(A) is [\(m), \(ka)] and op(B) is [\(kb), \(n)] "
                     + "(A \(a.shape), B \(b.shape), transA=\(transA ? 1 : 0), transB=\(transB ? 1 : 0))")
         }
-        let out = Tensor(uninitialized: .float32, shape: [m, n])
+        let out = try Output.tensor(output, .float32, [m, n])
         let y = out.mutableElements(as: Float.self)
         var blasBeta: Float = 0
         if let c, beta != 0 {
@@ -47,6 +50,7 @@ struct GemmKernel: Kernel {
         BLAS.gemm(
             transA: transA, transB: transB, m: m, n: n, k: ka, alpha: alpha, a: pa, lda: a.shape[1],
             b: pb, ldb: b.shape[1], beta: blasBeta, c: y.baseAddress!, ldc: n)
+        if m * n > 0 { epilogue.apply(y.baseAddress!, count: m * n) }
         return [out]
     }
 

@@ -3,12 +3,44 @@ import Tensors
 /// ONNX MatMul with numpy `matmul` semantics, float32: N-D operands with broadcast batch dimensions;
 /// a 1-D A is promoted to [1, K] and a 1-D B to [K, 1], and the added dimension is removed from the
 /// result. One sgemm per batch matrix, or a single sgemm when B is 2-D (A's batch folds into M).
-struct MatMulKernel: Kernel {
+///
+/// After `GraphOptimizer`'s fusions it may also add a bias row `__bias` [N] and apply an activation
+/// epilogue to the result.
+struct MatMulKernel: BufferedKernel {
+    let bias: Tensor?
+    let epilogue: Epilogue
+
     init(context: NodeContext) throws {
         try context.requireInputs(2)
+        bias = try context.tensor(GraphOptimizer.biasAttribute)
+        epilogue = try Epilogue(context: context)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        let out = try product(inputs, into: output)
+        if bias == nil && epilogue.kind == .none { return out }
+        let y = out[0]
+        let n = y.shape.last ?? 1
+        guard y.count > 0 else { return out }
+        let p = y.mutableElements(as: Float.self).baseAddress!
+        if let bias {
+            guard bias.count == n, y.rank >= 1 else {
+                throw KernelError.shape("MatMul's fused bias has \(bias.count) values for an output of shape \(y.shape)")
+            }
+            let pb = bias.elements(as: Float.self).baseAddress!
+            let rows = y.count / n
+            for r in 0..<rows {
+                let row = p + r * n
+                for j in 0..<n { row[j] += pb[j] }
+                epilogue.apply(row, count: n)
+            }
+        } else {
+            epilogue.apply(p, count: y.count)
+        }
+        return out
+    }
+
+    private func product(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
         let b = try Check.input(inputs, 1, "B")
         try Check.dataType(a, [.float32], "A")
@@ -34,7 +66,7 @@ struct MatMulKernel: Kernel {
         var outShape = batch
         if a.rank > 1 { outShape.append(m) }
         if b.rank > 1 { outShape.append(n) }
-        let out = Tensor(uninitialized: .float32, shape: outShape)
+        let out = try Output.tensor(output, .float32, outShape)
         let batchCount = Tensor.elementCount(batch)
         if batchCount * m * n == 0 { return [out] }
 

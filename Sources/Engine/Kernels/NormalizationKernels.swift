@@ -87,7 +87,7 @@ struct InstanceNormalizationKernel: Kernel {
 /// LayerNormalization (opset 17): normalises over the dimensions from `axis` (default -1), then
 /// scales and shifts with Scale and the optional B (broadcast over those dimensions). The optional
 /// Mean and InvStdDev outputs are produced when asked for.
-struct LayerNormalizationKernel: Kernel {
+struct LayerNormalizationKernel: BufferedKernel {
     let axis: Int
     let epsilon: Float
 
@@ -98,7 +98,7 @@ struct LayerNormalizationKernel: Kernel {
         if try context.int("stash_type", default: 1) != 1 { throw context.unsupported() }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         let scale = try Check.input(inputs, 1, "Scale")
         let bias = inputs.count > 2 ? inputs[2] : nil
@@ -110,7 +110,7 @@ struct LayerNormalizationKernel: Kernel {
         // Scale and B broadcast to the normalised shape.
         let sc = try expanded(scale, normShape, "Scale")
         let bs = try bias.map { try expanded($0, normShape, "B") }
-        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let out = try Output.tensor(output, .float32, x.shape)
         var statShape = x.shape
         for d in a..<x.rank { statShape[d] = 1 }
         let meanOut = Tensor(uninitialized: .float32, shape: statShape)
@@ -145,6 +145,24 @@ struct LayerNormalizationKernel: Kernel {
         return StridedCopy.tensor(t, shape: shape, strides: Broadcast.strides(of: t.shape, broadcastTo: shape))
     }
 
+    /// Sum of `f(x[i])` over a row, eight lanes at a time (then the tail).
+    @inline(__always)
+    static func rowSum(_ x: UnsafePointer<Float>, _ n: Int, _ f: (SIMD8<Float>) -> SIMD8<Float>) -> Float {
+        let raw = UnsafeRawPointer(x)
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            acc += f(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+            i += 8
+        }
+        var tail = SIMD8<Float>()
+        for k in 0..<(n - i) { tail[k] = x[i + k] }
+        // Padding lanes must add nothing: mask them out after f.
+        var t = f(tail)
+        for k in (n - i)..<8 { t[k] = 0 }
+        return acc.sum() + t.sum()
+    }
+
     /// Normalises `rows` rows of `n` values to zero mean and unit variance (two passes per row), then
     /// maps each value through `affine(row, value)`. Writes mean and 1/std per row to `stats` if given.
     @inline(__always)
@@ -155,13 +173,10 @@ struct LayerNormalizationKernel: Kernel {
         for r in 0..<rows {
             let x = src + r * n
             let y = dst + r * n
-            var sum: Float = 0
-            for i in 0..<n { sum += x[i] }
-            let mean = sum / Float(n)
-            var sq: Float = 0
-            for i in 0..<n {
-                let d = x[i] - mean
-                sq += d * d
+            let mean = rowSum(x, n) { $0 } / Float(n)
+            let sq = rowSum(x, n) { v in
+                let d = v - mean
+                return d * d
             }
             let inv = 1 / (sq / Float(n) + epsilon).squareRoot()
             for i in 0..<n { y[i] = affine(r, (x[i] - mean) * inv) }

@@ -4,7 +4,7 @@ import Tensors
 /// `auto_pad`, dilations, `ceil_mode`; AveragePool's `count_include_pad` divides by the window's size
 /// clipped to the padded input instead of by the number of real elements. MaxPool's Indices output is
 /// not supported.
-struct PoolKernel: Kernel {
+struct PoolKernel: BufferedKernel {
     let isMax: Bool
     let window: WindowAttributes
     let countIncludePad: Bool
@@ -21,18 +21,29 @@ struct PoolKernel: Kernel {
         }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         try Check.dataType(x, [.float32], "X")
         guard x.rank >= 3 else { throw KernelError.shape("pooling needs X [N, C, ...] of rank 3 to 5, got \(x.shape)") }
         let geo = try window.resolve(spatial: Array(x.shape[2...]), kernel: window.kernelShape!)
         let planes = x.shape[0] * x.shape[1]
-        let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + geo.outputSpatial)
+        let out = try Output.tensor(output, .float32, Array(x.shape[..<2]) + geo.outputSpatial)
         if out.count == 0 { return [out] }
         let px = x.elements(as: Float.self).baseAddress!
         let py = out.mutableElements(as: Float.self).baseAddress!
+        let plane2D = isMax && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
+        if plane2D {
+            Parallel.forEach(planes, costPerItem: geo.outputSize * geo.kernelSize) { range in
+                for p in range { PlaneLoops.maxPool(px + p * geo.inputSize, py + p * geo.outputSize, geo) }
+            }
+            return [out]
+        }
         for p in 0..<planes {
-            pool(px + p * geo.inputSize, py + p * geo.outputSize, geo)
+            if plane2D {
+                PlaneLoops.maxPool(px + p * geo.inputSize, py + p * geo.outputSize, geo)
+            } else {
+                pool(px + p * geo.inputSize, py + p * geo.outputSize, geo)
+            }
         }
         return [out]
     }
@@ -103,7 +114,7 @@ struct PoolKernel: Kernel {
 }
 
 /// GlobalAveragePool and GlobalMaxPool: one value per (image, channel) over all spatial dimensions.
-struct GlobalPoolKernel: Kernel {
+struct GlobalPoolKernel: BufferedKernel {
     let isMax: Bool
 
     init(context: NodeContext, isMax: Bool) throws {
@@ -111,13 +122,13 @@ struct GlobalPoolKernel: Kernel {
         self.isMax = isMax
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         try Check.dataType(x, [.float32], "X")
         guard x.rank >= 2 else { throw KernelError.shape("global pooling needs X [N, C, ...], got \(x.shape)") }
         let planes = x.shape[0] * x.shape[1]
         let inner = x.shape[2...].reduce(1, *)
-        let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
+        let out = try Output.tensor(output, .float32, Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
         if planes == 0 { return [out] }
         let d = out.mutableElements(as: Float.self).baseAddress!
         guard inner > 0 else {

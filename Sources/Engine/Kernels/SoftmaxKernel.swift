@@ -8,7 +8,7 @@ import Tensors
 /// Softmax, LogSoftmax and Hardmax. Opset < 13 coerces the input to 2-D at `axis` (default 1) and
 /// normalises over the flattened trailing part; opset >= 13 normalises along `axis` (default -1).
 /// Subtracts the maximum first, so large inputs do not overflow.
-struct SoftmaxKernel: Kernel {
+struct SoftmaxKernel: BufferedKernel {
     enum Op: String, Sendable { case softmax = "Softmax", logSoftmax = "LogSoftmax", hardmax = "Hardmax" }
     let op: Op
     let axis: Int
@@ -21,7 +21,7 @@ struct SoftmaxKernel: Kernel {
         axis = try context.int("axis", default: coerceTo2D ? 1 : -1)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "input")
         try Check.dataType(x, [.float32], "input")
         let s = x.shape
@@ -39,7 +39,7 @@ struct SoftmaxKernel: Kernel {
             n = s[a]
             inner = s[(a + 1)...].reduce(1, *)
         }
-        let out = Tensor(uninitialized: .float32, shape: s)
+        let out = try Output.tensor(output, .float32, s)
         if x.count == 0 { return [out] }
         let src = x.elements(as: Float.self).baseAddress!
         let dst = out.mutableElements(as: Float.self).baseAddress!
@@ -55,6 +55,8 @@ struct SoftmaxKernel: Kernel {
                 switch op {
                 case .hardmax:
                     for i in 0..<n { dst[base + i * inner] = i == arg ? 1 : 0 }
+                case .softmax where inner == 1 && m > -.infinity && m < .infinity:
+                    Self.softmaxRow(src + base, dst + base, n, max: m)
                 case .softmax:
                     var sum: Float = 0
                     for i in 0..<n {
@@ -73,5 +75,29 @@ struct SoftmaxKernel: Kernel {
             }
         }
         return [out]
+    }
+
+    /// One contiguous row: exp(x - max) eight lanes at a time, then scaled by 1 / sum.
+    static func softmaxRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, max m: Float) {
+        let sr = UnsafeRawPointer(src)
+        let dr = UnsafeMutableRawPointer(dst)
+        let vm = SIMD8<Float>(repeating: m)
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let e = VectorMath.exp(sr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - vm)
+            dr.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc += e
+            i += 8
+        }
+        var sum = acc.sum()
+        while i < n {
+            let e = expf(src[i] - m)
+            dst[i] = e
+            sum += e
+            i += 1
+        }
+        let r = 1 / sum
+        for j in 0..<n { dst[j] *= r }
     }
 }

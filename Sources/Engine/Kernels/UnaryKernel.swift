@@ -9,7 +9,7 @@ import Tensors
 /// HardSigmoid, HardSwish, Elu, Selu, Celu, Softplus, Softsign, Mish, ThresholdedRelu, Shrink, Gelu)
 /// and math (Erf, Exp, Log, Sqrt, Reciprocal, Neg, Abs, Sign, Floor, Ceil, Round, Sin, Cos, Tan). Neg and Abs also take int64 and int32. Parameters come from
 /// the node's attributes (`alpha`, `beta`, `gamma`, Gelu's `approximate`).
-struct UnaryKernel: Kernel {
+struct UnaryKernel: BufferedKernel {
     enum Op: String, Sendable {
         case relu = "Relu", sigmoid = "Sigmoid", tanh = "Tanh", leakyRelu = "LeakyRelu"
         case hardSigmoid = "HardSigmoid", hardSwish = "HardSwish", elu = "Elu", selu = "Selu"
@@ -50,12 +50,12 @@ struct UnaryKernel: Kernel {
         }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         if x.dataType == .int64 && (op == .neg || op == .abs) { return [integer(x, Int64.self)] }
         if x.dataType == .int32 && (op == .neg || op == .abs) { return [integer(x, Int32.self)] }
         try Check.dataType(x, [.float32], "X")
-        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let out = try Output.tensor(output, .float32, x.shape)
         let n = x.count
         if n == 0 { return [out] }
         let s = x.elements(as: Float.self).baseAddress!
@@ -82,10 +82,12 @@ struct UnaryKernel: Kernel {
                     d[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
                 }
             } else {
-                for i in 0..<n { d[i] = 0.5 * s[i] * (1 + erff(s[i] * 0.70710678118654752)) }
+                VectorMath.map(s, d, n, { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752)) }) { v in
+                    0.5 * v * (1 + erff(v * 0.70710678118654752))
+                }
             }
-        case .erf: for i in 0..<n { d[i] = erff(s[i]) }
-        case .exp: for i in 0..<n { d[i] = expf(s[i]) }
+        case .erf: VectorMath.map(s, d, n, VectorMath.erf) { erff($0) }
+        case .exp: VectorMath.map(s, d, n, VectorMath.exp) { expf($0) }
         case .log: for i in 0..<n { d[i] = logf(s[i]) }
         case .sqrt: for i in 0..<n { d[i] = s[i].squareRoot() }
         case .reciprocal: for i in 0..<n { d[i] = 1 / s[i] }

@@ -1,0 +1,74 @@
+import Tensors
+
+/// An activation fused into the Conv, Gemm or MatMul that produces its input (by `GraphOptimizer`),
+/// applied to each block of output right after its sgemm while it is still in cache.
+///
+/// Carried on the producing node as the internal attributes `__activation` (string), `__alpha` and
+/// `__beta` (floats); the kernel reads them through `init(context:)`. An immutable value.
+struct Epilogue: Sendable, Equatable {
+    enum Kind: String, Sendable {
+        case none, relu, clip, leakyRelu = "leakyrelu", sigmoid, hardSwish = "hardswish"
+    }
+
+    let kind: Kind
+    /// Clip's lower bound, LeakyRelu's slope.
+    let alpha: Float
+    /// Clip's upper bound.
+    let beta: Float
+
+    static let none = Epilogue(kind: .none, alpha: 0, beta: 0)
+
+    static let activationAttribute = "__activation"
+    static let alphaAttribute = "__alpha"
+    static let betaAttribute = "__beta"
+
+    init(kind: Kind, alpha: Float, beta: Float) {
+        self.kind = kind
+        self.alpha = alpha
+        self.beta = beta
+    }
+
+    /// The epilogue a node carries (none when it has no `__activation` attribute).
+    init(context: NodeContext) throws {
+        guard let name = try context.string(Self.activationAttribute) else {
+            self = .none
+            return
+        }
+        guard let kind = Kind(rawValue: name) else { throw context.invalid("has an unknown fused activation '\(name)'") }
+        self.init(
+            kind: kind, alpha: try context.float(Self.alphaAttribute, default: 0),
+            beta: try context.float(Self.betaAttribute, default: 0))
+    }
+
+    /// The attributes that describe this epilogue on a node.
+    var attributes: [String: Attribute] {
+        [Self.activationAttribute: .string(Array(kind.rawValue.utf8)), Self.alphaAttribute: .float(alpha),
+            Self.betaAttribute: .float(beta)]
+    }
+
+    /// Applies the activation in place to `count` floats at `p`.
+    func apply(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        switch kind {
+        case .none: return
+        case .relu: Self.clamp(p, count, 0, .infinity)
+        case .clip: Self.clamp(p, count, alpha, beta)
+        case .leakyRelu:
+            for i in 0..<count where p[i] < 0 { p[i] *= alpha }
+        case .sigmoid:
+            for i in 0..<count { p[i] = UnaryKernel.sigmoid(p[i]) }
+        case .hardSwish:
+            for i in 0..<count { p[i] = p[i] * Swift.max(0, Swift.min(1, p[i] / 6 + 0.5)) }
+        }
+    }
+
+    /// `p[i] = min(max(p[i], lo), hi)` as compare-and-select (NaN stays NaN, as in Relu and Clip); a
+    /// plain loop that the compiler vectorises.
+    static func clamp(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ lo: Float, _ hi: Float) {
+        for i in 0..<count {
+            var v = p[i]
+            v = v < lo ? lo : v
+            v = v > hi ? hi : v
+            p[i] = v
+        }
+    }
+}

@@ -1,0 +1,149 @@
+/// Loops over one 2-D channel plane for depthwise convolution and max pooling, eight lanes at a time:
+/// - depthwise: the plane is copied into a zero-bordered scratch, so every tap of every output reads
+///   inside it with no bounds checks; four output rows are accumulated at once (four independent
+///   SIMD8 accumulators hide the add latency), stride 1 with contiguous loads, stride 2 with the
+///   even lanes of a 16-lane load; the epilogue runs per row;
+/// - max pooling: row by row, each output row updated by every tap while it is in L1, the valid
+///   output range of each horizontal tap computed once per plane.
+/// Used by `ConvKernel` (depthwise groups, strides 1 and 2) and `PoolKernel` (MaxPool) for 2-D
+/// windows; other cases keep the generic loops. Stateless.
+enum PlaneLoops {
+    /// Scratch layout for `depthwise`: the input plane copied into a zero-bordered buffer wide and
+    /// tall enough that every tap of every output (rounded up to eight) reads inside it.
+    struct PaddedPlane {
+        let rows: Int
+        let cols: Int
+        let rowTop: Int
+        let colLeft: Int
+        let outWidth8: Int
+
+        init(_ g: WindowGeometry) {
+            outWidth8 = (g.output[2] + 7) / 8 * 8
+            rowTop = g.padBegin[1]
+            colLeft = g.padBegin[2]
+            let outRows4 = (g.output[1] + 3) / 4 * 4
+            rows = max((outRows4 - 1) * g.strides[1] + (g.kernel[1] - 1) * g.dilations[1] + 1, g.input[1] + rowTop)
+            cols = max(outWidth8 * g.strides[2] + (g.kernel[2] - 1) * g.dilations[2] + 16, g.input[2] + colLeft)
+        }
+
+        /// Floats of scratch: the plane plus four output rows.
+        var count: Int { rows * cols + 4 * outWidth8 }
+    }
+
+    /// `y` (already holding the bias) += w (*) x, then `epilogue` per row, for strides 1 and 2.
+    /// `scratch` holds `PaddedPlane(g).count` floats whose border is zero (the caller zeroes it once
+    /// per call; each plane overwrites only the interior).
+    static func depthwise(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry,
+        _ epilogue: Epilogue, _ layout: PaddedPlane, _ scratch: UnsafeMutablePointer<Float>
+    ) {
+        let (ih, iw, oh, ow) = (g.input[1], g.input[2], g.output[1], g.output[2])
+        let (kh, kw, sh, sw) = (g.kernel[1], g.kernel[2], g.strides[1], g.strides[2])
+        let (dh, dw) = (g.dilations[1], g.dilations[2])
+        let cols = layout.cols
+        for r in 0..<ih {
+            (scratch + (r + layout.rowTop) * cols + layout.colLeft).update(from: x + r * iw, count: iw)
+        }
+        let plane = UnsafeRawPointer(scratch)
+        let tmp = scratch + layout.rows * cols
+        let t = UnsafeMutableRawPointer(tmp)
+        let w8 = layout.outWidth8
+        // Four output rows at a time: four independent accumulators hide the add latency.
+        for y0 in stride(from: 0, to: oh, by: 4) {
+            var o = 0
+            while o < w8 {
+                var acc0 = SIMD8<Float>()
+                var acc1 = SIMD8<Float>()
+                var acc2 = SIMD8<Float>()
+                var acc3 = SIMD8<Float>()
+                let rowStep = sh * cols * 4
+                for a in 0..<kh {
+                    let base = ((y0 * sh + a * dh) * cols + o * sw) * 4
+                    for b in 0..<kw {
+                        let wv = SIMD8<Float>(repeating: w[a * kw + b])
+                        let at = base + b * dw * 4
+                        if sw == 1 {
+                            acc0 += wv * plane.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self)
+                            acc1 += wv * plane.loadUnaligned(fromByteOffset: at + rowStep, as: SIMD8<Float>.self)
+                            acc2 += wv * plane.loadUnaligned(fromByteOffset: at + 2 * rowStep, as: SIMD8<Float>.self)
+                            acc3 += wv * plane.loadUnaligned(fromByteOffset: at + 3 * rowStep, as: SIMD8<Float>.self)
+                        } else {
+                            acc0 += wv * plane.loadUnaligned(fromByteOffset: at, as: SIMD16<Float>.self).evenHalf
+                            acc1 += wv * plane.loadUnaligned(fromByteOffset: at + rowStep, as: SIMD16<Float>.self).evenHalf
+                            acc2 += wv * plane.loadUnaligned(fromByteOffset: at + 2 * rowStep, as: SIMD16<Float>.self).evenHalf
+                            acc3 += wv * plane.loadUnaligned(fromByteOffset: at + 3 * rowStep, as: SIMD16<Float>.self).evenHalf
+                        }
+                    }
+                }
+                t.storeBytes(of: acc0, toByteOffset: o * 4, as: SIMD8<Float>.self)
+                t.storeBytes(of: acc1, toByteOffset: (w8 + o) * 4, as: SIMD8<Float>.self)
+                t.storeBytes(of: acc2, toByteOffset: (2 * w8 + o) * 4, as: SIMD8<Float>.self)
+                t.storeBytes(of: acc3, toByteOffset: (3 * w8 + o) * 4, as: SIMD8<Float>.self)
+                o += 8
+            }
+            for r in 0..<min(4, oh - y0) {
+                let dst = y + (y0 + r) * ow
+                let src = tmp + r * w8
+                for i in 0..<ow { dst[i] += src[i] }
+                epilogue.apply(dst, count: ow)
+            }
+        }
+    }
+
+    /// Max pooling of one plane (padding ignored; NaN propagates, as the generic loop).
+    static func maxPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
+        let (ih, iw, oh, ow) = (g.input[1], g.input[2], g.output[1], g.output[2])
+        let (kh, kw, sh, sw) = (g.kernel[1], g.kernel[2], g.strides[1], g.strides[2])
+        let (dh, dw, ph, pw) = (g.dilations[1], g.dilations[2], g.padBegin[1], g.padBegin[2])
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * kw) { range in
+            for b in 0..<kw {
+                let (lo, hi) = ConvKernel.validRange(ow, stride: sw, pad: pw, kOff: b * dw, size: iw)
+                range[2 * b] = lo
+                range[2 * b + 1] = hi
+            }
+            for yo in 0..<oh {
+                let dst = y + yo * ow
+                dst.update(repeating: -.infinity, count: ow)
+                for a in 0..<kh {
+                    let yi = yo * sh - ph + a * dh
+                    if yi < 0 || yi >= ih { continue }
+                    let row = x + yi * iw
+                    for b in 0..<kw where range[2 * b] < range[2 * b + 1] {
+                        maxRow(dst, row + b * dw - pw, range[2 * b], range[2 * b + 1], sw, iw - b * dw + pw)
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func maxRow(
+        _ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ lo: Int, _ hi: Int, _ stride: Int, _ limit: Int
+    ) {
+        let d = UnsafeMutableRawPointer(dst)
+        let s = UnsafeRawPointer(src)
+        var o = lo
+        if stride == 1 {
+            while o + 8 <= hi {
+                let x = s.loadUnaligned(fromByteOffset: o * 4, as: SIMD8<Float>.self)
+                var y = d.loadUnaligned(fromByteOffset: o * 4, as: SIMD8<Float>.self)
+                y.replace(with: x, where: (x .> y) .| (x .!= x))
+                d.storeBytes(of: y, toByteOffset: o * 4, as: SIMD8<Float>.self)
+                o += 8
+            }
+        } else if stride == 2 {
+            while o + 8 <= hi && o * 2 + 16 <= limit {
+                let x = s.loadUnaligned(fromByteOffset: o * 8, as: SIMD16<Float>.self).evenHalf
+                var y = d.loadUnaligned(fromByteOffset: o * 4, as: SIMD8<Float>.self)
+                y.replace(with: x, where: (x .> y) .| (x .!= x))
+                d.storeBytes(of: y, toByteOffset: o * 4, as: SIMD8<Float>.self)
+                o += 8
+            }
+        }
+        while o < hi {
+            let v = src[o * stride]
+            if v > dst[o] || v != v { dst[o] = v }
+            o += 1
+        }
+    }
+}

@@ -1,0 +1,118 @@
+@testable import Engine
+import Tensors
+import Testing
+
+/// The load-time passes of `GraphOptimizer`: each rewritten graph must give what the graph as written
+/// gives (run through a plan built without the passes), and the rewrite must actually happen.
+@Suite struct OptimizerTests {
+    /// Runs `graph` twice: as written (plan without passes) and optimised (session); returns both
+    /// results for `output` and the optimised node op types.
+    func both(_ graph: Graph, feeds: [String: Tensor], output: String = "y", opset: Int = 17) throws
+        -> (plain: Tensor, optimised: Tensor, ops: [String])
+    {
+        let model = GraphModel(graph: graph, opsets: ["": opset], irVersion: 8)
+        let plain = try Plan(model: model).run(feeds)[output]!
+        let optimisedModel = GraphOptimizer.optimize(model, registry: .cpu)
+        let optimised = try InferenceSession(model: model).run(feeds)[output]!
+        return (plain, optimised, optimisedModel.graph.nodes.map(\.opType))
+    }
+
+    func input(_ name: String, _ shape: [Int]) -> ValueInfo {
+        ValueInfo(name: name, dataType: .float32, shape: shape.map { .fixed($0) })
+    }
+
+    let output = [ValueInfo(name: "y", dataType: .float32, shape: nil)]
+
+    @Test func convBatchNormReluFoldsIntoOneConv() throws {
+        var rng = TestRNG(seed: 300)
+        let nodes = [
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                attributes: ["pads": .ints([1, 1, 1, 1])]),
+            Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "scale", "shift", "mean", "var"], outputs: ["n"]),
+            Node(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["y"]),
+        ]
+        let variance = Tensor(rng.floats(4).map { abs($0) + 0.1 }, shape: [4])
+        let graph = Graph(
+            nodes: nodes, inputs: [input("x", [2, 3, 6, 6])], outputs: output,
+            initializers: [
+                "w": rng.tensor([4, 3, 3, 3]), "b": rng.tensor([4]), "scale": rng.tensor([4]),
+                "shift": rng.tensor([4]), "mean": rng.tensor([4]), "var": variance,
+            ])
+        let r = try both(graph, feeds: ["x": rng.tensor([2, 3, 6, 6])])
+        #expect(r.ops == ["Conv"])
+        expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: r.plain.shape)
+        #expect(r.plain.scalars(as: Float.self).contains(0))  // the Relu did something
+    }
+
+    @Test(arguments: ["Relu", "Sigmoid", "HardSwish", "LeakyRelu", "Clip"])
+    func gemmActivationFuses(activation: String) throws {
+        var rng = TestRNG(seed: 301)
+        var actInputs = ["g"]
+        var initializers: [String: Tensor] = ["w": rng.tensor([5, 4]), "c": rng.tensor([5])]
+        if activation == "Clip" {
+            actInputs += ["lo", "hi"]
+            initializers["lo"] = Tensor(scalar: Float(-0.2))
+            initializers["hi"] = Tensor(scalar: Float(0.3))
+        }
+        let nodes = [
+            Node(name: "gemm", opType: "Gemm", inputs: ["x", "w", "c"], outputs: ["g"], attributes: ["transB": .int(1)]),
+            Node(name: "act", opType: activation, inputs: actInputs, outputs: ["y"],
+                attributes: activation == "LeakyRelu" ? ["alpha": .float(0.2)] : [:]),
+        ]
+        let graph = Graph(nodes: nodes, inputs: [input("x", [3, 4])], outputs: output, initializers: initializers)
+        let r = try both(graph, feeds: ["x": rng.tensor([3, 4])])
+        #expect(r.ops == ["Gemm"])
+        expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [3, 5])
+    }
+
+    /// MatMul of a 3-D activation by a constant matrix, + bias [N], + Relu: one MatMul node.
+    @Test func matMulBiasReluFuses() throws {
+        var rng = TestRNG(seed: 302)
+        let nodes = [
+            Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
+            Node(name: "add", opType: "Add", inputs: ["bias", "m"], outputs: ["a"]),
+            Node(name: "relu", opType: "Relu", inputs: ["a"], outputs: ["y"]),
+        ]
+        let graph = Graph(
+            nodes: nodes, inputs: [input("x", [2, 3, 4])], outputs: output,
+            initializers: ["w": rng.tensor([4, 6]), "bias": rng.tensor([6])])
+        let r = try both(graph, feeds: ["x": rng.tensor([2, 3, 4])])
+        #expect(r.ops == ["MatMul"])
+        expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [2, 3, 6])
+    }
+
+    /// A value read twice is not fused away: the Relu must stay when the Conv output is also a graph
+    /// output.
+    @Test func sharedValueIsNotFused() throws {
+        var rng = TestRNG(seed: 303)
+        let nodes = [
+            Node(name: "gemm", opType: "Gemm", inputs: ["x", "w"], outputs: ["g"]),
+            Node(name: "relu", opType: "Relu", inputs: ["g"], outputs: ["y"]),
+        ]
+        let graph = Graph(
+            nodes: nodes, inputs: [input("x", [2, 3])],
+            outputs: output + [ValueInfo(name: "g", dataType: .float32, shape: nil)],
+            initializers: ["w": rng.tensor([3, 3])])
+        let model = GraphModel(graph: graph, opsets: ["": 17], irVersion: 8)
+        #expect(GraphOptimizer.optimize(model, registry: .cpu).graph.nodes.map(\.opType) == ["Gemm", "Relu"])
+    }
+
+    /// Constant chains (Transpose of a weight, Identity, Dropout, shape arithmetic on constants) fold
+    /// away and give the same result.
+    @Test func constantsFoldAndIdentitiesVanish() throws {
+        var rng = TestRNG(seed: 304)
+        let nodes = [
+            Node(name: "t", opType: "Transpose", inputs: ["wT"], outputs: ["w"], attributes: ["perm": .ints([1, 0])]),
+            Node(name: "id", opType: "Identity", inputs: ["x"], outputs: ["xi"]),
+            Node(name: "drop", opType: "Dropout", inputs: ["xi"], outputs: ["xd"]),
+            Node(name: "shape", opType: "Shape", inputs: ["w"], outputs: ["ws"]),
+            Node(name: "mm", opType: "MatMul", inputs: ["xd", "w"], outputs: ["m"]),
+            Node(name: "reshape", opType: "Reshape", inputs: ["m", "ws"], outputs: ["y"]),
+        ]
+        let graph = Graph(
+            nodes: nodes, inputs: [input("x", [4, 4])], outputs: output, initializers: ["wT": rng.tensor([4, 4])])
+        let r = try both(graph, feeds: ["x": rng.tensor([4, 4])])
+        #expect(r.ops == ["MatMul", "Reshape"])
+        expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [4, 4])
+    }
+}
