@@ -91,7 +91,6 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OptionItem(
                     option: .NOTIFY_CONNECTION, value: unsafeBitCast(notify, to: Int.self), ptr_value: nil),
                 MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(addressPointer)),
-                MHD_OptionItem(option: .LISTENING_ADDRESS_REUSE, value: 1, ptr_value: nil),
                 MHD_OptionItem(option: .END, value: 0, ptr_value: nil),
             ]
             return options.withUnsafeMutableBufferPointer { buffer in

@@ -113,9 +113,8 @@ struct EchoHandler: HTTPHandler {
         config.host = "127.0.0.1"
         config.port = first.port
         let second = HTTPServer(configuration: config, handler: EchoHandler(), logger: Logger(label: "test"))
-        // LISTENING_ADDRESS_REUSE lets two listeners share a port on Linux (SO_REUSEPORT); either
-        // outcome is fine as long as it neither crashes nor hangs.
-        if (try? second.start()) != nil { second.stop() }
+        // No SO_REUSEPORT: a second daemon on a busy port must fail loudly, not share the traffic.
+        #expect(throws: HTTPServerError.self) { try second.start() }
     }
 
     @Test func jsonErrorEscapesText() {
