@@ -32,18 +32,6 @@ public enum DeviceSelection: Sendable, Equatable, CustomStringConvertible {
 public enum Device: Sendable, Equatable, CustomStringConvertible {
     case cpu
 
-    /// Resolves what the user asked for. `auto` picks the CPU (this build has no CUDA device yet);
-    /// an explicit CUDA request fails with a message saying so.
-    public static func resolve(_ selection: DeviceSelection) throws -> Device {
-        switch selection {
-        case .auto, .cpu: return .cpu
-        case .cuda:
-            throw EngineError.deviceUnavailable(
-                "CUDA not available: this build of Swerve has no CUDA device yet; "
-                    + "run with --device cpu (or auto, which uses the CPU)")
-        }
-    }
-
     /// Name used in metadata and logs (`cpu`).
     public var description: String {
         switch self {
