@@ -22,8 +22,8 @@ extension InferenceScheduler {
     }
 }
 
-/// Runs each job at once on the submitting thread. The starting point until the dynamic batcher
-/// lands; it keeps the request path shaped for asynchronous completion.
+/// Runs each job at once on the submitting thread, with no queue: for in-process callers and tests
+/// where queueing adds nothing. The daemon uses `DynamicBatcher` for every version.
 public struct PassThroughScheduler: InferenceScheduler {
     let run: InferenceFunction
     let observer: any SchedulerObserver

@@ -16,15 +16,17 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
-import threading
-import time
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
+
+# Process handling and the binary under test are shared with the end-to-end suite.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+from swerve_e2e import START_TIMEOUT_S, SwerveProcess, swerve_binary  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -37,19 +39,6 @@ DIGIT_REQUEST = REPO_ROOT / "docs" / "examples" / "digit.json"
 KUBERNETES_VERSION = "1.30.0"
 
 # `http_port=N` (text logs) or `"http_port":"N"` (JSON logs) in the "serving" line.
-PORT_LINE = re.compile(r'http_port"?[=:]\s*"?(\d+)')
-START_TIMEOUT_S = 30.0
-
-
-def swerve_binary() -> Path:
-    configured = os.environ.get("SWERVE_BIN")
-    path = Path(configured) if configured else REPO_ROOT / ".build" / "release" / "swerve"
-    if not path.is_absolute():
-        path = (REPO_ROOT / path).resolve()
-    if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.fail(f"swerve binary not found at {path}; build it (`swift build -c release --product "
-                    f"swerve`) or point SWERVE_BIN at one", pytrace=False)
-    return path
 
 
 def venv_tool(name: str) -> str:
@@ -203,75 +192,34 @@ def accepted_flags() -> set[str]:
     return set(re.findall(r"(--[a-z][a-z0-9-]*)", done.stdout))
 
 
-class Daemon:
-    """One `swerve` process: argv (argv[0] is replaced by the binary under test) and environment
-    (only SWERVE_* from the caller plus PATH/HOME), its output, its inference port."""
+class Daemon(SwerveProcess):
+    """One `swerve` process started as a deployment would start it: argv (argv[0] is replaced by
+    the binary under test) and environment (SWERVE_* only from `env`). The process handling is the
+    end-to-end suite's `SwerveProcess`."""
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.argv = [str(swerve_binary())] + list(argv[1:])
         base = {k: v for k, v in os.environ.items() if not k.startswith("SWERVE_")}
         self.env = {**base, **env}
-        self.lines: list[str] = []
-        self.port: int | None = None
-        self._found = threading.Event()
-        self._lock = threading.Lock()
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     errors="replace", start_new_session=True)
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-
-    def _drain(self) -> None:
-        for line in self.proc.stdout:
-            with self._lock:
-                self.lines.append(line)
-                match = PORT_LINE.search(line)
-                if self.port is None and match:
-                    self.port = int(match.group(1))
-                    self._found.set()
-
-    @property
-    def output(self) -> str:
-        with self._lock:
-            return "".join(self.lines)
+        super().__init__([str(swerve_binary())] + list(argv[1:]), env=self.env)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.base_url
 
     def describe(self) -> str:
         env = " ".join(f"{k}={v}" for k, v in self.env.items() if k.startswith("SWERVE_"))
-        return f"command: {env} {shlex.join(self.argv)}\noutput:\n{self.output}"
+        return f"command: {env} {shlex.join(self.args)}\noutput:\n{self.output}"
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._found.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"swerve did not start (exit status {self.proc.returncode}).\n"
-                            f"{self.describe()}", pytrace=False)
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/v2/health/ready", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"swerve never answered 200 on /v2/health/ready.\n{self.describe()}", pytrace=False)
+        self.wait_for_port()
+        self.wait_until_live()
+        if not self.wait_until_ready(START_TIMEOUT_S):
+            self.stop()
+            pytest.fail(f"swerve never answered 200 on /v2/health/ready.\n{self.describe()}", pytrace=False)
 
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._reader.join(timeout=2)
-        return self.proc.returncode
+    def stop(self, timeout: float = 40) -> int | None:
+        """SIGTERM and wait for the graceful drain (the deployment's own shutdown)."""
+        return super().stop(timeout)
 
 
 def predict_digit(url: str) -> int:

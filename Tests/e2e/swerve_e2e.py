@@ -68,7 +68,7 @@ def swerve_binary() -> Path:
 class SwerveProcess:
     """One running `swerve serve` process, its collected output and its HTTP port."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.args = args
         self._lines: list[str] = []
         self._lock = threading.Lock()
@@ -82,6 +82,7 @@ class SwerveProcess:
             text=True,
             errors="replace",
             start_new_session=True,
+            env=env,
         )
         # Drain both pipes for the whole life of the process so it never blocks on a full pipe.
         self._readers = [
@@ -170,15 +171,15 @@ class SwerveProcess:
         for reader in self._readers:
             reader.join(timeout=2)
 
-    def stop(self) -> int | None:
-        """Stops the process (SIGTERM, then SIGKILL after 5 s); returns its exit status."""
+    def stop(self, timeout: float = 5) -> int | None:
+        """Stops the process (SIGTERM, then SIGKILL after `timeout` s); returns its exit status."""
         if self.alive:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
