@@ -5,6 +5,18 @@ import PackageDescription
 /// Swift 6 language mode; warnings are errors in our own targets (not in dependencies).
 let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6), .treatAllWarnings(as: .error)]
 
+/// The engine's kernels (targets Tensors and Engine) are built for x86-64-v3 (AVX2, FMA: every
+/// x86 server CPU since 2013-2015), so that their SIMD8 loops are single 8-lane instructions; the
+/// rest is baseline x86-64, and the `swerve` executable checks the CPU before it runs any engine
+/// code (a clear error instead of SIGILL). `SWERVE_PORTABLE=1 swift build ...` builds everything
+/// for baseline x86-64. Other architectures use their defaults. See docs/architecture.md.
+#if arch(x86_64)
+let portable = Context.environment["SWERVE_PORTABLE"].map { !["", "0"].contains($0) } ?? false
+let engineSettings: [SwiftSetting] = swiftSettings + (portable ? [] : [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])])
+#else
+let engineSettings = swiftSettings
+#endif
+
 let package = Package(
     name: "swerve",
     platforms: [.macOS(.v15)],
@@ -21,11 +33,13 @@ let package = Package(
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Header-only CPU feature check (cpuid), used by the executable before any engine code runs.
+        .systemLibrary(name: "CCPU"),
 
         // Tensor, DataType, shapes and broadcasting. Imports nothing.
-        .target(name: "Tensors", swiftSettings: swiftSettings),
+        .target(name: "Tensors", swiftSettings: engineSettings),
         // Graph IR, operators, CPU kernels, plans and sessions.
-        .target(name: "Engine", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: swiftSettings),
+        .target(name: "Engine", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: engineSettings),
         // CUDA device: NVIDIA libraries loaded at run time (dlopen), probe, device selection, NVML readings.
         .target(name: "CUDA", dependencies: ["Engine"], swiftSettings: swiftSettings),
         // Zero-copy ONNX ModelProto decoding (mmap, external data) into the engine graph.
@@ -54,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "swerve",
             dependencies: [
-                "API", "ModelStore", "Engine", "HTTP", "Batching", "CUDA",
+                "API", "ModelStore", "Engine", "HTTP", "Batching", "CUDA", "CCPU",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

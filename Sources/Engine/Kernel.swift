@@ -91,6 +91,14 @@ protocol ScratchKernel: BufferedKernel {
     func run(_ inputs: [Tensor?], into output: Tensor?, scratch: UnsafeMutablePointer<Float>?) throws -> [Tensor]
 }
 
+/// A kernel that keeps its own form of some constant inputs (Conv's weights packed for
+/// `PackedGemm`). The plan passes nil at those input positions and drops the original tensors when
+/// no other step reads them, so the model's weights are held once, in the kernel's layout.
+protocol ConstantAbsorbingKernel: Kernel {
+    /// Input positions the kernel needs no tensor for at run time.
+    var absorbedInputs: [Int] { get }
+}
+
 /// Output allocation for `BufferedKernel`s.
 enum Output {
     /// `buffer` when given (checked against `type` and `shape`), else a new uninitialised tensor.

@@ -82,6 +82,9 @@ public struct Plan: Sendable {
             let context = NodeContext(
                 node: node, opset: opset, constantInputs: inputSlots.map { $0 < 0 ? nil : initial[$0] })
             let kernel = try registry.kernel(for: context)
+            if let absorbing = kernel as? any ConstantAbsorbingKernel {
+                for i in absorbing.absorbedInputs where i < inputSlots.count { inputSlots[i] = -1 }
+            }
             if node.opType == "Constant" && OperatorRegistry.isDefaultDomain(node.domain) {
                 let values = try Self.evaluateAtPlanTime(kernel, node: node)
                 for (i, slot) in outputSlots.enumerated() where slot >= 0 && i < values.count {
@@ -101,6 +104,12 @@ public struct Plan: Sendable {
                     "graph output '\(output.name)' is not an input, initializer or output of any node; fix the model")
             }
             outputs.append((output.name, slot))
+        }
+        // Initializers no step reads (absorbed by their kernels, or unused) are not kept.
+        var read = Set(outputs.map(\.slot))
+        for step in steps { read.formUnion(step.inputs) }
+        for name in graph.initializers.keys {
+            if let slot = builder.slot(of: name), !read.contains(slot) { initial[slot] = nil }
         }
         self.steps = Self.withReleases(steps, keep: Set(outputs.map(\.slot)), constants: initial)
         self.slotNames = builder.names

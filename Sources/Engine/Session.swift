@@ -17,6 +17,8 @@ public struct SessionOptions: Sendable {
 /// Owned by whoever loaded the model (the model store keeps one per servable version); `run` may be
 /// called concurrently from any number of threads, each call working on its own values.
 public final class InferenceSession: Sendable {
+    /// The model's description (inputs, outputs, nodes, opsets) without its initializers: the
+    /// plan holds the weights it needs, in the layout its kernels use, and only those.
     public let model: GraphModel
     public let options: SessionOptions
     /// The executable plan built from `model`.
@@ -33,7 +35,9 @@ public final class InferenceSession: Sendable {
 
     /// Builds the plan with the operators of `registry` (tests and experiments; the daemon uses `.cpu`).
     public init(model: GraphModel, options: SessionOptions, registry: OperatorRegistry) throws {
-        self.model = model
+        var described = model
+        described.graph.initializers = [:]
+        self.model = described
         self.options = options
         switch options.device {
         case .cpu: break

@@ -1,5 +1,6 @@
 import API
 import ArgumentParser
+import CCPU
 import Engine
 import Glibc
 import HTTP
@@ -22,6 +23,20 @@ struct Swerve: ParsableCommand {
         version: ServerInfo().version,
         subcommands: [Serve.self, Check.self, Bench.self, BenchJSON.self, Devices.self],
         defaultSubcommand: Serve.self)
+
+    /// Checks the CPU before any engine code runs (the engine is built for x86-64-v3; see
+    /// Package.swift), then parses the command line as usual.
+    static func main() {
+        if swerve_cpu_supports_engine_level() == 0 {
+            let message =
+                "swerve: this CPU lacks the x86-64-v3 instructions (AVX2, FMA, BMI2) this build of the engine "
+                    + "uses. Rebuild for any x86-64 CPU with `SWERVE_PORTABLE=1 swift build -c release --product "
+                    + "swerve` (slower kernels), or run on a newer CPU.\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            Glibc.exit(70)  // EX_SOFTWARE
+        }
+        main(nil)
+    }
 }
 
 /// Reads `SWERVE_<NAME>` from the environment.

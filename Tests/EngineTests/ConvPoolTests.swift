@@ -32,6 +32,12 @@ import Testing
         ConvCase(c: 3, h: 18, w: 41, m: 3, group: 3, strides: [2, 2], pads: [1, 1, 1, 1]),
         ConvCase(c: 2, h: 13, w: 29, m: 2, kh: 5, kw: 3, group: 2, strides: [1, 2], dilations: [1, 2], pads: [2, 0, 1, 3]),
         ConvCase(c: 2, h: 9, w: 17, m: 2, group: 2, strides: [2, 1], pads: [0, 2, 1, 0], bias: false),
+        ConvCase(c: 2, h: 15, w: 33, m: 2, kh: 5, kw: 5, group: 2, strides: [2, 2], pads: [2, 2, 2, 2]),
+        // PackedGemm: K over one block (360 > 256), N over one block with a 1-column edge (625), rows
+        // not a multiple of the 6-row panel (13); pointwise with K 300 and N 576.
+        ConvCase(c: 40, h: 25, w: 25, m: 13, pads: [1, 1, 1, 1]),
+        ConvCase(c: 300, h: 24, w: 24, m: 7, kh: 1, kw: 1, bias: false),
+        ConvCase(c: 16, h: 7, w: 7, m: 50, pads: [1, 1, 1, 1]),
     ]
 
     /// Direct definition: y[n, m, oy, ox] = b[m] + sum over the group's channels and the window.
@@ -106,6 +112,20 @@ import Testing
         let expected = Self.referenceConv(
             x.scalars(as: Float.self), w.scalars(as: Float.self), p.bias ? b.scalars(as: Float.self) : nil, p, out: out,
             pads: pads)
+        expectClose(y, expected, shape: [p.n, p.m, out.0, out.1])
+    }
+
+    /// Weights fed at run time (not an initializer) take the OpenBLAS path instead of the packed one.
+    @Test func convWithComputedWeightsMatchesTheDefinition() throws {
+        let p = ConvCase(c: 5, h: 9, w: 11, m: 7, pads: [1, 1, 1, 1])
+        var rng = TestRNG(seed: 9)
+        let x = rng.tensor([p.n, p.c, p.h, p.w])
+        let w = rng.tensor([p.m, p.c, p.kh, p.kw])
+        let y = try runNode(
+            "Conv", inputs: ["x", "w"], feeds: [("x", x), ("w", w)],
+            attributes: ["pads": .ints(p.pads), "kernel_shape": .ints([3, 3])], opset: 11)[0]
+        let (out, pads) = Self.geometry(p)
+        let expected = Self.referenceConv(x.scalars(as: Float.self), w.scalars(as: Float.self), nil, p, out: out, pads: pads)
         expectClose(y, expected, shape: [p.n, p.m, out.0, out.1])
     }
 

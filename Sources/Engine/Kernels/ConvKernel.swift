@@ -1,16 +1,23 @@
+import Glibc
 import Tensors
 
 /// Conv (float32, 1 to 3 spatial dimensions) with groups, strides, dilations, explicit pads or
 /// `auto_pad`, and an optional bias. Per image and group:
-/// - 1x1 kernel, stride 1, no padding: one sgemm straight on the input (no copy);
+/// - 1x1 kernel, stride 1, no padding: one GEMM straight on the input (no copy);
 /// - depthwise (one input and one output channel per group): a direct loop;
-/// - otherwise im2col into one scratch buffer per call, then one sgemm.
-/// The bias is written into the output first and the sgemm accumulates onto it (beta = 1).
-struct ConvKernel: ScratchKernel {
+/// - otherwise im2col into one scratch buffer per call, then one GEMM.
+/// The bias is written into the output first and the GEMM accumulates onto it. When the weights
+/// are an initializer (the usual case) they are packed once here for `PackedGemm`; otherwise the
+/// GEMM is OpenBLAS's sgemm.
+struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
     let window: WindowAttributes
     let group: Int
     /// Fused activation applied to each output block after its sgemm (see `GraphOptimizer`).
     let epilogue: Epilogue
+    /// The constant weights packed for `PackedGemm`, one matrix [M/group, C/group * kernel] per
+    /// group, and the weight shape they were packed from (nil: weights computed at run time, or a
+    /// depthwise convolution, which does not use a GEMM).
+    let packed: (shape: [Int], groups: [PackedMatrix])?
 
     init(context: NodeContext) throws {
         try context.requireInputs(2, 3)
@@ -19,6 +26,40 @@ struct ConvKernel: ScratchKernel {
         group = try context.int("group", default: 1)
         guard group >= 1 else { throw context.invalid("has group \(group); it must be 1 or more") }
         if window.ceilMode { throw context.unsupported() }
+        packed = Self.pack(context.constantInput(1), group: group)
+    }
+
+    /// The weights, once packed: the plan passes nil for them and the packed copy is used.
+    var absorbedInputs: [Int] { packed == nil ? [] : [1] }
+
+    /// The weights' shape: from W when it is passed, else from the packed copy.
+    func weightShape(_ inputs: [Tensor?]) -> [Int]? {
+        if inputs.count > 1, let w = inputs[1] { return w.shape }
+        return packed?.shape
+    }
+
+    /// Packs constant float32 weights [M, C/group, k...] per group, then lets the kernel drop the
+    /// original's pages if they are a file mapping (they are re-read from the file if anything
+    /// touches them again), so the packed copy does not double the model's resident memory.
+    static func pack(_ w: Tensor?, group: Int) -> (shape: [Int], groups: [PackedMatrix])? {
+        guard let w, w.dataType == .float32, w.rank >= 3, w.count > 0, w.shape[0] % group == 0 else { return nil }
+        let mg = w.shape[0] / group
+        let k = w.count / w.shape[0]
+        if mg == 1 && w.shape[1] == 1 { return nil }  // depthwise
+        let pw = w.elements(as: Float.self).baseAddress!
+        let groups = (0..<group).map { g in PackedMatrix(pw + g * mg * k, rows: mg, k: k, lda: k) }
+        releasePages(UnsafeRawPointer(pw), byteCount: w.count * 4)
+        return (w.shape, groups)
+    }
+
+    /// `madvise(MADV_PAGEOUT)` on the whole pages inside the range: clean file-backed pages are
+    /// dropped from the resident set; anonymous memory stays intact (swapped out at most).
+    static func releasePages(_ p: UnsafeRawPointer, byteCount: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: p) + page - 1) / page * page
+        let end = (Int(bitPattern: p) + byteCount) / page * page
+        guard end > start, let base = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(base, end - start, 21)  // MADV_PAGEOUT (Linux 5.4); older kernels: EINVAL, ignored
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
@@ -28,11 +69,11 @@ struct ConvKernel: ScratchKernel {
     /// Floats of im2col scratch a run on `inputs` needs (0 for pointwise and depthwise groups, or
     /// when the inputs do not fit: the run reports that).
     func scratchCount(_ inputs: [Tensor?]) -> Int {
-        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], x.rank >= 3, w.rank == x.rank,
-            let geo = try? window.resolve(spatial: Array(x.shape[2...]), kernel: Array(w.shape[2...]))
+        guard let x = inputs.first ?? nil, let wShape = weightShape(inputs), x.rank >= 3, wShape.count == x.rank,
+            let geo = try? window.resolve(spatial: Array(x.shape[2...]), kernel: Array(wShape[2...]))
         else { return 0 }
         let cg = x.shape[1] / group
-        let mg = w.shape[0] / group
+        let mg = wShape[0] / group
         let pointwise = geo.kernelSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
         if pointwise || (cg == 1 && mg == 1) { return 0 }
         return cg * geo.kernelSize * geo.outputSize
@@ -42,19 +83,23 @@ struct ConvKernel: ScratchKernel {
     /// plan's arena); without it the im2col buffer is allocated for the call.
     func run(_ inputs: [Tensor?], into output: Tensor?, scratch shared: UnsafeMutablePointer<Float>?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
-        let w = try Check.input(inputs, 1, "W")
+        // W is nil when the plan passes the packed weights instead (`absorbedInputs`).
+        let w = inputs.count > 1 ? inputs[1] : nil
+        let usePacked = w == nil ? packed : nil
+        if w == nil && usePacked == nil { _ = try Check.input(inputs, 1, "W") }
+        let wShape = w?.shape ?? usePacked!.shape
         let b = inputs.count > 2 ? inputs[2] : nil
         try Check.dataType(x, [.float32], "X")
-        try Check.dataType(w, [.float32], "W")
-        guard x.rank >= 3, w.rank == x.rank else {
-            throw KernelError.shape("Conv needs X [N, C, ...] and W [M, C/group, ...] of one rank, got X \(x.shape) and W \(w.shape)")
+        if let w { try Check.dataType(w, [.float32], "W") }
+        guard x.rank >= 3, wShape.count == x.rank else {
+            throw KernelError.shape("Conv needs X [N, C, ...] and W [M, C/group, ...] of one rank, got X \(x.shape) and W \(wShape)")
         }
         let n = x.shape[0]
         let c = x.shape[1]
-        let m = w.shape[0]
-        let kernel = Array(w.shape[2...])
-        guard c % group == 0, m % group == 0, w.shape[1] == c / group else {
-            throw KernelError.shape("Conv with group \(group): X \(x.shape) and W \(w.shape) do not fit (W needs [M, C/group, ...] with M divisible by group)")
+        let m = wShape[0]
+        let kernel = Array(wShape[2...])
+        guard c % group == 0, m % group == 0, wShape[1] == c / group else {
+            throw KernelError.shape("Conv with group \(group): X \(x.shape) and W \(wShape) do not fit (W needs [M, C/group, ...] with M divisible by group)")
         }
         if let ks = window.kernelShape, ks != kernel {
             throw KernelError.shape("Conv's kernel_shape \(ks) differs from the weights' \(kernel)")
@@ -73,7 +118,8 @@ struct ConvKernel: ScratchKernel {
         let kSize = geo.kernelSize
         let k = cg * kSize
         let px = x.elements(as: Float.self).baseAddress!
-        let pw = w.elements(as: Float.self).baseAddress!
+        // Weights as stored (nil when packed: depthwise weights are never packed).
+        let pw = w?.elements(as: Float.self).baseAddress
         let py = out.mutableElements(as: Float.self).baseAddress!
         // Bias first; the sgemm adds onto it.
         let bias = b?.elements(as: Float.self).baseAddress
@@ -97,7 +143,7 @@ struct ConvKernel: ScratchKernel {
                 for p in planes {
                     let (img, g) = (p / group, p % group)
                     PlaneLoops.depthwise(
-                        px + (img * c + g) * inSize, pw + g * k, py + (img * m + g) * outSize, geo, epilogue, padded,
+                        px + (img * c + g) * inSize, pw! + g * k, py + (img * m + g) * outSize, geo, epilogue, padded,
                         scratch)
                 }
             }
@@ -114,9 +160,8 @@ struct ConvKernel: ScratchKernel {
             for g in 0..<group {
                 let xg = px + (img * c + g * cg) * inSize
                 let yg = py + (img * m + g * mg) * outSize
-                let wg = pw + g * mg * k
                 if depthwise {
-                    Self.depthwise(xg, wg, yg, geo)
+                    Self.depthwise(xg, pw! + g * mg * k, yg, geo)
                     epilogue.apply(yg, count: mg * outSize)
                     continue
                 }
@@ -125,9 +170,13 @@ struct ConvKernel: ScratchKernel {
                     Self.im2col(xg, channels: cg, geo, scratch)
                     col = UnsafePointer(scratch)
                 }
-                BLAS.gemm(
-                    transA: false, transB: false, m: mg, n: outSize, k: k, alpha: 1, a: wg, lda: k, b: col,
-                    ldb: outSize, beta: 1, c: yg, ldc: outSize)
+                if let usePacked {
+                    PackedGemm.multiply(usePacked.groups[g], b: col, ldb: outSize, n: outSize, c: yg, ldc: outSize)
+                } else {
+                    BLAS.gemm(
+                        transA: false, transB: false, m: mg, n: outSize, k: k, alpha: 1, a: pw! + g * mg * k, lda: k,
+                        b: col, ldb: outSize, beta: 1, c: yg, ldc: outSize)
+                }
                 epilogue.apply(yg, count: mg * outSize)
             }
         }

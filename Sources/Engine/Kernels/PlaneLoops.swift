@@ -24,10 +24,16 @@ enum PlaneLoops {
             let outRows4 = (g.output[1] + 3) / 4 * 4
             rows = max((outRows4 - 1) * g.strides[1] + (g.kernel[1] - 1) * g.dilations[1] + 1, g.input[1] + rowTop)
             cols = max(outWidth8 * g.strides[2] + (g.kernel[2] - 1) * g.dilations[2] + 16, g.input[2] + colLeft)
+            split = g.strides[2] == 2 && g.dilations[2] == 1
         }
 
-        /// Floats of scratch: the plane plus four output rows.
-        var count: Int { rows * cols + 4 * outWidth8 }
+        /// Stride 2 (no horizontal dilation): the plane is also split into even and odd columns
+        /// (`halfCols` each per row), so every tap is a contiguous 8-lane load.
+        let split: Bool
+        var halfCols: Int { (cols + 1) / 2 }
+
+        /// Floats of scratch: the plane, four output rows, and the even/odd copy when split.
+        var count: Int { rows * cols + 4 * outWidth8 + (split ? rows * 2 * halfCols : 0) }
     }
 
     /// `y` (already holding the bias) += w (*) x, then `epilogue` per row, for strides 1 and 2.
@@ -48,6 +54,26 @@ enum PlaneLoops {
         let tmp = scratch + layout.rows * cols
         let t = UnsafeMutableRawPointer(tmp)
         let w8 = layout.outWidth8
+        if layout.split {
+            // Row r of the split copy: its even columns, then its odd columns.
+            let half = layout.halfCols
+            let split = tmp + 4 * w8
+            for r in 0..<layout.rows {
+                let src = scratch + r * cols
+                let even = split + r * 2 * half
+                let odd = even + half
+                for j in 0..<(cols / 2) {
+                    even[j] = src[2 * j]
+                    odd[j] = src[2 * j + 1]
+                }
+                if cols % 2 == 1 {
+                    even[half - 1] = src[cols - 1]
+                    odd[half - 1] = 0
+                }
+            }
+            depthwiseSplit(UnsafeRawPointer(split), w, y, g, epilogue, layout, t)
+            return
+        }
         // Four output rows at a time: four independent accumulators hide the add latency.
         for y0 in stride(from: 0, to: oh, by: 4) {
             var o = 0
@@ -63,16 +89,69 @@ enum PlaneLoops {
                         let wv = SIMD8<Float>(repeating: w[a * kw + b])
                         let at = base + b * dw * 4
                         if sw == 1 {
-                            acc0 += wv * plane.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self)
-                            acc1 += wv * plane.loadUnaligned(fromByteOffset: at + rowStep, as: SIMD8<Float>.self)
-                            acc2 += wv * plane.loadUnaligned(fromByteOffset: at + 2 * rowStep, as: SIMD8<Float>.self)
-                            acc3 += wv * plane.loadUnaligned(fromByteOffset: at + 3 * rowStep, as: SIMD8<Float>.self)
+                            acc0 = acc0.addingProduct(wv, plane.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self))
+                            acc1 = acc1.addingProduct(
+                                wv, plane.loadUnaligned(fromByteOffset: at + rowStep, as: SIMD8<Float>.self))
+                            acc2 = acc2.addingProduct(
+                                wv, plane.loadUnaligned(fromByteOffset: at + 2 * rowStep, as: SIMD8<Float>.self))
+                            acc3 = acc3.addingProduct(
+                                wv, plane.loadUnaligned(fromByteOffset: at + 3 * rowStep, as: SIMD8<Float>.self))
                         } else {
                             acc0 += wv * plane.loadUnaligned(fromByteOffset: at, as: SIMD16<Float>.self).evenHalf
                             acc1 += wv * plane.loadUnaligned(fromByteOffset: at + rowStep, as: SIMD16<Float>.self).evenHalf
                             acc2 += wv * plane.loadUnaligned(fromByteOffset: at + 2 * rowStep, as: SIMD16<Float>.self).evenHalf
                             acc3 += wv * plane.loadUnaligned(fromByteOffset: at + 3 * rowStep, as: SIMD16<Float>.self).evenHalf
                         }
+                    }
+                }
+                t.storeBytes(of: acc0, toByteOffset: o * 4, as: SIMD8<Float>.self)
+                t.storeBytes(of: acc1, toByteOffset: (w8 + o) * 4, as: SIMD8<Float>.self)
+                t.storeBytes(of: acc2, toByteOffset: (2 * w8 + o) * 4, as: SIMD8<Float>.self)
+                t.storeBytes(of: acc3, toByteOffset: (3 * w8 + o) * 4, as: SIMD8<Float>.self)
+                o += 8
+            }
+            for r in 0..<min(4, oh - y0) {
+                let dst = y + (y0 + r) * ow
+                let src = tmp + r * w8
+                for i in 0..<ow { dst[i] += src[i] }
+                epilogue.apply(dst, count: ow)
+            }
+        }
+    }
+
+    /// Stride-2 depthwise on the even/odd split copy (`split`: per padded row, `halfCols` even
+    /// columns then `halfCols` odd ones): output column o, tap b reads padded column 2o + b, which is
+    /// even column o + b/2 or odd column o + (b-1)/2. Same accumulation and epilogue as `depthwise`.
+    static func depthwiseSplit(
+        _ split: UnsafeRawPointer, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry,
+        _ epilogue: Epilogue, _ layout: PaddedPlane, _ t: UnsafeMutableRawPointer
+    ) {
+        let (oh, ow) = (g.output[1], g.output[2])
+        let (kh, kw, sh, dh) = (g.kernel[1], g.kernel[2], g.strides[1], g.dilations[1])
+        let half = layout.halfCols
+        let rowFloats = 2 * half
+        let w8 = layout.outWidth8
+        let tmp = t.assumingMemoryBound(to: Float.self)
+        for y0 in stride(from: 0, to: oh, by: 4) {
+            var o = 0
+            while o < w8 {
+                var acc0 = SIMD8<Float>()
+                var acc1 = SIMD8<Float>()
+                var acc2 = SIMD8<Float>()
+                var acc3 = SIMD8<Float>()
+                let rowStep = sh &* rowFloats &* 4
+                for a in 0..<kh {
+                    let base = ((y0 &* sh &+ a &* dh) &* rowFloats &+ o) &* 4
+                    for b in 0..<kw {
+                        let wv = SIMD8<Float>(repeating: w[a &* kw &+ b])
+                        let at = base &+ (b & 1 == 0 ? b >> 1 : half &+ (b >> 1)) &* 4
+                        acc0 = acc0.addingProduct(wv, split.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self))
+                        acc1 = acc1.addingProduct(
+                            wv, split.loadUnaligned(fromByteOffset: at &+ rowStep, as: SIMD8<Float>.self))
+                        acc2 = acc2.addingProduct(
+                            wv, split.loadUnaligned(fromByteOffset: at &+ 2 &* rowStep, as: SIMD8<Float>.self))
+                        acc3 = acc3.addingProduct(
+                            wv, split.loadUnaligned(fromByteOffset: at &+ 3 &* rowStep, as: SIMD8<Float>.self))
                     }
                 }
                 t.storeBytes(of: acc0, toByteOffset: o * 4, as: SIMD8<Float>.self)

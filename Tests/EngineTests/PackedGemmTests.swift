@@ -1,0 +1,99 @@
+@testable import Engine
+import Tensors
+import Testing
+
+/// The engine's GEMM for packed constant weights (`PackedGemm`) against a double-precision
+/// definition, over shapes that hit every edge: rows not a multiple of the 6-row panel, columns not a
+/// multiple of the 16-column panel (1 to 8 and 9 to 15 left over), K and N over one cache block, and
+/// the two ways a call is split between threads.
+@Suite struct PackedGemmTests {
+    struct Shape: CustomStringConvertible, Sendable {
+        var m: Int, n: Int, k: Int
+        var description: String { "\(m)x\(n)x\(k)" }
+    }
+
+    static let shapes = [
+        Shape(m: 6, n: 16, k: 1), Shape(m: 1, n: 1, k: 3), Shape(m: 7, n: 17, k: 5), Shape(m: 13, n: 49, k: 300),
+        Shape(m: 64, n: 196, k: 576), Shape(m: 5, n: 1030, k: 260), Shape(m: 100, n: 9, k: 513),
+    ]
+
+    static func random(_ count: Int, seed: UInt64) -> [Float] {
+        var rng = TestRNG(seed: seed)
+        return rng.tensor([count]).scalars(as: Float.self)
+    }
+
+    /// `C0 + A B` in double precision.
+    static func reference(_ a: [Float], _ b: [Float], _ c0: [Float], _ s: Shape) -> [Float] {
+        var c = c0
+        for i in 0..<s.m {
+            for j in 0..<s.n {
+                var sum = Double(c0[i * s.n + j])
+                for p in 0..<s.k { sum += Double(a[i * s.k + p]) * Double(b[p * s.n + j]) }
+                c[i * s.n + j] = Float(sum)
+            }
+        }
+        return c
+    }
+
+    static func check(_ got: [Float], _ want: [Float], _ s: Shape, _ what: String) {
+        var worst: Float = 0
+        for (g, w) in zip(got, want) { worst = max(worst, abs(g - w) / (1 + abs(w))) }
+        #expect(worst < 1e-4, "\(s) \(what): worst relative error \(worst)")
+    }
+
+    @Test(arguments: shapes)
+    func matchesTheDefinition(_ s: Shape) {
+        let a = Self.random(s.m * s.k, seed: 1)
+        let b = Self.random(s.k * s.n, seed: 2)
+        let c0 = Self.random(s.m * s.n, seed: 3)
+        let want = Self.reference(a, b, c0, s)
+        let packed = a.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: s.m, k: s.k, lda: s.k) }
+        // The whole call, as the kernels make it.
+        var c = c0
+        b.withUnsafeBufferPointer { pb in
+            c.withUnsafeMutableBufferPointer { pc in
+                PackedGemm.multiply(packed, b: pb.baseAddress!, ldb: s.n, n: s.n, c: pc.baseAddress!, ldc: s.n)
+            }
+        }
+        Self.check(c, want, s, "multiply")
+        // The two ways of splitting it between threads, run here one task after the other.
+        for splitN in [true, false] {
+            var c = c0
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    let tasks = 3
+                    for t in 0..<tasks {
+                        if splitN {
+                            let lo = s.n * t / tasks, hi = s.n * (t + 1) / tasks
+                            PackedGemm.run(
+                                packed, panels: 0..<packed.panels, b: pb.baseAddress!, ldb: s.n, columns: lo..<hi,
+                                c: pc.baseAddress!, ldc: s.n)
+                        } else {
+                            let lo = packed.panels * t / tasks, hi = packed.panels * (t + 1) / tasks
+                            PackedGemm.run(
+                                packed, panels: lo..<hi, b: pb.baseAddress!, ldb: s.n, columns: 0..<s.n,
+                                c: pc.baseAddress!, ldc: s.n)
+                        }
+                    }
+                }
+            }
+            Self.check(c, want, s, splitN ? "split by columns" : "split by rows")
+        }
+    }
+
+    /// A Conv whose weights are an initializer keeps only its packed copy: the plan passes nil for
+    /// them and holds no tensor for the initializer, and the session's model has no initializers.
+    @Test func packedWeightsAreHeldOnce() throws {
+        var rng = TestRNG(seed: 11)
+        let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: ["pads": .ints([1, 1, 1, 1])])
+        let graph = Graph(
+            nodes: [node], inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.fixed(1), .fixed(3), .fixed(8), .fixed(8)])],
+            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)], initializers: ["w": rng.tensor([4, 3, 3, 3])])
+        let session = try InferenceSession(model: GraphModel(graph: graph, opsets: ["": 13], irVersion: 8))
+        #expect(session.model.graph.initializers.isEmpty)
+        #expect(session.plan.initialSlots.allSatisfy { $0 == nil })
+        #expect(session.plan.steps.first?.inputs.dropFirst().allSatisfy { $0 < 0 } == true)
+        let y = try session.run(["x": rng.tensor([1, 3, 8, 8])])["y"]!
+        #expect(y.shape == [1, 4, 8, 8])
+    }
+}
