@@ -93,29 +93,51 @@ import Testing
         #expect(first.scalars(as: Float.self) == copy)
     }
 
-    /// Two 3x3 convolutions share the im2col region at the end of the arena and give what the
+    /// A 3x3 and a 3x3-stride-2 convolution, spatial rank 2 or 3, weights as initializers.
+    static func convModel(rank: Int, _ rng: inout TestRNG) -> GraphModel {
+        let ones = [Int](repeating: 1, count: 2 * rank)
+        let twos = [Int](repeating: 2, count: rank)
+        let kernel = [Int](repeating: 3, count: rank)
+        let nodes = [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"], attributes: ["pads": .ints(ones)]),
+            Node(name: "c2", opType: "Conv", inputs: ["a", "w2"], outputs: ["b"], attributes: ["strides": .ints(twos)]),
+            Node(name: "relu", opType: "Relu", inputs: ["b"], outputs: ["y"]),
+        ]
+        let spatial: [Dimension] = rank == 2 ? [.fixed(11), .fixed(12)] : [.fixed(4), .fixed(5), .fixed(6)]
+        let graph = Graph(
+            nodes: nodes,
+            inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("n"), .fixed(3)] + spatial)],
+            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)],
+            initializers: ["w1": rng.tensor([5, 3] + kernel), "w2": rng.tensor([4, 5] + kernel)])
+        return GraphModel(graph: graph, opsets: ["": 13], irVersion: 8)
+    }
+
+    /// Two 3x3x3 convolutions share the im2col region at the end of the arena and give what the
     /// unplanned run gives.
     @Test func convScratchComesFromTheArena() throws {
         var rng = TestRNG(seed: 440)
-        let nodes = [
-            Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"], attributes: ["pads": .ints([1, 1, 1, 1])]),
-            Node(name: "c2", opType: "Conv", inputs: ["a", "w2"], outputs: ["b"], attributes: ["strides": .ints([2, 2])]),
-            Node(name: "relu", opType: "Relu", inputs: ["b"], outputs: ["y"]),
-        ]
-        let graph = Graph(
-            nodes: nodes,
-            inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("n"), .fixed(3), .fixed(11), .fixed(12)])],
-            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)],
-            initializers: ["w1": rng.tensor([5, 3, 3, 3]), "w2": rng.tensor([4, 5, 3, 3])])
-        let plan = try Plan(model: GraphModel(graph: graph, opsets: ["": 13], irVersion: 8))
-        let x = rng.tensor([2, 3, 11, 12])
+        let plan = try Plan(model: Self.convModel(rank: 3, &rng))
+        let x = rng.tensor([2, 3, 4, 5, 6])
         let shapePlan = try plan.shapePlan(for: ["x": x])
-        // c1: 27 x 132 floats; c2: 45 x 25.
-        #expect(shapePlan.arenaBytes - shapePlan.scratchOffset == 27 * 132 * 4)
+        // c1: 81 x 120 floats; c2: 135 x 4.
+        #expect(shapePlan.arenaBytes - shapePlan.scratchOffset == 81 * 120 * 4)
         #expect(shapePlan.steps.filter { $0.scratch != nil }.count == 2)
         let expected = try plan.runUnplanned(["x": x])["y"]!
         for _ in 0..<2 {
             expectClose(try plan.run(["x": x])["y"]!, expected.scalars(as: Float.self), shape: expected.shape)
         }
+    }
+
+    /// 2-D convolutions with packed weights read their patches straight from the input
+    /// (`PatchSource`): no im2col region at all.
+    @Test func twoDimensionalConvNeedsNoScratch() throws {
+        var rng = TestRNG(seed: 441)
+        let plan = try Plan(model: Self.convModel(rank: 2, &rng))
+        let x = rng.tensor([2, 3, 11, 12])
+        let shapePlan = try plan.shapePlan(for: ["x": x])
+        #expect(shapePlan.arenaBytes == shapePlan.scratchOffset)
+        #expect(shapePlan.steps.allSatisfy { $0.scratch == nil })
+        let expected = try plan.runUnplanned(["x": x])["y"]!
+        expectClose(try plan.run(["x": x])["y"]!, expected.scalars(as: Float.self), shape: expected.shape)
     }
 }

@@ -5,7 +5,8 @@ import Tensors
 /// `auto_pad`, and an optional bias. Per image and group:
 /// - 1x1 kernel, stride 1, no padding: one GEMM straight on the input (no copy);
 /// - depthwise (one input and one output channel per group): a direct loop;
-/// - otherwise im2col into one scratch buffer per call, then one GEMM.
+/// - otherwise one GEMM on the im2col patches: read straight from the input while packing (2-D,
+///   packed weights: `PatchSource`), else written into one scratch buffer first.
 /// The bias is written into the output first and the GEMM accumulates onto it. When the weights
 /// are an initializer (the usual case) they are packed once here for `PackedGemm`; otherwise the
 /// GEMM is OpenBLAS's sgemm.
@@ -76,7 +77,15 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         let mg = wShape[0] / group
         let pointwise = geo.kernelSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
         if pointwise || (cg == 1 && mg == 1) { return 0 }
+        if packsPatches(inputs, geo) { return 0 }
         return cg * geo.kernelSize * geo.outputSize
+    }
+
+    /// Whether the packed GEMM reads this run's patches straight from the input (`PatchSource`:
+    /// 2-D windows, weights packed) instead of an im2col buffer.
+    func packsPatches(_ inputs: [Tensor?], _ geo: WindowGeometry) -> Bool {
+        let weightsPassed = inputs.count > 1 && inputs[1] != nil
+        return packed != nil && !weightsPassed && geo.kernel[0] == 1 && geo.input[0] == 1 && geo.output[0] == 1
     }
 
     /// `scratch`, when given, holds at least `scratchCount(inputs)` floats (a region of the shape
@@ -151,7 +160,8 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         }
         var scratch: UnsafeMutablePointer<Float>? = nil
         var owned = false
-        if !pointwise && !depthwise {
+        let patches = !pointwise && !depthwise && packsPatches(inputs, geo)
+        if !pointwise && !depthwise && !patches {
             scratch = shared ?? .allocate(capacity: k * outSize)
             owned = shared == nil
         }
@@ -162,6 +172,12 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                 let yg = py + (img * m + g * mg) * outSize
                 if depthwise {
                     Self.depthwise(xg, pw! + g * mg * k, yg, geo)
+                    epilogue.apply(yg, count: mg * outSize)
+                    continue
+                }
+                if patches, let usePacked {
+                    PackedGemm.multiply(
+                        usePacked.groups[g], source: PatchSource(x: xg, g: geo), n: outSize, c: yg, ldc: outSize)
                     epilogue.apply(yg, count: mg * outSize)
                     continue
                 }

@@ -29,37 +29,50 @@ enum PackedGemm {
     static func multiply(
         _ packed: PackedMatrix, b: UnsafePointer<Float>, ldb: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        multiply(packed, source: MatrixSource(b: b, ldb: ldb), n: n, c: c, ldc: ldc)
+    }
+
+    /// `C[rows, n] += A · B` where `source` packs the blocks of B [packed.k, n].
+    static func multiply<Source: PanelSource>(
+        _ packed: PackedMatrix, source: Source, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         let m = packed.rows
         if m == 0 || n == 0 || packed.k == 0 { return }
         let panels = packed.panels
         let budget = max(1, BLAS.threads)
         let flops = 2 * m * n * packed.k
-        let tasks = flops < 200_000 ? 1 : budget
+        let tasks = flops < 400_000 ? 1 : budget
         // Split N (each task packs only its own columns) when every task gets a few panels of it;
         // otherwise split the A panels (each task packs the same B block: cheap when N is narrow).
         let splitN = n >= tasks * nr * 4
-        let bAddress = Int(bitPattern: b)
         let cAddress = Int(bitPattern: c)
         Parallel.forEach(tasks, costPerItem: flops / tasks) { range in
-            let b = UnsafePointer<Float>(bitPattern: bAddress)!
             let c = UnsafeMutablePointer<Float>(bitPattern: cAddress)!
             for task in range {
                 if splitN {
                     let lo = (n / nr) * task / tasks * nr
                     let hi = task == tasks - 1 ? n : (n / nr) * (task + 1) / tasks * nr
-                    run(packed, panels: 0..<panels, b: b, ldb: ldb, columns: lo..<hi, c: c, ldc: ldc)
+                    run(packed, panels: 0..<panels, source: source, columns: lo..<hi, c: c, ldc: ldc)
                 } else {
                     let lo = panels * task / tasks
                     let hi = panels * (task + 1) / tasks
-                    run(packed, panels: lo..<hi, b: b, ldb: ldb, columns: 0..<n, c: c, ldc: ldc)
+                    run(packed, panels: lo..<hi, source: source, columns: 0..<n, c: c, ldc: ldc)
                 }
             }
         }
     }
 
-    /// One task: the A panels `panels` against the B columns `columns`, on this thread.
+    /// One task on a row-major B (tests call it to check both ways of splitting).
     static func run(
         _ packed: PackedMatrix, panels: Range<Int>, b: UnsafePointer<Float>, ldb: Int, columns: Range<Int>,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        run(packed, panels: panels, source: MatrixSource(b: b, ldb: ldb), columns: columns, c: c, ldc: ldc)
+    }
+
+    /// One task: the A panels `panels` against the B columns `columns`, on this thread.
+    static func run<Source: PanelSource>(
+        _ packed: PackedMatrix, panels: Range<Int>, source: Source, columns: Range<Int>,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if panels.isEmpty || columns.isEmpty { return }
@@ -73,7 +86,7 @@ enum PackedGemm {
                 var pc = 0
                 while pc < k {
                     let kcb = min(kc, k - pc)
-                    packB(b + pc * ldb + jc, ldb: ldb, rows: kcb, columns: ncb, into: bp)
+                    source.pack(rows: pc..<(pc + kcb), columns: jc..<(jc + ncb), into: bp)
                     // A in blocks of `mcPanels` panels (kept in L2) against each B panel (in L1).
                     var ic = panels.lowerBound
                     while ic < panels.upperBound {
@@ -93,6 +106,8 @@ enum PackedGemm {
                                     } else {
                                         partialRows(kcb, aPanel, bPanel, tile, ldc, rows: rows)
                                     }
+                                } else if cols <= 4 {
+                                    narrow(kcb, aPanel, bPanel, tile, ldc, rows: rows, columns: cols)
                                 } else {
                                     edge(kcb, aPanel, bPanel, tile, ldc, rows: rows, columns: cols)
                                 }
@@ -214,7 +229,102 @@ enum PackedGemm {
             let spare = buffer.baseAddress!
             spare.initialize(repeating: 0, count: nr)
             func row(_ r: Int) -> UnsafeMutablePointer<Float> { r < rows ? c + r * ldc : spare }
-            micro(kc, a, b, row(0), row(1), row(2), row(3), row(4), row(5))
+            if rows <= 4 {
+                micro4(kc, a, b, row(0), row(1), row(2), row(3))
+            } else {
+                micro(kc, a, b, row(0), row(1), row(2), row(3), row(4), row(5))
+            }
+        }
+    }
+
+    /// The first four rows of the micro-kernel (CNN channel counts 64, 256, ... leave 4 rows in
+    /// the last panel): 8 accumulators.
+    @inline(__always)
+    static func micro4(
+        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ c0: UnsafeMutablePointer<Float>, _ c1: UnsafeMutablePointer<Float>, _ c2: UnsafeMutablePointer<Float>,
+        _ c3: UnsafeMutablePointer<Float>
+    ) {
+        var r00 = load(c0), r01 = load(c0 + 8)
+        var r10 = load(c1), r11 = load(c1 + 8)
+        var r20 = load(c2), r21 = load(c2 + 8)
+        var r30 = load(c3), r31 = load(c3 + 8)
+        var pa = a
+        var pb = b
+        for _ in 0..<kc {
+            let b0 = load(pb)
+            let b1 = load(pb + 8)
+            var av = V(repeating: pa[0])
+            r00 = r00.addingProduct(av, b0)
+            r01 = r01.addingProduct(av, b1)
+            av = V(repeating: pa[1])
+            r10 = r10.addingProduct(av, b0)
+            r11 = r11.addingProduct(av, b1)
+            av = V(repeating: pa[2])
+            r20 = r20.addingProduct(av, b0)
+            r21 = r21.addingProduct(av, b1)
+            av = V(repeating: pa[3])
+            r30 = r30.addingProduct(av, b0)
+            r31 = r31.addingProduct(av, b1)
+            pa += 6
+            pb += 16
+        }
+        store(r00, c0); store(r01, c0 + 8)
+        store(r10, c1); store(r11, c1 + 8)
+        store(r20, c2); store(r21, c2 + 8)
+        store(r30, c3); store(r31, c3 + 8)
+    }
+
+    /// A tile of at most 4 columns (N = 49 leaves 1, N = 196 leaves 4): vectorised along the panel's
+    /// 6 rows instead, one accumulator per column: per k step one 8-lane load of the A panel (lanes
+    /// 6 and 7 read the next step's values, or `PackedMatrix`'s tail padding, and are dropped) and one
+    /// FMA per column, against 6 per column for a 16-wide tile.
+    @inline(never)
+    static func narrow(
+        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+        rows: Int, columns: Int
+    ) {
+        var acc0 = V(), acc1 = V(), acc2 = V(), acc3 = V()
+        var pa = a
+        var pb = b
+        if columns == 1 {
+            // One column: four accumulators over alternating k steps (FMA latency, not throughput,
+            // bounds a single chain), summed at the end.
+            var k = 0
+            while k &+ 4 <= kc {
+                acc0 = acc0.addingProduct(load(pa), V(repeating: pb[0]))
+                acc1 = acc1.addingProduct(load(pa + 6), V(repeating: pb[16]))
+                acc2 = acc2.addingProduct(load(pa + 12), V(repeating: pb[32]))
+                acc3 = acc3.addingProduct(load(pa + 18), V(repeating: pb[48]))
+                pa += 24
+                pb += 64
+                k &+= 4
+            }
+            while k < kc {
+                acc0 = acc0.addingProduct(load(pa), V(repeating: pb[0]))
+                pa += 6
+                pb += 16
+                k &+= 1
+            }
+            let sum = (acc0 + acc1) + (acc2 + acc3)
+            for r in 0..<rows { c[r * ldc] += sum[r] }
+            return
+        }
+        for _ in 0..<kc {
+            let av = load(pa)
+            acc0 = acc0.addingProduct(av, V(repeating: pb[0]))
+            acc1 = acc1.addingProduct(av, V(repeating: pb[1]))
+            acc2 = acc2.addingProduct(av, V(repeating: pb[2]))
+            acc3 = acc3.addingProduct(av, V(repeating: pb[3]))
+            pa += 6
+            pb += 16
+        }
+        for r in 0..<rows {
+            let row = c + r * ldc
+            row[0] += acc0[r]
+            if columns > 1 { row[1] += acc1[r] }
+            if columns > 2 { row[2] += acc2[r] }
+            if columns > 3 { row[3] += acc3[r] }
         }
     }
 
@@ -259,6 +369,141 @@ enum PackedGemm {
     }
 }
 
+/// Where B comes from: packs B[rows, columns] into `PackedGemm.nr`-column panels, k-major (panel j
+/// at `out + j * rows.count * nr`), zero-padding the last panel's missing columns.
+protocol PanelSource: Sendable {
+    func pack(rows: Range<Int>, columns: Range<Int>, into out: UnsafeMutablePointer<Float>)
+}
+
+/// B as a row-major matrix with row stride `ldb`.
+struct MatrixSource: PanelSource, @unchecked Sendable {
+    let b: UnsafePointer<Float>
+    let ldb: Int
+
+    func pack(rows: Range<Int>, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        PackedGemm.packB(b + rows.lowerBound * ldb + columns.lowerBound, ldb: ldb, rows: rows.count,
+            columns: columns.count, into: out)
+    }
+}
+
+/// B as the im2col matrix of one image and group of a 2-D convolution, read straight from the
+/// input: row r = (channel, ky, kx), column n = (oy, ox), value x[channel, oy*sh - ph + ky*dh,
+/// ox*sw - pw + kx*dw] or 0 in the padding. No im2col buffer is written.
+struct PatchSource: PanelSource, @unchecked Sendable {
+    let x: UnsafePointer<Float>
+    let g: WindowGeometry
+
+    func pack(rows: Range<Int>, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let nr = PackedGemm.nr
+        let (ih, iw, ow) = (g.input[1], g.input[2], g.output[2])
+        let (kh, kw, sh, sw) = (g.kernel[1], g.kernel[2], g.strides[1], g.strides[2])
+        let (dh, dw, ph, pw) = (g.dilations[1], g.dilations[2], g.padBegin[1], g.padBegin[2])
+        let kcb = rows.count
+        let ncb = columns.count
+        let taps = kh * kw
+        // B rows are first built contiguously, eight at a time (one copy per output row: long
+        // runs), then dealt into the 16-column panels, where those eight rows are adjacent.
+        let group = 8
+        let stride = ncb + nr
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: group * stride) { buffer in
+            let lines = buffer.baseAddress!
+            var r0 = rows.lowerBound
+            while r0 < rows.upperBound {
+                let count = min(group, rows.upperBound &- r0)
+                for i in 0..<count {
+                    let r = r0 &+ i
+                    let line = lines + i &* stride
+                    let ch = r / taps
+                    let ky = (r % taps) / kw
+                    let kx = r % kw
+                    let plane = x + ch * ih * iw
+                    let (lo, hi) = ConvKernel.validRange(ow, stride: sw, pad: pw, kOff: kx * dw, size: iw)
+                    var t = 0
+                    var oy = columns.lowerBound / ow
+                    var ox = columns.lowerBound % ow
+                    while t < ncb {
+                        let run = min(ncb &- t, ow &- ox)
+                        let iy = oy &* sh &- ph &+ ky &* dh
+                        if iy < 0 || iy >= ih {
+                            Self.zero(line + t, run)
+                        } else {
+                            let src = plane + (iy &* iw &- pw &+ kx &* dw)
+                            let a = min(max(ox, lo), ox &+ run)
+                            let b = max(min(ox &+ run, hi), a)
+                            if a > ox { Self.zero(line + t, a &- ox) }
+                            if sw == 1 {
+                                Self.copy(line + (t &+ a &- ox), src + a, b &- a)
+                            } else {
+                                var o = a
+                                while o < b {
+                                    line[t &+ o &- ox] = src[o &* sw]
+                                    o &+= 1
+                                }
+                            }
+                            if b < ox &+ run { Self.zero(line + (t &+ b &- ox), ox &+ run &- b) }
+                        }
+                        t &+= run
+                        ox &+= run
+                        if ox == ow {
+                            ox = 0
+                            oy &+= 1
+                        }
+                    }
+                    Self.zero(line + ncb, nr)
+                }
+                var panel = out + (r0 &- rows.lowerBound) &* nr
+                var j = 0
+                while j < ncb {
+                    var dst = panel
+                    var src = lines + j
+                    for _ in 0..<count {
+                        PackedGemm.store(PackedGemm.load(src), dst)
+                        PackedGemm.store(PackedGemm.load(src + 8), dst + 8)
+                        dst += nr
+                        src += stride
+                    }
+                    panel += kcb &* nr
+                    j &+= nr
+                }
+                r0 &+= count
+            }
+        }
+    }
+}
+
+extension PatchSource {
+    /// Copies `count` floats: libc for long runs, else 8-lane moves then single floats.
+    @inline(__always)
+    static func copy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
+        if count >= 64 {
+            dst.update(from: src, count: count)
+            return
+        }
+        var i = 0
+        while i &+ 8 <= count {
+            PackedGemm.store(PackedGemm.load(src + i), dst + i)
+            i &+= 8
+        }
+        while i < count {
+            dst[i] = src[i]
+            i &+= 1
+        }
+    }
+
+    @inline(__always)
+    static func zero(_ dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        var i = 0
+        while i &+ 8 <= count {
+            PackedGemm.store(PackedGemm.V(), dst + i)
+            i &+= 8
+        }
+        while i < count {
+            dst[i] = 0
+            i &+= 1
+        }
+    }
+}
+
 /// A constant matrix A [rows, k] (row-major) laid out once for `PackedGemm`: `ceil(rows / 6)`
 /// panels of 6 rows, each k-major (for every p in 0..<k, the 6 values A[r..r+6, p]), the last
 /// panel's missing rows zero. Immutable after init; owns its buffer.
@@ -273,7 +518,8 @@ final class PackedMatrix: @unchecked Sendable {
         self.rows = rows
         self.k = k
         panels = (rows + mr - 1) / mr
-        let count = max(1, panels * mr * k)
+        // 8 floats of tail padding: `narrow` reads 8 lanes at the last k step of the last panel.
+        let count = panels * mr * k + 8
         data = .allocate(capacity: count)
         data.initialize(repeating: 0, count: count)
         for p in 0..<panels {
@@ -292,7 +538,7 @@ final class PackedMatrix: @unchecked Sendable {
     func panel(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(data + p * PackedGemm.mr * k) }
 
     /// Bytes held.
-    var byteCount: Int { max(1, panels * PackedGemm.mr * k) * MemoryLayout<Float>.stride }
+    var byteCount: Int { (panels * PackedGemm.mr * k + 8) * MemoryLayout<Float>.stride }
 }
 
 /// One growable float buffer per thread, for per-call packing (no allocation on the request path

@@ -62,9 +62,14 @@ enum PlaneLoops {
                 let src = scratch + r * cols
                 let even = split + r * 2 * half
                 let odd = even + half
-                for j in 0..<(cols / 2) {
-                    even[j] = src[2 * j]
-                    odd[j] = src[2 * j + 1]
+                // Wrapping arithmetic and a plain loop: the compiler turns it into 8-lane
+                // deinterleaving shuffles.
+                let pairs = cols / 2
+                var j = 0
+                while j < pairs {
+                    even[j] = src[j &* 2]
+                    odd[j] = src[j &* 2 &+ 1]
+                    j &+= 1
                 }
                 if cols % 2 == 1 {
                     even[half - 1] = src[cols - 1]
