@@ -166,6 +166,29 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
             owned = shared == nil
         }
         defer { if owned { scratch?.deallocate() } }
+        if let usePacked, patches || pointwise, n > 1, BLAS.threads > 1 {
+            // A batch on the packed GEMM: images (and groups) split between the threads, each GEMM
+            // on one thread, rather than every image's GEMM split between them.
+            let epilogue = self.epilogue
+            Parallel.forEach(n * group, costPerItem: 2 * mg * k * outSize) { items in
+                for item in items {
+                    let (img, g) = (item / group, item % group)
+                    let xg = px + (img * c + g * cg) * inSize
+                    let yg = py + (img * m + g * mg) * outSize
+                    if patches {
+                        PackedGemm.multiply(
+                            usePacked.groups[g], source: PatchSource(x: xg, g: geo), n: outSize, c: yg, ldc: outSize,
+                            threads: 1)
+                    } else {
+                        PackedGemm.multiply(
+                            usePacked.groups[g], source: MatrixSource(b: xg, ldb: outSize), n: outSize, c: yg,
+                            ldc: outSize, threads: 1)
+                    }
+                    epilogue.apply(yg, count: mg * outSize)
+                }
+            }
+            return [out]
+        }
         for img in 0..<n {
             for g in 0..<group {
                 let xg = px + (img * c + g * cg) * inSize

@@ -32,14 +32,15 @@ enum PackedGemm {
         multiply(packed, source: MatrixSource(b: b, ldb: ldb), n: n, c: c, ldc: ldc)
     }
 
-    /// `C[rows, n] += A · B` where `source` packs the blocks of B [packed.k, n].
+    /// `C[rows, n] += A · B` where `source` packs the blocks of B [packed.k, n], on at most
+    /// `threads` threads (default: the engine's budget).
     static func multiply<Source: PanelSource>(
-        _ packed: PackedMatrix, source: Source, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int
+        _ packed: PackedMatrix, source: Source, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil
     ) {
         let m = packed.rows
         if m == 0 || n == 0 || packed.k == 0 { return }
         let panels = packed.panels
-        let budget = max(1, BLAS.threads)
+        let budget = max(1, threads ?? BLAS.threads)
         let flops = 2 * m * n * packed.k
         let tasks = flops < 400_000 ? 1 : budget
         // Split N (each task packs only its own columns) when every task gets a few panels of it;
