@@ -81,6 +81,77 @@ import Testing
         }
     }
 
+    /// The other orientation (Gemm, MatMul): B constant and packed in 16-column panels, from B as
+    /// stored or transposed; fewer than 4 rows take the row-vector loop; both splits between tasks.
+    @Test(arguments: shapes + [Shape(m: 2, n: 33, k: 300), Shape(m: 3, n: 16, k: 7), Shape(m: 200, n: 40, k: 70)])
+    func packedColumnsMatchTheDefinition(_ s: Shape) {
+        let a = Self.random(s.m * s.k, seed: 4)
+        let b = Self.random(s.k * s.n, seed: 5)
+        let c0 = Self.random(s.m * s.n, seed: 6)
+        let want = Self.reference(a, b, c0, s)
+        var bt = [Float](repeating: 0, count: s.k * s.n)
+        for p in 0..<s.k { for j in 0..<s.n { bt[j * s.k + p] = b[p * s.n + j] } }
+        for transposed in [false, true] {
+            let packed = (transposed ? bt : b).withUnsafeBufferPointer {
+                PackedColumns($0.baseAddress!, k: s.k, n: s.n, transposed: transposed)
+            }
+            var c = c0
+            a.withUnsafeBufferPointer { pa in
+                c.withUnsafeMutableBufferPointer { pc in
+                    PackedGemm.multiply(a: pa.baseAddress!, lda: s.k, m: s.m, packed, c: pc.baseAddress!, ldc: s.n)
+                }
+            }
+            Self.check(c, want, s, transposed ? "packed from B transposed" : "packed from B")
+            for splitN in [true, false] {
+                var c = c0
+                a.withUnsafeBufferPointer { pa in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        let tasks = 3
+                        for t in 0..<tasks {
+                            if splitN {
+                                PackedGemm.run(
+                                    a: pa.baseAddress!, lda: s.k, rows: 0..<s.m, packed,
+                                    panels: (packed.panels * t / tasks)..<(packed.panels * (t + 1) / tasks),
+                                    c: pc.baseAddress!, ldc: s.n)
+                            } else {
+                                PackedGemm.run(
+                                    a: pa.baseAddress!, lda: s.k, rows: (s.m * t / tasks)..<(s.m * (t + 1) / tasks), packed,
+                                    panels: 0..<packed.panels, c: pc.baseAddress!, ldc: s.n)
+                            }
+                        }
+                    }
+                }
+                Self.check(c, want, s, splitN ? "columns split by panels" : "columns split by rows")
+            }
+        }
+    }
+
+    /// Gemm (both transB, a bias) and MatMul (batched A) with the weights as an initializer (packed)
+    /// give what they give with the weights fed at run time (OpenBLAS).
+    @Test func gemmAndMatMulWithPackedWeightsMatchOpenBLAS() throws {
+        var rng = TestRNG(seed: 12)
+        for transB in [false, true] {
+            let a = rng.tensor([37, 45])
+            let b = rng.tensor(transB ? [23, 45] : [45, 23])
+            let c = rng.tensor([23])
+            let attributes: [String: Attribute] = ["transB": .int(transB ? 1 : 0), "beta": .float(-1.3)]
+            let packed = try runNode(
+                "Gemm", inputs: ["a", "b", "c"], feeds: [("a", a)], initializers: ["b": b, "c": c], attributes: attributes,
+                opset: 13)[0]
+            let plain = try runNode(
+                "Gemm", inputs: ["a", "b", "c"], feeds: [("a", a), ("b", b)], initializers: ["c": c], attributes: attributes,
+                opset: 13)[0]
+            expectClose(packed, plain.scalars(as: Float.self), shape: [37, 23])
+        }
+        for aShape in [[2, 3, 5], [5], [1, 5], [9, 5]] {
+            let a = rng.tensor(aShape)
+            let b = rng.tensor([5, 7])
+            let packed = try runNode("MatMul", inputs: ["a", "b"], feeds: [("a", a)], initializers: ["b": b], opset: 13)[0]
+            let plain = try runNode("MatMul", inputs: ["a", "b"], feeds: [("a", a), ("b", b)], opset: 13)[0]
+            expectClose(packed, plain.scalars(as: Float.self), shape: plain.shape)
+        }
+    }
+
     /// A Conv whose weights are an initializer keeps only its packed copy: the plan passes nil for
     /// them and holds no tensor for the initializer, and the session's model has no initializers.
     @Test func packedWeightsAreHeldOnce() throws {

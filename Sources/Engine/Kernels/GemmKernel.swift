@@ -2,13 +2,16 @@ import Tensors
 
 /// ONNX Gemm: `Y = alpha * op(A) * op(B) + beta * C`, float32. A and B are 2-D; C (optional from
 /// opset 11) broadcasts unidirectionally to (M, N): a scalar, [N], [1, N], [M, 1], [M, N], [1], [1, 1].
-struct GemmKernel: BufferedKernel {
+struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
     let alpha: Float
     let beta: Float
     let transA: Bool
     let transB: Bool
     /// Fused activation applied after the sgemm (see `GraphOptimizer`).
     let epilogue: Epilogue
+    /// A constant float32 B packed once for `PackedGemm` (when A is not transposed and alpha is 1),
+    /// with B's stored shape; the plan then passes nil for B.
+    let packed: (shape: [Int], columns: PackedColumns)?
 
     init(context: NodeContext) throws {
         epilogue = try Epilogue(context: context)
@@ -17,23 +20,35 @@ struct GemmKernel: BufferedKernel {
         beta = try context.float("beta", default: 1)
         transA = try context.int("transA", default: 0) != 0
         transB = try context.int("transB", default: 0) != 0
+        if !transA, alpha == 1, let b = context.constantInput(1), b.dataType == .float32, b.rank == 2, b.count > 0 {
+            let (k, n) = transB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+            packed = (b.shape, PackedColumns(b.elements(as: Float.self).baseAddress!, k: k, n: n, transposed: transB))
+        } else {
+            packed = nil
+        }
     }
+
+    var absorbedInputs: [Int] { packed == nil ? [] : [1] }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
-        let b = try Check.input(inputs, 1, "B")
+        // B is nil when the plan passes the packed copy instead (`absorbedInputs`).
+        let b = inputs.count > 1 ? inputs[1] : nil
+        let usePacked = b == nil ? packed : nil
+        if b == nil && usePacked == nil { _ = try Check.input(inputs, 1, "B") }
+        let bShape = b?.shape ?? usePacked!.shape
         let c = inputs.count > 2 ? inputs[2] : nil
         try Check.dataType(a, [.float32], "A")
-        try Check.dataType(b, [.float32], "B")
-        guard a.rank == 2, b.rank == 2 else {
-            throw KernelError.shape("Gemm needs 2-D A and B, got A \(a.shape) and B \(b.shape)")
+        if let b { try Check.dataType(b, [.float32], "B") }
+        guard a.rank == 2, bShape.count == 2 else {
+            throw KernelError.shape("Gemm needs 2-D A and B, got A \(a.shape) and B \(bShape)")
         }
         let (m, ka) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
-        let (kb, n) = transB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        let (kb, n) = transB ? (bShape[1], bShape[0]) : (bShape[0], bShape[1])
         guard ka == kb else {
             throw KernelError.shape(
                 "Gemm inner dimensions differ: op(A) is [\(m), \(ka)] and op(B) is [\(kb), \(n)] "
-                    + "(A \(a.shape), B \(b.shape), transA=\(transA ? 1 : 0), transB=\(transB ? 1 : 0))")
+                    + "(A \(a.shape), B \(bShape), transA=\(transA ? 1 : 0), transB=\(transB ? 1 : 0))")
         }
         let out = try Output.tensor(output, .float32, [m, n])
         let y = out.mutableElements(as: Float.self)
@@ -46,10 +61,14 @@ struct GemmKernel: BufferedKernel {
             y.initialize(repeating: 0)
         }
         let pa = a.elements(as: Float.self).baseAddress!
-        let pb = b.elements(as: Float.self).baseAddress!
-        BLAS.gemm(
-            transA: transA, transB: transB, m: m, n: n, k: ka, alpha: alpha, a: pa, lda: a.shape[1],
-            b: pb, ldb: b.shape[1], beta: blasBeta, c: y.baseAddress!, ldc: n)
+        if let usePacked {
+            // Accumulates onto the bias (or the zeros) already in y.
+            if m * n > 0 { PackedGemm.multiply(a: pa, lda: a.shape[1], m: m, usePacked.columns, c: y.baseAddress!, ldc: n) }
+        } else if let b {
+            BLAS.gemm(
+                transA: transA, transB: transB, m: m, n: n, k: ka, alpha: alpha, a: pa, lda: a.shape[1],
+                b: b.elements(as: Float.self).baseAddress!, ldb: b.shape[1], beta: blasBeta, c: y.baseAddress!, ldc: n)
+        }
         if m * n > 0 { epilogue.apply(y.baseAddress!, count: m * n) }
         return [out]
     }

@@ -6,15 +6,24 @@ import Tensors
 ///
 /// After `GraphOptimizer`'s fusions it may also add a bias row `__bias` [N] and apply an activation
 /// epilogue to the result.
-struct MatMulKernel: BufferedKernel {
+struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
     let bias: Tensor?
     let epilogue: Epilogue
+    /// A constant float32 2-D B packed once for `PackedGemm`; the plan then passes nil for B.
+    let packed: PackedColumns?
 
     init(context: NodeContext) throws {
         try context.requireInputs(2)
         bias = try context.tensor(GraphOptimizer.biasAttribute)
         epilogue = try Epilogue(context: context)
+        if let b = context.constantInput(1), b.dataType == .float32, b.rank == 2, b.count > 0 {
+            packed = PackedColumns(b.elements(as: Float.self).baseAddress!, k: b.shape[0], n: b.shape[1], transposed: false)
+        } else {
+            packed = nil
+        }
     }
+
+    var absorbedInputs: [Int] { packed == nil ? [] : [1] }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let out = try product(inputs, into: output)
@@ -42,37 +51,47 @@ struct MatMulKernel: BufferedKernel {
 
     private func product(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
-        let b = try Check.input(inputs, 1, "B")
+        // B is nil when the plan passes the packed copy instead (`absorbedInputs`).
+        let b = inputs.count > 1 ? inputs[1] : nil
+        let usePacked = b == nil ? packed : nil
+        if b == nil && usePacked == nil { _ = try Check.input(inputs, 1, "B") }
+        let bStored = b?.shape ?? [usePacked!.k, usePacked!.n]
         try Check.dataType(a, [.float32], "A")
-        try Check.dataType(b, [.float32], "B")
-        guard a.rank >= 1, b.rank >= 1 else {
-            throw KernelError.shape("MatMul needs operands of rank 1 or more, got \(a.shape) and \(b.shape)")
+        if let b { try Check.dataType(b, [.float32], "B") }
+        guard a.rank >= 1, bStored.count >= 1 else {
+            throw KernelError.shape("MatMul needs operands of rank 1 or more, got \(a.shape) and \(bStored)")
         }
         let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
-        let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+        let bShape = bStored.count == 1 ? [bStored[0], 1] : bStored
         let m = aShape[aShape.count - 2]
         let k = aShape[aShape.count - 1]
         let n = bShape[bShape.count - 1]
         guard bShape[bShape.count - 2] == k else {
             throw KernelError.shape(
-                "MatMul inner dimensions differ: A \(a.shape) has \(k) columns, B \(b.shape) has "
+                "MatMul inner dimensions differ: A \(a.shape) has \(k) columns, B \(bStored) has "
                     + "\(bShape[bShape.count - 2]) rows")
         }
         let aBatch = Array(aShape.dropLast(2))
         let bBatch = Array(bShape.dropLast(2))
         guard let batch = Broadcast.shape([aBatch, bBatch]) else {
-            throw KernelError.shape("MatMul batch dimensions do not broadcast: A \(a.shape), B \(b.shape)")
+            throw KernelError.shape("MatMul batch dimensions do not broadcast: A \(a.shape), B \(bStored)")
         }
         var outShape = batch
         if a.rank > 1 { outShape.append(m) }
-        if b.rank > 1 { outShape.append(n) }
+        if bStored.count > 1 { outShape.append(n) }
         let out = try Output.tensor(output, .float32, outShape)
         let batchCount = Tensor.elementCount(batch)
         if batchCount * m * n == 0 { return [out] }
 
         let pa = a.elements(as: Float.self).baseAddress!
-        let pb = b.elements(as: Float.self).baseAddress!
         let pc = out.mutableElements(as: Float.self).baseAddress!
+        if let usePacked {
+            // B is one constant matrix: A's batch folds into M; the kernel accumulates onto zeros.
+            pc.update(repeating: 0, count: batchCount * m * n)
+            PackedGemm.multiply(a: pa, lda: k, m: batchCount * m, usePacked, c: pc, ldc: n)
+            return [out]
+        }
+        let pb = b!.elements(as: Float.self).baseAddress!
         let bMatrices = Tensor.elementCount(bBatch)
         if bMatrices == 1 {
             // B is one matrix: A's batch folds into M (A is contiguous, its batch count = batchCount).

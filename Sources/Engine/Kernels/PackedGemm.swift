@@ -578,3 +578,186 @@ enum ThreadScratch {
         return body(header!.pointee.data)
     }
 }
+
+/// A constant matrix B [k, n] (the weights of Gemm and MatMul) laid out once for `PackedGemm`:
+/// `ceil(n / 16)` panels of 16 columns, each k-major (for every p in 0..<k, the 16 values
+/// B[p, j..j+16]), the last panel's missing columns zero. Built from B as stored, row-major
+/// [k, n], or transposed ([n, k], Gemm's transB). Immutable after init; owns its buffer.
+final class PackedColumns: @unchecked Sendable {
+    let k: Int
+    let n: Int
+    let panels: Int
+    private let data: UnsafeMutablePointer<Float>
+
+    init(_ b: UnsafePointer<Float>, k: Int, n: Int, transposed: Bool) {
+        let nr = PackedGemm.nr
+        self.k = k
+        self.n = n
+        panels = (n + nr - 1) / nr
+        let count = max(1, panels * nr * k)
+        data = .allocate(capacity: count)
+        data.initialize(repeating: 0, count: count)
+        for j in 0..<panels {
+            let panel = data + j * nr * k
+            for col in 0..<min(nr, n - j * nr) {
+                let c = j * nr + col
+                for p in 0..<k { panel[p * nr + col] = transposed ? b[c * k + p] : b[p * n + c] }
+            }
+        }
+    }
+
+    deinit { data.deallocate() }
+
+    /// Start of panel `j` (columns `j * 16 ..< j * 16 + 16`).
+    @inline(__always)
+    func panel(_ j: Int) -> UnsafePointer<Float> { UnsafePointer(data + j * PackedGemm.nr * k) }
+}
+
+extension PackedGemm {
+    /// `C[m, n] += A[m, k] · B` for a row-major A (row stride `lda`) and the packed constant B;
+    /// C has row stride `ldc`. Fewer than 4 rows take a row-vector loop over the panels (the
+    /// 6-row tile would be mostly padding). Splits the work over the engine's thread budget.
+    static func multiply(
+        a: UnsafePointer<Float>, lda: Int, m: Int, _ packed: PackedColumns, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let (k, n) = (packed.k, packed.n)
+        if m == 0 || n == 0 || k == 0 { return }
+        let flops = 2 * m * n * k
+        let tasks = flops < 400_000 ? 1 : max(1, BLAS.threads)
+        let rowPanels = (m + mr - 1) / mr
+        // Split the B panels when there are enough of them, else the rows.
+        let splitN = packed.panels >= tasks * 2 || rowPanels < tasks
+        let aAddress = Int(bitPattern: a)
+        let cAddress = Int(bitPattern: c)
+        Parallel.forEach(tasks, costPerItem: flops / tasks) { range in
+            let a = UnsafePointer<Float>(bitPattern: aAddress)!
+            let c = UnsafeMutablePointer<Float>(bitPattern: cAddress)!
+            for task in range {
+                if splitN {
+                    let lo = packed.panels * task / tasks
+                    let hi = packed.panels * (task + 1) / tasks
+                    run(a: a, lda: lda, rows: 0..<m, packed, panels: lo..<hi, c: c, ldc: ldc)
+                } else {
+                    let lo = rowPanels * task / tasks * mr
+                    let hi = min(m, rowPanels * (task + 1) / tasks * mr)
+                    run(a: a, lda: lda, rows: lo..<hi, packed, panels: 0..<packed.panels, c: c, ldc: ldc)
+                }
+            }
+        }
+    }
+
+    /// One task: rows `rows` of A against the B panels `panels`, on this thread.
+    static func run(
+        a: UnsafePointer<Float>, lda: Int, rows: Range<Int>, _ packed: PackedColumns, panels: Range<Int>,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if rows.isEmpty || panels.isEmpty { return }
+        let (k, n) = (packed.k, packed.n)
+        if rows.count < 4 {
+            for r in rows {
+                for j in panels {
+                    rowVector(k, a + r * lda, packed.panel(j), c + r * ldc + j * nr, columns: min(nr, n - j * nr))
+                }
+            }
+            return
+        }
+        let mc = mcPanels * mr
+        // A block: up to `mc` rows x `kc` in 6-row k-major panels, plus the tail `narrow` may read.
+        ThreadScratch.withFloats(mc * kc + 8) { ap in
+            var pc = 0
+            while pc < k {
+                let kcb = min(kc, k - pc)
+                var ic = rows.lowerBound
+                while ic < rows.upperBound {
+                    let mcb = min(mc, rows.upperBound - ic)
+                    let aPanels = (mcb + mr - 1) / mr
+                    packA(a + ic * lda + pc, lda: lda, rows: mcb, depth: kcb, into: ap)
+                    for j in panels {
+                        let col = j * nr
+                        let cols = min(nr, n - col)
+                        let bPanel = packed.panel(j) + pc * nr
+                        for p in 0..<aPanels {
+                            let row = ic + p * mr
+                            let aPanel = UnsafePointer(ap + p * mr * kcb)
+                            let tile = c + row * ldc + col
+                            let valid = min(mr, rows.upperBound - row)
+                            if cols == nr {
+                                if valid == mr {
+                                    micro(kcb, aPanel, bPanel, tile, ldc)
+                                } else {
+                                    partialRows(kcb, aPanel, bPanel, tile, ldc, rows: valid)
+                                }
+                            } else if cols <= 4 {
+                                narrow(kcb, aPanel, bPanel, tile, ldc, rows: valid, columns: cols)
+                            } else {
+                                edge(kcb, aPanel, bPanel, tile, ldc, rows: valid, columns: cols)
+                            }
+                        }
+                    }
+                    ic += mcb
+                }
+                pc += kcb
+            }
+        }
+    }
+
+    /// Copies A[rows, depth] (row stride `lda`) into 6-row k-major panels (panel p at
+    /// `out + p * 6 * depth`), zero-padding the last panel's missing rows.
+    static func packA(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, into out: UnsafeMutablePointer<Float>) {
+        var p = 0
+        while p * mr < rows {
+            let panel = out + p * mr * depth
+            let valid = min(mr, rows - p * mr)
+            for r in 0..<mr {
+                if r < valid {
+                    let src = a + (p * mr + r) * lda
+                    var q = 0
+                    while q < depth {
+                        panel[q &* 6 &+ r] = src[q]
+                        q &+= 1
+                    }
+                } else {
+                    var q = 0
+                    while q < depth {
+                        panel[q &* 6 &+ r] = 0
+                        q &+= 1
+                    }
+                }
+            }
+            p += 1
+        }
+    }
+
+    /// One row of C, 16 columns (or the `columns` left in the last panel): c += a · panel.
+    @inline(__always)
+    static func rowVector(
+        _ k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, columns: Int
+    ) {
+        var s0 = V(), s1 = V(), t0 = V(), t1 = V()
+        var p = 0
+        var pb = b
+        while p &+ 2 <= k {
+            let x0 = V(repeating: a[p])
+            let x1 = V(repeating: a[p &+ 1])
+            s0 = s0.addingProduct(x0, load(pb))
+            s1 = s1.addingProduct(x0, load(pb + 8))
+            t0 = t0.addingProduct(x1, load(pb + 16))
+            t1 = t1.addingProduct(x1, load(pb + 24))
+            pb += 32
+            p &+= 2
+        }
+        if p < k {
+            let x0 = V(repeating: a[p])
+            s0 = s0.addingProduct(x0, load(pb))
+            s1 = s1.addingProduct(x0, load(pb + 8))
+        }
+        let lo = s0 + t0
+        let hi = s1 + t1
+        if columns == nr {
+            store(load(c) + lo, c)
+            store(load(c + 8) + hi, c + 8)
+        } else {
+            for i in 0..<columns { c[i] += i < 8 ? lo[i] : hi[i - 8] }
+        }
+    }
+}
