@@ -23,6 +23,9 @@ enum PackedGemm {
     static let nc = 512
     /// A panels per L2 block (96 rows: 96 KiB of A at `kc` 256).
     static let mcPanels = 16
+    /// Below this many float operations a call stays on one thread: waking the pool's threads
+    /// costs more than the split saves.
+    static let parallelFlops = 400_000
 
     /// `C[rows, n] += A · B` for the `A` of `packed` and a row-major `B` [packed.k, n] with row
     /// stride `ldb`; `C` has row stride `ldc`. Splits the work over the engine's thread budget.
@@ -42,7 +45,7 @@ enum PackedGemm {
         let panels = packed.panels
         let budget = max(1, threads ?? BLAS.threads)
         let flops = 2 * m * n * packed.k
-        let tasks = flops < 400_000 ? 1 : budget
+        let tasks = flops < parallelFlops ? 1 : budget
         // Split N (each task packs only its own columns) when every task gets a few panels of it;
         // otherwise split the A panels (each task packs the same B block: cheap when N is narrow).
         let splitN = n >= tasks * nr * 4
@@ -623,7 +626,7 @@ extension PackedGemm {
         let (k, n) = (packed.k, packed.n)
         if m == 0 || n == 0 || k == 0 { return }
         let flops = 2 * m * n * k
-        let tasks = flops < 400_000 ? 1 : max(1, BLAS.threads)
+        let tasks = flops < parallelFlops ? 1 : max(1, BLAS.threads)
         let rowPanels = (m + mr - 1) / mr
         // Split the B panels when there are enough of them, else the rows.
         let splitN = packed.panels >= tasks * 2 || rowPanels < tasks
