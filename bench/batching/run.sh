@@ -10,11 +10,13 @@ work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 .venv/bin/python bench/batching/make_models.py "$work/models"
 .build/release/swerve serve --model-store "$work/models" --host 127.0.0.1 --port 0 --management-port 0 \
-  --poll-interval 0 --log-level warning >"$work/log" 2>&1 &
+  --poll-interval 0 --log-level info >"$work/log" 2>&1 &
 pid=$!
-# The port comes from the listening line, printed at warning level and above only at startup.
+# The inference port from the startup line (`event=listening ... http_port=N`): `ss` lists the
+# management port too, in no fixed order.
+port=""
 for _ in $(seq 100); do
-  port=$(ss -ltnp 2>/dev/null | awk -v p="pid=$pid," '$0 ~ p {split($4,a,":"); print a[length(a)]; exit}')
+  port=$(sed -n 's/.*event=listening.* http_port=\([0-9]*\).*/\1/p' "$work/log" | head -1)
   [ -n "$port" ] && curl -sf "127.0.0.1:$port/v2/health/ready" >/dev/null && break
   sleep 0.2
 done
