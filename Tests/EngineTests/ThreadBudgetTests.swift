@@ -1,5 +1,7 @@
-import Engine
+@testable import Engine
+import Dispatch
 import Tensors
+import Synchronization
 import Testing
 
 /// The engine's own parallel loops (depthwise planes, max-pool planes) under a budget of two threads
@@ -60,5 +62,26 @@ import Testing
             #expect(y.shape == want.shape)
             #expect(y.scalars(as: Float.self) == want.scalars(as: Float.self))
         }
+    }
+
+    /// The worker pool under contention: four threads each run 2,000 jobs of a few chunks (the
+    /// pool takes one caller at a time; the others run their chunks themselves). Every chunk of
+    /// every job runs exactly once, and no job returns before its chunks are done.
+    @Test func workerPoolRunsEveryChunkOnceUnderContention() {
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            for job in 0..<2_000 {
+                let chunks = 2 + (job + caller) % 3
+                let counts = UnsafeMutablePointer<Int>.allocate(capacity: chunks)
+                counts.initialize(repeating: 0, count: chunks)
+                let address = Int(bitPattern: counts)
+                WorkerPool.shared.run(chunks: chunks) { c in
+                    UnsafeMutablePointer<Int>(bitPattern: address)![c] += 1
+                }
+                if (0..<chunks).contains(where: { counts[$0] != 1 }) { failures.wrappingAdd(1, ordering: .relaxed) }
+                counts.deallocate()
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
     }
 }
