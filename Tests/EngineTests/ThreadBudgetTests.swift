@@ -84,4 +84,28 @@ import Testing
         }
         #expect(failures.load(ordering: .relaxed) == 0)
     }
+
+    /// LayerNormalization, Softmax and Gelu rows split between two threads (large enough to pass
+    /// their higher minimum of work) give exactly what one thread gives.
+    @Test func rowKernelsAgreeAcrossBudgets() throws {
+        var rng = TestRNG(seed: 502)
+        let nodes = [
+            Node(name: "ln", opType: "LayerNormalization", inputs: ["x", "scale", "bias"], outputs: ["n"],
+                attributes: ["axis": .int(-1)]),
+            Node(name: "gelu", opType: "Gelu", inputs: ["n"], outputs: ["g"]),
+            Node(name: "sm", opType: "Softmax", inputs: ["g"], outputs: ["y"], attributes: ["axis": .int(-1)]),
+        ]
+        let graph = Graph(
+            nodes: nodes, inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("n"), .fixed(256), .fixed(300)])],
+            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)],
+            initializers: ["scale": rng.tensor([300]), "bias": rng.tensor([300])])
+        let model = GraphModel(graph: graph, opsets: ["": 20], irVersion: 9)
+        let x = rng.tensor([8, 256, 300])
+        let one = try InferenceSession(model: model, options: SessionOptions(blasThreads: 1))
+        let expected = try one.run(["x": x])["y"]!
+        let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2))
+        defer { _ = try? InferenceSession(model: model, options: SessionOptions(blasThreads: 1)) }
+        let y = try two.run(["x": x])["y"]!
+        #expect(y.scalars(as: Float.self) == expected.scalars(as: Float.self))
+    }
 }

@@ -120,17 +120,22 @@ struct LayerNormalizationKernel: BufferedKernel {
         let b = bs?.elements(as: Float.self).baseAddress
         let mp = meanOut.mutableElements(as: Float.self).baseAddress!
         let ip = invOut.mutableElements(as: Float.self).baseAddress!
-        Self.normalize(
-            x.elements(as: Float.self).baseAddress!, out.mutableElements(as: Float.self).baseAddress!, rows: rows, n: n,
-            epsilon: epsilon, stats: (mp, ip)
-        ) { _, v in v }
+        let px = x.elements(as: Float.self).baseAddress!
         let d = out.mutableElements(as: Float.self).baseAddress!
-        for r in 0..<rows {
-            let row = d + r * n
-            if let b {
-                for i in 0..<n { row[i] = row[i] * s[i] + b[i] }
-            } else {
-                for i in 0..<n { row[i] *= s[i] }
+        let epsilon = self.epsilon
+        // Rows split over the thread budget (the worker pool) when there is enough work.
+        Parallel.forEach(rows, costPerItem: n * 8, minimumWork: 1 << 20) { range in
+            let lo = range.lowerBound
+            Self.normalize(px + lo * n, d + lo * n, rows: range.count, n: n, epsilon: epsilon, stats: (mp + lo, ip + lo)) {
+                _, v in v
+            }
+            for r in range {
+                let row = d + r * n
+                if let b {
+                    for i in 0..<n { row[i] = row[i] * s[i] + b[i] }
+                } else {
+                    for i in 0..<n { row[i] *= s[i] }
+                }
             }
         }
         return [out, meanOut, invOut]

@@ -8,11 +8,13 @@ import Synchronization
 /// are sequential), so a run uses at most the budget's threads. Stateless; safe from any thread.
 enum Parallel {
     /// Calls `body` on disjoint ranges covering `0..<count`, in parallel when the budget is above one
-    /// and `count * costPerItem` (a rough number of float operations) makes it worth it.
-    static func forEach(_ count: Int, costPerItem: Int, _ body: (Range<Int>) -> Void) {
+    /// and `count * costPerItem` (a rough number of float operations) reaches `minimumWork`.
+    /// Memory-bound loops (elementwise, normalisation rows) pass a higher minimum: splitting a
+    /// step of a few microseconds costs about what it saves.
+    static func forEach(_ count: Int, costPerItem: Int, minimumWork: Int = 32_768, _ body: (Range<Int>) -> Void) {
         let budget = BLAS.threads
         let chunks = min(budget, count)
-        if chunks <= 1 || count * costPerItem < 32_768 {
+        if chunks <= 1 || count * costPerItem < minimumWork {
             body(0..<count)
             return
         }

@@ -43,34 +43,38 @@ struct SoftmaxKernel: BufferedKernel {
         if x.count == 0 { return [out] }
         let src = x.elements(as: Float.self).baseAddress!
         let dst = out.mutableElements(as: Float.self).baseAddress!
-        for o in 0..<outer {
-            for j in 0..<inner {
-                let base = o * n * inner + j
-                var m = -Float.infinity
-                var arg = 0
-                for i in 0..<n where src[base + i * inner] > m {
-                    m = src[base + i * inner]
-                    arg = i
-                }
-                switch op {
-                case .hardmax:
-                    for i in 0..<n { dst[base + i * inner] = i == arg ? 1 : 0 }
-                case .softmax where inner == 1 && m > -.infinity && m < .infinity:
-                    Self.softmaxRow(src + base, dst + base, n, max: m)
-                case .softmax:
-                    var sum: Float = 0
-                    for i in 0..<n {
-                        let e = expf(src[base + i * inner] - m)
-                        dst[base + i * inner] = e
-                        sum += e
+        // Rows split over the thread budget (the worker pool) when there is enough work.
+        let op = self.op
+        Parallel.forEach(outer, costPerItem: n * inner * 16, minimumWork: 1 << 20) { range in
+            for o in range {
+                for j in 0..<inner {
+                    let base = o * n * inner + j
+                    var m = -Float.infinity
+                    var arg = 0
+                    for i in 0..<n where src[base + i * inner] > m {
+                        m = src[base + i * inner]
+                        arg = i
                     }
-                    let r = 1 / sum
-                    for i in 0..<n { dst[base + i * inner] *= r }
-                case .logSoftmax:
-                    var sum: Float = 0
-                    for i in 0..<n { sum += expf(src[base + i * inner] - m) }
-                    let l = logf(sum) + m
-                    for i in 0..<n { dst[base + i * inner] = src[base + i * inner] - l }
+                    switch op {
+                    case .hardmax:
+                        for i in 0..<n { dst[base + i * inner] = i == arg ? 1 : 0 }
+                    case .softmax where inner == 1 && m > -.infinity && m < .infinity:
+                        Self.softmaxRow(src + base, dst + base, n, max: m)
+                    case .softmax:
+                        var sum: Float = 0
+                        for i in 0..<n {
+                            let e = expf(src[base + i * inner] - m)
+                            dst[base + i * inner] = e
+                            sum += e
+                        }
+                        let r = 1 / sum
+                        for i in 0..<n { dst[base + i * inner] *= r }
+                    case .logSoftmax:
+                        var sum: Float = 0
+                        for i in 0..<n { sum += expf(src[base + i * inner] - m) }
+                        let l = logf(sum) + m
+                        for i in 0..<n { dst[base + i * inner] = src[base + i * inner] - l }
+                    }
                 }
             }
         }

@@ -56,55 +56,62 @@ struct UnaryKernel: BufferedKernel {
         if x.dataType == .int32 && (op == .neg || op == .abs) { return [integer(x, Int32.self)] }
         try Check.dataType(x, [.float32], "X")
         let out = try Output.tensor(output, .float32, x.shape)
-        let n = x.count
-        if n == 0 { return [out] }
-        let s = x.elements(as: Float.self).baseAddress!
-        let d = out.mutableElements(as: Float.self).baseAddress!
+        let total = x.count
+        if total == 0 { return [out] }
+        let source = x.elements(as: Float.self).baseAddress!
+        let destination = out.mutableElements(as: Float.self).baseAddress!
         let alpha = self.alpha
         let beta = self.beta
-        switch op {
-        case .relu: for i in 0..<n { d[i] = s[i] > 0 ? s[i] : 0 }
-        case .sigmoid: for i in 0..<n { d[i] = Self.sigmoid(s[i]) }
-        case .tanh: for i in 0..<n { d[i] = tanhf(s[i]) }
-        case .leakyRelu: for i in 0..<n { d[i] = s[i] < 0 ? alpha * s[i] : s[i] }
-        case .hardSigmoid: for i in 0..<n { d[i] = Swift.max(0, Swift.min(1, alpha * s[i] + beta)) }
-        case .hardSwish: for i in 0..<n { d[i] = s[i] * Swift.max(0, Swift.min(1, s[i] / 6 + 0.5)) }
-        case .elu: for i in 0..<n { d[i] = s[i] < 0 ? alpha * (expf(s[i]) - 1) : s[i] }
-        case .selu:
-            let g = gamma
-            for i in 0..<n { d[i] = s[i] <= 0 ? g * alpha * (expf(s[i]) - 1) : g * s[i] }
-        case .softplus: for i in 0..<n { d[i] = s[i] > 20 ? s[i] : log1pf(expf(s[i])) }
-        case .gelu:
-            if tanhApproximation {
-                let c: Float = 0.7978845608028654  // sqrt(2 / pi)
-                for i in 0..<n {
-                    let v = s[i]
-                    d[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
+        // Blocks of 8192 values, split over the thread budget (the worker pool) when large enough.
+        let block = 8192
+        Parallel.forEach((total + block - 1) / block, costPerItem: block * 4, minimumWork: 1 << 20) { range in
+            let n = min(total, range.upperBound * block) - range.lowerBound * block
+            let s = source + range.lowerBound * block
+            let d = destination + range.lowerBound * block
+            switch op {
+            case .relu: for i in 0..<n { d[i] = s[i] > 0 ? s[i] : 0 }
+            case .sigmoid: for i in 0..<n { d[i] = Self.sigmoid(s[i]) }
+            case .tanh: for i in 0..<n { d[i] = tanhf(s[i]) }
+            case .leakyRelu: for i in 0..<n { d[i] = s[i] < 0 ? alpha * s[i] : s[i] }
+            case .hardSigmoid: for i in 0..<n { d[i] = Swift.max(0, Swift.min(1, alpha * s[i] + beta)) }
+            case .hardSwish: for i in 0..<n { d[i] = s[i] * Swift.max(0, Swift.min(1, s[i] / 6 + 0.5)) }
+            case .elu: for i in 0..<n { d[i] = s[i] < 0 ? alpha * (expf(s[i]) - 1) : s[i] }
+            case .selu:
+                let g = gamma
+                for i in 0..<n { d[i] = s[i] <= 0 ? g * alpha * (expf(s[i]) - 1) : g * s[i] }
+            case .softplus: for i in 0..<n { d[i] = s[i] > 20 ? s[i] : log1pf(expf(s[i])) }
+            case .gelu:
+                if tanhApproximation {
+                    let c: Float = 0.7978845608028654  // sqrt(2 / pi)
+                    for i in 0..<n {
+                        let v = s[i]
+                        d[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
+                    }
+                } else {
+                    VectorMath.map(s, d, n, { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752)) }) { v in
+                        0.5 * v * (1 + erff(v * 0.70710678118654752))
+                    }
                 }
-            } else {
-                VectorMath.map(s, d, n, { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752)) }) { v in
-                    0.5 * v * (1 + erff(v * 0.70710678118654752))
-                }
+            case .erf: VectorMath.map(s, d, n, VectorMath.erf) { erff($0) }
+            case .exp: VectorMath.map(s, d, n, VectorMath.exp) { expf($0) }
+            case .log: for i in 0..<n { d[i] = logf(s[i]) }
+            case .sqrt: for i in 0..<n { d[i] = s[i].squareRoot() }
+            case .reciprocal: for i in 0..<n { d[i] = 1 / s[i] }
+            case .neg: for i in 0..<n { d[i] = -s[i] }
+            case .abs: for i in 0..<n { d[i] = Swift.abs(s[i]) }
+            case .floor: for i in 0..<n { d[i] = s[i].rounded(.down) }
+            case .ceil: for i in 0..<n { d[i] = s[i].rounded(.up) }
+            case .sin: for i in 0..<n { d[i] = sinf(s[i]) }
+            case .cos: for i in 0..<n { d[i] = cosf(s[i]) }
+            case .tan: for i in 0..<n { d[i] = tanf(s[i]) }
+            case .sign: for i in 0..<n { d[i] = s[i] > 0 ? 1 : (s[i] < 0 ? -1 : s[i]) }
+            case .round: for i in 0..<n { d[i] = s[i].rounded(.toNearestOrEven) }
+            case .softsign: for i in 0..<n { d[i] = s[i] / (1 + Swift.abs(s[i])) }
+            case .thresholdedRelu: for i in 0..<n { d[i] = s[i] > alpha ? s[i] : 0 }
+            case .celu: for i in 0..<n { d[i] = Swift.max(0, s[i]) + Swift.min(0, alpha * (expf(s[i] / alpha) - 1)) }
+            case .mish: for i in 0..<n { d[i] = s[i] * tanhf(s[i] > 20 ? s[i] : log1pf(expf(s[i]))) }
+            case .shrink: for i in 0..<n { d[i] = s[i] < -alpha ? s[i] + beta : (s[i] > alpha ? s[i] - beta : 0) }
             }
-        case .erf: VectorMath.map(s, d, n, VectorMath.erf) { erff($0) }
-        case .exp: VectorMath.map(s, d, n, VectorMath.exp) { expf($0) }
-        case .log: for i in 0..<n { d[i] = logf(s[i]) }
-        case .sqrt: for i in 0..<n { d[i] = s[i].squareRoot() }
-        case .reciprocal: for i in 0..<n { d[i] = 1 / s[i] }
-        case .neg: for i in 0..<n { d[i] = -s[i] }
-        case .abs: for i in 0..<n { d[i] = Swift.abs(s[i]) }
-        case .floor: for i in 0..<n { d[i] = s[i].rounded(.down) }
-        case .ceil: for i in 0..<n { d[i] = s[i].rounded(.up) }
-        case .sin: for i in 0..<n { d[i] = sinf(s[i]) }
-        case .cos: for i in 0..<n { d[i] = cosf(s[i]) }
-        case .tan: for i in 0..<n { d[i] = tanf(s[i]) }
-        case .sign: for i in 0..<n { d[i] = s[i] > 0 ? 1 : (s[i] < 0 ? -1 : s[i]) }
-        case .round: for i in 0..<n { d[i] = s[i].rounded(.toNearestOrEven) }
-        case .softsign: for i in 0..<n { d[i] = s[i] / (1 + Swift.abs(s[i])) }
-        case .thresholdedRelu: for i in 0..<n { d[i] = s[i] > alpha ? s[i] : 0 }
-        case .celu: for i in 0..<n { d[i] = Swift.max(0, s[i]) + Swift.min(0, alpha * (expf(s[i] / alpha) - 1)) }
-        case .mish: for i in 0..<n { d[i] = s[i] * tanhf(s[i] > 20 ? s[i] : log1pf(expf(s[i]))) }
-        case .shrink: for i in 0..<n { d[i] = s[i] < -alpha ? s[i] + beta : (s[i] > alpha ? s[i] - beta : 0) }
         }
         return [out]
     }
