@@ -66,6 +66,13 @@ enum PlaneLoops {
                 // deinterleaving shuffles.
                 let pairs = cols / 2
                 var j = 0
+                let raw = UnsafeRawPointer(src)
+                while j &+ 8 <= pairs {
+                    let v = raw.loadUnaligned(fromByteOffset: j &* 8, as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(even + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(odd + j).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+                    j &+= 8
+                }
                 while j < pairs {
                     even[j] = src[j &* 2]
                     odd[j] = src[j &* 2 &+ 1]
@@ -77,6 +84,10 @@ enum PlaneLoops {
                 }
             }
             depthwiseSplit(UnsafeRawPointer(split), w, y, g, epilogue, layout, t)
+            return
+        }
+        if kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 {
+            depthwise3x3(plane, w, y, oh: oh, ow: ow, cols: cols, w8: w8, epilogue, t)
             return
         }
         // Four output rows at a time: four independent accumulators hide the add latency.
@@ -121,6 +132,58 @@ enum PlaneLoops {
                 for i in 0..<ow { dst[i] += src[i] }
                 epilogue.apply(dst, count: ow)
             }
+        }
+    }
+
+    /// The common case, 3x3 stride 1 (MobileNet's), with the nine weights held in registers and the
+    /// taps unrolled: four output rows of eight columns per step, 36 FMAs.
+    static func depthwise3x3(
+        _ plane: UnsafeRawPointer, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int,
+        cols: Int, w8: Int, _ epilogue: Epilogue, _ t: UnsafeMutableRawPointer
+    ) {
+        typealias V = SIMD8<Float>
+        let w0 = V(repeating: w[0]), w1 = V(repeating: w[1]), w2 = V(repeating: w[2])
+        let w3 = V(repeating: w[3]), w4 = V(repeating: w[4]), w5 = V(repeating: w[5])
+        let w6 = V(repeating: w[6]), w7 = V(repeating: w[7]), w8v = V(repeating: w[8])
+        let row = cols &* 4
+        let tmp = t.assumingMemoryBound(to: Float.self)
+        @inline(__always) func at(_ p: UnsafeRawPointer, _ offset: Int) -> V { p.loadUnaligned(fromByteOffset: offset, as: V.self) }
+        /// One output row: taps from three input rows starting at `p`.
+        @inline(__always) func tap(_ acc: V, _ p: UnsafeRawPointer) -> V {
+            var a = acc
+            a = a.addingProduct(w0, at(p, 0))
+            a = a.addingProduct(w1, at(p, 4))
+            a = a.addingProduct(w2, at(p, 8))
+            a = a.addingProduct(w3, at(p, row))
+            a = a.addingProduct(w4, at(p, row &+ 4))
+            a = a.addingProduct(w5, at(p, row &+ 8))
+            a = a.addingProduct(w6, at(p, 2 &* row))
+            a = a.addingProduct(w7, at(p, 2 &* row &+ 4))
+            a = a.addingProduct(w8v, at(p, 2 &* row &+ 8))
+            return a
+        }
+        var y0 = 0
+        while y0 < oh {
+            var o = 0
+            while o < w8 {
+                let p = plane + (y0 &* row &+ o &* 4)
+                let acc0 = tap(V(), p)
+                let acc1 = tap(V(), p + row)
+                let acc2 = tap(V(), p + 2 &* row)
+                let acc3 = tap(V(), p + 3 &* row)
+                t.storeBytes(of: acc0, toByteOffset: o &* 4, as: V.self)
+                t.storeBytes(of: acc1, toByteOffset: (w8 &+ o) &* 4, as: V.self)
+                t.storeBytes(of: acc2, toByteOffset: (2 &* w8 &+ o) &* 4, as: V.self)
+                t.storeBytes(of: acc3, toByteOffset: (3 &* w8 &+ o) &* 4, as: V.self)
+                o &+= 8
+            }
+            for r in 0..<min(4, oh &- y0) {
+                let dst = y + (y0 &+ r) &* ow
+                let src = tmp + r &* w8
+                for i in 0..<ow { dst[i] += src[i] }
+                epilogue.apply(dst, count: ow)
+            }
+            y0 &+= 4
         }
     }
 
