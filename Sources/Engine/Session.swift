@@ -3,7 +3,9 @@ import Tensors
 /// Options for building a session.
 public struct SessionOptions: Sendable {
     public var device: Device
-    /// Threads OpenBLAS may use for one call (the engine's thread budget). Default 1.
+    /// The engine's thread budget: the chunks its parallel steps (GEMMs, planes, rows) are split
+    /// into, run on `WorkerPool` (OpenBLAS itself stays at one thread). Default 1. The name is
+    /// historical.
     public var blasThreads: Int
 
     public init(device: Device = .cpu, blasThreads: Int = 1) {

@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Value of the first (batch) dimension when it is not fixed.")
     var batch: Int = 1
 
-    @Option(help: "Engine threads (OpenBLAS threads).")
+    @Option(help: "Engine threads (the thread budget of the engine's parallel steps).")
     var threads: Int = 1
 
     @Option(help: "Timed iterations.")

@@ -28,7 +28,7 @@ struct Check: ParsableCommand {
     @Option(name: .customLong("dim"), help: "Value of a symbolic dimension, NAME=VALUE (e.g. batch=8).")
     var dims: [String] = []
 
-    @Option(help: "OpenBLAS threads for the inference. [default: 1]")
+    @Option(help: "Engine threads for the inference. [default: 1]")
     var threads: Int = 1
 
     func validate() throws {

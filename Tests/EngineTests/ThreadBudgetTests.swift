@@ -108,4 +108,27 @@ import Testing
         let y = try two.run(["x": x])["y"]!
         #expect(y.scalars(as: Float.self) == expected.scalars(as: Float.self))
     }
+
+    /// MatMul of two computed operands with broadcast batch dimensions: the batch's matrices split
+    /// between two threads (each started mid-odometer) give exactly what one thread gives.
+    @Test func batchedMatMulAgreesAcrossBudgets() throws {
+        var rng = TestRNG(seed: 503)
+        let node = Node(name: "mm", opType: "MatMul", inputs: ["a", "b"], outputs: ["y"])
+        let graph = Graph(
+            nodes: [node],
+            inputs: [
+                ValueInfo(name: "a", dataType: .float32, shape: [.fixed(2), .fixed(3), .fixed(40), .fixed(50)]),
+                ValueInfo(name: "b", dataType: .float32, shape: [.fixed(3), .fixed(50), .fixed(60)]),
+            ],
+            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)])
+        let model = GraphModel(graph: graph, opsets: ["": 13], irVersion: 8)
+        let feeds = ["a": rng.tensor([2, 3, 40, 50]), "b": rng.tensor([3, 50, 60])]
+        let one = try InferenceSession(model: model, options: SessionOptions(blasThreads: 1))
+        let expected = try one.run(feeds)["y"]!
+        let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2))
+        defer { _ = try? InferenceSession(model: model, options: SessionOptions(blasThreads: 1)) }
+        let y = try two.run(feeds)["y"]!
+        #expect(y.shape == [2, 3, 40, 60])
+        #expect(y.scalars(as: Float.self) == expected.scalars(as: Float.self))
+    }
 }

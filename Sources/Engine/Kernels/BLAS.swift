@@ -1,12 +1,22 @@
 import COpenBLAS
+import Synchronization
 
-/// Thin wrappers over OpenBLAS for row-major float32 matrices.
+/// Thin wrappers over OpenBLAS for row-major float32 matrices, and the engine's thread budget.
 enum BLAS {
-    /// Sets OpenBLAS's thread count (process-wide).
-    static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    private static let budget = Atomic<Int>(1)
 
-    /// The thread budget (OpenBLAS's thread count, which `setThreads` sets; also used by `Parallel`).
-    static var threads: Int { Int(openblas_get_num_threads()) }
+    /// Sets the engine's thread budget (process-wide): the chunks `Parallel` splits a step into,
+    /// run on `WorkerPool`. OpenBLAS itself is kept at one thread: its own spinning threads and the
+    /// pool's would compete for the same cores (measured: tiny BERT at 2 threads alternated between
+    /// 1.6 and 2.6 ms); the few OpenBLAS calls left (MatMul of two computed operands, Conv or Gemm
+    /// with computed weights) are split by the engine instead where they come in batches.
+    static func setThreads(_ n: Int) {
+        budget.store(max(1, n), ordering: .relaxed)
+        openblas_set_num_threads(1)
+    }
+
+    /// The thread budget (`setThreads`; used by `Parallel` and `PackedGemm`).
+    static var threads: Int { budget.load(ordering: .relaxed) }
 
     /// `C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C`, all row-major. `lda`/`ldb` are the row
     /// lengths of A and B as stored. Uses sgemv when `m == 1` (much faster for single rows). The caller

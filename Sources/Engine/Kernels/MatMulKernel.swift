@@ -102,24 +102,34 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         }
         let aStrides = Broadcast.strides(of: aBatch, broadcastTo: batch)
         let bStrides = Broadcast.strides(of: bBatch, broadcastTo: batch)
-        var index = [Int](repeating: 0, count: batch.count)
-        var aOffset = 0
-        var bOffset = 0
-        for i in 0..<batchCount {
-            BLAS.gemm(
-                transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: pa + aOffset * m * k, lda: k,
-                b: pb + bOffset * k * n, ldb: n, beta: 0, c: pc + i * m * n, ldc: n)
-            // Odometer over the batch index; offsets count matrices.
-            var d = batch.count - 1
-            while d >= 0 {
-                index[d] += 1
-                aOffset += aStrides[d]
-                bOffset += bStrides[d]
-                if index[d] < batch[d] { break }
-                aOffset -= aStrides[d] * batch[d]
-                bOffset -= bStrides[d] * batch[d]
-                index[d] = 0
-                d -= 1
+        // The batch's matrices split over the thread budget (OpenBLAS runs on one thread each).
+        Parallel.forEach(batchCount, costPerItem: 2 * m * n * k) { range in
+            // Odometer over the batch index, started at the range's first matrix; offsets count matrices.
+            var index = [Int](repeating: 0, count: batch.count)
+            var rest = range.lowerBound
+            var aOffset = 0
+            var bOffset = 0
+            for d in stride(from: batch.count - 1, through: 0, by: -1) {
+                index[d] = rest % batch[d]
+                rest /= batch[d]
+                aOffset += index[d] * aStrides[d]
+                bOffset += index[d] * bStrides[d]
+            }
+            for i in range {
+                BLAS.gemm(
+                    transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: pa + aOffset * m * k, lda: k,
+                    b: pb + bOffset * k * n, ldb: n, beta: 0, c: pc + i * m * n, ldc: n)
+                var d = batch.count - 1
+                while d >= 0 {
+                    index[d] += 1
+                    aOffset += aStrides[d]
+                    bOffset += bStrides[d]
+                    if index[d] < batch[d] { break }
+                    aOffset -= aStrides[d] * batch[d]
+                    bOffset -= bStrides[d] * batch[d]
+                    index[d] = 0
+                    d -= 1
+                }
             }
         }
         return [out]

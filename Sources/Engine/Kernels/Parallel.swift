@@ -1,11 +1,10 @@
 import Glibc
 import Synchronization
 
-/// The engine's own parallel loop, sharing the one thread budget with OpenBLAS: it splits work into
-/// as many chunks as OpenBLAS may use threads (`SessionOptions.blasThreads`, read back from
-/// OpenBLAS, so there is a single setting), and runs them on `WorkerPool` (the caller runs one
-/// chunk itself). Never called while a BLAS call of the same run is in progress (the steps of a run
-/// are sequential), so a run uses at most the budget's threads. Stateless; safe from any thread.
+/// The engine's parallel loop: it splits work into as many chunks as the thread budget
+/// (`SessionOptions.blasThreads`, kept by `BLAS.setThreads`), and runs them on `WorkerPool` (the
+/// caller runs one chunk itself). OpenBLAS stays single-threaded, so a run uses at most the
+/// budget's threads. Stateless; safe from any thread.
 enum Parallel {
     /// Calls `body` on disjoint ranges covering `0..<count`, in parallel when the budget is above one
     /// and `count * costPerItem` (a rough number of float operations) reaches `minimumWork`.
