@@ -131,4 +131,31 @@ import Testing
         #expect(y.shape == [2, 3, 40, 60])
         #expect(y.scalars(as: Float.self) == expected.scalars(as: Float.self))
     }
+
+    /// Add of two tensors, and Mul by a scalar, over 1.2M elements (split into blocks on the pool
+    /// at 2 threads) give exactly what one thread gives, and the definition.
+    @Test func largeElementwiseAgreesAcrossBudgets() throws {
+        var rng = TestRNG(seed: 504)
+        let nodes = [
+            Node(name: "add", opType: "Add", inputs: ["a", "b"], outputs: ["s"]),
+            Node(name: "mul", opType: "Mul", inputs: ["s", "k"], outputs: ["y"]),
+        ]
+        let shape = [3, 400_000 + 7]
+        let graph = Graph(
+            nodes: nodes,
+            inputs: [
+                ValueInfo(name: "a", dataType: .float32, shape: shape.map { .fixed($0) }),
+                ValueInfo(name: "b", dataType: .float32, shape: shape.map { .fixed($0) }),
+            ],
+            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)], initializers: ["k": Tensor(scalar: Float(0.5))])
+        let model = GraphModel(graph: graph, opsets: ["": 13], irVersion: 8)
+        let feeds = ["a": rng.tensor(shape), "b": rng.tensor(shape)]
+        let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2))
+        defer { _ = try? InferenceSession(model: model, options: SessionOptions(blasThreads: 1)) }
+        let y = try two.run(feeds)["y"]!.scalars(as: Float.self)
+        let a = feeds["a"]!.scalars(as: Float.self)
+        let b = feeds["b"]!.scalars(as: Float.self)
+        #expect(y.count == a.count)
+        #expect(zip(y, zip(a, b)).allSatisfy { $0 == ($1.0 + $1.1) * 0.5 })
+    }
 }

@@ -96,18 +96,28 @@ enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement, Op.Output:
         let y = b.elements(as: T.self).baseAddress!
         let z = out.mutableElements(as: R.self).baseAddress!
         if a.count == count && b.count == count {
-            for i in 0..<count { z[i] = Op.apply(x[i], y[i]) }
+            blocks(count) { lo, hi in for i in lo..<hi { z[i] = Op.apply(x[i], y[i]) } }
         } else if b.count == 1 && a.count == count {
             let v = y[0]
-            for i in 0..<count { z[i] = Op.apply(x[i], v) }
+            blocks(count) { lo, hi in for i in lo..<hi { z[i] = Op.apply(x[i], v) } }
         } else if a.count == 1 && b.count == count {
             let v = x[0]
-            for i in 0..<count { z[i] = Op.apply(v, y[i]) }
+            blocks(count) { lo, hi in for i in lo..<hi { z[i] = Op.apply(v, y[i]) } }
         } else {
             strided(shape, Broadcast.strides(of: a.shape, broadcastTo: shape), x,
                 Broadcast.strides(of: b.shape, broadcastTo: shape), y, z)
         }
         return out
+    }
+
+    /// `body(lo, hi)` over `0..<count` in blocks of 16384 elements, split over the thread budget
+    /// (the worker pool) when there are at least 1M elements (a residual Add at batch 32).
+    @inline(__always)
+    private static func blocks(_ count: Int, _ body: (Int, Int) -> Void) {
+        let block = 16_384
+        Parallel.forEach((count + block - 1) / block, costPerItem: block, minimumWork: 1 << 20) { range in
+            body(range.lowerBound * block, min(count, range.upperBound * block))
+        }
     }
 
     /// The general case. Merges dimensions that are contiguous for both operands, then walks the outer
