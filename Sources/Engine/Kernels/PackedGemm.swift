@@ -479,15 +479,21 @@ extension PatchSource {
     /// Copies `count` floats: libc for long runs, else 8-lane moves then single floats.
     @inline(__always)
     static func copy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
-        if count >= 64 {
+        if count >= 256 {
             dst.update(from: src, count: count)
             return
         }
-        var i = 0
-        while i &+ 8 <= count {
-            PackedGemm.store(PackedGemm.load(src + i), dst + i)
-            i &+= 8
+        if count >= 8 {
+            // 8-lane moves; the last one overlaps the previous instead of a scalar tail.
+            var i = 0
+            while i &+ 8 <= count {
+                PackedGemm.store(PackedGemm.load(src + i), dst + i)
+                i &+= 8
+            }
+            if i < count { PackedGemm.store(PackedGemm.load(src + (count &- 8)), dst + (count &- 8)) }
+            return
         }
+        var i = 0
         while i < count {
             dst[i] = src[i]
             i &+= 1
@@ -496,11 +502,16 @@ extension PatchSource {
 
     @inline(__always)
     static func zero(_ dst: UnsafeMutablePointer<Float>, _ count: Int) {
-        var i = 0
-        while i &+ 8 <= count {
-            PackedGemm.store(PackedGemm.V(), dst + i)
-            i &+= 8
+        if count >= 8 {
+            var i = 0
+            while i &+ 8 <= count {
+                PackedGemm.store(PackedGemm.V(), dst + i)
+                i &+= 8
+            }
+            if i < count { PackedGemm.store(PackedGemm.V(), dst + (count &- 8)) }
+            return
         }
+        var i = 0
         while i < count {
             dst[i] = 0
             i &+= 1
