@@ -50,6 +50,7 @@ conformance-data: test-deps
 	$(VENV)/bin/python tools/gen_node_tests.py $(CONFORMANCE_DATA)
 
 unit: test-deps conformance-data
+	$(VENV)/bin/python tools/gen_operator_versions.py --check
 	SWERVE_NODE_TESTS=$(CURDIR)/$(CONFORMANCE_DATA) $(SWIFT) test
 
 e2e: test-deps

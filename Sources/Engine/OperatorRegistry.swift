@@ -24,6 +24,17 @@ public struct OperatorRegistry: Sendable {
     /// The op types this registry implements, sorted (for `swerve check --list-ops`).
     public var supportedOperators: [String] { factories.keys.sorted() }
 
+    /// The newest opset whose operator definitions the engine knows (`OperatorVersions`, generated
+    /// from the onnx release the conformance cases come from).
+    public static var newestOpset: Int { OperatorVersions.newestOpset }
+    /// That onnx release, for messages.
+    public static var onnxRelease: String { OperatorVersions.onnxRelease }
+
+    /// The opsets at which `opType`'s definition changed (its "since versions", oldest first), nil
+    /// for an operator ONNX does not define. A kernel implements every version from the first to
+    /// `newestOpset`: it reads the model's opset and follows that version's definition.
+    public static func opsetChanges(of opType: String) -> [Int]? { OperatorVersions.since[opType] }
+
     /// The domains whose operators this engine implements: the default ONNX domain only.
     public static func isDefaultDomain(_ domain: String) -> Bool { domain.isEmpty || domain == "ai.onnx" }
 

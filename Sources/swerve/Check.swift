@@ -99,12 +99,25 @@ struct Check: ParsableCommand {
     /// The `--list-ops` text.
     static func operatorList(_ registry: OperatorRegistry) -> [String] {
         let ops = registry.supportedOperators
-        var lines = ["Supported operators (default ONNX domain 'ai.onnx'), \(ops.count):"]
-        lines += ops.map { "  \($0)" }
+        let newest = OperatorRegistry.newestOpset
+        var lines = ["Supported operators (default ONNX domain 'ai.onnx'), \(ops.count), opsets as of onnx \(OperatorRegistry.onnxRelease):"]
+        let width = (ops.map(\.count).max() ?? 0) + 2
+        for op in ops {
+            let name = op.padding(toLength: width, withPad: " ", startingAt: 0)
+            guard let changes = OperatorRegistry.opsetChanges(of: op), let first = changes.first else {
+                lines.append("  \(name)(not an ONNX operator of this release)")
+                continue
+            }
+            let changed = changes.map(String.init).joined(separator: ", ")
+            lines.append("  \(name)opsets \(first)-\(newest) (definition changed at \(changed))")
+        }
         lines.append("""
-            The registry does not record opset ranges yet: each operator's kernel reads the model's \
-            opset and refuses what it does not handle, naming the operator, its opset and the node. \
-            Operators of other domains (com.microsoft, ai.onnx.ml) are not supported.
+            Each kernel reads the model's opset and follows that version's definition, for float32 \
+            tensors and the int64/int32/bool shape and mask paths. Within those versions a kernel \
+            refuses what it does not implement (for example the axis broadcasting of Add/Sub/Mul/Div and \
+            the comparisons before opset 7), naming the operator, its opset and the node. Models \
+            with opsets above \(newest) load and use the opset-\(newest) definitions; operators of other \
+            domains (com.microsoft, ai.onnx.ml) are not supported.
             """)
         return lines
     }

@@ -86,9 +86,17 @@ private func sampleModel() -> GraphModel {
     #expect(throws: EngineError.self) { try generator.shape(of: ValueInfo(name: "r", dataType: .float32, shape: nil)) }
 }
 
-@Test func listOpsSaysOpsetsAreNotRecorded() {
+@Test func listOpsPrintsEachOperatorsOpsets() {
     let lines = Check.operatorList(.cpu)
     #expect(lines.first?.hasPrefix("Supported operators") == true)
-    #expect(lines.contains("  Gemm"))
-    #expect(lines.last?.contains("does not record opset ranges") == true)
+    let newest = OperatorRegistry.newestOpset
+    #expect(newest >= 21)
+    // Conv changed at 1, 11 and 22 in onnx 1.23; Gelu appeared at 20.
+    let conv = lines.first { $0.hasPrefix("  Conv ") }
+    #expect(conv?.contains("opsets 1-\(newest) (definition changed at 1, 11") == true, "\(conv ?? "no Conv line")")
+    let gelu = lines.first { $0.hasPrefix("  Gelu ") }
+    #expect(gelu?.contains("opsets 20-\(newest)") == true, "\(gelu ?? "no Gelu line")")
+    // Every implemented operator is an ONNX operator with recorded versions.
+    #expect(!lines.contains { $0.contains("not an ONNX operator") })
+    #expect(lines.count == OperatorRegistry.cpu.supportedOperators.count + 2)
 }
