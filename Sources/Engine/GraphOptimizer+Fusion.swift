@@ -53,6 +53,66 @@ extension GraphOptimizer.State {
         }
     }
 
+    /// Gemm -> BatchNormalization (inference mode, constant parameters over the Gemm's N outputs,
+    /// constant B, C absent or constant per column) becomes one Gemm: every column c of op(B) is
+    /// scaled by `s = scale / sqrt(var + epsilon)` and `C' = s * (beta * C - mean) + bias` with
+    /// beta 1 (alpha is unchanged: it multiplies A · B' as it multiplied A · B).
+    mutating func foldBatchNormsIntoGemm() {
+        let readers = readers()
+        for i in nodes.indices {
+            guard var gemm = nodes[i], gemm.opType == "Gemm", OperatorRegistry.isDefaultDomain(gemm.domain),
+                gemm.attributes[Epilogue.activationAttribute] == nil,
+                gemm.outputs.count == 1, let j = onlyReader(gemm.outputs[0], readers), let bn = nodes[j],
+                bn.opType == "BatchNormalization", OperatorRegistry.isDefaultDomain(bn.domain),
+                bn.inputs.count == 5, bn.inputs[0] == gemm.outputs[0],
+                !(1..<bn.outputs.count).contains(where: { !bn.outputs[$0].isEmpty }),
+                (try? NodeContext(node: bn, opset: 1).int("training_mode", default: 0)) == 0,
+                let b = constant(gemm, 1), b.dataType == .float32, b.rank == 2
+            else { continue }
+            let context = NodeContext(node: gemm, opset: 13)
+            guard let transB = try? context.int("transB", default: 0), let beta = try? context.float("beta", default: 1)
+            else { continue }
+            let n = transB != 0 ? b.shape[0] : b.shape[1]
+            let params = (1...4).compactMap { constant(bn, $0) }
+            guard params.count == 4, params.allSatisfy({ $0.dataType == .float32 && $0.count == n }) else { continue }
+            // C, as one value per column (absent, a scalar, [N] or [1, N]); anything else stays unfolded.
+            var oldC = [Float](repeating: 0, count: n)
+            if gemm.inputs.count > 2 && !gemm.inputs[2].isEmpty {
+                guard let c = constant(gemm, 2), c.dataType == .float32 else { continue }
+                if c.count == 1 {
+                    oldC = [Float](repeating: c.scalars(as: Float.self)[0], count: n)
+                } else if c.count == n && (c.rank == 1 || (c.rank == 2 && c.shape[0] == 1)) {
+                    oldC = c.scalars(as: Float.self)
+                } else {
+                    continue
+                }
+            }
+            let epsilon = (try? NodeContext(node: bn, opset: 1).float("epsilon", default: 1e-5)) ?? 1e-5
+            let (scale, shift, mean, variance) = (
+                params[0].scalars(as: Float.self), params[1].scalars(as: Float.self),
+                params[2].scalars(as: Float.self), params[3].scalars(as: Float.self)
+            )
+            let s = (0..<n).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
+            let newB = Tensor(uninitialized: .float32, shape: b.shape)
+            let src = b.elements(as: Float.self)
+            let dst = newB.mutableElements(as: Float.self)
+            let (rows, cols) = (b.shape[0], b.shape[1])
+            for r in 0..<rows {
+                for c in 0..<cols { dst[r * cols + c] = src[r * cols + c] * s[transB != 0 ? r : c] }
+            }
+            let newC = (0..<n).map { s[$0] * (beta * oldC[$0] - mean[$0]) + shift[$0] }
+            let bName = freshName(gemm.inputs[1])
+            let cName = freshName(gemm.inputs.count > 2 && !gemm.inputs[2].isEmpty ? gemm.inputs[2] : bName + "_bias")
+            constants[bName] = newB
+            constants[cName] = Tensor(newC, shape: [n])
+            gemm.inputs = [gemm.inputs[0], bName, cName]
+            gemm.attributes["beta"] = .float(1)
+            gemm.outputs = [bn.outputs[0]]
+            nodes[i] = gemm
+            nodes[j] = nil
+        }
+    }
+
     // MARK: MatMul + bias
 
     /// MatMul(A, B) -> Add(_, c) with B a constant matrix [K, N] and c a constant [N] becomes a MatMul

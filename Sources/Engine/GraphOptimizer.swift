@@ -5,7 +5,7 @@ import Tensors
 /// 1. constant folding: every default-domain node whose inputs are all constants runs once and its
 ///    outputs become initializers (weight transposes, Constant chains, shape arithmetic on constants);
 /// 2. Identity and inference-mode Dropout removal (their readers read the input instead);
-/// 3. BatchNormalization folded into the Conv that feeds it (weights and bias rescaled once);
+/// 3. BatchNormalization folded into the Conv or Gemm that feeds it (weights and bias rescaled once);
 /// 4. MatMul + Add of a constant [N] bias: the bias becomes the MatMul's epilogue (`__bias`);
 /// 5. an activation (Relu, Clip, LeakyRelu, Sigmoid, HardSwish) after a Conv, Gemm or MatMul becomes
 ///    that node's epilogue (`__activation`, see `Epilogue`);
@@ -30,6 +30,7 @@ enum GraphOptimizer {
         state.foldConstants(registry: registry, opset: model.defaultOpset)
         state.removeIdentities()
         state.foldBatchNorms()
+        state.foldBatchNormsIntoGemm()
         state.fuseMatMulBias()
         state.fuseActivations(opset: model.defaultOpset)
         if options.transposeGemmWeights { state.layOutGemmWeights() }

@@ -44,6 +44,29 @@ import Testing
         #expect(r.plain.scalars(as: Float.self).contains(0))  // the Relu did something
     }
 
+    /// Gemm (either layout of B, with or without C, alpha and beta not 1) -> BatchNormalization ->
+    /// Relu becomes one Gemm with a Relu epilogue, and gives what the three nodes give.
+    @Test(arguments: [(0, true), (1, true), (1, false)])
+    func gemmBatchNormFoldsIntoOneGemm(transB: Int, withC: Bool) throws {
+        var rng = TestRNG(seed: 302)
+        let nodes = [
+            Node(name: "gemm", opType: "Gemm", inputs: withC ? ["x", "w", "c"] : ["x", "w"], outputs: ["g"],
+                attributes: ["transB": .int(transB), "alpha": .float(0.7), "beta": .float(1.5)]),
+            Node(name: "bn", opType: "BatchNormalization", inputs: ["g", "scale", "shift", "mean", "var"], outputs: ["n"]),
+            Node(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["y"]),
+        ]
+        var initializers: [String: Tensor] = [
+            "w": rng.tensor(transB != 0 ? [6, 4] : [4, 6]), "scale": rng.tensor([6]), "shift": rng.tensor([6]),
+            "mean": rng.tensor([6]), "var": Tensor(rng.floats(6).map { abs($0) + 0.1 }, shape: [6]),
+        ]
+        if withC { initializers["c"] = rng.tensor([1, 6]) }
+        let graph = Graph(nodes: nodes, inputs: [input("x", [5, 4])], outputs: output, initializers: initializers)
+        let r = try both(graph, feeds: ["x": rng.tensor([5, 4])])
+        #expect(r.ops == ["Gemm"])
+        expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: r.plain.shape)
+        #expect(r.plain.scalars(as: Float.self).contains(0))
+    }
+
     @Test(arguments: ["Relu", "Sigmoid", "HardSwish", "LeakyRelu", "Clip"])
     func gemmActivationFuses(activation: String) throws {
         var rng = TestRNG(seed: 301)
