@@ -20,7 +20,7 @@ enum OpXor: BinaryOperation { static func apply(_ a: Bool, _ b: Bool) -> Bool { 
 
 /// Comparisons (Equal, Less, LessOrEqual, Greater, GreaterOrEqual) with numpy broadcasting, giving
 /// BOOL; float32, int64, int32 (and bool for Equal). And, Or, Xor on BOOL.
-struct CompareKernel: Kernel {
+struct CompareKernel: BufferedKernel {
     enum Op: String, Sendable {
         case equal = "Equal", less = "Less", lessEqual = "LessOrEqual", greater = "Greater"
         case greaterEqual = "GreaterOrEqual", and = "And", or = "Or", xor = "Xor"
@@ -33,7 +33,7 @@ struct CompareKernel: Kernel {
         self.op = op
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
         let b = try Check.input(inputs, 1, "B")
         guard a.dataType == b.dataType else {
@@ -44,29 +44,31 @@ struct CompareKernel: Kernel {
         case .and, .or, .xor:
             try Check.dataType(a, [.bool], "A")
             switch op {
-            case .and: return [try BinaryLoop<OpAnd>.run(a, b)]
-            case .or: return [try BinaryLoop<OpOr>.run(a, b)]
-            default: return [try BinaryLoop<OpXor>.run(a, b)]
+            case .and: return [try BinaryLoop<OpAnd>.run(a, b, into: output)]
+            case .or: return [try BinaryLoop<OpOr>.run(a, b, into: output)]
+            default: return [try BinaryLoop<OpXor>.run(a, b, into: output)]
             }
         default: break
         }
         switch a.dataType {
-        case .float32: return [try compare(Float.self, a, b)]
-        case .int64: return [try compare(Int64.self, a, b)]
-        case .int32: return [try compare(Int32.self, a, b)]
-        case .bool where op == .equal: return [try BinaryLoop<OpEqual<Bool>>.run(a, b)]
+        case .float32: return [try compare(Float.self, a, b, output)]
+        case .int64: return [try compare(Int64.self, a, b, output)]
+        case .int32: return [try compare(Int32.self, a, b, output)]
+        case .bool where op == .equal: return [try BinaryLoop<OpEqual<Bool>>.run(a, b, into: output)]
         default:
             throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
         }
     }
 
-    private func compare<T: Comparable & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+    private func compare<T: Comparable & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, _ output: Tensor?) throws
+        -> Tensor
+    {
         switch op {
-        case .equal: return try BinaryLoop<OpEqual<T>>.run(a, b)
-        case .less: return try BinaryLoop<OpLess<T>>.run(a, b)
-        case .lessEqual: return try BinaryLoop<OpLessEqual<T>>.run(a, b)
-        case .greater: return try BinaryLoop<OpGreater<T>>.run(a, b)
-        default: return try BinaryLoop<OpGreaterEqual<T>>.run(a, b)
+        case .equal: return try BinaryLoop<OpEqual<T>>.run(a, b, into: output)
+        case .less: return try BinaryLoop<OpLess<T>>.run(a, b, into: output)
+        case .lessEqual: return try BinaryLoop<OpLessEqual<T>>.run(a, b, into: output)
+        case .greater: return try BinaryLoop<OpGreater<T>>.run(a, b, into: output)
+        default: return try BinaryLoop<OpGreaterEqual<T>>.run(a, b, into: output)
         }
     }
 }
@@ -114,7 +116,7 @@ enum OpMin<Element: Comparable>: BinaryOperation {
 
 /// Pow (the exponent may have another numeric type: it is converted to the base's type) and Mod
 /// (`fmod` attribute; integer Mod follows the divisor's sign), with numpy broadcasting.
-struct PowModKernel: Kernel {
+struct PowModKernel: BufferedKernel {
     let isPow: Bool
     let fmod: Bool
 
@@ -124,7 +126,7 @@ struct PowModKernel: Kernel {
         fmod = try context.int("fmod", default: 0) != 0
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
         var b = try Check.input(inputs, 1, "B")
         if isPow && b.dataType != a.dataType { b = try CastKernel.convert(b, to: a.dataType) }
@@ -132,11 +134,11 @@ struct PowModKernel: Kernel {
             throw KernelError.failed("Mod needs inputs of one type, got \(a.dataType.v2Name) and \(b.dataType.v2Name)")
         }
         switch (a.dataType, isPow) {
-        case (.float32, true): return [try BinaryLoop<FloatPow>.run(a, b)]
-        case (.int64, true): return [try BinaryLoop<IntPow<Int64>>.run(a, b)]
-        case (.int32, true): return [try BinaryLoop<IntPow<Int32>>.run(a, b)]
+        case (.float32, true): return [try BinaryLoop<FloatPow>.run(a, b, into: output)]
+        case (.int64, true): return [try BinaryLoop<IntPow<Int64>>.run(a, b, into: output)]
+        case (.int32, true): return [try BinaryLoop<IntPow<Int32>>.run(a, b, into: output)]
         case (.float32, false):
-            return [fmod ? try BinaryLoop<FloatFmod>.run(a, b) : try BinaryLoop<FloatMod>.run(a, b)]
+            return [fmod ? try BinaryLoop<FloatFmod>.run(a, b, into: output) : try BinaryLoop<FloatMod>.run(a, b, into: output)]
         case (.int64, false): return [try intMod(Int64.self, a, b)]
         case (.int32, false): return [try intMod(Int32.self, a, b)]
         default:

@@ -13,7 +13,7 @@ enum IndexCheck {
 
 /// Gather along `axis`: out[outer, idx..., inner] = data[outer, indices[idx...], inner]. Any element
 /// type; int64 or int32 indices, negative ones count from the end.
-struct GatherKernel: Kernel {
+struct GatherKernel: BufferedKernel {
     let axis: Int
 
     init(context: NodeContext) throws {
@@ -21,14 +21,14 @@ struct GatherKernel: Kernel {
         axis = try context.int("axis", default: 0)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let idxTensor = try Check.input(inputs, 1, "indices")
         let indices = try IntInput.values(idxTensor, "Gather's indices")
         let a = try Check.axis(axis, rank: x.rank)
         let n = x.shape[a]
         let outShape = Array(x.shape[..<a]) + idxTensor.shape + Array(x.shape[(a + 1)...])
-        let out = Tensor(uninitialized: x.dataType, shape: outShape)
+        let out = try Output.tensor(output, x.dataType, outShape)
         if out.count == 0 { return [out] }
         let size = x.dataType.byteSize
         let outer = x.shape[..<a].reduce(1, *)
@@ -141,10 +141,10 @@ struct GatherNDKernel: Kernel {
 }
 
 /// Where(condition, X, Y) with three-way numpy broadcasting; any element type for X and Y.
-struct WhereKernel: Kernel {
+struct WhereKernel: BufferedKernel {
     init(context: NodeContext) throws { try context.requireInputs(3) }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let c = try Check.input(inputs, 0, "condition")
         let x = try Check.input(inputs, 1, "X")
         let y = try Check.input(inputs, 2, "Y")
@@ -159,7 +159,7 @@ struct WhereKernel: Kernel {
         let cb = c.shape == shape ? c : StridedCopy.tensor(c, shape: shape, strides: Broadcast.strides(of: c.shape, broadcastTo: shape))
         let xb = x.shape == shape ? x : StridedCopy.tensor(x, shape: shape, strides: Broadcast.strides(of: x.shape, broadcastTo: shape))
         let yb = y.shape == shape ? y : StridedCopy.tensor(y, shape: shape, strides: Broadcast.strides(of: y.shape, broadcastTo: shape))
-        let out = Tensor(uninitialized: x.dataType, shape: shape)
+        let out = try Output.tensor(output, x.dataType, shape)
         switch x.dataType.byteSize {
         case 1: select(cb, xb, yb, out, UInt8.self)
         case 2: select(cb, xb, yb, out, UInt16.self)

@@ -1,7 +1,7 @@
 import Tensors
 
 /// Transpose by `perm` (default: reversed axes). One strided copy.
-struct TransposeKernel: Kernel {
+struct TransposeKernel: BufferedKernel {
     let perm: [Int]?
 
     init(context: NodeContext) throws {
@@ -9,14 +9,14 @@ struct TransposeKernel: Kernel {
         perm = try context.ints("perm")
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let p = perm ?? Array((0..<x.rank).reversed())
         guard p.count == x.rank, Set(p) == Set(0..<x.rank) else {
             throw KernelError.shape("Transpose's perm \(p) is not a permutation of the \(x.rank) axes of \(x.shape)")
         }
         let strides = Broadcast.contiguousStrides(x.shape)
-        return [StridedCopy.tensor(x, shape: p.map { x.shape[$0] }, strides: p.map { strides[$0] })]
+        return [try StridedCopy.tensor(x, shape: p.map { x.shape[$0] }, strides: p.map { strides[$0] }, into: output)]
     }
 }
 
@@ -79,7 +79,7 @@ struct UnsqueezeKernel: Kernel {
 }
 
 /// Concat along `axis` (any element type; inputs must share type and the other dimensions).
-struct ConcatKernel: Kernel {
+struct ConcatKernel: BufferedKernel {
     let axis: Int
 
     init(context: NodeContext) throws {
@@ -88,7 +88,7 @@ struct ConcatKernel: Kernel {
         if axis == Int.min { throw context.invalid("has no 'axis' attribute") }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let parts = try inputs.indices.map { try Check.input(inputs, $0, "input \($0)") }
         let first = parts[0]
         let a = try Check.axis(axis, rank: first.rank)
@@ -104,7 +104,7 @@ struct ConcatKernel: Kernel {
             }
             shape[a] += p.shape[a]
         }
-        let out = Tensor(uninitialized: first.dataType, shape: shape)
+        let out = try Output.tensor(output, first.dataType, shape)
         if out.count == 0 { return [out] }
         let size = first.dataType.byteSize
         let outer = shape[..<a].reduce(1, *)

@@ -79,7 +79,16 @@ enum StridedCopy {
     /// Copies `x` laid out with `shape`/`strides` (element units, relative to `x`'s first element plus
     /// `elementOffset`) into a new contiguous tensor.
     static func tensor(_ x: Tensor, shape: [Int], strides: [Int], elementOffset: Int = 0) -> Tensor {
-        let out = Tensor(uninitialized: x.dataType, shape: shape)
+        // A new tensor of x's type and `shape` always fits.
+        try! tensor(x, shape: shape, strides: strides, elementOffset: elementOffset, into: nil)
+    }
+
+    /// The same into `output` when given (a slice of the shape plan's arena; checked against the type
+    /// and shape), else into a new tensor.
+    static func tensor(_ x: Tensor, shape: [Int], strides: [Int], elementOffset: Int = 0, into output: Tensor?) throws
+        -> Tensor
+    {
+        let out = try Output.tensor(output, x.dataType, shape)
         if out.count > 0 {
             copy(
                 x.rawBytes.baseAddress! + elementOffset * x.dataType.byteSize, strides: strides, shape: shape,
