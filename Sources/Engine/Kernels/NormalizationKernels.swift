@@ -90,12 +90,15 @@ struct InstanceNormalizationKernel: Kernel {
 struct LayerNormalizationKernel: BufferedKernel {
     let axis: Int
     let epsilon: Float
+    /// Whether the node asks for Mean or InvStdDev (else they are not allocated).
+    let statsRequested: Bool
 
     init(context: NodeContext) throws {
         try context.requireInputs(2, 3)
         axis = try context.int("axis", default: -1)
         epsilon = try context.float("epsilon", default: 1e-5)
         if try context.int("stash_type", default: 1) != 1 { throw context.unsupported() }
+        statsRequested = context.hasOutput(1) || context.hasOutput(2)
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
@@ -113,13 +116,26 @@ struct LayerNormalizationKernel: BufferedKernel {
         let out = try Output.tensor(output, .float32, x.shape)
         var statShape = x.shape
         for d in a..<x.rank { statShape[d] = 1 }
-        let meanOut = Tensor(uninitialized: .float32, shape: statShape)
-        let invOut = Tensor(uninitialized: .float32, shape: statShape)
-        if x.count == 0 { return [out, meanOut, invOut] }
+        // Mean and InvStdDev only when the node has those outputs; otherwise a scratch for them.
+        let meanOut = statsRequested ? Tensor(uninitialized: .float32, shape: statShape) : nil
+        let invOut = statsRequested ? Tensor(uninitialized: .float32, shape: statShape) : nil
+        let results = [out] + [meanOut, invOut].compactMap { $0 }
+        if x.count == 0 { return results }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: statsRequested ? 0 : 2 * rows) { scratch in
+            let mp = meanOut?.mutableElements(as: Float.self).baseAddress ?? scratch.baseAddress!
+            let ip = invOut?.mutableElements(as: Float.self).baseAddress ?? scratch.baseAddress! + rows
+            normalizeRows(x, out, rows: rows, n: n, scale: sc, bias: bs, stats: (mp, ip))
+            return results
+        }
+    }
+
+    private func normalizeRows(
+        _ x: Tensor, _ out: Tensor, rows: Int, n: Int, scale sc: Tensor, bias bs: Tensor?,
+        stats: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+    ) {
+        let (mp, ip) = stats
         let s = sc.elements(as: Float.self).baseAddress!
         let b = bs?.elements(as: Float.self).baseAddress
-        let mp = meanOut.mutableElements(as: Float.self).baseAddress!
-        let ip = invOut.mutableElements(as: Float.self).baseAddress!
         let px = x.elements(as: Float.self).baseAddress!
         let d = out.mutableElements(as: Float.self).baseAddress!
         let epsilon = self.epsilon
@@ -138,7 +154,6 @@ struct LayerNormalizationKernel: BufferedKernel {
                 }
             }
         }
-        return [out, meanOut, invOut]
     }
 
     private func expanded(_ t: Tensor, _ shape: [Int], _ what: String) throws -> Tensor {
