@@ -146,14 +146,15 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
             let epilogue = self.epilogue
             let group = self.group
             Parallel.forEach(n * group, costPerItem: outSize * kSize * 2) { planes in
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: padded.count)
-                scratch.initialize(repeating: 0, count: padded.count)
-                defer { scratch.deallocate() }
-                for p in planes {
-                    let (img, g) = (p / group, p % group)
-                    PlaneLoops.depthwise(
-                        px + (img * c + g) * inSize, pw! + g * k, py + (img * m + g) * outSize, geo, epilogue, padded,
-                        scratch)
+                // This thread's scratch buffer (kept between calls), zeroed for this call's borders.
+                ThreadScratch.withFloats(padded.count) { scratch in
+                    scratch.initialize(repeating: 0, count: padded.count)
+                    for p in planes {
+                        let (img, g) = (p / group, p % group)
+                        PlaneLoops.depthwise(
+                            px + (img * c + g) * inSize, pw! + g * k, py + (img * m + g) * outSize, geo, epilogue,
+                            padded, scratch)
+                    }
                 }
             }
             return [out]
