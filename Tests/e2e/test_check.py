@@ -71,9 +71,18 @@ def test_check_unsupported_operator(tmp_path):
 def test_check_list_ops():
     done = run_check("--list-ops")
     assert done.returncode == 0, done.stderr
-    ops = [line.strip() for line in done.stdout.splitlines() if line.startswith("  ")]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("  ")]
+    ops = [row[0] for row in rows]
     assert {"Gemm", "MatMul", "Relu", "Softmax"} <= set(ops), done.stdout
     assert ops == sorted(ops)
+    # Each operator with its opsets, against the onnx release the tests use: the first version at
+    # which onnx defines it, up to that release's newest opset.
+    newest = onnx.defs.onnx_opset_version()
+    for row in rows:
+        op = row[0]
+        versions = sorted({s.since_version for s in onnx.defs.get_all_schemas_with_history()
+                           if s.name == op and s.domain in ("", "ai.onnx")})
+        assert row[1] == "opsets" and row[2] == f"{versions[0]}-{newest}", (op, row)
 
 
 def test_check_without_model_is_usage_error():
