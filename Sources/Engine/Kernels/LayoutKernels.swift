@@ -167,7 +167,7 @@ struct SplitKernel: Kernel {
 
 /// Slice: `starts`, `ends`, `axes`, `steps` as inputs (opset 10+; may be computed at run time) or
 /// attributes (before 10). Out-of-range bounds are clamped as numpy does; negative steps walk back.
-struct SliceKernel: Kernel {
+struct SliceKernel: BufferedKernel {
     let attributes: (starts: [Int], ends: [Int], axes: [Int]?)?
 
     init(context: NodeContext) throws {
@@ -183,7 +183,7 @@ struct SliceKernel: Kernel {
         }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let starts: [Int]
         let ends: [Int]
@@ -224,23 +224,23 @@ struct SliceKernel: Kernel {
             strides[a] = base[a] * step
             if shape[a] > 0 { offset += s * base[a] }
         }
-        return [StridedCopy.tensor(x, shape: shape, strides: strides, elementOffset: offset)]
+        return [try StridedCopy.tensor(x, shape: shape, strides: strides, elementOffset: offset, into: output)]
     }
 }
 
 /// Expand: broadcasts the input to `shape` (bidirectionally, numpy rules); shape may be computed at
 /// run time.
-struct ExpandKernel: Kernel {
+struct ExpandKernel: BufferedKernel {
     init(context: NodeContext) throws { try context.requireInputs(2) }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "input")
         let requested = try IntInput.values(try Check.input(inputs, 1, "shape"), "Expand's shape")
         guard requested.allSatisfy({ $0 >= 0 }), let shape = Broadcast.shape([x.shape, requested]) else {
             throw KernelError.shape("Expand cannot broadcast \(x.shape) to \(requested)")
         }
         try Check.computedShape(shape, "Expand")
-        return [StridedCopy.tensor(x, shape: shape, strides: Broadcast.strides(of: x.shape, broadcastTo: shape))]
+        return [try StridedCopy.tensor(x, shape: shape, strides: Broadcast.strides(of: x.shape, broadcastTo: shape), into: output)]
     }
 }
 

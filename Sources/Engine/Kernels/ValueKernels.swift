@@ -95,7 +95,7 @@ struct RangeKernel: Kernel {
 
 /// Cast between float32, float64, int64, int32, int8, uint8 and bool (`to` attribute). Float to
 /// integer truncates toward zero; NaN and out-of-range values saturate instead of trapping.
-struct CastKernel: Kernel {
+struct CastKernel: BufferedKernel {
     let to: DataType
     static let supported: Set<DataType> = [.float32, .float64, .int64, .int32, .int16, .int8, .uint8, .bool]
 
@@ -109,29 +109,39 @@ struct CastKernel: Kernel {
         to = t
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] { [try Self.convert(try Check.input(inputs, 0, "input"), to: to)] }
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        [try Self.convert(try Check.input(inputs, 0, "input"), to: to, into: output)]
+    }
 
-    static func convert(_ x: Tensor, to: DataType) throws -> Tensor {
-        if x.dataType == to { return x }
+    /// `x` converted to `to`, into `output` when given (a slice of the shape plan's arena), else
+    /// into a new tensor; `x` itself when it already has that type and no output is given.
+    static func convert(_ x: Tensor, to: DataType, into output: Tensor? = nil) throws -> Tensor {
+        if x.dataType == to {
+            guard let output else { return x }
+            let out = try Output.tensor(output, to, x.shape)
+            if x.byteCount > 0 { out.mutableBytes.baseAddress!.copyMemory(from: x.rawBytes.baseAddress!, byteCount: x.byteCount) }
+            return out
+        }
+        let out = try Output.tensor(output, to, x.shape)
         switch x.dataType {
-        case .float32: return try from(x.elements(as: Float.self), x.shape, to)
-        case .float64: return try from(x.elements(as: Double.self), x.shape, to)
-        case .int64: return try from(x.elements(as: Int64.self).lazy.map(Double.init), x.shape, to, exact: x.elements(as: Int64.self))
-        case .int32: return try from(x.elements(as: Int32.self).lazy.map(Double.init), x.shape, to)
-        case .int16: return try from(x.elements(as: Int16.self).lazy.map(Double.init), x.shape, to)
-        case .int8: return try from(x.elements(as: Int8.self).lazy.map(Double.init), x.shape, to)
-        case .uint8: return try from(x.elements(as: UInt8.self).lazy.map(Double.init), x.shape, to)
-        case .bool: return try from(x.elements(as: Bool.self).lazy.map { $0 ? 1.0 : 0.0 }, x.shape, to)
+        case .float32: try from(x.elements(as: Float.self), to, into: out)
+        case .float64: try from(x.elements(as: Double.self), to, into: out)
+        case .int64: try from(x.elements(as: Int64.self).lazy.map(Double.init), to, into: out, exact: x.elements(as: Int64.self))
+        case .int32: try from(x.elements(as: Int32.self).lazy.map(Double.init), to, into: out)
+        case .int16: try from(x.elements(as: Int16.self).lazy.map(Double.init), to, into: out)
+        case .int8: try from(x.elements(as: Int8.self).lazy.map(Double.init), to, into: out)
+        case .uint8: try from(x.elements(as: UInt8.self).lazy.map(Double.init), to, into: out)
+        case .bool: try from(x.elements(as: Bool.self).lazy.map { $0 ? 1.0 : 0.0 }, to, into: out)
         default: throw KernelError.failed("Cast from \(x.dataType.v2Name) is not supported")
         }
+        return out
     }
 
     /// Converts through Double (exact for every supported source except large int64, which `exact`
-    /// carries for integer targets).
+    /// carries for integer targets) into `out` (of type `to`, as many elements as `values`).
     private static func from<S: Collection>(
-        _ values: S, _ shape: [Int], _ to: DataType, exact: UnsafeBufferPointer<Int64>? = nil
-    ) throws -> Tensor where S.Element: BinaryFloatingPoint {
-        let out = Tensor(uninitialized: to, shape: shape)
+        _ values: S, _ to: DataType, into out: Tensor, exact: UnsafeBufferPointer<Int64>? = nil
+    ) throws where S.Element: BinaryFloatingPoint {
         func fill<T: TensorElement>(_: T.Type, _ f: (S.Element) -> T) {
             let d = out.mutableElements(as: T.self)
             var i = 0
@@ -164,7 +174,6 @@ struct CastKernel: Kernel {
         case .bool: fill(Bool.self) { $0 != 0 }
         default: throw KernelError.failed("Cast to \(to.v2Name) is not supported")
         }
-        return out
     }
 }
 
