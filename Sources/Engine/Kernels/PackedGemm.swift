@@ -102,19 +102,8 @@ enum PackedGemm {
                             for p in ic..<icEnd {
                                 let row = p * mr
                                 let aPanel = packed.panel(p) + pc * mr
-                                let tile = c + row * ldc + col
-                                let rows = min(mr, m - row)
-                                if cols == nr {
-                                    if rows == mr {
-                                        micro(kcb, aPanel, bPanel, tile, ldc)
-                                    } else {
-                                        partialRows(kcb, aPanel, bPanel, tile, ldc, rows: rows)
-                                    }
-                                } else if cols <= 4 {
-                                    narrow(kcb, aPanel, bPanel, tile, ldc, rows: rows, columns: cols)
-                                } else {
-                                    edge(kcb, aPanel, bPanel, tile, ldc, rows: rows, columns: cols)
-                                }
+                                let cTile = c + row * ldc + col
+                                tile(kcb, aPanel, bPanel, cTile, ldc, rows: min(mr, m - row), columns: cols)
                             }
                         }
                         ic = icEnd
@@ -123,6 +112,26 @@ enum PackedGemm {
                 }
                 jc += ncb
             }
+        }
+    }
+
+    /// One C tile of `rows` (<= 6) x `columns` (<= 16) from one A panel and one B panel over `kc`
+    /// steps: the full micro-kernel, or the edge kernel that fits the partial tile.
+    @inline(__always)
+    static func tile(
+        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+        rows: Int, columns: Int
+    ) {
+        if columns == nr {
+            if rows == mr {
+                micro(kc, a, b, c, ldc)
+            } else {
+                partialRows(kc, a, b, c, ldc, rows: rows)
+            }
+        } else if columns <= 4 {
+            narrow(kc, a, b, c, ldc, rows: rows, columns: columns)
+        } else {
+            edge(kc, a, b, c, ldc, rows: rows, columns: columns)
         }
     }
 
@@ -552,8 +561,6 @@ final class PackedMatrix: @unchecked Sendable {
     @inline(__always)
     func panel(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(data + p * PackedGemm.mr * k) }
 
-    /// Bytes held.
-    var byteCount: Int { (panels * PackedGemm.mr * k + 8) * MemoryLayout<Float>.stride }
 }
 
 /// One growable float buffer per thread, for per-call packing (no allocation on the request path
@@ -693,19 +700,8 @@ extension PackedGemm {
                         for p in 0..<aPanels {
                             let row = ic + p * mr
                             let aPanel = UnsafePointer(ap + p * mr * kcb)
-                            let tile = c + row * ldc + col
-                            let valid = min(mr, rows.upperBound - row)
-                            if cols == nr {
-                                if valid == mr {
-                                    micro(kcb, aPanel, bPanel, tile, ldc)
-                                } else {
-                                    partialRows(kcb, aPanel, bPanel, tile, ldc, rows: valid)
-                                }
-                            } else if cols <= 4 {
-                                narrow(kcb, aPanel, bPanel, tile, ldc, rows: valid, columns: cols)
-                            } else {
-                                edge(kcb, aPanel, bPanel, tile, ldc, rows: valid, columns: cols)
-                            }
+                            let cTile = c + row * ldc + col
+                            tile(kcb, aPanel, bPanel, cTile, ldc, rows: min(mr, rows.upperBound - row), columns: cols)
                         }
                     }
                     ic += mcb

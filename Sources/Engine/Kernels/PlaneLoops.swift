@@ -120,18 +120,10 @@ enum PlaneLoops {
                         }
                     }
                 }
-                t.storeBytes(of: acc0, toByteOffset: o * 4, as: SIMD8<Float>.self)
-                t.storeBytes(of: acc1, toByteOffset: (w8 + o) * 4, as: SIMD8<Float>.self)
-                t.storeBytes(of: acc2, toByteOffset: (2 * w8 + o) * 4, as: SIMD8<Float>.self)
-                t.storeBytes(of: acc3, toByteOffset: (3 * w8 + o) * 4, as: SIMD8<Float>.self)
+                storeRows(t, w8, o, acc0, acc1, acc2, acc3)
                 o += 8
             }
-            for r in 0..<min(4, oh - y0) {
-                let dst = y + (y0 + r) * ow
-                let src = tmp + r * w8
-                for i in 0..<ow { dst[i] += src[i] }
-                epilogue.apply(dst, count: ow)
-            }
+            addRows(tmp, w8, into: y, firstRow: y0, rows: min(4, oh - y0), ow: ow, epilogue)
         }
     }
 
@@ -171,18 +163,10 @@ enum PlaneLoops {
                 let acc1 = tap(V(), p + row)
                 let acc2 = tap(V(), p + 2 &* row)
                 let acc3 = tap(V(), p + 3 &* row)
-                t.storeBytes(of: acc0, toByteOffset: o &* 4, as: V.self)
-                t.storeBytes(of: acc1, toByteOffset: (w8 &+ o) &* 4, as: V.self)
-                t.storeBytes(of: acc2, toByteOffset: (2 &* w8 &+ o) &* 4, as: V.self)
-                t.storeBytes(of: acc3, toByteOffset: (3 &* w8 &+ o) &* 4, as: V.self)
+                storeRows(t, w8, o, acc0, acc1, acc2, acc3)
                 o &+= 8
             }
-            for r in 0..<min(4, oh &- y0) {
-                let dst = y + (y0 &+ r) &* ow
-                let src = tmp + r &* w8
-                for i in 0..<ow { dst[i] += src[i] }
-                epilogue.apply(dst, count: ow)
-            }
+            addRows(tmp, w8, into: y, firstRow: y0, rows: min(4, oh - y0), ow: ow, epilogue)
             y0 &+= 4
         }
     }
@@ -222,18 +206,37 @@ enum PlaneLoops {
                             wv, split.loadUnaligned(fromByteOffset: at &+ 3 &* rowStep, as: SIMD8<Float>.self))
                     }
                 }
-                t.storeBytes(of: acc0, toByteOffset: o * 4, as: SIMD8<Float>.self)
-                t.storeBytes(of: acc1, toByteOffset: (w8 + o) * 4, as: SIMD8<Float>.self)
-                t.storeBytes(of: acc2, toByteOffset: (2 * w8 + o) * 4, as: SIMD8<Float>.self)
-                t.storeBytes(of: acc3, toByteOffset: (3 * w8 + o) * 4, as: SIMD8<Float>.self)
+                storeRows(t, w8, o, acc0, acc1, acc2, acc3)
                 o += 8
             }
-            for r in 0..<min(4, oh - y0) {
-                let dst = y + (y0 + r) * ow
-                let src = tmp + r * w8
-                for i in 0..<ow { dst[i] += src[i] }
-                epilogue.apply(dst, count: ow)
-            }
+            addRows(tmp, w8, into: y, firstRow: y0, rows: min(4, oh - y0), ow: ow, epilogue)
+        }
+    }
+
+    /// Stores four rows of eight outputs (at column `o`) into the four-row buffer `t` (rows `w8` apart).
+    @inline(__always)
+    static func storeRows(
+        _ t: UnsafeMutableRawPointer, _ w8: Int, _ o: Int, _ r0: SIMD8<Float>, _ r1: SIMD8<Float>, _ r2: SIMD8<Float>,
+        _ r3: SIMD8<Float>
+    ) {
+        t.storeBytes(of: r0, toByteOffset: o &* 4, as: SIMD8<Float>.self)
+        t.storeBytes(of: r1, toByteOffset: (w8 &+ o) &* 4, as: SIMD8<Float>.self)
+        t.storeBytes(of: r2, toByteOffset: (2 &* w8 &+ o) &* 4, as: SIMD8<Float>.self)
+        t.storeBytes(of: r3, toByteOffset: (3 &* w8 &+ o) &* 4, as: SIMD8<Float>.self)
+    }
+
+    /// Adds `rows` rows of the four-row buffer onto the output (which holds the bias) from row
+    /// `firstRow`, then applies the epilogue to each.
+    @inline(__always)
+    static func addRows(
+        _ tmp: UnsafePointer<Float>, _ w8: Int, into y: UnsafeMutablePointer<Float>, firstRow: Int, rows: Int, ow: Int,
+        _ epilogue: Epilogue
+    ) {
+        for r in 0..<rows {
+            let dst = y + (firstRow + r) * ow
+            let src = tmp + r * w8
+            for i in 0..<ow { dst[i] += src[i] }
+            epilogue.apply(dst, count: ow)
         }
     }
 
