@@ -44,7 +44,8 @@ public final class InferenceSession: Sendable {
         switch options.device {
         case .cpu: break
         }
-        // Process-wide setting; every session of a process is built with the same budget.
+        // The process-wide default (and OpenBLAS kept at one thread); each run also sets its own
+        // budget on its thread (`run`), so sessions with different budgets can coexist.
         BLAS.setThreads(options.blasThreads)
         self.plan = try Plan(model: GraphOptimizer.optimize(model, registry: registry), registry: registry)
     }
@@ -56,6 +57,6 @@ public final class InferenceSession: Sendable {
     /// must match its declared type and fixed dimensions (`EngineError.invalidInput` otherwise).
     /// Returns every graph output by name.
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
-        try plan.run(feeds)
+        try BLAS.withThreads(options.blasThreads) { try plan.run(feeds) }
     }
 }

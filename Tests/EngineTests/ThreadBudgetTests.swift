@@ -28,7 +28,6 @@ import Testing
         let one = try InferenceSession(model: model, options: SessionOptions(blasThreads: 1))
         let expected = try one.run(["x": x])["y"]!
         let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2))
-        defer { _ = try? InferenceSession(model: model, options: SessionOptions(blasThreads: 1)) }
         for _ in 0..<2 {
             let y = try two.run(["x": x])["y"]!
             #expect(y.shape == expected.shape)
@@ -56,7 +55,6 @@ import Testing
         let single = rng.tensor([1, 8, 30, 34])
         let expected = try [batch, single].map { try one.run(["x": $0])["y"]! }
         let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2))
-        defer { _ = try? InferenceSession(model: model, options: SessionOptions(blasThreads: 1)) }
         for (x, want) in zip([batch, single], expected) {
             let y = try two.run(["x": x])["y"]!
             #expect(y.shape == want.shape)
@@ -104,7 +102,6 @@ import Testing
         let one = try InferenceSession(model: model, options: SessionOptions(blasThreads: 1))
         let expected = try one.run(["x": x])["y"]!
         let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2))
-        defer { _ = try? InferenceSession(model: model, options: SessionOptions(blasThreads: 1)) }
         let y = try two.run(["x": x])["y"]!
         #expect(y.scalars(as: Float.self) == expected.scalars(as: Float.self))
     }
@@ -126,7 +123,6 @@ import Testing
         let one = try InferenceSession(model: model, options: SessionOptions(blasThreads: 1))
         let expected = try one.run(feeds)["y"]!
         let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2))
-        defer { _ = try? InferenceSession(model: model, options: SessionOptions(blasThreads: 1)) }
         let y = try two.run(feeds)["y"]!
         #expect(y.shape == [2, 3, 40, 60])
         #expect(y.scalars(as: Float.self) == expected.scalars(as: Float.self))
@@ -151,11 +147,37 @@ import Testing
         let model = GraphModel(graph: graph, opsets: ["": 13], irVersion: 8)
         let feeds = ["a": rng.tensor(shape), "b": rng.tensor(shape)]
         let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2))
-        defer { _ = try? InferenceSession(model: model, options: SessionOptions(blasThreads: 1)) }
         let y = try two.run(feeds)["y"]!.scalars(as: Float.self)
         let a = feeds["a"]!.scalars(as: Float.self)
         let b = feeds["b"]!.scalars(as: Float.self)
         #expect(y.count == a.count)
         #expect(zip(y, zip(a, b)).allSatisfy { $0 == ($1.0 + $1.1) * 0.5 })
+    }
+
+    /// A session's runs use its own budget, whatever sessions were built after it: a test kernel
+    /// records the budget it sees while the plan runs.
+    @Test func eachSessionRunsWithItsOwnBudget() throws {
+        let seen = Atomic<Int>(0)
+        var registry = OperatorRegistry()
+        registry.register("Relu") { _ in
+            FunctionKernel { inputs in
+                seen.store(BLAS.threads, ordering: .relaxed)
+                return [inputs[0]!]
+            }
+        }
+        let graph = Graph(
+            nodes: [Node(name: "probe", opType: "Relu", inputs: ["x"], outputs: ["y"])],
+            inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.fixed(2)])],
+            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)])
+        let model = GraphModel(graph: graph, opsets: ["": 13], irVersion: 8)
+        let x = Tensor([Float(1), 2], shape: [2])
+        let three = try InferenceSession(model: model, options: SessionOptions(blasThreads: 3), registry: registry)
+        let one = try InferenceSession(model: model, options: SessionOptions(blasThreads: 1), registry: registry)
+        _ = try three.run(["x": x])
+        #expect(seen.load(ordering: .relaxed) == 3)
+        _ = try one.run(["x": x])
+        #expect(seen.load(ordering: .relaxed) == 1)
+        _ = try three.run(["x": x])
+        #expect(seen.load(ordering: .relaxed) == 3)
     }
 }

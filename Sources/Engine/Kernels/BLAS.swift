@@ -1,3 +1,4 @@
+import Glibc
 import COpenBLAS
 import Synchronization
 
@@ -15,8 +16,30 @@ enum BLAS {
         openblas_set_num_threads(1)
     }
 
-    /// The thread budget (`setThreads`; used by `Parallel` and `PackedGemm`).
-    static var threads: Int { budget.load(ordering: .relaxed) }
+    /// The budget of the run in progress on this thread (`withThreads`), stored as the pointer
+    /// value; nil outside a session's run.
+    private static let runBudget: pthread_key_t = {
+        var key = pthread_key_t()
+        let created = pthread_key_create(&key, nil)
+        precondition(created == 0, "pthread_key_create failed: \(created)")
+        return key
+    }()
+
+    /// The thread budget: the running session's (`withThreads`) on this thread, else the last one
+    /// set (`setThreads`). Used by `Parallel` and `PackedGemm`.
+    static var threads: Int {
+        if let own = pthread_getspecific(runBudget) { return Int(bitPattern: own) }
+        return budget.load(ordering: .relaxed)
+    }
+
+    /// Runs `body` with this thread's budget set to `n`, so that a session's runs use its own
+    /// `blasThreads` whatever sessions were built since (the process-wide value is the last one set).
+    static func withThreads<R>(_ n: Int, _ body: () throws -> R) rethrows -> R {
+        let previous = pthread_getspecific(runBudget)
+        pthread_setspecific(runBudget, UnsafeRawPointer(bitPattern: max(1, n)))
+        defer { pthread_setspecific(runBudget, previous) }
+        return try body()
+    }
 
     /// `C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C`, all row-major. `lda`/`ldb` are the row
     /// lengths of A and B as stored. Uses sgemv when `m == 1` (much faster for single rows). The caller
