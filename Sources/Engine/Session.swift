@@ -48,6 +48,11 @@ public final class InferenceSession: Sendable {
         // budget on its thread (`run`), so sessions with different budgets can coexist.
         BLAS.setThreads(options.blasThreads)
         self.plan = try Plan(model: GraphOptimizer.optimize(model, registry: registry), registry: registry)
+        // The kernels have copied the weights they repack (Conv, Gemm, MatMul) and the load-time
+        // passes have folded others into new tensors, yet the file pages those reads touched stay
+        // resident: drop them (a mapped file's pages only; weights a kernel still reads from the
+        // file come back on its first run). resnet18: about 40 MB less resident.
+        for tensor in model.graph.initializers.values { tensor.releaseResidentPages() }
     }
 
     /// The operator types this engine can run (for `swerve check --list-ops`).

@@ -1,3 +1,5 @@
+import Tensors
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -9,7 +11,7 @@
 /// Owns the mapping and unmaps it in `deinit`. Tensors decoded from the file borrow its bytes and
 /// keep it alive as their storage's owner, which is how weights stay zero-copy. Immutable after
 /// init, so safe to share between threads.
-public final class MappedFile: @unchecked Sendable {
+public final class MappedFile: PageReleasing, @unchecked Sendable {
     /// The path it was opened from (or the name given to copied bytes).
     public let path: String
     /// Start of the bytes; nil only when `count` is 0.
@@ -64,6 +66,18 @@ public final class MappedFile: @unchecked Sendable {
         } else {
             UnsafeMutableRawPointer(mutating: base).deallocate()
         }
+    }
+
+    /// Drops the whole pages inside the range from this process's resident set when the file is
+    /// mapped (`MADV_DONTNEED` on a private read-only mapping: the pages were never written, so a
+    /// later read faults them back in from the file, unchanged). A copy in memory keeps its bytes.
+    public func releaseResidentPages(_ start: UnsafeRawPointer, byteCount: Int) {
+        guard isMapped, let base, start >= base, start + byteCount <= base + count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (Int(bitPattern: start) + page - 1) / page * page
+        let hi = (Int(bitPattern: start) + byteCount) / page * page
+        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+        _ = madvise(p, hi - lo, Int32(MADV_DONTNEED))
     }
 
     /// The bytes as a buffer (empty when the file is).

@@ -10,6 +10,12 @@ public struct Tensor: Sendable {
     /// Byte offset of element 0 inside `storage`.
     public let byteOffset: Int
 
+    /// Drops this tensor's bytes from the resident set when they are a file mapping's (weights a
+    /// kernel has copied into its own layout); see `TensorStorage.releaseResidentPages`.
+    public func releaseResidentPages() {
+        storage.releaseResidentPages(byteOffset: byteOffset, byteCount: byteCount)
+    }
+
     /// Wraps existing storage. `storage` must hold at least `byteOffset + count * byteSize` bytes.
     public init(dataType: DataType, shape: [Int], storage: TensorStorage, byteOffset: Int = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")

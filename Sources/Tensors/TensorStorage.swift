@@ -42,4 +42,19 @@ public final class TensorStorage: @unchecked Sendable {
     deinit {
         if ownsBytes { bytes.deallocate() }
     }
+
+    /// Drops the whole pages inside `byteCount` bytes at `byteOffset` from the resident set when
+    /// the bytes are borrowed from an owner that can do that (`PageReleasing`: a read-only file
+    /// mapping, whose pages come back from the file if read again); does nothing otherwise. The
+    /// contents never change, so this is only ever a question of memory against a later page fault.
+    public func releaseResidentPages(byteOffset: Int, byteCount: Int) {
+        guard let owner = owner as? PageReleasing, byteCount > 0 else { return }
+        owner.releaseResidentPages(UnsafeRawPointer(bytes + byteOffset), byteCount: byteCount)
+    }
+}
+
+/// An owner of borrowed tensor bytes that can drop them from memory without changing them (see
+/// `TensorStorage.releaseResidentPages`).
+public protocol PageReleasing: AnyObject {
+    func releaseResidentPages(_ start: UnsafeRawPointer, byteCount: Int)
 }

@@ -39,28 +39,15 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         return packed?.shape
     }
 
-    /// Packs constant float32 weights [M, C/group, k...] per group, then lets the kernel drop the
-    /// original's pages if they are a file mapping (they are re-read from the file if anything
-    /// touches them again), so the packed copy does not double the model's resident memory.
+    /// Packs constant float32 weights [M, C/group, k...] per group (the session then drops the
+    /// original's pages when they are a file mapping: `InferenceSession.init`).
     static func pack(_ w: Tensor?, group: Int) -> (shape: [Int], groups: [PackedMatrix])? {
         guard let w, w.dataType == .float32, w.rank >= 3, w.count > 0, w.shape[0] % group == 0 else { return nil }
         let mg = w.shape[0] / group
         let k = w.count / w.shape[0]
         if mg == 1 && w.shape[1] == 1 { return nil }  // depthwise
         let pw = w.elements(as: Float.self).baseAddress!
-        let groups = (0..<group).map { g in PackedMatrix(pw + g * mg * k, rows: mg, k: k, lda: k) }
-        releasePages(UnsafeRawPointer(pw), byteCount: w.count * 4)
-        return (w.shape, groups)
-    }
-
-    /// `madvise(MADV_PAGEOUT)` on the whole pages inside the range: clean file-backed pages are
-    /// dropped from the resident set; anonymous memory stays intact (swapped out at most).
-    static func releasePages(_ p: UnsafeRawPointer, byteCount: Int) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: p) + page - 1) / page * page
-        let end = (Int(bitPattern: p) + byteCount) / page * page
-        guard end > start, let base = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        _ = madvise(base, end - start, 21)  // MADV_PAGEOUT (Linux 5.4); older kernels: EINVAL, ignored
+        return (w.shape, (0..<group).map { g in PackedMatrix(pw + g * mg * k, rows: mg, k: k, lda: k) })
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
