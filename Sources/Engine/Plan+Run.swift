@@ -5,12 +5,16 @@ extension Plan {
     ///
     /// Validates the feeds first (`EngineError.invalidInput`), then runs the `ShapePlan` of the feeds'
     /// shape signature; the first request of a signature runs the steps as listed and builds that
-    /// shape plan (shape folding, memory arena) from what it saw. Kernel failures become
+    /// shape plan (shape folding, memory arena) from what it saw. A large batch whose rows the graph
+    /// keeps apart then runs in slices (`BatchSplit`). Kernel failures become
     /// `.invalidInput` (shapes that do not fit, which come from the request) or `.executionFailed`.
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
         try validate(feeds)
         let key = signature(feeds)
-        if let plan = shapePlans.plan(for: key) { return try plan.run(feeds) }
+        if let plan = shapePlans.plan(for: key) {
+            if let split = plan.split { return try run(feeds, split: split) }
+            return try plan.run(feeds)
+        }
         let (plan, outputs) = try ShapePlan.build(self, feeds: feeds)
         shapePlans.insert(plan, for: key)
         return outputs

@@ -21,12 +21,17 @@ extension ShapePlan {
     ]
 
     /// Runs `plan` on `feeds` (validated), recording types and shapes, and returns the shape plan of
-    /// this signature together with the run's outputs.
-    static func build(_ plan: Plan, feeds: [String: Tensor]) throws -> (ShapePlan, [String: Tensor]) {
+    /// this signature together with the run's outputs. `mayFormSplit`: whether the plan may run its
+    /// batch in slices (`BatchSplit`; false for the plans of the slices themselves).
+    static func build(
+        _ plan: Plan, feeds: [String: Tensor], mayFormSplit: Bool = true
+    ) throws -> (ShapePlan, [String: Tensor]) {
         let count = plan.slotNames.count
         var slots = plan.initialSlots
         var constant = slots.map { $0 != nil }
         var shapeKnown = constant
+        // Constants of this signature computed from the shape of a run-time value (so from the batch size).
+        var batchSized = [Bool](repeating: false, count: count)
         for binding in plan.inputBindings {
             slots[binding.slot] = feeds[binding.info.name]
             shapeKnown[binding.slot] = true
@@ -54,9 +59,11 @@ extension ShapePlan {
                 reads.allSatisfy { constant[$0] }
                 || ((step.opType == "Shape" || step.opType == "Size") && reads.first.map { shapeKnown[$0] } == true)
             if fold {
+                let sized = reads.contains { batchSized[$0] } || reads.contains { !constant[$0] }
                 for s in step.outputs where s >= 0 {
                     constant[s] = true
                     shapeKnown[s] = true
+                    batchSized[s] = sized
                 }
             } else {
                 kept.append(step)
@@ -104,10 +111,21 @@ extension ShapePlan {
                 scratch: out != nil && scratchCounts[k] > 0 ? step.kernel as? any ScratchKernel : nil)
         }
         let scratchBytes = steps.indices.filter { steps[$0].scratch != nil }.map { scratchCounts[$0] * 4 }.max() ?? 0
+        let arenaBytes = layout.totalBytes + scratchBytes
+        var split: BatchSplit? = nil
+        if mayFormSplit, arenaBytes > BatchSplit.splitAboveBytes,
+            let batch = batchRows(
+                plan, feeds: feeds, steps: kept, shapes: shapes, constant: constant, batchSized: batchSized,
+                values: slots)
+        {
+            split = BatchSplit.plan(
+                batch: batch, arenaBytes: arenaBytes,
+                outputs: plan.outputBindings.map { ($0.name, types[$0.slot] ?? .float32, shapes[$0.slot]) })
+        }
         let shapePlan = ShapePlan(
             steps: steps, initialSlots: initial, source: plan, allocations: layout.allocations,
-            arenaBytes: layout.totalBytes + scratchBytes, scratchOffset: scratchOffset,
-            foldedSteps: plan.steps.count - kept.count)
+            arenaBytes: arenaBytes, scratchOffset: scratchOffset,
+            foldedSteps: plan.steps.count - kept.count, split: split)
         return (shapePlan, outputs)
     }
 }

@@ -49,13 +49,17 @@ final class ShapePlan: Sendable {
     let scratchOffset: Int
     /// Steps of the source plan that this plan folded into constants.
     let foldedSteps: Int
+    /// Set when this signature's batch runs in slices (through the slices' own shape plans) rather
+    /// than through this plan's steps.
+    let split: BatchSplit?
     private let pool: Mutex<[TensorStorage]>
     private static let pooledArenas = 2
 
     init(
         steps: [Step], initialSlots: [Tensor?], source: Plan, allocations: [Allocation], arenaBytes: Int,
-        scratchOffset: Int, foldedSteps: Int
+        scratchOffset: Int, foldedSteps: Int, split: BatchSplit? = nil
     ) {
+        self.split = split
         self.scratchOffset = scratchOffset
         self.steps = steps
         self.initialSlots = initialSlots

@@ -32,14 +32,7 @@ struct ReduceKernel: Kernel {
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
-        let given = axesFromInput ? try IntInput.optional(inputs, 1, "\(op.rawValue)'s axes") : attributeAxes
-        var axes: [Int]
-        if let given, !given.isEmpty {
-            axes = try IntInput.axes(given, rank: x.rank, op.rawValue)
-        } else {
-            if noopWithEmptyAxes { return [x] }
-            axes = Array(0..<x.rank)
-        }
+        guard var axes = try axes(inputs, rank: x.rank) else { return [x] }
         axes.sort()
         var outShape = x.shape
         for a in axes { outShape[a] = 1 }
@@ -60,6 +53,14 @@ struct ReduceKernel: Kernel {
             return [Tensor(dataType: .bool, shape: finalShape, storage: r.storage)]
         default: throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
         }
+    }
+
+    /// The axes reduced for an input of rank `rank` (normalised), or nil when the op is a no-op
+    /// (empty axes with `noop_with_empty_axes`).
+    func axes(_ inputs: [Tensor?], rank: Int) throws -> [Int]? {
+        let given = axesFromInput ? try IntInput.optional(inputs, 1, "\(op.rawValue)'s axes") : attributeAxes
+        if let given, !given.isEmpty { return try IntInput.axes(given, rank: rank, op.rawValue) }
+        return noopWithEmptyAxes ? nil : Array(0..<rank)
     }
 
     private func floatReduce(_ x: Tensor, _ outShape: [Int], _ reduced: Int) throws -> Tensor {
