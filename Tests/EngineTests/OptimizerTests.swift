@@ -88,6 +88,35 @@ import Testing
         expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [3, 5])
     }
 
+    /// Depthwise 3x3 convolutions (stride 1: bias and clamp in registers; stride 2: the plane loop
+    /// adding onto the bias) with each activation fused, planes whose width is not a multiple of
+    /// eight and whose height is not a multiple of four, at 1 and 2 threads.
+    @Test(arguments: ["Relu", "Clip", "LeakyRelu", "HardSwish"], [1, 2])
+    func depthwiseActivationFuses(activation: String, stride: Int) throws {
+        var rng = TestRNG(seed: 305)
+        var actInputs = ["c"]
+        var initializers: [String: Tensor] = ["w": rng.tensor([3, 1, 3, 3]), "b": rng.tensor([3])]
+        if activation == "Clip" {
+            actInputs += ["lo", "hi"]
+            initializers["lo"] = Tensor(scalar: Float(-0.2))
+            initializers["hi"] = Tensor(scalar: Float(0.3))
+        }
+        let nodes = [
+            Node(name: "dw", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                attributes: ["group": .int(3), "pads": .ints([1, 1, 1, 1]), "strides": .ints([stride, stride])]),
+            Node(name: "act", opType: activation, inputs: actInputs, outputs: ["y"],
+                attributes: activation == "LeakyRelu" ? ["alpha": .float(0.2)] : [:]),
+        ]
+        let graph = Graph(nodes: nodes, inputs: [input("x", [2, 3, 19, 37])], outputs: output, initializers: initializers)
+        let x = rng.tensor([2, 3, 19, 37])
+        let r = try both(graph, feeds: ["x": x])
+        #expect(r.ops == ["Conv"])
+        expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: r.plain.shape)
+        let two = try InferenceSession(
+            model: GraphModel(graph: graph, opsets: ["": 17], irVersion: 8), options: SessionOptions(blasThreads: 2))
+        expectClose(try two.run(["x": x])["y"]!, r.plain.scalars(as: Float.self), shape: r.plain.shape)
+    }
+
     /// MatMul of a 3-D activation by a constant matrix, + bias [N], + Relu: one MatMul node.
     @Test func matMulBiasReluFuses() throws {
         var rng = TestRNG(seed: 302)

@@ -117,16 +117,19 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         // Weights as stored (nil when packed: depthwise weights are never packed).
         let pw = w?.elements(as: Float.self).baseAddress
         let py = out.mutableElements(as: Float.self).baseAddress!
-        // Bias first; the sgemm adds onto it.
         let bias = b?.elements(as: Float.self).baseAddress
-        for i in 0..<(n * m) {
-            (py + i * outSize).update(repeating: bias?[i % m] ?? 0, count: outSize)
-        }
         let pointwise = kSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
         let depthwise = cg == 1 && mg == 1
-        // Depthwise 2-D with stride 1 or 2 runs on a zero-bordered copy of each plane (`PlaneLoops`).
+        // Depthwise 2-D with stride 1 or 2 runs on a zero-bordered copy of each plane (`PlaneLoops`),
+        // which writes the bias itself.
         let planeLoop = depthwise && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
             && (geo.strides[2] == 1 || geo.strides[2] == 2)
+        // Otherwise the bias first; the GEMM adds onto it.
+        if !planeLoop {
+            for i in 0..<(n * m) {
+                (py + i * outSize).update(repeating: bias?[i % m] ?? 0, count: outSize)
+            }
+        }
         let padded = PlaneLoops.PaddedPlane(geo)
         if planeLoop {
             // Planes split over the thread budget; each chunk has its own zero-bordered scratch.
@@ -139,8 +142,8 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                     for p in planes {
                         let (img, g) = (p / group, p % group)
                         PlaneLoops.depthwise(
-                            px + (img * c + g) * inSize, pw! + g * k, py + (img * m + g) * outSize, geo, epilogue,
-                            padded, scratch)
+                            px + (img * c + g) * inSize, pw! + g * k, bias: bias?[g] ?? 0, py + (img * m + g) * outSize,
+                            geo, epilogue, padded, scratch)
                     }
                 }
             }

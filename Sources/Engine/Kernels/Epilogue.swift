@@ -46,6 +46,17 @@ struct Epilogue: Sendable, Equatable {
             Self.betaAttribute: .float(beta)]
     }
 
+    /// The activation as a clamp to [lo, hi] when it is one (none, Relu, Clip), for kernels that
+    /// apply it in registers; nil for the others.
+    var clampBounds: (lo: Float, hi: Float)? {
+        switch kind {
+        case .none: return (-.infinity, .infinity)
+        case .relu: return (0, .infinity)
+        case .clip: return (alpha, beta)
+        case .leakyRelu, .sigmoid, .hardSwish: return nil
+        }
+    }
+
     /// Applies the activation in place to `count` floats at `p`.
     func apply(_ p: UnsafeMutablePointer<Float>, count: Int) {
         switch kind {

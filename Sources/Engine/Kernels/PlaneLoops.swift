@@ -36,12 +36,12 @@ enum PlaneLoops {
         var count: Int { rows * cols + 4 * outWidth8 + (split ? rows * 2 * halfCols : 0) }
     }
 
-    /// `y` (already holding the bias) += w (*) x, then `epilogue` per row, for strides 1 and 2.
-    /// `scratch` holds `PaddedPlane(g).count` floats whose border is zero (the caller zeroes it once
-    /// per call; each plane overwrites only the interior).
+    /// `y` = bias + w (*) x, then `epilogue`, for strides 1 and 2. `scratch` holds
+    /// `PaddedPlane(g).count` floats whose border is zero (the caller zeroes it once per call; each
+    /// plane overwrites only the interior).
     static func depthwise(
-        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry,
-        _ epilogue: Epilogue, _ layout: PaddedPlane, _ scratch: UnsafeMutablePointer<Float>
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: Float, _ y: UnsafeMutablePointer<Float>,
+        _ g: WindowGeometry, _ epilogue: Epilogue, _ layout: PaddedPlane, _ scratch: UnsafeMutablePointer<Float>
     ) {
         let (ih, iw, oh, ow) = (g.input[1], g.input[2], g.output[1], g.output[2])
         let (kh, kw, sh, sw) = (g.kernel[1], g.kernel[2], g.strides[1], g.strides[2])
@@ -54,6 +54,12 @@ enum PlaneLoops {
         let tmp = scratch + layout.rows * cols
         let t = UnsafeMutableRawPointer(tmp)
         let w8 = layout.outWidth8
+        if kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1, let bounds = epilogue.clampBounds {
+            depthwise3x3(plane, w, bias: bias, y, oh: oh, ow: ow, cols: cols, w8: w8, bounds, t)
+            return
+        }
+        // The other loops add onto the bias.
+        y.update(repeating: bias, count: oh * ow)
         if layout.split {
             // Row r of the split copy: its even columns, then its odd columns.
             let half = layout.halfCols
@@ -84,10 +90,6 @@ enum PlaneLoops {
                 }
             }
             depthwiseSplit(UnsafeRawPointer(split), w, y, g, epilogue, layout, t)
-            return
-        }
-        if kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 {
-            depthwise3x3(plane, w, y, oh: oh, ow: ow, cols: cols, w8: w8, epilogue, t)
             return
         }
         // Four output rows at a time: four independent accumulators hide the add latency.
@@ -128,10 +130,12 @@ enum PlaneLoops {
     }
 
     /// The common case, 3x3 stride 1 (MobileNet's), with the nine weights held in registers and the
-    /// taps unrolled: four output rows of eight columns per step, 36 FMAs.
+    /// taps unrolled: four output rows of eight columns per step, 36 FMAs, started from the bias and
+    /// clamped (Relu, Clip: `bounds`) in registers, stored straight into the output (the last,
+    /// partial block of a row through the four-row buffer `t`).
     static func depthwise3x3(
-        _ plane: UnsafeRawPointer, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, oh: Int, ow: Int,
-        cols: Int, w8: Int, _ epilogue: Epilogue, _ t: UnsafeMutableRawPointer
+        _ plane: UnsafeRawPointer, _ w: UnsafePointer<Float>, bias: Float, _ y: UnsafeMutablePointer<Float>, oh: Int,
+        ow: Int, cols: Int, w8: Int, _ bounds: (lo: Float, hi: Float), _ t: UnsafeMutableRawPointer
     ) {
         typealias V = SIMD8<Float>
         let w0 = V(repeating: w[0]), w1 = V(repeating: w[1]), w2 = V(repeating: w[2])
@@ -154,19 +158,43 @@ enum PlaneLoops {
             a = a.addingProduct(w8v, at(p, 2 &* row &+ 8))
             return a
         }
+        let b = V(repeating: bias)
+        let lo = V(repeating: bounds.lo)
+        let hi = V(repeating: bounds.hi)
+        /// Compare-and-select, so NaN stays NaN (as Relu and Clip).
+        @inline(__always) func clamp(_ v: V) -> V {
+            var r = v
+            r.replace(with: lo, where: r .< lo)
+            r.replace(with: hi, where: r .> hi)
+            return r
+        }
+        let out = UnsafeMutableRawPointer(y)
         var y0 = 0
         while y0 < oh {
+            let rows = min(4, oh &- y0)
             var o = 0
             while o < w8 {
                 let p = plane + (y0 &* row &+ o &* 4)
-                let acc0 = tap(V(), p)
-                let acc1 = tap(V(), p + row)
-                let acc2 = tap(V(), p + 2 &* row)
-                let acc3 = tap(V(), p + 3 &* row)
-                storeRows(t, w8, o, acc0, acc1, acc2, acc3)
+                let acc0 = clamp(tap(b, p))
+                let acc1 = clamp(tap(b, p + row))
+                let acc2 = clamp(tap(b, p + 2 &* row))
+                let acc3 = clamp(tap(b, p + 3 &* row))
+                if o &+ 8 <= ow {
+                    let at = (y0 &* ow &+ o) &* 4
+                    out.storeBytes(of: acc0, toByteOffset: at, as: V.self)
+                    if rows > 1 { out.storeBytes(of: acc1, toByteOffset: at &+ ow &* 4, as: V.self) }
+                    if rows > 2 { out.storeBytes(of: acc2, toByteOffset: at &+ ow &* 8, as: V.self) }
+                    if rows > 3 { out.storeBytes(of: acc3, toByteOffset: at &+ ow &* 12, as: V.self) }
+                } else {
+                    storeRows(t, w8, o, acc0, acc1, acc2, acc3)
+                    for r in 0..<rows {
+                        let dst: UnsafeMutablePointer<Float> = y + ((y0 &+ r) &* ow &+ o)
+                        let src: UnsafePointer<Float> = UnsafePointer(tmp) + (r &* w8 &+ o)
+                        dst.update(from: src, count: ow &- o)
+                    }
+                }
                 o &+= 8
             }
-            addRows(tmp, w8, into: y, firstRow: y0, rows: min(4, oh - y0), ow: ow, epilogue)
             y0 &+= 4
         }
     }
