@@ -34,11 +34,11 @@ extension WinogradConv {
         /// Weight panels (6 output channels each) and the most rows a part holds.
         let weightPanels: Int
         let partRows: Int
-        /// Floats per zero-bordered input line (a segment's 2 · tiles + 2 columns, plus the 16 that
-        /// the last 8-tile chunk's vector loads read past them).
+        /// Floats per half line of input (`fillLine`: a segment's tiles + 1 even or odd columns,
+        /// plus room for 8-lane stores and loads past them).
         let lineCapacity: Int
         /// Floats of per-thread scratch: V, M, 8 floats of slack for the output transform's
-        /// vector loads, 4 input lines.
+        /// vector loads, 8 half lines.
         let scratchFloats: Int
 
         init(_ conv: WinogradConv, batch n: Int, _ geo: WindowGeometry, threads: Int) {
@@ -65,8 +65,8 @@ extension WinogradConv {
             ldm = blockPanels * nr
             vStride = conv.c * ldm
             partRows = (weightPanels + parts - 1) / parts * PackedGemm.mr
-            lineCapacity = 2 * tilesW + 18
-            scratchFloats = 16 * vStride + 16 * partRows * ldm + 8 + 4 * lineCapacity
+            lineCapacity = tilesW + 24
+            scratchFloats = 16 * vStride + 16 * partRows * ldm + 8 + 8 * lineCapacity
         }
 
         /// Tiles of block `block`.
@@ -124,12 +124,12 @@ extension WinogradConv {
     /// V = Bᵀ d B for the segment's tiles in every input channel, written into the 16 V[ξ] in
     /// `PackedGemm`'s B panel layout (tile t, channel ch at `(t / 16) * C * 16 + ch * 16 + t % 16`).
     ///
-    /// Per channel, the segment's four input rows are first copied into zero-bordered lines (so the
-    /// padding and the image's edges need no tests below); then 8 tiles at a time, one per SIMD8
-    /// lane: a 16-float load at column 2t and one at 2t + 2, split into even and odd lanes, give the
-    /// 4 columns of the 8 tiles' 4x4 inputs. Chunks of 8 start at multiples of 8 in the block, so a
-    /// full chunk is one aligned 8-float store per ξ; the partial chunks at a segment's ends store
-    /// lane by lane.
+    /// Per channel, each of the segment's four input rows is first split into its even and odd
+    /// columns, zero outside the image (`fillLine`), so that the padding and the image's edges need
+    /// no tests below; then 8 tiles at a time, one per SIMD8 lane, the 4 columns of the 8 tiles'
+    /// 4x4 inputs are plain loads: even[l], odd[l], even[l + 1], odd[l + 1]. Chunks of 8 start at
+    /// multiples of 8 in the block, so a full chunk is one 8-float store per ξ inside one panel; the
+    /// partial chunks at a segment's ends store lane by lane.
     func inputTransform(
         _ s: Segment, _ x: UnsafePointer<Float>, _ geo: WindowGeometry, _ b: Blocking, _ v: UnsafeMutablePointer<Float>,
         _ lines: UnsafeMutablePointer<Float>
@@ -137,31 +137,31 @@ extension WinogradConv {
         let (ih, iw) = (geo.input[1], geo.input[2])
         let iy0 = 2 * s.ty - geo.padBegin[1]
         let ix0 = 2 * s.tx - geo.padBegin[2]
-        let width = 2 * s.count + 2
         let cap = b.lineCapacity
         let vs = b.vStride
-        let (l0, l1, l2, l3) = (lines, lines + cap, lines + 2 * cap, lines + 3 * cap)
         for ch in 0..<c {
             let plane = x + (s.image * c + ch) * ih * iw
             for r in 0..<4 {
-                Self.fillLine(lines + r * cap, plane, row: iy0 + r, from: ix0, width: width, ih: ih, iw: iw)
+                Self.fillLine(
+                    even: lines + 2 * r * cap, odd: lines + (2 * r + 1) * cap, plane, row: iy0 + r, from: ix0,
+                    count: s.count + 1, ih: ih, iw: iw)
             }
             var j = 0
             while j < s.count {
                 let t = s.local + j
                 let lanes = min(8 - (t & 7), s.count - j)
-                let r0 = Self.rowTransform(l0 + 2 * j)
-                let r1 = Self.rowTransform(l1 + 2 * j)
-                let r2 = Self.rowTransform(l2 + 2 * j)
-                let r3 = Self.rowTransform(l3 + 2 * j)
+                let r1 = Self.rowTransform(lines + 2 * cap + j, lines + 3 * cap + j)
+                let r2 = Self.rowTransform(lines + 4 * cap + j, lines + 5 * cap + j)
                 let d = v + (t >> 4) * c * 16 + ch * 16 + (t & 15)
                 // Rows of Bᵀ applied to the row-transformed tile: ξ = 4 i + j.
-                Self.put(r0.0 - r2.0, d, lanes); Self.put(r0.1 - r2.1, d + vs, lanes)
-                Self.put(r0.2 - r2.2, d + 2 * vs, lanes); Self.put(r0.3 - r2.3, d + 3 * vs, lanes)
                 Self.put(r1.0 + r2.0, d + 4 * vs, lanes); Self.put(r1.1 + r2.1, d + 5 * vs, lanes)
                 Self.put(r1.2 + r2.2, d + 6 * vs, lanes); Self.put(r1.3 + r2.3, d + 7 * vs, lanes)
                 Self.put(r2.0 - r1.0, d + 8 * vs, lanes); Self.put(r2.1 - r1.1, d + 9 * vs, lanes)
                 Self.put(r2.2 - r1.2, d + 10 * vs, lanes); Self.put(r2.3 - r1.3, d + 11 * vs, lanes)
+                let r0 = Self.rowTransform(lines + j, lines + cap + j)
+                Self.put(r0.0 - r2.0, d, lanes); Self.put(r0.1 - r2.1, d + vs, lanes)
+                Self.put(r0.2 - r2.2, d + 2 * vs, lanes); Self.put(r0.3 - r2.3, d + 3 * vs, lanes)
+                let r3 = Self.rowTransform(lines + 6 * cap + j, lines + 7 * cap + j)
                 Self.put(r1.0 - r3.0, d + 12 * vs, lanes); Self.put(r1.1 - r3.1, d + 13 * vs, lanes)
                 Self.put(r1.2 - r3.2, d + 14 * vs, lanes); Self.put(r1.3 - r3.3, d + 15 * vs, lanes)
                 j += lanes
@@ -212,16 +212,8 @@ extension WinogradConv {
                 }
                 let o = 2 * j
                 if o + 16 <= span {
-                    for l in 0..<8 {
-                        y0[o + 2 * l] = y00[l]
-                        y0[o + 2 * l + 1] = y01[l]
-                    }
-                    if second {
-                        for l in 0..<8 {
-                            y1[o + 2 * l] = y10[l]
-                            y1[o + 2 * l + 1] = y11[l]
-                        }
-                    }
+                    Self.storeInterleaved(y00, y01, y0 + o)
+                    if second { Self.storeInterleaved(y10, y11, y1 + o) }
                 } else {
                     for l in 0..<lanes {
                         let q = o + 2 * l
@@ -242,18 +234,13 @@ extension WinogradConv {
         }
     }
 
-    /// One row of 8 tiles' 4x4 inputs times B: (d0 - d2, d1 + d2, d2 - d1, d1 - d3), where dk holds
-    /// column k of each tile (`line[2 l + k]` for lane l).
+    /// One row of 8 tiles' 4x4 inputs times B: (d0 - d2, d1 + d2, d2 - d1, d1 - d3), where column
+    /// k of lane l's tile is `even[l]`, `odd[l]`, `even[l + 1]`, `odd[l + 1]` for k = 0...3.
     @inline(__always)
-    static func rowTransform(_ line: UnsafePointer<Float>) -> (V, V, V, V) {
-        let a = UnsafeRawPointer(line).loadUnaligned(as: SIMD16<Float>.self)
-        let b = UnsafeRawPointer(line + 2).loadUnaligned(as: SIMD16<Float>.self)
-        let (d0, d1, d2, d3) = (a.evenHalf, a.oddHalf, b.evenHalf, b.oddHalf)
+    static func rowTransform(_ even: UnsafeMutablePointer<Float>, _ odd: UnsafeMutablePointer<Float>) -> (V, V, V, V) {
+        let (d0, d1, d2, d3) = (PackedGemm.load(even), PackedGemm.load(odd), PackedGemm.load(even + 1), PackedGemm.load(odd + 1))
         return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
     }
-
-    @inline(__always)
-    static func rowTransform(_ line: UnsafeMutablePointer<Float>) -> (V, V, V, V) { rowTransform(UnsafePointer(line)) }
 
     /// One row of 8 tiles' M (the 4 values at `p`, `p + ms`, `p + 2 ms`, `p + 3 ms`) times A.
     @inline(__always)
@@ -265,31 +252,67 @@ extension WinogradConv {
         return (m0 + m1 + m2, m1 - m2 - m3)
     }
 
+    /// Stores a0, b0, a1, b1, ... a7, b7 at `p` (one output row of 8 tiles).
+    @inline(__always)
+    static func storeInterleaved(_ a: V, _ b: V, _ p: UnsafeMutablePointer<Float>) {
+        let v = SIMD16<Float>(
+            a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+
     /// Stores the first `lanes` lanes of `value` at `p`.
     @inline(__always)
     static func put(_ value: V, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
         if lanes == 8 {
             PackedGemm.store(value, p)
-        } else {
-            for l in 0..<lanes { p[l] = value[l] }
-        }
-    }
-
-    /// Input row `row` of `plane` [ih, iw], columns `from ..< from + width`, into `line`, zero where
-    /// they fall outside the image, followed by 16 zeros (read by the last chunk's loads).
-    @inline(__always)
-    static func fillLine(
-        _ line: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>, row: Int, from x0: Int, width: Int, ih: Int,
-        iw: Int
-    ) {
-        if row < 0 || row >= ih {
-            PatchSource.zero(line, width + 16)
             return
         }
-        let lo = min(width, max(0, -x0))
-        let hi = max(lo, min(width, iw - x0))
-        PatchSource.zero(line, lo)
-        PatchSource.copy(line + lo, plane + row * iw + x0 + lo, hi - lo)
-        PatchSource.zero(line + hi, width + 16 - hi)
+        // 4, 2 and 1 lanes as the bits of `lanes` say: at most three stores, no lane loop.
+        var q = UnsafeMutableRawPointer(p)
+        var rest = value.lowHalf
+        if lanes & 4 != 0 {
+            q.storeBytes(of: rest, as: SIMD4<Float>.self)
+            rest = value.highHalf
+            q += 16
+        }
+        var pair = rest.lowHalf
+        if lanes & 2 != 0 {
+            q.storeBytes(of: pair, as: SIMD2<Float>.self)
+            pair = rest.highHalf
+            q += 8
+        }
+        if lanes & 1 != 0 { q.storeBytes(of: pair[0], as: Float.self) }
+    }
+
+    /// Input row `row` of `plane` [ih, iw] from column `x0` on, split into `count` even columns
+    /// (`even[i]` = column x0 + 2i) and `count` odd ones, zero outside the image, each followed by 8
+    /// zeros. Inside the row, 16 columns at a time (one load, split into its even and odd lanes).
+    @inline(__always)
+    static func fillLine(
+        even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>, row: Int,
+        from x0: Int, count: Int, ih: Int, iw: Int
+    ) {
+        if row < 0 || row >= ih {
+            PatchSource.zero(even, count + 8)
+            PatchSource.zero(odd, count + 8)
+            return
+        }
+        let line = plane + row * iw
+        var i = 0
+        while i < count {
+            let col = x0 + 2 * i
+            if col >= 0 && col + 16 <= iw {
+                let v = UnsafeRawPointer(line + col).loadUnaligned(as: SIMD16<Float>.self)
+                PackedGemm.store(v.evenHalf, even + i)
+                PackedGemm.store(v.oddHalf, odd + i)
+                i += 8
+            } else {
+                even[i] = col >= 0 && col < iw ? line[col] : 0
+                odd[i] = col + 1 >= 0 && col + 1 < iw ? line[col + 1] : 0
+                i += 1
+            }
+        }
+        PatchSource.zero(even + count, 8)
+        PatchSource.zero(odd + count, 8)
     }
 }
