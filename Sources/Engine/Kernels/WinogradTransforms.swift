@@ -7,17 +7,21 @@ extension WinogradConv {
     /// still gives wide GEMMs. A block is a run of whole 16-tile GEMM panels (block boundaries are
     /// multiples of 16 tiles, so every tile sits at the same place of the same panel whatever the
     /// thread budget: results do not depend on it). A block holds at most `scratchBudget` floats of
-    /// V and M (16 · (C + M) floats per tile), but at least `minimumBlockPanels` panels: each block
-    /// streams all of U once, so fewer tiles per block would make the GEMMs wait on memory.
+    /// V and M (16 · (C + M) floats per tile: 2 MB, so they stay in L2/L3 between the transforms
+    /// and the GEMMs), but at least `minimumBlockPanels` panels: each block streams all of U once,
+    /// so fewer tiles per block would make the GEMMs wait on memory. (A 4 MB budget with at least
+    /// 4 panels measured the same on resnet18 at batch 1 and 32.)
     ///
     /// With a thread budget above one, the blocks are spread over the threads (their count rounded
-    /// to a multiple of the budget when there are few); when there are too few tiles for that
-    /// (deep layers of one image: 7x7 is 16 tiles), each block's output channels are split into
+    /// to a multiple of the budget when there are few) when each thread gets at least
+    /// `minimumSplitPanels` panels; with fewer tiles (deep layers of one image: 14x14 is 49 tiles,
+    /// 7x7 is 16), each block's output channels are split into
     /// `parts` instead, each part on its own thread (each then transforms the block's input: cheap
     /// next to the GEMMs).
     struct Blocking {
-        static let scratchBudget = 1 << 20
-        static let minimumBlockPanels = 4
+        static let scratchBudget = 1 << 19
+        static let minimumBlockPanels = 2
+        static let minimumSplitPanels = 4
 
         let tilesH: Int
         let tilesW: Int
@@ -51,7 +55,7 @@ extension WinogradConv {
             var blocks = (tilePanels + maxPanels - 1) / maxPanels
             if threads > 1 {
                 if blocks < threads {
-                    if tilePanels >= threads * Self.minimumBlockPanels { blocks = threads }
+                    if tilePanels >= threads * Self.minimumSplitPanels { blocks = threads }
                 } else if blocks < 4 * threads {
                     blocks = (blocks + threads - 1) / threads * threads
                 }
