@@ -56,35 +56,38 @@ final class WinogradConv: @unchecked Sendable {
         self.shape = shape
         m = shape[0]
         c = shape[1]
-        let count = m * c
-        // All 16 U[ξ] in one pass over the weights: G g (4x3), then (G g) Gᵀ (4x4), in double.
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * count)
-        let gg = UnsafeMutablePointer<Double>.allocate(capacity: 12)
-        defer {
-            u.deallocate()
-            gg.deallocate()
-        }
-        for q in 0..<count {
-            let k = w + q * 9
-            for col in 0..<3 {
-                let (k0, k1, k2) = (Double(k[col]), Double(k[3 + col]), Double(k[6 + col]))
-                gg[col] = k0
-                gg[3 + col] = 0.5 * (k0 + k1 + k2)
-                gg[6 + col] = 0.5 * (k0 - k1 + k2)
-                gg[9 + col] = k2
-            }
-            for i in 0..<4 {
-                let (r0, r1, r2) = (gg[3 * i], gg[3 * i + 1], gg[3 * i + 2])
-                let o = u + 4 * i * count + q
-                o[0] = Float(r0)
-                o[count] = Float(0.5 * (r0 + r1 + r2))
-                o[2 * count] = Float(0.5 * (r0 - r1 + r2))
-                o[3 * count] = Float(r2)
-            }
-        }
-        // U[ξ] [M, C]: row m, column c at m * C + c.
+        // All 16 U[ξ] in one pass over the weights: G g (4x3), then (G g) Gᵀ (4x4), in double,
+        // written straight into the 16 packed matrices (a full-size temporary would leave a hole of
+        // its size in the malloc heap: resident memory).
         let (rows, depth) = (m, c)
-        weights = (0..<16).map { xi in PackedMatrix(u + xi * count, rows: rows, k: depth, lda: depth) }
+        let mats = (0..<16).map { _ in PackedMatrix(zeroRows: rows, k: depth) }
+        let mr = PackedGemm.mr
+        var gg = [Double](repeating: 0, count: 12)
+        var dst = [UnsafeMutablePointer<Float>](repeating: UnsafeMutablePointer(bitPattern: 8)!, count: 16)
+        for p in 0..<(m + mr - 1) / mr {
+            for xi in 0..<16 { dst[xi] = mats[xi].buildingPanel(p) }
+            for r in 0..<min(mr, m - p * mr) {
+                for q in 0..<c {
+                    let k = w + ((p * mr + r) * c + q) * 9
+                    for col in 0..<3 {
+                        let (k0, k1, k2) = (Double(k[col]), Double(k[3 + col]), Double(k[6 + col]))
+                        gg[col] = k0
+                        gg[3 + col] = 0.5 * (k0 + k1 + k2)
+                        gg[6 + col] = 0.5 * (k0 - k1 + k2)
+                        gg[9 + col] = k2
+                    }
+                    let at = q * mr + r
+                    for i in 0..<4 {
+                        let (r0, r1, r2) = (gg[3 * i], gg[3 * i + 1], gg[3 * i + 2])
+                        dst[4 * i][at] = Float(r0)
+                        dst[4 * i + 1][at] = Float(0.5 * (r0 + r1 + r2))
+                        dst[4 * i + 2][at] = Float(0.5 * (r0 - r1 + r2))
+                        dst[4 * i + 3][at] = Float(r2)
+                    }
+                }
+            }
+        }
+        weights = mats
     }
 
     /// `y` [N, M, OH, OW] = conv(x [N, C, H, W]) + bias, then `epilogue`, for the geometry `geo`
