@@ -3,6 +3,9 @@ import Tensors
 
 /// Conv (float32, 1 to 3 spatial dimensions) with groups, strides, dilations, explicit pads or
 /// `auto_pad`, and an optional bias. Per image and group:
+/// - 3x3, stride 1, dilation 1, group 1, 2-D, constant weights: Winograd F(2x2, 3x3)
+///   (`WinogradConv`: 2.25x fewer multiplications; the bias and activation go in its output
+///   transform);
 /// - 1x1 kernel, stride 1, no padding: one GEMM straight on the input (no copy);
 /// - depthwise (one input and one output channel per group): a direct loop;
 /// - otherwise one GEMM on the im2col patches: read straight from the input while packing (2-D,
@@ -19,6 +22,9 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
     /// group, and the weight shape they were packed from (nil: weights computed at run time, or a
     /// depthwise convolution, which does not use a GEMM).
     let packed: (shape: [Int], groups: [PackedMatrix])?
+    /// The constant weights transformed for Winograd F(2x2, 3x3) when the convolution qualifies
+    /// (`WinogradConv.qualifies`); then `packed` is nil: only one form of the weights is kept.
+    let winograd: WinogradConv?
 
     init(context: NodeContext) throws {
         try context.requireInputs(2, 3)
@@ -27,16 +33,28 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         group = try context.int("group", default: 1)
         guard group >= 1 else { throw context.invalid("has group \(group); it must be 1 or more") }
         if window.ceilMode { throw context.unsupported() }
-        packed = Self.pack(context.constantInput(1), group: group)
+        let w = context.constantInput(1)
+        if let w, w.dataType == .float32, w.count > 0,
+            WinogradConv.qualifies(weightShape: w.shape, group: group, strides: window.strides, dilations: window.dilations)
+        {
+            let pw = w.elements(as: Float.self).baseAddress!
+            winograd = WinogradConv(pw, shape: w.shape)
+            Self.releasePages(UnsafeRawPointer(pw), byteCount: w.count * 4)
+            packed = nil
+        } else {
+            winograd = nil
+            packed = Self.pack(w, group: group)
+        }
     }
 
-    /// The weights, once packed: the plan passes nil for them and the packed copy is used.
-    var absorbedInputs: [Int] { packed == nil ? [] : [1] }
+    /// The weights, once packed or transformed: the plan passes nil for them and the kernel's
+    /// copy is used.
+    var absorbedInputs: [Int] { packed == nil && winograd == nil ? [] : [1] }
 
-    /// The weights' shape: from W when it is passed, else from the packed copy.
+    /// The weights' shape: from W when it is passed, else from the packed or transformed copy.
     func weightShape(_ inputs: [Tensor?]) -> [Int]? {
         if inputs.count > 1, let w = inputs[1] { return w.shape }
-        return packed?.shape
+        return packed?.shape ?? winograd?.shape
     }
 
     /// Packs constant float32 weights [M, C/group, k...] per group (the session then drops the
@@ -63,6 +81,8 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         let cg = x.shape[1] / group
         let mg = wShape[0] / group
         let pointwise = geo.kernelSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
+        let weightsPassed = inputs.count > 1 && inputs[1] != nil
+        if winograd != nil && !weightsPassed { return 0 }  // per-thread scratch (`WinogradConv`)
         if pointwise || (cg == 1 && mg == 1) { return 0 }
         if packsPatches(inputs, geo) { return 0 }
         return cg * geo.kernelSize * geo.outputSize
@@ -82,8 +102,9 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         // W is nil when the plan passes the packed weights instead (`absorbedInputs`).
         let w = inputs.count > 1 ? inputs[1] : nil
         let usePacked = w == nil ? packed : nil
-        if w == nil && usePacked == nil { _ = try Check.input(inputs, 1, "W") }
-        let wShape = w?.shape ?? usePacked!.shape
+        let useWinograd = w == nil ? winograd : nil
+        if w == nil && usePacked == nil && useWinograd == nil { _ = try Check.input(inputs, 1, "W") }
+        let wShape = w?.shape ?? usePacked?.shape ?? useWinograd!.shape
         let b = inputs.count > 2 ? inputs[2] : nil
         try Check.dataType(x, [.float32], "X")
         if let w { try Check.dataType(w, [.float32], "W") }
@@ -107,6 +128,13 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         }
         let out = try Output.tensor(output, .float32, [n, m] + geo.outputSpatial)
         if out.count == 0 { return [out] }
+        if let useWinograd {
+            // `qualifies` checked the weights' shape, strides and dilations at load.
+            useWinograd.run(
+                x.elements(as: Float.self).baseAddress!, batch: n, geo, bias: b?.elements(as: Float.self).baseAddress,
+                epilogue: epilogue, out.mutableElements(as: Float.self).baseAddress!)
+            return [out]
+        }
         let cg = c / group
         let mg = m / group
         let inSize = geo.inputSize

@@ -555,11 +555,28 @@ final class PackedMatrix: @unchecked Sendable {
         }
     }
 
+    /// A zero matrix of `rows` x `k` in the packed layout, for a builder that writes its panels
+    /// through `buildingPanel` before the matrix is shared (`WinogradConv`, which computes 16
+    /// matrices in one pass over the weights, with no full-size temporary).
+    init(zeroRows rows: Int, k: Int) {
+        let mr = PackedGemm.mr
+        self.rows = rows
+        self.k = k
+        panels = (rows + mr - 1) / mr
+        let count = panels * mr * k + 8
+        data = .allocate(capacity: count)
+        data.initialize(repeating: 0, count: count)
+    }
+
     deinit { data.deallocate() }
 
     /// Start of panel `p` (rows `p * 6 ..< p * 6 + 6`).
     @inline(__always)
     func panel(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(data + p * PackedGemm.mr * k) }
+
+    /// Panel `p` for writing (A[p * 6 + r, q] at `q * 6 + r`); only while the matrix is being built
+    /// (`init(zeroRows:k:)`), before any other thread can see it.
+    func buildingPanel(_ p: Int) -> UnsafeMutablePointer<Float> { data + p * PackedGemm.mr * k }
 
 }
 

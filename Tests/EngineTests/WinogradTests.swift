@@ -1,0 +1,155 @@
+@testable import Engine
+import Tensors
+import Testing
+
+/// Winograd F(2x2, 3x3) convolutions (`WinogradConv`) against a direct double-precision
+/// convolution: odd and even sizes (clipped edge tiles), a 1x1 input, pads 0, 1, asymmetric and
+/// SAME_UPPER, batches, channel counts off the 6/8/16 multiples, C over the GEMM's K block, tile
+/// counts over one block, bias or none, fused activations, one and two threads (blocks split
+/// between threads, or a block's output channels). And which convolutions take the path.
+@Suite struct WinogradTests {
+    struct Case: CustomStringConvertible, Sendable {
+        var n = 1, c = 5, h = 7, w = 7, m = 7
+        /// top, left, bottom, right (ONNX order) unless `autoPad` is set.
+        var pads = [1, 1, 1, 1], autoPad = "NOTSET", bias = true, activation = "", threads = 1
+        var description: String {
+            "n\(n) c\(c) \(h)x\(w) m\(m) p\(pads) \(autoPad) bias \(bias) \(activation) threads \(threads)"
+        }
+    }
+
+    static let cases: [Case] = [
+        Case(activation: "relu"),
+        Case(n: 3, c: 16, h: 8, w: 8, m: 13, bias: false),
+        Case(c: 3, h: 5, w: 9, m: 20, pads: [0, 0, 0, 0]),
+        Case(c: 4, h: 1, w: 1, m: 6),
+        Case(c: 9, h: 6, w: 7, m: 10, autoPad: "SAME_UPPER", activation: "relu"),
+        Case(c: 7, h: 6, w: 5, m: 11, pads: [0, 2, 1, 0]),
+        Case(n: 2, c: 17, h: 11, w: 13, m: 25, pads: [2, 1, 0, 3], activation: "clip"),
+        // C over three K blocks of the GEMM (600 > 2 x 256); 100 tiles over one block (96).
+        Case(c: 600, h: 20, w: 20, m: 8, activation: "relu"),
+        // Two threads: the blocks split between them (30 panels of tiles), one image's 16 tiles
+        // split by output channels, a batch, and C over one K block with several blocks.
+        Case(n: 3, c: 12, h: 27, w: 26, m: 19, activation: "relu", threads: 2),
+        Case(c: 20, h: 7, w: 7, m: 50, threads: 2),
+        Case(n: 3, c: 6, h: 9, w: 4, m: 9, pads: [1, 0, 1, 2], bias: false, threads: 2),
+        Case(c: 600, h: 20, w: 20, m: 8, threads: 2),
+    ]
+
+    /// y = act(b + Σ x w) in double, and the sum of |x w| per output (the scale of its rounding).
+    static func reference(_ x: [Float], _ w: [Float], _ b: [Float]?, _ p: Case, out: (Int, Int), begin: (Int, Int))
+        -> (y: [Double], scale: [Double])
+    {
+        let (oh, ow) = out
+        var y = [Double](repeating: 0, count: p.n * p.m * oh * ow)
+        var scale = y
+        for n in 0..<p.n {
+            for m in 0..<p.m {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var s = Double(b?[m] ?? 0)
+                        var a = abs(s)
+                        for c in 0..<p.c {
+                            for ky in 0..<3 {
+                                let iy = oy - begin.0 + ky
+                                if iy < 0 || iy >= p.h { continue }
+                                for kx in 0..<3 {
+                                    let ix = ox - begin.1 + kx
+                                    if ix < 0 || ix >= p.w { continue }
+                                    let t = Double(x[((n * p.c + c) * p.h + iy) * p.w + ix]) * Double(w[((m * p.c + c) * 3 + ky) * 3 + kx])
+                                    s += t
+                                    a += abs(t)
+                                }
+                            }
+                        }
+                        switch p.activation {
+                        case "relu": s = max(s, 0)
+                        case "clip": s = min(max(s, -0.5), 0.75)
+                        default: break
+                        }
+                        let i = ((n * p.m + m) * oh + oy) * ow + ox
+                        y[i] = s
+                        scale[i] = a
+                    }
+                }
+            }
+        }
+        return (y, scale)
+    }
+
+    static func convNode(_ p: Case) -> Node {
+        var attributes: [String: Attribute] = ["kernel_shape": .ints([3, 3])]
+        if p.autoPad == "NOTSET" { attributes["pads"] = .ints(p.pads) } else { attributes["auto_pad"] = .string(Array(p.autoPad.utf8)) }
+        if !p.activation.isEmpty {
+            attributes = attributes.merging(
+                Epilogue(kind: Epilogue.Kind(rawValue: p.activation)!, alpha: -0.5, beta: 0.75).attributes) { a, _ in a }
+        }
+        return Node(name: "conv", opType: "Conv", inputs: p.bias ? ["x", "w", "b"] : ["x", "w"], outputs: ["y"], attributes: attributes)
+    }
+
+    @Test(arguments: cases)
+    func winogradMatchesTheDefinition(_ p: Case) throws {
+        var rng = TestRNG(seed: 77)
+        let x = rng.tensor([p.n, p.c, p.h, p.w])
+        let w = rng.tensor([p.m, p.c, 3, 3])
+        let b = rng.tensor([p.m])
+        let graph = Graph(
+            nodes: [Self.convNode(p)],
+            inputs: [ValueInfo(name: "x", dataType: .float32, shape: x.shape.map { .fixed($0) })],
+            outputs: [ValueInfo(name: "y", dataType: nil, shape: nil)],
+            initializers: p.bias ? ["w": w, "b": b] : ["w": w])
+        let session = try InferenceSession(
+            model: GraphModel(graph: graph, opsets: ["": 13], irVersion: 8), options: SessionOptions(blasThreads: p.threads))
+        let y = try session.run(["x": x])["y"]!
+        // SAME_UPPER with stride 1: 2 pad in total, 1 before.
+        let begin = p.autoPad == "NOTSET" ? (p.pads[0], p.pads[1]) : (1, 1)
+        let out = p.autoPad == "NOTSET" ? (p.h + p.pads[0] + p.pads[2] - 2, p.w + p.pads[1] + p.pads[3] - 2) : (p.h, p.w)
+        let (want, scale) = Self.reference(
+            x.scalars(as: Float.self), w.scalars(as: Float.self), p.bias ? b.scalars(as: Float.self) : nil, p, out: out,
+            begin: begin)
+        #expect(y.shape == [p.n, p.m, out.0, out.1])
+        let got = y.scalars(as: Float.self)
+        guard got.count == want.count else { return }
+        var worst = 0
+        var worstRatio = 0.0
+        for i in got.indices {
+            // A few float32 roundings of the terms' magnitude; a wrong or missing term is far more.
+            let ratio = abs(Double(got[i]) - want[i]) / (1e-5 * scale[i] + 1e-6)
+            if !(ratio <= worstRatio) { worstRatio = ratio; worst = i }
+        }
+        #expect(worstRatio <= 1, "element \(worst): got \(got[worst]), expected \(want[worst]) (scale \(scale[worst]))")
+    }
+
+    /// The kernel a Conv node with constant weights of `shape` builds.
+    static func kernel(_ shape: [Int], _ attributes: [String: Attribute]) throws -> ConvKernel {
+        var rng = TestRNG(seed: 3)
+        let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: attributes)
+        return try ConvKernel(context: NodeContext(node: node, opset: 13, constantInputs: [nil, rng.tensor(shape)]))
+    }
+
+    /// Only 2-D 3x3, stride 1, dilation 1, group 1 convolutions with constant weights take the
+    /// path, and they keep only the transformed weights.
+    @Test func onlyQualifyingConvolutionsTakeThePath() throws {
+        let dense = try Self.kernel([8, 4, 3, 3], ["pads": .ints([1, 1, 1, 1])])
+        #expect(dense.winograd != nil && dense.packed == nil)
+        #expect(dense.absorbedInputs == [1])
+        #expect(try Self.kernel([8, 4, 3, 3], ["auto_pad": .string(Array("SAME_UPPER".utf8))]).winograd != nil)
+        let others: [([Int], [String: Attribute])] = [
+            ([8, 4, 3, 3], ["strides": .ints([2, 2])]),
+            ([8, 4, 3, 3], ["strides": .ints([1, 2])]),
+            ([8, 4, 3, 3], ["dilations": .ints([2, 2])]),
+            ([8, 2, 3, 3], ["group": .int(2)]),
+            ([8, 1, 3, 3], ["group": .int(8)]),
+            ([8, 4, 1, 1], [:]),
+            ([8, 4, 3, 1], [:]),
+            ([8, 4, 3], [:]),
+            ([8, 4, 3, 3, 3], [:]),
+        ]
+        for (shape, attributes) in others {
+            let k = try Self.kernel(shape, attributes)
+            #expect(k.winograd == nil, "\(shape) \(attributes)")
+        }
+        // Weights computed at run time: no transformed copy (OpenBLAS's sgemm on im2col).
+        let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: [:])
+        #expect(try ConvKernel(context: NodeContext(node: node, opset: 13)).winograd == nil)
+    }
+}
