@@ -39,7 +39,6 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         {
             let pw = w.elements(as: Float.self).baseAddress!
             winograd = WinogradConv(pw, shape: w.shape)
-            Self.releasePages(UnsafeRawPointer(pw), byteCount: w.count * 4)
             packed = nil
         } else {
             winograd = nil
