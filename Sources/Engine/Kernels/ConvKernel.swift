@@ -151,8 +151,11 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         // which writes the bias itself.
         let planeLoop = depthwise && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
             && (geo.strides[2] == 1 || geo.strides[2] == 2)
-        // Otherwise the bias first; the GEMM adds onto it.
-        if !planeLoop {
+        let patches = !pointwise && !depthwise && packsPatches(inputs, geo)
+        // The packed GEMM's tasks write the bias into their own blocks and apply the activation
+        // (`BiasActivation`); the other paths write the bias first and add onto it.
+        let packedTasks = usePacked != nil && (patches || pointwise)
+        if !planeLoop && !packedTasks {
             for i in 0..<(n * m) {
                 (py + i * outSize).update(repeating: bias?[i % m] ?? 0, count: outSize)
             }
@@ -178,7 +181,6 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         }
         var scratch: UnsafeMutablePointer<Float>? = nil
         var owned = false
-        let patches = !pointwise && !depthwise && packsPatches(inputs, geo)
         if !pointwise && !depthwise && !patches {
             scratch = shared ?? .allocate(capacity: k * outSize)
             owned = shared == nil
@@ -193,16 +195,16 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                     let (img, g) = (item / group, item % group)
                     let xg = px + (img * c + g * cg) * inSize
                     let yg = py + (img * m + g * mg) * outSize
+                    let finish = BiasActivation(bias: bias.map { $0 + g * mg }, epilogue: epilogue)
                     if patches {
                         PackedGemm.multiply(
                             usePacked.groups[g], source: PatchSource(x: xg, g: geo), n: outSize, c: yg, ldc: outSize,
-                            threads: 1)
+                            threads: 1, finish: finish)
                     } else {
                         PackedGemm.multiply(
                             usePacked.groups[g], source: MatrixSource(b: xg, ldb: outSize), n: outSize, c: yg,
-                            ldc: outSize, threads: 1)
+                            ldc: outSize, threads: 1, finish: finish)
                     }
-                    epilogue.apply(yg, count: mg * outSize)
                 }
             }
             return [out]
@@ -216,10 +218,17 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                     epilogue.apply(yg, count: mg * outSize)
                     continue
                 }
-                if patches, let usePacked {
-                    PackedGemm.multiply(
-                        usePacked.groups[g], source: PatchSource(x: xg, g: geo), n: outSize, c: yg, ldc: outSize)
-                    epilogue.apply(yg, count: mg * outSize)
+                if packedTasks, let usePacked {
+                    let finish = BiasActivation(bias: bias.map { $0 + g * mg }, epilogue: epilogue)
+                    if patches {
+                        PackedGemm.multiply(
+                            usePacked.groups[g], source: PatchSource(x: xg, g: geo), n: outSize, c: yg, ldc: outSize,
+                            finish: finish)
+                    } else {
+                        PackedGemm.multiply(
+                            usePacked.groups[g], source: MatrixSource(b: xg, ldb: outSize), n: outSize, c: yg,
+                            ldc: outSize, finish: finish)
+                    }
                     continue
                 }
                 var col = UnsafePointer(xg)

@@ -36,9 +36,11 @@ enum PackedGemm {
     }
 
     /// `C[rows, n] += A · B` where `source` packs the blocks of B [packed.k, n], on at most
-    /// `threads` threads (default: the engine's budget).
-    static func multiply<Source: PanelSource>(
-        _ packed: PackedMatrix, source: Source, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil
+    /// `threads` threads (default: the engine's budget). Each task calls `finish.prepare` on its
+    /// block of C before its GEMM and `finish.finish` after.
+    static func multiply<Source: PanelSource, Finish: TaskFinish>(
+        _ packed: PackedMatrix, source: Source, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil,
+        finish: Finish = NoFinish()
     ) {
         let m = packed.rows
         if m == 0 || n == 0 || packed.k == 0 { return }
@@ -53,15 +55,19 @@ enum PackedGemm {
         Parallel.forEach(tasks, costPerItem: flops / tasks) { range in
             let c = UnsafeMutablePointer<Float>(bitPattern: cAddress)!
             for task in range {
+                let (rows, columns, taskPanels): (Range<Int>, Range<Int>, Range<Int>)
                 if splitN {
                     let lo = (n / nr) * task / tasks * nr
                     let hi = task == tasks - 1 ? n : (n / nr) * (task + 1) / tasks * nr
-                    run(packed, panels: 0..<panels, source: source, columns: lo..<hi, c: c, ldc: ldc)
+                    (rows, columns, taskPanels) = (0..<m, lo..<hi, 0..<panels)
                 } else {
                     let lo = panels * task / tasks
                     let hi = panels * (task + 1) / tasks
-                    run(packed, panels: lo..<hi, source: source, columns: 0..<n, c: c, ldc: ldc)
+                    (rows, columns, taskPanels) = (min(m, lo * mr)..<min(m, hi * mr), 0..<n, lo..<hi)
                 }
+                finish.prepare(rows: rows, columns: columns, c: c, ldc: ldc)
+                run(packed, panels: taskPanels, source: source, columns: columns, c: c, ldc: ldc)
+                finish.finish(rows: rows, columns: columns, c: c, ldc: ldc)
             }
         }
     }
@@ -384,6 +390,38 @@ enum PackedGemm {
 
 /// Where B comes from: packs B[rows, columns] into `PackedGemm.nr`-column panels, k-major (panel j
 /// at `out + j * rows.count * nr`), zero-padding the last panel's missing columns.
+/// What each task of `PackedGemm.multiply` does to its own block of C (rows x columns) before and
+/// after its GEMM: nothing (`NoFinish`), or a convolution's bias fill and activation
+/// (`BiasActivation`), so those passes are split between the threads with the GEMM.
+protocol TaskFinish: Sendable {
+    func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int)
+    func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int)
+}
+
+struct NoFinish: TaskFinish {
+    @inline(__always) func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
+    @inline(__always) func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
+}
+
+/// C's rows start from `bias[row]` (0 without a bias) and end with `epilogue` applied.
+struct BiasActivation: TaskFinish, @unchecked Sendable {
+    let bias: UnsafePointer<Float>?
+    let epilogue: Epilogue
+
+    func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for r in rows { (c + r * ldc + columns.lowerBound).update(repeating: bias?[r] ?? 0, count: columns.count) }
+    }
+
+    func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if epilogue.kind == .none || rows.isEmpty { return }
+        if columns.count == ldc {
+            epilogue.apply(c + rows.lowerBound * ldc, count: rows.count * ldc)
+        } else {
+            for r in rows { epilogue.apply(c + r * ldc + columns.lowerBound, count: columns.count) }
+        }
+    }
+}
+
 protocol PanelSource: Sendable {
     func pack(rows: Range<Int>, columns: Range<Int>, into out: UnsafeMutablePointer<Float>)
 }
