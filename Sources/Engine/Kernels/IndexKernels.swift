@@ -49,7 +49,7 @@ struct GatherKernel: BufferedKernel {
 }
 
 /// GatherElements: out[i...] = data[i... with index on `axis` replaced by indices[i...]].
-struct GatherElementsKernel: Kernel {
+struct GatherElementsKernel: BufferedKernel {
     let axis: Int
 
     init(context: NodeContext) throws {
@@ -57,7 +57,7 @@ struct GatherElementsKernel: Kernel {
         axis = try context.int("axis", default: 0)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let idxTensor = try Check.input(inputs, 1, "indices")
         let indices = try IntInput.values(idxTensor, "GatherElements' indices")
@@ -67,7 +67,7 @@ struct GatherElementsKernel: Kernel {
         else {
             throw KernelError.shape("GatherElements' indices \(idxTensor.shape) do not fit data \(x.shape) on axis \(axis)")
         }
-        let out = Tensor(uninitialized: x.dataType, shape: idxTensor.shape)
+        let out = try Output.tensor(output, x.dataType, idxTensor.shape)
         if out.count == 0 { return [out] }
         let size = x.dataType.byteSize
         let xs = Broadcast.contiguousStrides(x.shape)
@@ -93,7 +93,7 @@ struct GatherElementsKernel: Kernel {
 }
 
 /// GatherND with `batch_dims`: each index tuple (last dimension of indices) selects a slice of data.
-struct GatherNDKernel: Kernel {
+struct GatherNDKernel: BufferedKernel {
     let batchDims: Int
 
     init(context: NodeContext) throws {
@@ -101,7 +101,7 @@ struct GatherNDKernel: Kernel {
         batchDims = try context.int("batch_dims", default: 0)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let idxTensor = try Check.input(inputs, 1, "indices")
         let indices = try IntInput.values(idxTensor, "GatherND's indices")
@@ -114,7 +114,7 @@ struct GatherNDKernel: Kernel {
             throw KernelError.shape("GatherND index tuples of length \(k) do not fit data \(x.shape) with batch_dims \(b)")
         }
         let outShape = Array(idxTensor.shape.dropLast()) + Array(x.shape[(b + k)...])
-        let out = Tensor(uninitialized: x.dataType, shape: outShape)
+        let out = try Output.tensor(output, x.dataType, outShape)
         if out.count == 0 { return [out] }
         let size = x.dataType.byteSize
         let xs = Broadcast.contiguousStrides(x.shape)
