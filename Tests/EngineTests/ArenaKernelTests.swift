@@ -101,6 +101,13 @@ import Testing
         c["Not"] = Case(pre: [pre("positive", "Greater", ["x", "zero"])], op: node("Not", ["positive"]), constants: ["zero": Tensor(scalar: Float(0))])
         c["CastLike"] = Case(pre: [pre("x100", "Mul", ["x", "hundred"])], op: node("CastLike", ["x100", "like"]),
             constants: hundred.merging(["like": Tensor(scalar: Int32(0))]) { a, _ in a })
+        // Where reads its operands through broadcast strides.
+        c["Where-broadcast"] = Case(
+            op: node("Where", ["mask", "x", "minus"]),
+            constants: ["mask": Tensor([true, false, true, true], shape: [4, 1]), "minus": Tensor(scalar: Float(-9))])
+        c["Where-condition"] = Case(
+            pre: [pre("positive", "Greater", ["x", "zero"])], op: node("Where", ["positive", "row", "x"]),
+            constants: ["zero": Tensor(scalar: Float(0)), "row": rng.tensor([5])])
         // Integer paths of kernels that were already buffered for float32.
         c["Add-int64"] = Case(pre: toInt, op: node("Add", ["xi", "xi"]), constants: hundred)
         c["Neg-int64"] = Case(pre: toInt, op: node("Neg", ["xi"]), constants: hundred)
