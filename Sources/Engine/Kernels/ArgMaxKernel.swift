@@ -2,7 +2,7 @@ import Tensors
 
 /// ArgMax (and ArgMin) along `axis` (default 0), `keepdims` (default 1), `select_last_index` (default 0, opset 12+).
 /// Output INT64. Inputs float32, int64 or int32. NaN never wins against a number.
-struct ArgMaxKernel: Kernel {
+struct ArgMaxKernel: BufferedKernel {
     /// ArgMin when true (the same scan on the other order).
     let isMin: Bool
     let axis: Int
@@ -17,13 +17,13 @@ struct ArgMaxKernel: Kernel {
         selectLast = try context.int("select_last_index", default: 0) != 0
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let a = try Check.axis(axis, rank: x.rank)
         let n = x.shape[a]
         var outShape = x.shape
         if keepDims { outShape[a] = 1 } else { outShape.remove(at: a) }
-        let out = Tensor(uninitialized: .int64, shape: outShape)
+        let out = try Output.tensor(output, .int64, outShape)
         if out.count == 0 { return [out] }
         guard n > 0 else { throw KernelError.shape("ArgMax over an empty axis \(axis) of shape \(x.shape)") }
         let outer = x.shape[..<a].reduce(1, *)

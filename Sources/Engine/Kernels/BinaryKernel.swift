@@ -56,25 +56,25 @@ struct BinaryKernel: BufferedKernel {
         case (.float32, .sub): return [try BinaryLoop<FloatSub>.run(a, b, into: output)]
         case (.float32, .mul): return [try BinaryLoop<FloatMul>.run(a, b, into: output)]
         case (.float32, .div): return [try BinaryLoop<FloatDiv>.run(a, b, into: output)]
-        case (.int64, _): return [try runInteger(Int64.self, a, b)]
-        case (.int32, _): return [try runInteger(Int32.self, a, b)]
+        case (.int64, _): return [try runInteger(Int64.self, a, b, output)]
+        case (.int32, _): return [try runInteger(Int32.self, a, b, output)]
         default:
             throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
         }
     }
 
-    private func runInteger<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor) throws
-        -> Tensor
+    private func runInteger<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, _ output: Tensor?)
+        throws -> Tensor
     {
         switch op {
-        case .add: return try BinaryLoop<IntAdd<T>>.run(a, b)
-        case .sub: return try BinaryLoop<IntSub<T>>.run(a, b)
-        case .mul: return try BinaryLoop<IntMul<T>>.run(a, b)
+        case .add: return try BinaryLoop<IntAdd<T>>.run(a, b, into: output)
+        case .sub: return try BinaryLoop<IntSub<T>>.run(a, b, into: output)
+        case .mul: return try BinaryLoop<IntMul<T>>.run(a, b, into: output)
         case .div:
             if b.elements(as: T.self).contains(0) {
                 throw KernelError.failed("integer division by zero in Div")
             }
-            return try BinaryLoop<IntDiv<T>>.run(a, b)
+            return try BinaryLoop<IntDiv<T>>.run(a, b, into: output)
         }
     }
 }

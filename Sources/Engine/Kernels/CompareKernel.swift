@@ -139,22 +139,26 @@ struct PowModKernel: BufferedKernel {
         case (.int32, true): return [try BinaryLoop<IntPow<Int32>>.run(a, b, into: output)]
         case (.float32, false):
             return [fmod ? try BinaryLoop<FloatFmod>.run(a, b, into: output) : try BinaryLoop<FloatMod>.run(a, b, into: output)]
-        case (.int64, false): return [try intMod(Int64.self, a, b)]
-        case (.int32, false): return [try intMod(Int32.self, a, b)]
+        case (.int64, false): return [try intMod(Int64.self, a, b, output)]
+        case (.int32, false): return [try intMod(Int32.self, a, b, output)]
         default:
             throw KernelError.failed("\(isPow ? "Pow" : "Mod") supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
         }
     }
 
-    private func intMod<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+    private func intMod<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, _ output: Tensor?)
+        throws -> Tensor
+    {
         if b.elements(as: T.self).contains(0) { throw KernelError.failed("integer modulo by zero in Mod") }
-        return fmod ? try BinaryLoop<IntFmod<T>>.run(a, b) : try BinaryLoop<IntMod<T>>.run(a, b)
+        return fmod ? try BinaryLoop<IntFmod<T>>.run(a, b, into: output) : try BinaryLoop<IntMod<T>>.run(a, b, into: output)
     }
 }
 
 /// Sum, Mean, Max, Min over one or more inputs with numpy broadcasting (float32; Max/Min/Sum also
-/// int64 and int32).
-struct VariadicKernel: Kernel {
+/// int64 and int32). Folds the inputs left to right into the output: the first two straight into it
+/// (input 0 broadcast-copied first when those two alone do not have the output's shape), each later
+/// one in place.
+struct VariadicKernel: BufferedKernel {
     enum Op: String, Sendable { case sum = "Sum", mean = "Mean", max = "Max", min = "Min" }
     let op: Op
 
@@ -165,40 +169,64 @@ struct VariadicKernel: Kernel {
         self.op = op
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        var acc = try Check.input(inputs, 0, "data_0")
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        let first = try Check.input(inputs, 0, "data_0")
+        var xs = [first]
+        var shape = first.shape
         for i in 1..<max(inputs.count, 1) {
             let x = try Check.input(inputs, i, "data_\(i)")
-            guard x.dataType == acc.dataType else {
-                throw KernelError.failed("\(op.rawValue) needs inputs of one type, got \(acc.dataType.v2Name) and \(x.dataType.v2Name)")
+            guard x.dataType == first.dataType else {
+                throw KernelError.failed("\(op.rawValue) needs inputs of one type, got \(first.dataType.v2Name) and \(x.dataType.v2Name)")
             }
-            switch acc.dataType {
-            case .float32:
-                switch op {
-                case .sum, .mean: acc = try BinaryLoop<FloatAdd>.run(acc, x)
-                case .max: acc = try BinaryLoop<OpMax<Float>>.run(acc, x)
-                case .min: acc = try BinaryLoop<OpMin<Float>>.run(acc, x)
-                }
-            case .int64: acc = try integer(Int64.self, acc, x)
-            case .int32: acc = try integer(Int32.self, acc, x)
-            default: throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(acc.dataType.v2Name)")
+            guard let s = Broadcast.shape([shape, x.shape]) else {
+                throw KernelError.shape("shapes \(shape) and \(x.shape) do not broadcast")
             }
+            shape = s
+            xs.append(x)
         }
-        if inputs.count == 1 { acc = StridedCopy.tensor(acc, shape: acc.shape, strides: Broadcast.contiguousStrides(acc.shape)) }
+        if xs.count > 1, ![.float32, .int64, .int32].contains(first.dataType) {
+            throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(first.dataType.v2Name)")
+        }
+        if op == .mean, first.dataType != .float32 { throw KernelError.failed("Mean supports FP32 only") }
+        let out = try Output.tensor(output, first.dataType, shape)
+        var rest = xs.dropFirst()
+        if xs.count >= 2 && Broadcast.shape([xs[0].shape, xs[1].shape]) == shape {
+            try combine(xs[0], xs[1], into: out)
+            rest = rest.dropFirst()
+        } else if out.count > 0 {
+            StridedCopy.copy(
+                first.rawBytes.baseAddress!, strides: Broadcast.strides(of: first.shape, broadcastTo: shape), shape: shape,
+                to: out.mutableBytes.baseAddress!, elementSize: first.dataType.byteSize)
+        }
+        // In place: each element of `out` is read once, then written.
+        for x in rest { try combine(out, x, into: out) }
         if op == .mean {
-            guard acc.dataType == .float32 else { throw KernelError.failed("Mean supports FP32 only") }
-            let d = acc.mutableElements(as: Float.self)
+            let d = out.mutableElements(as: Float.self)
             let r = Float(inputs.count)
             for i in 0..<d.count { d[i] /= r }
         }
-        return [acc]
+        return [out]
     }
 
-    private func integer<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+    /// out = a op b.
+    private func combine(_ a: Tensor, _ b: Tensor, into out: Tensor) throws {
+        switch a.dataType {
+        case .float32:
+            switch op {
+            case .sum, .mean: _ = try BinaryLoop<FloatAdd>.run(a, b, into: out)
+            case .max: _ = try BinaryLoop<OpMax<Float>>.run(a, b, into: out)
+            case .min: _ = try BinaryLoop<OpMin<Float>>.run(a, b, into: out)
+            }
+        case .int64: try integer(Int64.self, a, b, into: out)
+        default: try integer(Int32.self, a, b, into: out)
+        }
+    }
+
+    private func integer<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, into out: Tensor) throws {
         switch op {
-        case .sum: return try BinaryLoop<IntAdd<T>>.run(a, b)
-        case .max: return try BinaryLoop<OpMax<T>>.run(a, b)
-        case .min: return try BinaryLoop<OpMin<T>>.run(a, b)
+        case .sum: _ = try BinaryLoop<IntAdd<T>>.run(a, b, into: out)
+        case .max: _ = try BinaryLoop<OpMax<T>>.run(a, b, into: out)
+        case .min: _ = try BinaryLoop<OpMin<T>>.run(a, b, into: out)
         case .mean: throw KernelError.failed("Mean supports FP32 only")
         }
     }

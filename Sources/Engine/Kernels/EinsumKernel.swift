@@ -4,9 +4,12 @@ import Tensors
 /// contracted left to right, two at a time: labels only one side needs are summed first, then both
 /// sides are laid out as [batch, free, contracted] (a transpose only when their order differs; a
 /// B stored as [batch, free, contracted] is used as is with transB) and multiplied with one sgemm
-/// per batch entry. The result is transposed to the output's label order. Covers the attention
+/// per batch entry. The result is transposed to the output's label order. The last step writes the
+/// output (the plan's buffer when given): the last multiplication when its labels are already in the
+/// output's order, else the final sum or transpose (or a copy). Intermediate operands that need a
+/// sum or a transpose are new tensors. Covers the attention
 /// patterns exporters emit ("bhqd,bhkd->bhqk", "bhqk,bhkd->bhqd", "abc,cd->abd") and ellipses.
-struct EinsumKernel: Kernel {
+struct EinsumKernel: BufferedKernel {
     /// Labels per input term ("..." still unexpanded as `nil` entries marking its place), and output.
     let terms: [[Character]]
     let output: [Character]?
@@ -41,7 +44,7 @@ struct EinsumKernel: Kernel {
         }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into buffer: Tensor?) throws -> [Tensor] {
         let xs = try inputs.indices.map { try Check.input(inputs, $0, "input \($0)") }
         for x in xs { try Check.dataType(x, [.float32], "Einsum input") }
         // Expand the ellipsis into private labels (uppercase Greek), right-aligned across operands.
@@ -74,17 +77,51 @@ struct EinsumKernel: Kernel {
                 sizes[c] = d
             }
         }
-        var current = xs[0]
-        var currentLabels = labels[0]
-        for i in 1..<max(xs.count, 1) {
-            let later = Set(outLabels + labels[(i + 1)...].flatMap { $0 })
-            (current, currentLabels) = try Self.contract(current, currentLabels, xs[i], labels[i], keep: later)
-        }
-        let (summed, summedLabels) = Self.sumOut(current, currentLabels, keep: Set(outLabels))
-        guard Set(summedLabels) == Set(outLabels) else {
+        guard Set(outLabels).isSubset(of: labels.flatMap { $0 }) else {
             throw KernelError.failed("Einsum output labels \(String(outLabels)) do not appear in the inputs")
         }
-        return [Self.permute(summed, summedLabels, to: outLabels)]
+        let out = try Output.tensor(buffer, .float32, outLabels.map { sizes[$0]! })
+        var current = xs[0]
+        var currentLabels = labels[0]
+        var written = false  // whether `current` is the output
+        for i in 1..<max(xs.count, 1) {
+            let later = Set(outLabels + labels[(i + 1)...].flatMap { $0 })
+            let last = i == xs.count - 1
+            (current, currentLabels, written) = try Self.contract(
+                current, currentLabels, xs[i], labels[i], keep: later,
+                into: last ? (outLabels, out) : nil)
+        }
+        if written { return [out] }
+        let keep = Set(outLabels)
+        if currentLabels.allSatisfy(keep.contains) {
+            Self.permute(current, currentLabels, to: outLabels, into: out)
+        } else if currentLabels.filter(keep.contains) == outLabels {
+            Self.sumOut(current, currentLabels, keep: keep, into: out)
+        } else {
+            let (summed, summedLabels) = Self.sumOut(current, currentLabels, keep: keep)
+            Self.permute(summed, summedLabels, to: outLabels, into: out)
+        }
+        return [out]
+    }
+
+    /// Sums `x` over the labels not in `keep` into `out` (of the kept labels' sizes, in `labels`' order).
+    static func sumOut(_ x: Tensor, _ labels: [Character], keep: Set<Character>, into out: Tensor) {
+        var outShape = x.shape
+        for (i, c) in labels.enumerated() where !keep.contains(c) { outShape[i] = 1 }
+        ReduceKernel.reduce(
+            x.elements(as: Float.self).baseAddress, x.shape, outShape, Float(0),
+            into: out.mutableElements(as: Float.self).baseAddress!
+        ) { $0 + $1 }
+    }
+
+    /// `x` with its axes reordered from `labels` to `target`, written into `out` (a copy when in order).
+    static func permute(_ x: Tensor, _ labels: [Character], to target: [Character], into out: Tensor) {
+        guard out.count > 0 else { return }
+        let strides = Broadcast.contiguousStrides(x.shape)
+        let perm = target.map { c in labels.firstIndex(of: c)! }
+        StridedCopy.copy(
+            x.rawBytes.baseAddress!, strides: perm.map { strides[$0] }, shape: perm.map { x.shape[$0] },
+            to: out.mutableBytes.baseAddress!, elementSize: 4)
     }
 
     /// Sums over the labels of `x` that are not in `keep`.
@@ -106,9 +143,12 @@ struct EinsumKernel: Kernel {
     }
 
     /// Contracts two operands, keeping the labels in `keep` (plus those both share and `keep` holds).
-    static func contract(_ a0: Tensor, _ la0: [Character], _ b0: Tensor, _ lb0: [Character], keep: Set<Character>) throws
-        -> (Tensor, [Character])
-    {
+    /// When `final` is given (the output's labels and tensor) and the product's labels are in that
+    /// order, the product is written into that tensor (third result true).
+    static func contract(
+        _ a0: Tensor, _ la0: [Character], _ b0: Tensor, _ lb0: [Character], keep: Set<Character>,
+        into final: ([Character], Tensor)? = nil
+    ) throws -> (Tensor, [Character], Bool) {
         let (a, la) = sumOut(a0, la0, keep: keep.union(lb0))
         let (b, lb) = sumOut(b0, lb0, keep: keep.union(la0))
         let batch = la.filter { lb.contains($0) && keep.contains($0) }
@@ -127,8 +167,9 @@ struct EinsumKernel: Kernel {
         let pb = transB ? b : permute(b, lb, to: batch + inner + bFree)
         let outLabels = batch + aFree + bFree
         let outShape = outLabels.map { c in la.firstIndex(of: c).map { a.shape[$0] } ?? b.shape[lb.firstIndex(of: c)!] }
-        let out = Tensor(uninitialized: .float32, shape: outShape)
-        if out.count == 0 { return (out, outLabels) }
+        let written = final.map { $0.0 == outLabels } ?? false
+        let out = written ? final!.1 : Tensor(uninitialized: .float32, shape: outShape)
+        if out.count == 0 { return (out, outLabels, written) }
         let x = pa.elements(as: Float.self).baseAddress!
         let y = pb.elements(as: Float.self).baseAddress!
         let z = out.mutableElements(as: Float.self).baseAddress!
@@ -137,6 +178,6 @@ struct EinsumKernel: Kernel {
                 transA: false, transB: transB, m: m, n: n, k: k, alpha: 1, a: x + i * m * k, lda: k, b: y + i * k * n,
                 ldb: transB ? k : n, beta: 0, c: z + i * m * n, ldc: n)
         }
-        return (out, outLabels)
+        return (out, outLabels, written)
     }
 }

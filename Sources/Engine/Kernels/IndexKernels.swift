@@ -49,7 +49,7 @@ struct GatherKernel: BufferedKernel {
 }
 
 /// GatherElements: out[i...] = data[i... with index on `axis` replaced by indices[i...]].
-struct GatherElementsKernel: Kernel {
+struct GatherElementsKernel: BufferedKernel {
     let axis: Int
 
     init(context: NodeContext) throws {
@@ -57,7 +57,7 @@ struct GatherElementsKernel: Kernel {
         axis = try context.int("axis", default: 0)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let idxTensor = try Check.input(inputs, 1, "indices")
         let indices = try IntInput.values(idxTensor, "GatherElements' indices")
@@ -67,7 +67,7 @@ struct GatherElementsKernel: Kernel {
         else {
             throw KernelError.shape("GatherElements' indices \(idxTensor.shape) do not fit data \(x.shape) on axis \(axis)")
         }
-        let out = Tensor(uninitialized: x.dataType, shape: idxTensor.shape)
+        let out = try Output.tensor(output, x.dataType, idxTensor.shape)
         if out.count == 0 { return [out] }
         let size = x.dataType.byteSize
         let xs = Broadcast.contiguousStrides(x.shape)
@@ -93,7 +93,7 @@ struct GatherElementsKernel: Kernel {
 }
 
 /// GatherND with `batch_dims`: each index tuple (last dimension of indices) selects a slice of data.
-struct GatherNDKernel: Kernel {
+struct GatherNDKernel: BufferedKernel {
     let batchDims: Int
 
     init(context: NodeContext) throws {
@@ -101,7 +101,7 @@ struct GatherNDKernel: Kernel {
         batchDims = try context.int("batch_dims", default: 0)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let idxTensor = try Check.input(inputs, 1, "indices")
         let indices = try IntInput.values(idxTensor, "GatherND's indices")
@@ -114,7 +114,7 @@ struct GatherNDKernel: Kernel {
             throw KernelError.shape("GatherND index tuples of length \(k) do not fit data \(x.shape) with batch_dims \(b)")
         }
         let outShape = Array(idxTensor.shape.dropLast()) + Array(x.shape[(b + k)...])
-        let out = Tensor(uninitialized: x.dataType, shape: outShape)
+        let out = try Output.tensor(output, x.dataType, outShape)
         if out.count == 0 { return [out] }
         let size = x.dataType.byteSize
         let xs = Broadcast.contiguousStrides(x.shape)
@@ -140,7 +140,8 @@ struct GatherNDKernel: Kernel {
     }
 }
 
-/// Where(condition, X, Y) with three-way numpy broadcasting; any element type for X and Y.
+/// Where(condition, X, Y) with three-way numpy broadcasting; any element type for X and Y. The
+/// operands are read through their broadcast strides (no broadcast copies).
 struct WhereKernel: BufferedKernel {
     init(context: NodeContext) throws { try context.requireInputs(3) }
 
@@ -155,27 +156,73 @@ struct WhereKernel: BufferedKernel {
         guard let shape = Broadcast.shape([c.shape, x.shape, y.shape]) else {
             throw KernelError.shape("Where's shapes \(c.shape), \(x.shape) and \(y.shape) do not broadcast")
         }
-        // Broadcast each operand to the output shape, then select (the copies are cheap next to a model).
-        let cb = c.shape == shape ? c : StridedCopy.tensor(c, shape: shape, strides: Broadcast.strides(of: c.shape, broadcastTo: shape))
-        let xb = x.shape == shape ? x : StridedCopy.tensor(x, shape: shape, strides: Broadcast.strides(of: x.shape, broadcastTo: shape))
-        let yb = y.shape == shape ? y : StridedCopy.tensor(y, shape: shape, strides: Broadcast.strides(of: y.shape, broadcastTo: shape))
         let out = try Output.tensor(output, x.dataType, shape)
+        if out.count == 0 { return [out] }
+        let strides = [c, x, y].map { Broadcast.strides(of: $0.shape, broadcastTo: shape) }
         switch x.dataType.byteSize {
-        case 1: select(cb, xb, yb, out, UInt8.self)
-        case 2: select(cb, xb, yb, out, UInt16.self)
-        case 4: select(cb, xb, yb, out, UInt32.self)
-        default: select(cb, xb, yb, out, UInt64.self)
+        case 1: select(c, x, y, out, strides, UInt8.self)
+        case 2: select(c, x, y, out, strides, UInt16.self)
+        case 4: select(c, x, y, out, strides, UInt32.self)
+        default: select(c, x, y, out, strides, UInt64.self)
         }
         return [out]
     }
 
-    private func select<W>(_ c: Tensor, _ x: Tensor, _ y: Tensor, _ out: Tensor, _: W.Type) {
-        let n = out.count
-        if n == 0 { return }
+    /// out[i] = c[i] ? x[i] : y[i] over `out`'s shape, each operand read at its `strides` (0 on a
+    /// broadcast dimension): an odometer over the outer dimensions, a plain loop over the innermost.
+    private func select<W>(_ c: Tensor, _ x: Tensor, _ y: Tensor, _ out: Tensor, _ strides: [[Int]], _: W.Type) {
         let cp = c.elements(as: Bool.self).baseAddress!
         let xp = x.rawBytes.baseAddress!.assumingMemoryBound(to: W.self)
         let yp = y.rawBytes.baseAddress!.assumingMemoryBound(to: W.self)
         let d = out.mutableBytes.baseAddress!.assumingMemoryBound(to: W.self)
-        for i in 0..<n { d[i] = cp[i] ? xp[i] : yp[i] }
+        // Merge adjacent dimensions that are contiguous for all three operands (same shapes: one loop).
+        var shape: [Int] = []
+        var sc: [Int] = []
+        var sx: [Int] = []
+        var sy: [Int] = []
+        for (k, dim) in out.shape.enumerated() where dim != 1 {
+            let (c1, x1, y1) = (strides[0][k], strides[1][k], strides[2][k])
+            if let last = shape.indices.last, sc[last] == c1 * dim, sx[last] == x1 * dim, sy[last] == y1 * dim {
+                shape[last] *= dim
+                (sc[last], sx[last], sy[last]) = (c1, x1, y1)
+            } else {
+                shape.append(dim)
+                sc.append(c1)
+                sx.append(x1)
+                sy.append(y1)
+            }
+        }
+        if shape.isEmpty {
+            d[0] = cp[0] ? xp[0] : yp[0]
+            return
+        }
+        let inner = shape.count - 1
+        let n = shape[inner]
+        let (ic, ix, iy) = (sc[inner], sx[inner], sy[inner])
+        let outer = out.count / n
+        var index = [Int](repeating: 0, count: inner)
+        var (oc, ox, oy) = (0, 0, 0)
+        var o = 0
+        for _ in 0..<outer {
+            if ic == 1 && ix == 1 && iy == 1 {
+                for i in 0..<n { d[o + i] = cp[oc + i] ? xp[ox + i] : yp[oy + i] }
+            } else {
+                for i in 0..<n { d[o + i] = cp[oc + i * ic] ? xp[ox + i * ix] : yp[oy + i * iy] }
+            }
+            o += n
+            var k = inner - 1
+            while k >= 0 {
+                index[k] += 1
+                oc += sc[k]
+                ox += sx[k]
+                oy += sy[k]
+                if index[k] < shape[k] { break }
+                oc -= sc[k] * shape[k]
+                ox -= sx[k] * shape[k]
+                oy -= sy[k] * shape[k]
+                index[k] = 0
+                k -= 1
+            }
+        }
     }
 }

@@ -246,10 +246,10 @@ struct ExpandKernel: BufferedKernel {
 
 /// Tile: repeats the input `repeats[d]` times along each axis (a strided copy through an interleaved
 /// [r0, d0, r1, d1, ...] view).
-struct TileKernel: Kernel {
+struct TileKernel: BufferedKernel {
     init(context: NodeContext) throws { try context.requireInputs(2) }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "input")
         let repeats = try IntInput.values(try Check.input(inputs, 1, "repeats"), "Tile's repeats")
         guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else {
@@ -263,7 +263,12 @@ struct TileKernel: Kernel {
             viewStrides += [0, base[d]]
         }
         try Check.computedShape(viewShape, "Tile")
-        let out = StridedCopy.tensor(x, shape: viewShape, strides: viewStrides)
-        return [out.reshaped((0..<x.rank).map { repeats[$0] * x.shape[$0] })]
+        let out = try Output.tensor(output, x.dataType, (0..<x.rank).map { repeats[$0] * x.shape[$0] })
+        if out.count > 0 {
+            StridedCopy.copy(
+                x.rawBytes.baseAddress!, strides: viewStrides, shape: viewShape, to: out.mutableBytes.baseAddress!,
+                elementSize: x.dataType.byteSize)
+        }
+        return [out]
     }
 }

@@ -8,7 +8,7 @@ import Tensors
 /// BatchNormalization at inference: y = (x - mean) / sqrt(var + epsilon) * scale + B per channel
 /// (dimension 1). The legacy attributes of opsets 6-9 (`is_test`, `spatial`, `consumed_inputs`) are
 /// accepted; `spatial` = 0 and `training_mode` = 1 are not supported.
-struct BatchNormalizationKernel: Kernel {
+struct BatchNormalizationKernel: BufferedKernel {
     let epsilon: Float
 
     init(context: NodeContext) throws {
@@ -20,7 +20,7 @@ struct BatchNormalizationKernel: Kernel {
         if (1..<context.node.outputs.count).contains(where: context.hasOutput) { throw context.unsupported() }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         let params = try (1...4).map { try Check.input(inputs, $0, ["scale", "B", "mean", "var"][$0 - 1]) }
         try Check.dataType(x, [.float32], "X")
@@ -36,7 +36,7 @@ struct BatchNormalizationKernel: Kernel {
         let bias = params[1].elements(as: Float.self)
         let mean = params[2].elements(as: Float.self)
         let variance = params[3].elements(as: Float.self)
-        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let out = try Output.tensor(output, .float32, x.shape)
         let inner = x.shape[2...].reduce(1, *)
         let src = x.elements(as: Float.self).baseAddress
         let dst = out.mutableElements(as: Float.self).baseAddress
@@ -54,7 +54,7 @@ struct BatchNormalizationKernel: Kernel {
 }
 
 /// InstanceNormalization: per (image, channel) mean and variance over the spatial dimensions.
-struct InstanceNormalizationKernel: Kernel {
+struct InstanceNormalizationKernel: BufferedKernel {
     let epsilon: Float
 
     init(context: NodeContext) throws {
@@ -62,7 +62,7 @@ struct InstanceNormalizationKernel: Kernel {
         epsilon = try context.float("epsilon", default: 1e-5)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "input")
         let scale = try Check.input(inputs, 1, "scale")
         let bias = try Check.input(inputs, 2, "B")
@@ -70,7 +70,7 @@ struct InstanceNormalizationKernel: Kernel {
         guard x.rank >= 2, scale.count == x.shape[1], bias.count == x.shape[1] else {
             throw KernelError.shape("InstanceNormalization: scale \(scale.shape) and B \(bias.shape) must match channels of \(x.shape)")
         }
-        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let out = try Output.tensor(output, .float32, x.shape)
         let groups = x.shape[0] * x.shape[1]
         let inner = x.shape[2...].reduce(1, *)
         if x.count == 0 { return [out] }
@@ -209,7 +209,7 @@ struct LayerNormalizationKernel: BufferedKernel {
 }
 
 /// LRN across channels: y = x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels)^beta.
-struct LRNKernel: Kernel {
+struct LRNKernel: BufferedKernel {
     let alpha: Float
     let beta: Float
     let bias: Float
@@ -224,11 +224,11 @@ struct LRNKernel: Kernel {
         size = s
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         try Check.dataType(x, [.float32], "X")
         guard x.rank >= 2 else { throw KernelError.shape("LRN needs X of rank 2 or more, got \(x.shape)") }
-        let out = Tensor(uninitialized: .float32, shape: x.shape)
+        let out = try Output.tensor(output, .float32, x.shape)
         if x.count == 0 { return [out] }
         let c = x.shape[1]
         let inner = x.shape[2...].reduce(1, *)
@@ -237,17 +237,19 @@ struct LRNKernel: Kernel {
         let lo = (size - 1) / 2
         let hi = size - 1 - lo
         let k = alpha / Float(size)
-        var sums = [Float](repeating: 0, count: inner)
-        for n in 0..<x.shape[0] {
-            let img = src + n * c * inner
-            for ch in 0..<c {
-                for i in 0..<inner { sums[i] = 0 }
-                for j in max(0, ch - lo)...min(c - 1, ch + hi) {
-                    let p = img + j * inner
-                    for i in 0..<inner { sums[i] += p[i] * p[i] }
+        // The running sums of squares in this thread's scratch.
+        ThreadScratch.withFloats(inner) { sums in
+            for n in 0..<x.shape[0] {
+                let img = src + n * c * inner
+                for ch in 0..<c {
+                    for i in 0..<inner { sums[i] = 0 }
+                    for j in max(0, ch - lo)...min(c - 1, ch + hi) {
+                        let p = img + j * inner
+                        for i in 0..<inner { sums[i] += p[i] * p[i] }
+                    }
+                    let o = (n * c + ch) * inner
+                    for i in 0..<inner { dst[o + i] = src[o + i] / powf(bias + k * sums[i], beta) }
                 }
-                let o = (n * c + ch) * inner
-                for i in 0..<inner { dst[o + i] = src[o + i] / powf(bias + k * sums[i], beta) }
             }
         }
         return [out]

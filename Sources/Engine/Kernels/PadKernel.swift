@@ -4,7 +4,7 @@ import Tensors
 /// 18 the axes) are attributes before opset 11 and inputs after, possibly computed at run time.
 /// Negative pads crop. Built from one source-index map per dimension; the innermost dimension is a
 /// plain loop.
-struct PadKernel: Kernel {
+struct PadKernel: BufferedKernel {
     enum Mode: String { case constant, reflect, edge, wrap }
     let mode: Mode
     let attributePads: [Int]?
@@ -28,7 +28,7 @@ struct PadKernel: Kernel {
         }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         let r = x.rank
         var pads = [Int](repeating: 0, count: 2 * r)
@@ -70,7 +70,8 @@ struct PadKernel: Kernel {
             }
             maps.append(m)
         }
-        let out = Tensor(uninitialized: x.dataType, shape: shape)
+        // Always a copy (also with all-zero pads): the plan's buffer must not alias the input.
+        let out = try Output.tensor(output, x.dataType, shape)
         if out.count == 0 { return [out] }
         switch x.dataType {
         case .float32:

@@ -52,8 +52,8 @@ struct UnaryKernel: BufferedKernel {
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
-        if x.dataType == .int64 && (op == .neg || op == .abs) { return [integer(x, Int64.self)] }
-        if x.dataType == .int32 && (op == .neg || op == .abs) { return [integer(x, Int32.self)] }
+        if x.dataType == .int64 && (op == .neg || op == .abs) { return [try integer(x, Int64.self, output)] }
+        if x.dataType == .int32 && (op == .neg || op == .abs) { return [try integer(x, Int32.self, output)] }
         try Check.dataType(x, [.float32], "X")
         let out = try Output.tensor(output, .float32, x.shape)
         let total = x.count
@@ -117,8 +117,10 @@ struct UnaryKernel: BufferedKernel {
     }
 
     /// Neg and Abs on integers (wrapping at the minimum, as C does).
-    private func integer<T: FixedWidthInteger & SignedInteger & TensorElement>(_ x: Tensor, _: T.Type) -> Tensor {
-        let out = Tensor(uninitialized: T.dataType, shape: x.shape)
+    private func integer<T: FixedWidthInteger & SignedInteger & TensorElement>(_ x: Tensor, _: T.Type, _ output: Tensor?)
+        throws -> Tensor
+    {
+        let out = try Output.tensor(output, T.dataType, x.shape)
         let s = x.elements(as: T.self)
         let d = out.mutableElements(as: T.self)
         for i in 0..<x.count { d[i] = op == .neg ? 0 &- s[i] : (s[i] < 0 ? 0 &- s[i] : s[i]) }
@@ -134,7 +136,7 @@ struct UnaryKernel: BufferedKernel {
 }
 
 /// IsNaN (float32 -> bool), IsInf, Not (bool -> bool).
-struct PredicateKernel: Kernel {
+struct PredicateKernel: BufferedKernel {
     enum Op: String, Sendable { case isNaN = "IsNaN", isInf = "IsInf", not = "Not" }
     let op: Op
     let detectPositive: Bool
@@ -147,9 +149,9 @@ struct PredicateKernel: Kernel {
         detectNegative = try context.int("detect_negative", default: 1) != 0
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
-        let out = Tensor(uninitialized: .bool, shape: x.shape)
+        let out = try Output.tensor(output, .bool, x.shape)
         let d = out.mutableElements(as: Bool.self)
         if op == .not {
             try Check.dataType(x, [.bool], "X")
@@ -172,7 +174,7 @@ struct PredicateKernel: Kernel {
 
 /// Clip: bounds from attributes `min`/`max` before opset 11, from optional inputs 1 and 2 after (they
 /// may be computed at run time). float32, int64, int32.
-struct ClipKernel: Kernel {
+struct ClipKernel: BufferedKernel {
     let attributeBounds: (Float, Float)?
 
     init(context: NodeContext) throws {
@@ -188,7 +190,7 @@ struct ClipKernel: Kernel {
         }
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "input")
         switch x.dataType {
         case .float32:
@@ -201,19 +203,19 @@ struct ClipKernel: Kernel {
                 if let t = try bound(inputs, 1, x) { lo = t.elements(as: Float.self)[0] }
                 if let t = try bound(inputs, 2, x) { hi = t.elements(as: Float.self)[0] }
             }
-            return [clip(x, Float.self, lo, hi)]
-        case .int64: return [try clipInt(x, Int64.self, inputs)]
-        case .int32: return [try clipInt(x, Int32.self, inputs)]
+            return [try clip(x, Float.self, lo, hi, into: output)]
+        case .int64: return [try clipInt(x, Int64.self, inputs, into: output)]
+        case .int32: return [try clipInt(x, Int32.self, inputs, into: output)]
         default: throw KernelError.failed("Clip supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
         }
     }
 
-    private func clipInt<T: FixedWidthInteger & TensorElement>(_ x: Tensor, _: T.Type, _ inputs: [Tensor?]) throws
-        -> Tensor
-    {
+    private func clipInt<T: FixedWidthInteger & TensorElement>(
+        _ x: Tensor, _: T.Type, _ inputs: [Tensor?], into output: Tensor?
+    ) throws -> Tensor {
         let lo = try bound(inputs, 1, x).map { $0.elements(as: T.self)[0] } ?? T.min
         let hi = try bound(inputs, 2, x).map { $0.elements(as: T.self)[0] } ?? T.max
-        return clip(x, T.self, lo, hi)
+        return try clip(x, T.self, lo, hi, into: output)
     }
 
     private func bound(_ inputs: [Tensor?], _ i: Int, _ x: Tensor) throws -> Tensor? {
@@ -224,8 +226,10 @@ struct ClipKernel: Kernel {
         return t
     }
 
-    private func clip<T: Comparable & TensorElement>(_ x: Tensor, _: T.Type, _ lo: T, _ hi: T) -> Tensor {
-        let out = Tensor(uninitialized: x.dataType, shape: x.shape)
+    private func clip<T: Comparable & TensorElement>(
+        _ x: Tensor, _: T.Type, _ lo: T, _ hi: T, into output: Tensor?
+    ) throws -> Tensor {
+        let out = try Output.tensor(output, x.dataType, x.shape)
         let s = x.elements(as: T.self)
         let d = out.mutableElements(as: T.self)
         // NaN stays NaN (comparisons with NaN are false).
@@ -240,7 +244,7 @@ struct ClipKernel: Kernel {
 
 /// PRelu: x < 0 ? slope * x : x, the slope broadcast (unidirectionally) to X. float32. Before opset 7
 /// a 1-D slope of C values applies per channel (dimension 1).
-struct PReluKernel: Kernel {
+struct PReluKernel: BufferedKernel {
     let legacy: Bool
 
     init(context: NodeContext) throws {
@@ -248,7 +252,7 @@ struct PReluKernel: Kernel {
         legacy = context.opset < 7
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         var slope = try Check.input(inputs, 1, "slope")
         if legacy, slope.rank == 1, x.rank >= 2, slope.count == x.shape[1] {
@@ -256,11 +260,10 @@ struct PReluKernel: Kernel {
         }
         try Check.dataType(x, [.float32], "X")
         try Check.dataType(slope, [.float32], "slope")
-        let out = try BinaryLoop<FloatPRelu>.run(x, slope)
-        guard out.shape == x.shape else {
+        guard Broadcast.shape([x.shape, slope.shape]) == x.shape else {
             throw KernelError.shape("PRelu's slope \(slope.shape) does not broadcast to X \(x.shape)")
         }
-        return [out]
+        return [try BinaryLoop<FloatPRelu>.run(x, slope, into: output)]
     }
 }
 

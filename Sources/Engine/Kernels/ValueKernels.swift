@@ -178,14 +178,14 @@ struct CastKernel: BufferedKernel {
 }
 
 /// CastLike: casts input 0 to the element type of input 1.
-struct CastLikeKernel: Kernel {
+struct CastLikeKernel: BufferedKernel {
     init(context: NodeContext) throws { try context.requireInputs(2) }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let target = try Check.input(inputs, 1, "target_type").dataType
         guard CastKernel.supported.contains(target) else {
             throw KernelError.failed("CastLike to \(target.v2Name) is not supported")
         }
-        return [try CastKernel.convert(try Check.input(inputs, 0, "input"), to: target)]
+        return [try CastKernel.convert(try Check.input(inputs, 0, "input"), to: target, into: output)]
     }
 }
