@@ -154,7 +154,7 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         let patches = !pointwise && !depthwise && packsPatches(inputs, geo)
         // The packed GEMM's tasks write the bias into their own blocks and apply the activation
         // (`BiasActivation`); the other paths write the bias first and add onto it.
-        let packedTasks = usePacked != nil && (patches || pointwise)
+        let packedTasks = usePacked != nil && (patches || pointwise) && k > 0
         if !planeLoop && !packedTasks {
             for i in 0..<(n * m) {
                 (py + i * outSize).update(repeating: bias?[i % m] ?? 0, count: outSize)

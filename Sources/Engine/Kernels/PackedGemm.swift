@@ -66,7 +66,7 @@ enum PackedGemm {
                     (rows, columns, taskPanels) = (min(m, lo * mr)..<min(m, hi * mr), 0..<n, lo..<hi)
                 }
                 finish.prepare(rows: rows, columns: columns, c: c, ldc: ldc)
-                run(packed, panels: taskPanels, source: source, columns: columns, c: c, ldc: ldc)
+                run(packed, panels: taskPanels, source: source, columns: columns, c: c, ldc: ldc, finish: finish.tiles)
                 finish.finish(rows: rows, columns: columns, c: c, ldc: ldc)
             }
         }
@@ -80,10 +80,11 @@ enum PackedGemm {
         run(packed, panels: panels, source: MatrixSource(b: b, ldb: ldb), columns: columns, c: c, ldc: ldc)
     }
 
-    /// One task: the A panels `panels` against the B columns `columns`, on this thread.
+    /// One task: the A panels `panels` against the B columns `columns`, on this thread; each tile
+    /// starts and ends as `finish` says (by default it accumulates onto C).
     static func run<Source: PanelSource>(
         _ packed: PackedMatrix, panels: Range<Int>, source: Source, columns: Range<Int>,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int, finish: TileFinish = .accumulate
     ) {
         if panels.isEmpty || columns.isEmpty { return }
         let k = packed.k
@@ -96,6 +97,7 @@ enum PackedGemm {
                 var pc = 0
                 while pc < k {
                     let kcb = min(kc, k - pc)
+                    let blockFinish = finish.block(first: pc == 0, last: pc + kcb == k)
                     source.pack(rows: pc..<(pc + kcb), columns: jc..<(jc + ncb), into: bp)
                     // A in blocks of `mcPanels` panels (kept in L2) against each B panel (in L1).
                     var ic = panels.lowerBound
@@ -109,7 +111,9 @@ enum PackedGemm {
                                 let row = p * mr
                                 let aPanel = packed.panel(p) + pc * mr
                                 let cTile = c + row * ldc + col
-                                tile(kcb, aPanel, bPanel, cTile, ldc, rows: min(mr, m - row), columns: cols)
+                                tile(
+                                    kcb, aPanel, bPanel, cTile, ldc, rows: min(mr, m - row), columns: cols,
+                                    finish: blockFinish, row: row)
                             }
                         }
                         ic = icEnd
@@ -123,22 +127,105 @@ enum PackedGemm {
 
     /// One C tile of `rows` (<= 6) x `columns` (<= 16) from one A panel and one B panel over `kc`
     /// steps: the full micro-kernel, or the edge kernel that fits the partial tile.
+    /// `finish` (for this K block) and `row` (the tile's first row of C, for the bias) say how the
+    /// tile starts and ends: the full tile does both in registers, edge tiles in C around the call.
     @inline(__always)
     static func tile(
         _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
-        rows: Int, columns: Int
+        rows: Int, columns: Int, finish: TileFinish = .accumulate, row: Int = 0
     ) {
-        if columns == nr {
-            if rows == mr {
-                micro(kc, a, b, c, ldc)
+        if columns == nr && rows == mr {
+            if finish.fromBias || finish.clamp {
+                micro(kc, a, b, c, ldc, finish, bias: finish.bias.map { $0 + row })
             } else {
-                partialRows(kc, a, b, c, ldc, rows: rows)
+                micro(kc, a, b, c, ldc)
             }
+            return
+        }
+        if finish.fromBias {
+            for r in 0..<rows { (c + r * ldc).update(repeating: finish.bias?[row + r] ?? 0, count: columns) }
+        }
+        if columns == nr {
+            partialRows(kc, a, b, c, ldc, rows: rows)
         } else if columns <= 4 {
             narrow(kc, a, b, c, ldc, rows: rows, columns: columns)
         } else {
             edge(kc, a, b, c, ldc, rows: rows, columns: columns)
         }
+        if finish.clamp {
+            for r in 0..<rows { Epilogue.clamp(c + r * ldc, columns, finish.lo, finish.hi) }
+        }
+    }
+
+    /// The full 6 x 16 micro-kernel that starts from the bias (`finish.fromBias`; C is not read)
+    /// and/or clamps before its store (`finish.clamp`), instead of passes over C before and after.
+    @inline(__always)
+    static func micro(
+        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+        _ finish: TileFinish, bias: UnsafePointer<Float>?
+    ) {
+        let (c0, c1, c2, c3, c4, c5) = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
+        var r00: V, r01: V, r10: V, r11: V, r20: V, r21: V, r30: V, r31: V, r40: V, r41: V, r50: V, r51: V
+        if finish.fromBias {
+            r00 = V(repeating: bias?[0] ?? 0); r01 = r00
+            r10 = V(repeating: bias?[1] ?? 0); r11 = r10
+            r20 = V(repeating: bias?[2] ?? 0); r21 = r20
+            r30 = V(repeating: bias?[3] ?? 0); r31 = r30
+            r40 = V(repeating: bias?[4] ?? 0); r41 = r40
+            r50 = V(repeating: bias?[5] ?? 0); r51 = r50
+        } else {
+            r00 = load(c0); r01 = load(c0 + 8)
+            r10 = load(c1); r11 = load(c1 + 8)
+            r20 = load(c2); r21 = load(c2 + 8)
+            r30 = load(c3); r31 = load(c3 + 8)
+            r40 = load(c4); r41 = load(c4 + 8)
+            r50 = load(c5); r51 = load(c5 + 8)
+        }
+        var pa = a
+        var pb = b
+        for _ in 0..<kc {
+            let b0 = load(pb)
+            let b1 = load(pb + 8)
+            var av = V(repeating: pa[0])
+            r00 = r00.addingProduct(av, b0)
+            r01 = r01.addingProduct(av, b1)
+            av = V(repeating: pa[1])
+            r10 = r10.addingProduct(av, b0)
+            r11 = r11.addingProduct(av, b1)
+            av = V(repeating: pa[2])
+            r20 = r20.addingProduct(av, b0)
+            r21 = r21.addingProduct(av, b1)
+            av = V(repeating: pa[3])
+            r30 = r30.addingProduct(av, b0)
+            r31 = r31.addingProduct(av, b1)
+            av = V(repeating: pa[4])
+            r40 = r40.addingProduct(av, b0)
+            r41 = r41.addingProduct(av, b1)
+            av = V(repeating: pa[5])
+            r50 = r50.addingProduct(av, b0)
+            r51 = r51.addingProduct(av, b1)
+            pa += 6
+            pb += 16
+        }
+        if finish.clamp {
+            let lo = V(repeating: finish.lo)
+            let hi = V(repeating: finish.hi)
+            // Compare-and-select: NaN stays NaN, as in Relu and Clip.
+            @inline(__always) func f(_ v: V) -> V {
+                var r = v
+                r.replace(with: lo, where: r .< lo)
+                r.replace(with: hi, where: r .> hi)
+                return r
+            }
+            r00 = f(r00); r01 = f(r01); r10 = f(r10); r11 = f(r11); r20 = f(r20); r21 = f(r21)
+            r30 = f(r30); r31 = f(r31); r40 = f(r40); r41 = f(r41); r50 = f(r50); r51 = f(r51)
+        }
+        store(r00, c0); store(r01, c0 + 8)
+        store(r10, c1); store(r11, c1 + 8)
+        store(r20, c2); store(r21, c2 + 8)
+        store(r30, c3); store(r31, c3 + 8)
+        store(r40, c4); store(r41, c4 + 8)
+        store(r50, c5); store(r51, c5 + 8)
     }
 
     /// Copies B[rows, columns] (row stride `ldb`) into `nr`-column panels, k-major, zero-padding the
@@ -388,32 +475,63 @@ enum PackedGemm {
     }
 }
 
-/// Where B comes from: packs B[rows, columns] into `PackedGemm.nr`-column panels, k-major (panel j
-/// at `out + j * rows.count * nr`), zero-padding the last panel's missing columns.
 /// What each task of `PackedGemm.multiply` does to its own block of C (rows x columns) before and
 /// after its GEMM: nothing (`NoFinish`), or a convolution's bias fill and activation
 /// (`BiasActivation`), so those passes are split between the threads with the GEMM.
 protocol TaskFinish: Sendable {
+    /// How the task's tiles start and end (bias and clamp in registers).
+    var tiles: TileFinish { get }
     func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int)
     func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int)
 }
 
 struct NoFinish: TaskFinish {
+    var tiles: TileFinish { .accumulate }
     @inline(__always) func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
     @inline(__always) func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
 }
 
-/// C's rows start from `bias[row]` (0 without a bias) and end with `epilogue` applied.
+/// How a GEMM tile starts and ends: from C's own values (accumulate), or from a per-row bias
+/// without reading C; then optionally clamped to [lo, hi] before the store (Relu, Clip). The
+/// bias goes in on the first K block and the clamp on the last (`block`).
+struct TileFinish: @unchecked Sendable {
+    /// Per row of C (nil: 0).
+    var bias: UnsafePointer<Float>? = nil
+    var fromBias = false
+    var clamp = false
+    var lo: Float = -.infinity
+    var hi: Float = .infinity
+
+    static let accumulate = TileFinish()
+
+    /// This finish for one K block.
+    @inline(__always)
+    func block(first: Bool, last: Bool) -> TileFinish {
+        var f = self
+        f.fromBias = fromBias && first
+        f.clamp = clamp && last
+        return f
+    }
+}
+
+/// C's rows start from `bias[row]` (0 without a bias) and end with `epilogue` applied: both inside
+/// the tiles when the epilogue is a clamp (none, Relu, Clip), else the activation as a pass over
+/// the task's block after its GEMM.
 struct BiasActivation: TaskFinish, @unchecked Sendable {
     let bias: UnsafePointer<Float>?
     let epilogue: Epilogue
 
-    func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        for r in rows { (c + r * ldc + columns.lowerBound).update(repeating: bias?[r] ?? 0, count: columns.count) }
+    var tiles: TileFinish {
+        let bounds = epilogue.clampBounds
+        return TileFinish(
+            bias: bias, fromBias: true, clamp: bounds != nil && epilogue.kind != .none, lo: bounds?.lo ?? -.infinity,
+            hi: bounds?.hi ?? .infinity)
     }
 
+    func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
+
     func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if epilogue.kind == .none || rows.isEmpty { return }
+        if epilogue.kind == .none || epilogue.clampBounds != nil || rows.isEmpty { return }
         if columns.count == ldc {
             epilogue.apply(c + rows.lowerBound * ldc, count: rows.count * ldc)
         } else {
@@ -422,6 +540,8 @@ struct BiasActivation: TaskFinish, @unchecked Sendable {
     }
 }
 
+/// Where B comes from: packs B[rows, columns] into `PackedGemm.nr`-column panels, k-major (panel j
+/// at `out + j * rows.count * nr`), zero-padding the last panel's missing columns.
 protocol PanelSource: Sendable {
     func pack(rows: Range<Int>, columns: Range<Int>, into out: UnsafeMutablePointer<Float>)
 }
