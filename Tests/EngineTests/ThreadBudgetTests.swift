@@ -35,6 +35,54 @@ import Testing
         }
     }
 
+    /// The strided elementwise loops split their rows between threads from 1M elements: an
+    /// attention-mask pattern (broadcast Add, Where with a contiguous mask and a scalar, Transpose
+    /// of the heads) gives the definition at 1 and 2 threads.
+    @Test func stridedElementwiseAgreeAcrossBudgets() throws {
+        var rng = TestRNG(seed: 502)
+        let (n, h, s) = (4, 2, 384)  // 1.18M elements
+        let nodes = [
+            Node(name: "add", opType: "Add", inputs: ["x", "bias"], outputs: ["a"]),
+            Node(name: "where", opType: "Where", inputs: ["mask", "a", "low"], outputs: ["w"]),
+            Node(name: "t", opType: "Transpose", inputs: ["w"], outputs: ["y"], attributes: ["perm": .ints([0, 2, 1, 3])]),
+        ]
+        let graph = Graph(
+            nodes: nodes,
+            inputs: [
+                ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("n"), .fixed(h), .fixed(s), .fixed(s)]),
+                ValueInfo(name: "bias", dataType: .float32, shape: [.symbolic("n"), .fixed(1), .fixed(1), .fixed(s)]),
+                ValueInfo(name: "mask", dataType: .bool, shape: [.symbolic("n"), .fixed(1), .fixed(1), .fixed(s)]),
+            ],
+            outputs: [ValueInfo(name: "y", dataType: .float32, shape: nil)],
+            initializers: ["low": Tensor(scalar: Float(-1e4))])
+        let model = GraphModel(graph: graph, opsets: ["": 13], irVersion: 8)
+        let x = rng.tensor([n, h, s, s])
+        let bias = rng.tensor([n, 1, 1, s])
+        let maskValues = (0..<(n * s)).map { _ in rng.float() > -0.5 }
+        let mask = Tensor(maskValues, shape: [n, 1, 1, s])
+        let xs = x.scalars(as: Float.self)
+        let bs = bias.scalars(as: Float.self)
+        var expected = [Float](repeating: 0, count: n * h * s * s)
+        for b in 0..<n {
+            for head in 0..<h {
+                for q in 0..<s {
+                    for k in 0..<s {
+                        let v = maskValues[b * s + k] ? xs[((b * h + head) * s + q) * s + k] + bs[b * s + k] : -1e4
+                        expected[((b * s + q) * h + head) * s + k] = v
+                    }
+                }
+            }
+        }
+        for threads in [1, 2] {
+            let session = try InferenceSession(model: model, options: SessionOptions(blasThreads: threads))
+            for _ in 0..<2 {
+                let y = try session.run(["x": x, "bias": bias, "mask": mask])["y"]!
+                #expect(y.shape == [n, s, h, s])
+                #expect(y.scalars(as: Float.self) == expected, "\(threads) threads")
+            }
+        }
+    }
+
     /// Packed-weight convolutions (3x3 from patches, then pointwise) on a batch: images split
     /// between two threads give exactly what one thread gives, and so does a single image, whose
     /// GEMM is split instead.

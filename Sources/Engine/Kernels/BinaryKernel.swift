@@ -150,15 +150,12 @@ enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement, Op.Output:
         let n = shape[inner]
         let ia = sa[inner]
         let ib = sb[inner]
-        let outer = shape.dropLast().reduce(1, *)
-        var index = [Int](repeating: 0, count: inner)
-        var oa = 0
-        var ob = 0
-        var oz = 0
-        for _ in 0..<outer {
-            let px = x + oa
-            let py = y + ob
-            let pz = z + oz
+        // Rows split between threads from 1M elements (BERT's attention-mask Add at batch 32).
+        let walk = Odometer(shape: Array(shape.dropLast()), strides: [Array(sa.dropLast()), Array(sb.dropLast())])
+        walk.forEachRow(rowLength: n) { row, offsets in
+            let px = x + offsets[0]
+            let py = y + offsets[1]
+            let pz = z + row * n
             if ia == 1 && ib == 1 {
                 for i in 0..<n { pz[i] = Op.apply(px[i], py[i]) }
             } else if ia == 1 && ib == 0 {
@@ -169,18 +166,6 @@ enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement, Op.Output:
                 for i in 0..<n { pz[i] = Op.apply(v, py[i]) }
             } else {
                 for i in 0..<n { pz[i] = Op.apply(px[i * ia], py[i * ib]) }
-            }
-            oz += n
-            var d = inner - 1
-            while d >= 0 {
-                index[d] += 1
-                oa += sa[d]
-                ob += sb[d]
-                if index[d] < shape[d] { break }
-                oa -= sa[d] * shape[d]
-                ob -= sb[d] * shape[d]
-                index[d] = 0
-                d -= 1
             }
         }
     }

@@ -199,30 +199,55 @@ struct WhereKernel: BufferedKernel {
         let inner = shape.count - 1
         let n = shape[inner]
         let (ic, ix, iy) = (sc[inner], sx[inner], sy[inner])
-        let outer = out.count / n
-        var index = [Int](repeating: 0, count: inner)
-        var (oc, ox, oy) = (0, 0, 0)
-        var o = 0
-        for _ in 0..<outer {
-            if ic == 1 && ix == 1 && iy == 1 {
-                for i in 0..<n { d[o + i] = cp[oc + i] ? xp[ox + i] : yp[oy + i] }
+        let walk = Odometer(shape: Array(shape.dropLast()), strides: [sc.dropLast(), sx.dropLast(), sy.dropLast()].map(Array.init))
+        walk.forEachRow(rowLength: n) { row, offsets in
+            Self.selectRow(
+                n, cp + offsets[0], ic, xp + offsets[1], ix, yp + offsets[2], iy, d + row * n)
+        }
+    }
+
+    /// One row of `n` outputs: `d[i] = c[i * cs] ? x[i * xs] : y[i * ys]`. A condition constant over
+    /// the row is a copy or fill; a contiguous one with contiguous or scalar operands (the
+    /// attention masks of BERT exports) a loop the compiler vectorises.
+    @inline(__always)
+    static func selectRow<W>(
+        _ n: Int, _ c: UnsafePointer<Bool>, _ cs: Int, _ x: UnsafePointer<W>, _ xs: Int, _ y: UnsafePointer<W>,
+        _ ys: Int, _ d: UnsafeMutablePointer<W>
+    ) {
+        if cs == 0 {
+            let (src, step) = c[0] ? (x, xs) : (y, ys)
+            if step == 1 {
+                d.update(from: src, count: n)
+            } else if step == 0 {
+                d.update(repeating: src[0], count: n)
             } else {
-                for i in 0..<n { d[o + i] = cp[oc + i * ic] ? xp[ox + i * ix] : yp[oy + i * iy] }
+                for i in 0..<n { d[i] = src[i * step] }
             }
-            o += n
-            var k = inner - 1
-            while k >= 0 {
-                index[k] += 1
-                oc += sc[k]
-                ox += sx[k]
-                oy += sy[k]
-                if index[k] < shape[k] { break }
-                oc -= sc[k] * shape[k]
-                ox -= sx[k] * shape[k]
-                oy -= sy[k] * shape[k]
-                index[k] = 0
-                k -= 1
+            return
+        }
+        var i = 0
+        if cs == 1 {
+            // Plain loops per stride pattern: the compiler vectorises them (widened condition
+            // bytes, a compare and a blend).
+            let cb = UnsafeRawPointer(c).assumingMemoryBound(to: UInt8.self)
+            switch (xs, ys) {
+            case (1, 1): for j in 0..<n { d[j] = cb[j] != 0 ? x[j] : y[j] }
+            case (1, 0):
+                let yv = y[0]
+                for j in 0..<n { d[j] = cb[j] != 0 ? x[j] : yv }
+            case (0, 1):
+                let xv = x[0]
+                for j in 0..<n { d[j] = cb[j] != 0 ? xv : y[j] }
+            case (0, 0):
+                let (xv, yv) = (x[0], y[0])
+                for j in 0..<n { d[j] = cb[j] != 0 ? xv : yv }
+            default: break
             }
+            if xs <= 1 && ys <= 1 { i = n }
+        }
+        while i < n {
+            d[i] = c[i * cs] ? x[i * xs] : y[i * ys]
+            i += 1
         }
     }
 }
