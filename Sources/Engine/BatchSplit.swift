@@ -57,7 +57,7 @@ extension Plan {
     /// Runs `feeds` (validated; every input has `split.batch` rows) as slices of rows through the
     /// shape plans of the slices' signatures, each slice on one thread, the slices spread over the
     /// thread budget, and gathers the outputs.
-    func run(_ feeds: [String: Tensor], split: BatchSplit) throws -> [String: Tensor] {
+    func run(_ feeds: [String: Tensor], split: BatchSplit, profile: StepProfile? = nil) throws -> [String: Tensor] {
         var outputs: [String: Tensor] = [:]
         for o in split.outputs { outputs[o.name] = Tensor(uninitialized: o.type, shape: o.shape) }
         let failure = Mutex<(any Error)?>(nil)
@@ -68,7 +68,8 @@ extension Plan {
                 for i in slices {
                     if failure.withLock({ $0 != nil }) { return }
                     do {
-                        try runSlice(feeds, rows: split.range(i, of: count), batch: split.batch, into: results)
+                        try runSlice(
+                            feeds, rows: split.range(i, of: count), batch: split.batch, into: results, profile: profile)
                     } catch {
                         failure.withLock { $0 = $0 ?? error }
                         return
@@ -82,14 +83,14 @@ extension Plan {
 
     /// Runs rows `rows` of every input (views, no copy) and copies the outputs into `outputs`.
     private func runSlice(
-        _ feeds: [String: Tensor], rows: Range<Int>, batch: Int, into outputs: [String: Tensor]
+        _ feeds: [String: Tensor], rows: Range<Int>, batch: Int, into outputs: [String: Tensor], profile: StepProfile?
     ) throws {
         var slice: [String: Tensor] = [:]
         for (name, t) in feeds { slice[name] = Self.rows(t, rows, of: batch) }
         let key = signature(slice)
         let results: [String: Tensor]
         if let plan = shapePlans.plan(for: key) {
-            results = try plan.run(slice)
+            results = try plan.run(slice, profile: profile)
         } else {
             let (plan, first) = try ShapePlan.build(self, feeds: slice, mayFormSplit: false)
             shapePlans.insert(plan, for: key)

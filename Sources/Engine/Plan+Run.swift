@@ -8,12 +8,12 @@ extension Plan {
     /// shape plan (shape folding, memory arena) from what it saw. A large batch whose rows the graph
     /// keeps apart then runs in slices (`BatchSplit`). Kernel failures become
     /// `.invalidInput` (shapes that do not fit, which come from the request) or `.executionFailed`.
-    public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+    public func run(_ feeds: [String: Tensor], profile: StepProfile? = nil) throws -> [String: Tensor] {
         try validate(feeds)
         let key = signature(feeds)
         if let plan = shapePlans.plan(for: key) {
-            if let split = plan.split { return try run(feeds, split: split) }
-            return try plan.run(feeds)
+            if let split = plan.split { return try run(feeds, split: split, profile: profile) }
+            return try plan.run(feeds, profile: profile)
         }
         let (plan, outputs) = try ShapePlan.build(self, feeds: feeds)
         shapePlans.insert(plan, for: key)

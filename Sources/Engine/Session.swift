@@ -64,4 +64,9 @@ public final class InferenceSession: Sendable {
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
         try BLAS.withThreads(options.blasThreads) { try plan.run(feeds) }
     }
+
+    /// `run`, adding each step's time to `profile` (runs that build a shape plan are not timed).
+    public func run(_ feeds: [String: Tensor], profile: StepProfile?) throws -> [String: Tensor] {
+        try BLAS.withThreads(options.blasThreads) { try plan.run(feeds, profile: profile) }
+    }
 }

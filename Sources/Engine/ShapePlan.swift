@@ -81,15 +81,18 @@ final class ShapePlan: Sendable {
     }
 
     /// Runs on feeds already validated against the plan's signature.
-    func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+    func run(_ feeds: [String: Tensor], profile: StepProfile? = nil) throws -> [String: Tensor] {
         var slots = initialSlots
         for (name, slot) in inputSlots { slots[slot] = feeds[name] }
         let arena = takeArena()
         defer { giveBack(arena) }
         var args: [Tensor?] = []
         args.reserveCapacity(4)
+        let clock = ContinuousClock()
         for step in steps {
             let base = step.base
+            let start = profile == nil ? nil : clock.now
+            defer { if let profile, let start { profile.add(base, clock.now - start) } }
             args.removeAll(keepingCapacity: true)
             for s in base.inputs { args.append(s < 0 ? nil : slots[s]) }
             let results: [Tensor]

@@ -33,6 +33,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("dim"), help: "Value of a symbolic dimension, NAME=VALUE (repeatable).")
     var dims: [String] = []
 
+    @Flag(help: "Also time every step of the timed runs and print them (adds a clock read per step).")
+    var profile = false
+
     func validate() throws {
         guard batch > 0, threads > 0, iterations > 0, warmup >= 0 else {
             throw ValidationError("--batch, --threads and --iterations must be positive, --warmup not negative")
@@ -54,10 +57,11 @@ struct Bench: ParsableCommand {
         let rssLoaded = Self.residentBytes()
         let feeds = try FeedGenerator(overrides: FeedGenerator.parseDims(dims), batch: batch).feeds(for: session.inputs)
         var times: [Double] = []
+        let steps = profile ? StepProfile() : nil
         for i in 0..<(warmup + iterations) {
             let t0 = clock.now
             do {
-                _ = try session.run(feeds)
+                _ = try session.run(feeds, profile: i >= warmup ? steps : nil)
             } catch {
                 Check.fail("\(model): inference failed: \(error)")
             }
@@ -71,8 +75,18 @@ struct Bench: ParsableCommand {
             {"model": "\(model)", "batch": \(batch), "threads": \(threads), "iterations": \(iterations), \
             "inputs": {\(shapes)}, "load_ms": \(loadSeconds * 1000), "median_ms": \(pct(0.5)), \
             "p10_ms": \(pct(0.1)), "p90_ms": \(pct(0.9)), "rss_before": \(rssBefore), \
-            "rss_loaded": \(rssLoaded), "rss_after_run": \(rssRun)}
+            "rss_loaded": \(rssLoaded), "rss_after_run": \(rssRun)\(Self.stepsJSON(steps, runs: iterations))}
             """)
+    }
+
+    /// `, "steps": [...]`: each step's milliseconds per run, slowest first (empty without a profile).
+    static func stepsJSON(_ profile: StepProfile?, runs: Int) -> String {
+        guard let profile else { return "" }
+        let rows = profile.entries.sorted { $0.seconds > $1.seconds }.map { e in
+            let name = e.node.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            return "{\"node\": \"\(name)\", \"op\": \"\(e.opType)\", \"ms\": \(e.seconds * 1000 / Double(runs))}"
+        }
+        return ", \"steps\": [" + rows.joined(separator: ", ") + "]"
     }
 
     static func seconds(_ d: Duration) -> Double {
