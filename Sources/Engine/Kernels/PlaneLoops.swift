@@ -1,8 +1,9 @@
 /// Loops over one 2-D channel plane for depthwise convolution and max pooling, eight lanes at a time:
-/// - depthwise: the plane is copied into a zero-bordered scratch, so every tap of every output reads
-///   inside it with no bounds checks; four output rows are accumulated at once (four independent
-///   SIMD8 accumulators hide the add latency), stride 1 with contiguous loads, stride 2 with the
-///   even lanes of a 16-lane load; the epilogue runs per row;
+/// - depthwise: the plane is copied into a zero-bordered scratch (stride 2 (no horizontal
+///   dilation): split into its even and odd columns on the way), so every tap of every output
+///   reads inside it with no bounds checks and with contiguous loads; four output rows are
+///   accumulated at once (four independent SIMD8 accumulators hide the add latency); the epilogue
+///   runs per row (3x3 stride 1: in registers);
 /// - max pooling: row by row, each output row updated by every tap while it is in L1, the valid
 ///   output range of each horizontal tap computed once per plane.
 /// Used by `ConvKernel` (depthwise groups, strides 1 and 2) and `PoolKernel` (MaxPool) for 2-D
@@ -47,51 +48,57 @@ enum PlaneLoops {
         let (kh, kw, sh, sw) = (g.kernel[1], g.kernel[2], g.strides[1], g.strides[2])
         let (dh, dw) = (g.dilations[1], g.dilations[2])
         let cols = layout.cols
-        for r in 0..<ih {
-            (scratch + (r + layout.rowTop) * cols + layout.colLeft).update(from: x + r * iw, count: iw)
-        }
         let plane = UnsafeRawPointer(scratch)
         let tmp = scratch + layout.rows * cols
         let t = UnsafeMutableRawPointer(tmp)
         let w8 = layout.outWidth8
+        if layout.split {
+            // Stride 2: the even/odd split is built straight from the input rows (no padded copy
+            // first: one pass over the plane instead of two). Its border rows stay zero; every
+            // entry of an interior row is written.
+            let half = layout.halfCols
+            let split = tmp + 4 * w8
+            let left = layout.colLeft
+            for r in 0..<ih {
+                let src = x + r * iw
+                let even = split + (r + layout.rowTop) * 2 * half
+                let odd = even + half
+                @inline(__always) func value(_ j: Int) -> Float {
+                    let c = j &- left
+                    return j < cols && c >= 0 && c < iw ? src[c] : 0
+                }
+                var i = 0
+                while i < half && 2 &* i &- left < 0 {
+                    even[i] = value(2 &* i)
+                    odd[i] = value(2 &* i &+ 1)
+                    i &+= 1
+                }
+                let raw = UnsafeRawPointer(src)
+                while i &+ 8 <= half && 2 &* i &- left &+ 16 <= iw && 2 &* i &+ 16 <= cols {
+                    let v = raw.loadUnaligned(fromByteOffset: (2 &* i &- left) &* 4, as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(even + i).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(odd + i).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+                    i &+= 8
+                }
+                while i < half {
+                    even[i] = value(2 &* i)
+                    odd[i] = value(2 &* i &+ 1)
+                    i &+= 1
+                }
+            }
+            y.update(repeating: bias, count: oh * ow)
+            depthwiseSplit(UnsafeRawPointer(split), w, y, g, epilogue, layout, t)
+            return
+        }
+        for r in 0..<ih {
+            (scratch + (r + layout.rowTop) * cols + layout.colLeft).update(from: x + r * iw, count: iw)
+        }
         if kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1, let bounds = epilogue.clampBounds {
             depthwise3x3(plane, w, bias: bias, y, oh: oh, ow: ow, cols: cols, w8: w8, bounds, t)
             return
         }
         // The other loops add onto the bias.
         y.update(repeating: bias, count: oh * ow)
-        if layout.split {
-            // Row r of the split copy: its even columns, then its odd columns.
-            let half = layout.halfCols
-            let split = tmp + 4 * w8
-            for r in 0..<layout.rows {
-                let src = scratch + r * cols
-                let even = split + r * 2 * half
-                let odd = even + half
-                // Wrapping arithmetic and a plain loop: the compiler turns it into 8-lane
-                // deinterleaving shuffles.
-                let pairs = cols / 2
-                var j = 0
-                let raw = UnsafeRawPointer(src)
-                while j &+ 8 <= pairs {
-                    let v = raw.loadUnaligned(fromByteOffset: j &* 8, as: SIMD16<Float>.self)
-                    UnsafeMutableRawPointer(even + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(odd + j).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
-                    j &+= 8
-                }
-                while j < pairs {
-                    even[j] = src[j &* 2]
-                    odd[j] = src[j &* 2 &+ 1]
-                    j &+= 1
-                }
-                if cols % 2 == 1 {
-                    even[half - 1] = src[cols - 1]
-                    odd[half - 1] = 0
-                }
-            }
-            depthwiseSplit(UnsafeRawPointer(split), w, y, g, epilogue, layout, t)
-            return
-        }
         // Four output rows at a time: four independent accumulators hide the add latency.
         for y0 in stride(from: 0, to: oh, by: 4) {
             var o = 0
