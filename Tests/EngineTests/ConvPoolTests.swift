@@ -30,6 +30,11 @@ import Testing
         // Depthwise planes wider than one vector, rows not a multiple of four (PlaneLoops).
         ConvCase(n: 2, c: 3, h: 19, w: 37, m: 3, group: 3, pads: [1, 1, 1, 1]),
         ConvCase(c: 3, h: 18, w: 41, m: 3, group: 3, strides: [2, 2], pads: [1, 1, 1, 1]),
+        // Stride 2 with the even/odd split built from the input in 16-column blocks and an overlapping
+        // last block: wide planes, no left pad, asymmetric pads, odd and even widths.
+        ConvCase(c: 2, h: 9, w: 70, m: 2, group: 2, strides: [2, 2], pads: [0, 0, 1, 1]),
+        ConvCase(c: 2, h: 11, w: 57, m: 2, group: 2, strides: [2, 2], pads: [1, 1, 0, 0]),
+        ConvCase(n: 2, c: 2, h: 6, w: 112, m: 2, group: 2, strides: [2, 2], pads: [1, 1, 1, 1], bias: false),
         ConvCase(c: 2, h: 13, w: 29, m: 2, kh: 5, kw: 3, group: 2, strides: [1, 2], dilations: [1, 2], pads: [2, 0, 1, 3]),
         ConvCase(c: 2, h: 9, w: 17, m: 2, group: 2, strides: [2, 1], pads: [0, 2, 1, 0], bias: false),
         ConvCase(c: 2, h: 15, w: 33, m: 2, kh: 5, kw: 5, group: 2, strides: [2, 2], pads: [2, 2, 2, 2]),

@@ -74,17 +74,34 @@ enum PlaneLoops {
                     i &+= 1
                 }
                 let raw = UnsafeRawPointer(src)
-                while i &+ 8 <= half && 2 &* i &- left &+ 16 <= iw && 2 &* i &+ 16 <= cols {
+                @inline(__always) func pairs8(_ i: Int) {
                     let v = raw.loadUnaligned(fromByteOffset: (2 &* i &- left) &* 4, as: SIMD16<Float>.self)
                     UnsafeMutableRawPointer(even + i).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
                     UnsafeMutableRawPointer(odd + i).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+                }
+                while i &+ 8 <= half && 2 &* i &- left &+ 16 <= iw && 2 &* i &+ 16 <= cols {
+                    pairs8(i)
                     i &+= 8
                 }
-                while i < half {
+                // One more block ending at the input's last full pair (it may overlap the last).
+                let last = (iw &+ left &- 16) >> 1
+                if last > i && 2 &* last &- left >= 0 && last &+ 8 <= half && 2 &* last &+ 16 <= cols {
+                    pairs8(last)
+                    i = last &+ 8
+                }
+                // Past the input only zeros, which the scratch already holds (zeroed once per call).
+                while i < half && 2 &* i &- left < iw {
                     even[i] = value(2 &* i)
                     odd[i] = value(2 &* i &+ 1)
                     i &+= 1
                 }
+            }
+            if kh == 3 && kw == 3 && sh == 2 && dh == 1, let bounds = epilogue.clampBounds {
+                let rowBytes = 2 &* half &* 4
+                depthwise3x3(
+                    UnsafeRawPointer(split), w, bias: bias, y, oh: oh, ow: ow, w8: w8, bounds, t, tapRow: rowBytes,
+                    outRow: 2 &* rowBytes, taps: (0, half &* 4, 4))
+                return
             }
             y.update(repeating: bias, count: oh * ow)
             depthwiseSplit(UnsafeRawPointer(split), w, y, g, epilogue, layout, t)
@@ -94,7 +111,9 @@ enum PlaneLoops {
             (scratch + (r + layout.rowTop) * cols + layout.colLeft).update(from: x + r * iw, count: iw)
         }
         if kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1, let bounds = epilogue.clampBounds {
-            depthwise3x3(plane, w, bias: bias, y, oh: oh, ow: ow, cols: cols, w8: w8, bounds, t)
+            depthwise3x3(
+                plane, w, bias: bias, y, oh: oh, ow: ow, w8: w8, bounds, t, tapRow: cols &* 4, outRow: cols &* 4,
+                taps: (0, 4, 8))
             return
         }
         // The other loops add onto the bias.
@@ -140,29 +159,35 @@ enum PlaneLoops {
     /// taps unrolled: four output rows of eight columns per step, 36 FMAs, started from the bias and
     /// clamped (Relu, Clip: `bounds`) in registers, stored straight into the output (the last,
     /// partial block of a row through the four-row buffer `t`).
+    ///
+    /// The input layout comes as byte steps, so that stride 2 runs the same loop on the even/odd
+    /// split (`PaddedPlane.split`): `tapRow` between the three rows of a window, `outRow` between
+    /// the windows of consecutive output rows, `taps` the offsets of the three columns of a window
+    /// row (stride 1: 0, 4, 8; stride 2: even column o, odd column o, even column o + 1).
     static func depthwise3x3(
         _ plane: UnsafeRawPointer, _ w: UnsafePointer<Float>, bias: Float, _ y: UnsafeMutablePointer<Float>, oh: Int,
-        ow: Int, cols: Int, w8: Int, _ bounds: (lo: Float, hi: Float), _ t: UnsafeMutableRawPointer
+        ow: Int, w8: Int, _ bounds: (lo: Float, hi: Float), _ t: UnsafeMutableRawPointer, tapRow row: Int, outRow: Int,
+        taps: (Int, Int, Int)
     ) {
         typealias V = SIMD8<Float>
         let w0 = V(repeating: w[0]), w1 = V(repeating: w[1]), w2 = V(repeating: w[2])
         let w3 = V(repeating: w[3]), w4 = V(repeating: w[4]), w5 = V(repeating: w[5])
         let w6 = V(repeating: w[6]), w7 = V(repeating: w[7]), w8v = V(repeating: w[8])
-        let row = cols &* 4
+        let (t0, t1, t2) = taps
         let tmp = t.assumingMemoryBound(to: Float.self)
         @inline(__always) func at(_ p: UnsafeRawPointer, _ offset: Int) -> V { p.loadUnaligned(fromByteOffset: offset, as: V.self) }
         /// One output row: taps from three input rows starting at `p`.
         @inline(__always) func tap(_ acc: V, _ p: UnsafeRawPointer) -> V {
             var a = acc
-            a = a.addingProduct(w0, at(p, 0))
-            a = a.addingProduct(w1, at(p, 4))
-            a = a.addingProduct(w2, at(p, 8))
-            a = a.addingProduct(w3, at(p, row))
-            a = a.addingProduct(w4, at(p, row &+ 4))
-            a = a.addingProduct(w5, at(p, row &+ 8))
-            a = a.addingProduct(w6, at(p, 2 &* row))
-            a = a.addingProduct(w7, at(p, 2 &* row &+ 4))
-            a = a.addingProduct(w8v, at(p, 2 &* row &+ 8))
+            a = a.addingProduct(w0, at(p, t0))
+            a = a.addingProduct(w1, at(p, t1))
+            a = a.addingProduct(w2, at(p, t2))
+            a = a.addingProduct(w3, at(p, row &+ t0))
+            a = a.addingProduct(w4, at(p, row &+ t1))
+            a = a.addingProduct(w5, at(p, row &+ t2))
+            a = a.addingProduct(w6, at(p, 2 &* row &+ t0))
+            a = a.addingProduct(w7, at(p, 2 &* row &+ t1))
+            a = a.addingProduct(w8v, at(p, 2 &* row &+ t2))
             return a
         }
         let b = V(repeating: bias)
@@ -181,11 +206,11 @@ enum PlaneLoops {
             let rows = min(4, oh &- y0)
             var o = 0
             while o < w8 {
-                let p = plane + (y0 &* row &+ o &* 4)
+                let p = plane + (y0 &* outRow &+ o &* 4)
                 let acc0 = clamp(tap(b, p))
-                let acc1 = clamp(tap(b, p + row))
-                let acc2 = clamp(tap(b, p + 2 &* row))
-                let acc3 = clamp(tap(b, p + 3 &* row))
+                let acc1 = clamp(tap(b, p + outRow))
+                let acc2 = clamp(tap(b, p + 2 &* outRow))
+                let acc3 = clamp(tap(b, p + 3 &* outRow))
                 if o &+ 8 <= ow {
                     let at = (y0 &* ow &+ o) &* 4
                     out.storeBytes(of: acc0, toByteOffset: at, as: V.self)
