@@ -83,7 +83,12 @@ import Testing
 
     /// The other orientation (Gemm, MatMul): B constant and packed in 16-column panels, from B as
     /// stored or transposed; fewer than 4 rows take the row-vector loop; both splits between tasks.
-    @Test(arguments: shapes + [Shape(m: 2, n: 33, k: 300), Shape(m: 3, n: 16, k: 7), Shape(m: 200, n: 40, k: 70)])
+    /// Columns a multiple of 16 read A in place (`microDirect`) with the partial last row panel packed:
+    /// rows over one 96-row block with 4 left (100), two K blocks (300, 513), exact panels (12).
+    @Test(arguments: shapes + [
+        Shape(m: 2, n: 33, k: 300), Shape(m: 3, n: 16, k: 7), Shape(m: 200, n: 40, k: 70),
+        Shape(m: 100, n: 32, k: 300), Shape(m: 13, n: 64, k: 20), Shape(m: 12, n: 16, k: 513),
+    ])
     func packedColumnsMatchTheDefinition(_ s: Shape) {
         let a = Self.random(s.m * s.k, seed: 4)
         let b = Self.random(s.k * s.n, seed: 5)

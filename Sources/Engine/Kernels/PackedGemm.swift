@@ -858,6 +858,11 @@ extension PackedGemm {
             return
         }
         let mc = mcPanels * mr
+        // With B's columns a multiple of 16 every tile but a partial last row panel is full: those
+        // read A where it is (six row pointers, as MLAS's kernels do) instead of packing A first,
+        // which for a large A (tiny BERT's [4096, 512] at batch 32) was a scattering copy of all
+        // of it; only the partial panel is packed.
+        let direct = n % nr == 0
         // A block: up to `mc` rows x `kc` in 6-row k-major panels, plus the tail `narrow` may read.
         ThreadScratch.withFloats(mc * kc + 8) { ap in
             var pc = 0
@@ -866,6 +871,25 @@ extension PackedGemm {
                 var ic = rows.lowerBound
                 while ic < rows.upperBound {
                     let mcb = min(mc, rows.upperBound - ic)
+                    if direct {
+                        let full = mcb / mr
+                        let rest = mcb - full * mr
+                        if rest > 0 { packA(a + (ic + full * mr) * lda + pc, lda: lda, rows: rest, depth: kcb, into: ap) }
+                        for j in panels {
+                            let col = j * nr
+                            let bPanel = packed.panel(j) + pc * nr
+                            for p in 0..<full {
+                                let row = ic + p * mr
+                                microDirect(kcb, a + row * lda + pc, lda, bPanel, c + row * ldc + col, ldc)
+                            }
+                            if rest > 0 {
+                                let row = ic + full * mr
+                                tile(kcb, UnsafePointer(ap), bPanel, c + row * ldc + col, ldc, rows: rest, columns: nr)
+                            }
+                        }
+                        ic += mcb
+                        continue
+                    }
                     let aPanels = (mcb + mr - 1) / mr
                     packA(a + ic * lda + pc, lda: lda, rows: mcb, depth: kcb, into: ap)
                     for j in panels {
@@ -884,6 +908,54 @@ extension PackedGemm {
                 pc += kcb
             }
         }
+    }
+
+    /// `C[6, 16] += A[6, kc] · B panel` with A read in place: six rows `lda` apart, one element of
+    /// each broadcast per k step (six sequential streams), instead of a packed A panel. Not inlined:
+    /// inside the caller's loops the compiler ran out of registers and spilled the accumulators.
+    @inline(never)
+    static func microDirect(
+        _ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        _ ldc: Int
+    ) {
+        let (a0, a1, a2, a3, a4, a5) = (a, a + lda, a + 2 * lda, a + 3 * lda, a + 4 * lda, a + 5 * lda)
+        let (c0, c1, c2, c3, c4, c5) = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
+        var r00 = load(c0), r01 = load(c0 + 8)
+        var r10 = load(c1), r11 = load(c1 + 8)
+        var r20 = load(c2), r21 = load(c2 + 8)
+        var r30 = load(c3), r31 = load(c3 + 8)
+        var r40 = load(c4), r41 = load(c4 + 8)
+        var r50 = load(c5), r51 = load(c5 + 8)
+        var pb = b
+        for q in 0..<kc {
+            let b0 = load(pb)
+            let b1 = load(pb + 8)
+            var av = V(repeating: a0[q])
+            r00 = r00.addingProduct(av, b0)
+            r01 = r01.addingProduct(av, b1)
+            av = V(repeating: a1[q])
+            r10 = r10.addingProduct(av, b0)
+            r11 = r11.addingProduct(av, b1)
+            av = V(repeating: a2[q])
+            r20 = r20.addingProduct(av, b0)
+            r21 = r21.addingProduct(av, b1)
+            av = V(repeating: a3[q])
+            r30 = r30.addingProduct(av, b0)
+            r31 = r31.addingProduct(av, b1)
+            av = V(repeating: a4[q])
+            r40 = r40.addingProduct(av, b0)
+            r41 = r41.addingProduct(av, b1)
+            av = V(repeating: a5[q])
+            r50 = r50.addingProduct(av, b0)
+            r51 = r51.addingProduct(av, b1)
+            pb += 16
+        }
+        store(r00, c0); store(r01, c0 + 8)
+        store(r10, c1); store(r11, c1 + 8)
+        store(r20, c2); store(r21, c2 + 8)
+        store(r30, c3); store(r31, c3 + 8)
+        store(r40, c4); store(r41, c4 + 8)
+        store(r50, c5); store(r51, c5 + 8)
     }
 
     /// Copies A[rows, depth] (row stride `lda`) into 6-row k-major panels (panel p at
