@@ -25,7 +25,9 @@ struct BatchSplit: Sendable {
     let outputs: [(name: String, type: DataType, shape: [Int])]
 
     /// A batch whose arena is above this runs in slices: about half this VM's 32 MiB L3, so that
-    /// one slice's values and the weights stay in it.
+    /// one slice's values and the weights stay in it. A constant rather than
+    /// `sysconf(_SC_LEVEL3_CACHE_SIZE)`: on AMD EPYC that reports the whole socket's L3 (320 MB on
+    /// this VM) while a core shares only its CCD's 32 MB, and the split would never happen.
     static let splitAboveBytes = 16 << 20
     /// A slice's arena aimed at: a layer's input and output of one slice then fit in L2 and L3.
     static let sliceBytes = 4 << 20
