@@ -11,45 +11,30 @@ extension GraphOptimizer.State {
         for i in nodes.indices {
             guard var conv = nodes[i], conv.opType == "Conv", OperatorRegistry.isDefaultDomain(conv.domain),
                 conv.attributes[Epilogue.activationAttribute] == nil,
-                conv.outputs.count == 1, let j = onlyReader(conv.outputs[0], readers), let bn = nodes[j],
-                bn.opType == "BatchNormalization", OperatorRegistry.isDefaultDomain(bn.domain),
-                bn.inputs.count == 5, bn.inputs[0] == conv.outputs[0],
-                !(1..<bn.outputs.count).contains(where: { !bn.outputs[$0].isEmpty }),
-                (try? NodeContext(node: bn, opset: 1).int("spatial", default: 1)) == 1,
-                (try? NodeContext(node: bn, opset: 1).int("training_mode", default: 0)) == 0,
-                let w = constant(conv, 1), w.dataType == .float32, w.rank >= 3
+                let w = constant(conv, 1), w.dataType == .float32, w.rank >= 3,
+                let bn = batchNorm(after: conv, channels: w.shape[0], readers)
             else { continue }
             let m = w.shape[0]
-            let params = (1...4).compactMap { constant(bn, $0) }
-            guard params.count == 4, params.allSatisfy({ $0.dataType == .float32 && $0.count == m }) else { continue }
             let bias = constant(conv, 2)
             if conv.inputs.count > 2 && !conv.inputs[2].isEmpty {
                 guard let bias, bias.dataType == .float32, bias.count == m else { continue }
             }
-            let epsilon = (try? NodeContext(node: bn, opset: 1).float("epsilon", default: 1e-5)) ?? 1e-5
-            let (scale, shift, mean, variance) = (
-                params[0].scalars(as: Float.self), params[1].scalars(as: Float.self),
-                params[2].scalars(as: Float.self), params[3].scalars(as: Float.self)
-            )
             let perChannel = w.count / max(m, 1)
             let newW = Tensor(uninitialized: .float32, shape: w.shape)
             let src = w.elements(as: Float.self)
             let dst = newW.mutableElements(as: Float.self)
-            var newB = [Float](repeating: 0, count: m)
             let oldB = bias?.scalars(as: Float.self) ?? [Float](repeating: 0, count: m)
             for c in 0..<m {
-                let s = scale[c] / (variance[c] + epsilon).squareRoot()
-                for k in 0..<perChannel { dst[c * perChannel + k] = src[c * perChannel + k] * s }
-                newB[c] = (oldB[c] - mean[c]) * s + shift[c]
+                for k in 0..<perChannel { dst[c * perChannel + k] = src[c * perChannel + k] * bn.factor[c] }
             }
             let wName = freshName(conv.inputs[1])
             let bName = freshName(conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? conv.inputs[2] : wName + "_bias")
             constants[wName] = newW
-            constants[bName] = Tensor(newB, shape: [m])
+            constants[bName] = Tensor((0..<m).map { bn.bias(oldB[$0], $0) }, shape: [m])
             conv.inputs = [conv.inputs[0], wName, bName]
-            conv.outputs = [bn.outputs[0]]
+            conv.outputs = [bn.output]
             nodes[i] = conv
-            nodes[j] = nil
+            nodes[bn.index] = nil
         }
     }
 
@@ -62,19 +47,13 @@ extension GraphOptimizer.State {
         for i in nodes.indices {
             guard var gemm = nodes[i], gemm.opType == "Gemm", OperatorRegistry.isDefaultDomain(gemm.domain),
                 gemm.attributes[Epilogue.activationAttribute] == nil,
-                gemm.outputs.count == 1, let j = onlyReader(gemm.outputs[0], readers), let bn = nodes[j],
-                bn.opType == "BatchNormalization", OperatorRegistry.isDefaultDomain(bn.domain),
-                bn.inputs.count == 5, bn.inputs[0] == gemm.outputs[0],
-                !(1..<bn.outputs.count).contains(where: { !bn.outputs[$0].isEmpty }),
-                (try? NodeContext(node: bn, opset: 1).int("training_mode", default: 0)) == 0,
                 let b = constant(gemm, 1), b.dataType == .float32, b.rank == 2
             else { continue }
             let context = NodeContext(node: gemm, opset: 13)
             guard let transB = try? context.int("transB", default: 0), let beta = try? context.float("beta", default: 1)
             else { continue }
             let n = transB != 0 ? b.shape[0] : b.shape[1]
-            let params = (1...4).compactMap { constant(bn, $0) }
-            guard params.count == 4, params.allSatisfy({ $0.dataType == .float32 && $0.count == n }) else { continue }
+            guard let bn = batchNorm(after: gemm, channels: n, readers) else { continue }
             // C, as one value per column (absent, a scalar, [N] or [1, N]); anything else stays unfolded.
             var oldC = [Float](repeating: 0, count: n)
             if gemm.inputs.count > 2 && !gemm.inputs[2].isEmpty {
@@ -87,30 +66,59 @@ extension GraphOptimizer.State {
                     continue
                 }
             }
-            let epsilon = (try? NodeContext(node: bn, opset: 1).float("epsilon", default: 1e-5)) ?? 1e-5
-            let (scale, shift, mean, variance) = (
-                params[0].scalars(as: Float.self), params[1].scalars(as: Float.self),
-                params[2].scalars(as: Float.self), params[3].scalars(as: Float.self)
-            )
-            let s = (0..<n).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
             let newB = Tensor(uninitialized: .float32, shape: b.shape)
             let src = b.elements(as: Float.self)
             let dst = newB.mutableElements(as: Float.self)
             let (rows, cols) = (b.shape[0], b.shape[1])
             for r in 0..<rows {
-                for c in 0..<cols { dst[r * cols + c] = src[r * cols + c] * s[transB != 0 ? r : c] }
+                for c in 0..<cols { dst[r * cols + c] = src[r * cols + c] * bn.factor[transB != 0 ? r : c] }
             }
-            let newC = (0..<n).map { s[$0] * (beta * oldC[$0] - mean[$0]) + shift[$0] }
             let bName = freshName(gemm.inputs[1])
             let cName = freshName(gemm.inputs.count > 2 && !gemm.inputs[2].isEmpty ? gemm.inputs[2] : bName + "_bias")
             constants[bName] = newB
-            constants[cName] = Tensor(newC, shape: [n])
+            constants[cName] = Tensor((0..<n).map { bn.bias(beta * oldC[$0], $0) }, shape: [n])
             gemm.inputs = [gemm.inputs[0], bName, cName]
             gemm.attributes["beta"] = .float(1)
-            gemm.outputs = [bn.outputs[0]]
+            gemm.outputs = [bn.output]
             nodes[i] = gemm
-            nodes[j] = nil
+            nodes[bn.index] = nil
         }
+    }
+
+    /// An inference-mode BatchNormalization, ready to fold into the node it follows: per channel
+    /// `factor = scale / sqrt(var + epsilon)`, and `bias(b, c) = (b - mean) * factor + B`.
+    struct BatchNormFold {
+        let index: Int
+        let output: String
+        let factor: [Float]
+        let mean: [Float]
+        let shift: [Float]
+
+        func bias(_ old: Float, _ c: Int) -> Float { (old - mean[c]) * factor[c] + shift[c] }
+    }
+
+    /// The BatchNormalization that is the only reader of `node`'s single output, when it is in
+    /// inference mode (spatial, no training outputs) with constant float parameters for `channels`
+    /// channels: the match both folds share.
+    func batchNorm(after node: Node, channels: Int, _ readers: [String: [Int]]) -> BatchNormFold? {
+        guard node.outputs.count == 1, let j = onlyReader(node.outputs[0], readers), let bn = nodes[j],
+            bn.opType == "BatchNormalization", OperatorRegistry.isDefaultDomain(bn.domain),
+            bn.inputs.count == 5, bn.inputs[0] == node.outputs[0],
+            !(1..<bn.outputs.count).contains(where: { !bn.outputs[$0].isEmpty })
+        else { return nil }
+        let context = NodeContext(node: bn, opset: 1)
+        guard (try? context.int("spatial", default: 1)) == 1, (try? context.int("training_mode", default: 0)) == 0
+        else { return nil }
+        let params = (1...4).compactMap { constant(bn, $0) }
+        guard params.count == 4, params.allSatisfy({ $0.dataType == .float32 && $0.count == channels }) else {
+            return nil
+        }
+        let epsilon = (try? context.float("epsilon", default: 1e-5)) ?? 1e-5
+        let (scale, variance) = (params[0].scalars(as: Float.self), params[3].scalars(as: Float.self))
+        return BatchNormFold(
+            index: j, output: bn.outputs[0],
+            factor: (0..<channels).map { scale[$0] / (variance[$0] + epsilon).squareRoot() },
+            mean: params[2].scalars(as: Float.self), shift: params[1].scalars(as: Float.self))
     }
 
     // MARK: MatMul + bias
