@@ -72,6 +72,16 @@ struct Epilogue: Sendable, Equatable {
         }
     }
 
+    /// `min(max(v, lo), hi)` lane by lane as compare-and-select (NaN stays NaN, as in Relu and
+    /// Clip), for kernels that clamp in registers.
+    @inline(__always)
+    static func clamp(_ v: SIMD8<Float>, _ lo: SIMD8<Float>, _ hi: SIMD8<Float>) -> SIMD8<Float> {
+        var r = v
+        r.replace(with: lo, where: r .< lo)
+        r.replace(with: hi, where: r .> hi)
+        return r
+    }
+
     /// `p[i] = min(max(p[i], lo), hi)` as compare-and-select (NaN stays NaN, as in Relu and Clip); a
     /// plain loop that the compiler vectorises.
     static func clamp(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ lo: Float, _ hi: Float) {

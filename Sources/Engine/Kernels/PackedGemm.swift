@@ -135,11 +135,7 @@ enum PackedGemm {
         rows: Int, columns: Int, finish: TileFinish = .accumulate, row: Int = 0
     ) {
         if columns == nr && rows == mr {
-            if finish.fromBias || finish.clamp {
-                micro(kc, a, b, c, ldc, finish, bias: finish.bias.map { $0 + row })
-            } else {
-                micro(kc, a, b, c, ldc)
-            }
+            micro(kc, a, b, c, ldc, finish, bias: finish.bias.map { $0 + row })
             return
         }
         if finish.fromBias {
@@ -157,14 +153,50 @@ enum PackedGemm {
         }
     }
 
-    /// The full 6 x 16 micro-kernel that starts from the bias (`finish.fromBias`; C is not read)
-    /// and/or clamps before its store (`finish.clamp`), instead of passes over C before and after.
+    /// The full 6 x 16 micro-kernel on a packed A panel; it accumulates onto C, or starts from the
+    /// bias (`finish.fromBias`: C is not read) and/or clamps before its store (`finish.clamp`)
+    /// instead of passes over C before and after.
     @inline(__always)
     static func micro(
         _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+        _ finish: TileFinish = .accumulate, bias: UnsafePointer<Float>? = nil
+    ) {
+        kernel(
+            kc, PanelRows(p: a), b, c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc, finish, bias: bias)
+    }
+
+    /// The micro-kernel on six row pointers of C (16 floats each), accumulating.
+    @inline(__always)
+    static func micro(
+        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ c0: UnsafeMutablePointer<Float>, _ c1: UnsafeMutablePointer<Float>, _ c2: UnsafeMutablePointer<Float>,
+        _ c3: UnsafeMutablePointer<Float>, _ c4: UnsafeMutablePointer<Float>, _ c5: UnsafeMutablePointer<Float>
+    ) {
+        kernel(kc, PanelRows(p: a), b, c0, c1, c2, c3, c4, c5, .accumulate, bias: nil)
+    }
+
+    /// `C[6, 16] += A[6, kc] · B panel` with A read in place, six rows `lda` apart (as MLAS's
+    /// kernels do), instead of a packed A panel. Not inlined: inside the caller's loops the
+    /// compiler ran out of registers and spilled the accumulators.
+    @inline(never)
+    static func microDirect(
+        _ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        _ ldc: Int
+    ) {
+        kernel(
+            kc, StridedRows(a: a, lda: lda), b, c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc,
+            .accumulate, bias: nil)
+    }
+
+    /// The one body of the 6 x 16 micro-kernel: 12 SIMD8 accumulators in registers, one 16-wide B
+    /// row and six broadcast A values per k step, read through `A` (a packed panel or rows in place).
+    @inline(__always)
+    static func kernel<A: TileRows>(
+        _ kc: Int, _ a: A, _ b: UnsafePointer<Float>,
+        _ c0: UnsafeMutablePointer<Float>, _ c1: UnsafeMutablePointer<Float>, _ c2: UnsafeMutablePointer<Float>,
+        _ c3: UnsafeMutablePointer<Float>, _ c4: UnsafeMutablePointer<Float>, _ c5: UnsafeMutablePointer<Float>,
         _ finish: TileFinish, bias: UnsafePointer<Float>?
     ) {
-        let (c0, c1, c2, c3, c4, c5) = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
         var r00: V, r01: V, r10: V, r11: V, r20: V, r21: V, r30: V, r31: V, r40: V, r41: V, r50: V, r51: V
         if finish.fromBias {
             r00 = V(repeating: bias?[0] ?? 0); r01 = r00
@@ -186,37 +218,31 @@ enum PackedGemm {
         for _ in 0..<kc {
             let b0 = load(pb)
             let b1 = load(pb + 8)
-            var av = V(repeating: pa[0])
+            var av = V(repeating: pa.value(0))
             r00 = r00.addingProduct(av, b0)
             r01 = r01.addingProduct(av, b1)
-            av = V(repeating: pa[1])
+            av = V(repeating: pa.value(1))
             r10 = r10.addingProduct(av, b0)
             r11 = r11.addingProduct(av, b1)
-            av = V(repeating: pa[2])
+            av = V(repeating: pa.value(2))
             r20 = r20.addingProduct(av, b0)
             r21 = r21.addingProduct(av, b1)
-            av = V(repeating: pa[3])
+            av = V(repeating: pa.value(3))
             r30 = r30.addingProduct(av, b0)
             r31 = r31.addingProduct(av, b1)
-            av = V(repeating: pa[4])
+            av = V(repeating: pa.value(4))
             r40 = r40.addingProduct(av, b0)
             r41 = r41.addingProduct(av, b1)
-            av = V(repeating: pa[5])
+            av = V(repeating: pa.value(5))
             r50 = r50.addingProduct(av, b0)
             r51 = r51.addingProduct(av, b1)
-            pa += 6
+            pa.step()
             pb += 16
         }
         if finish.clamp {
             let lo = V(repeating: finish.lo)
             let hi = V(repeating: finish.hi)
-            // Compare-and-select: NaN stays NaN, as in Relu and Clip.
-            @inline(__always) func f(_ v: V) -> V {
-                var r = v
-                r.replace(with: lo, where: r .< lo)
-                r.replace(with: hi, where: r .> hi)
-                return r
-            }
+            @inline(__always) func f(_ v: V) -> V { Epilogue.clamp(v, lo, hi) }
             r00 = f(r00); r01 = f(r01); r10 = f(r10); r11 = f(r11); r20 = f(r20); r21 = f(r21)
             r30 = f(r30); r31 = f(r31); r40 = f(r40); r41 = f(r41); r50 = f(r50); r51 = f(r51)
         }
@@ -267,61 +293,6 @@ enum PackedGemm {
     @inline(__always)
     static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
-    }
-
-    /// `C[6, 16] += A panel · B panel` over `kc` steps; 12 accumulators in registers.
-    @inline(__always)
-    static func micro(
-        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
-    ) {
-        micro(kc, a, b, c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
-    }
-
-    /// The micro-kernel on six row pointers of C (16 floats each).
-    @inline(__always)
-    static func micro(
-        _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-        _ c0: UnsafeMutablePointer<Float>, _ c1: UnsafeMutablePointer<Float>, _ c2: UnsafeMutablePointer<Float>,
-        _ c3: UnsafeMutablePointer<Float>, _ c4: UnsafeMutablePointer<Float>, _ c5: UnsafeMutablePointer<Float>
-    ) {
-        var r00 = load(c0), r01 = load(c0 + 8)
-        var r10 = load(c1), r11 = load(c1 + 8)
-        var r20 = load(c2), r21 = load(c2 + 8)
-        var r30 = load(c3), r31 = load(c3 + 8)
-        var r40 = load(c4), r41 = load(c4 + 8)
-        var r50 = load(c5), r51 = load(c5 + 8)
-        var pa = a
-        var pb = b
-        for _ in 0..<kc {
-            let b0 = load(pb)
-            let b1 = load(pb + 8)
-            var av = V(repeating: pa[0])
-            r00 = r00.addingProduct(av, b0)
-            r01 = r01.addingProduct(av, b1)
-            av = V(repeating: pa[1])
-            r10 = r10.addingProduct(av, b0)
-            r11 = r11.addingProduct(av, b1)
-            av = V(repeating: pa[2])
-            r20 = r20.addingProduct(av, b0)
-            r21 = r21.addingProduct(av, b1)
-            av = V(repeating: pa[3])
-            r30 = r30.addingProduct(av, b0)
-            r31 = r31.addingProduct(av, b1)
-            av = V(repeating: pa[4])
-            r40 = r40.addingProduct(av, b0)
-            r41 = r41.addingProduct(av, b1)
-            av = V(repeating: pa[5])
-            r50 = r50.addingProduct(av, b0)
-            r51 = r51.addingProduct(av, b1)
-            pa += 6
-            pb += 16
-        }
-        store(r00, c0); store(r01, c0 + 8)
-        store(r10, c1); store(r11, c1 + 8)
-        store(r20, c2); store(r21, c2 + 8)
-        store(r30, c3); store(r31, c3 + 8)
-        store(r40, c4); store(r41, c4 + 8)
-        store(r50, c5); store(r51, c5 + 8)
     }
 
     /// A tile of all 16 columns but fewer than 6 rows (the last A panel, whose missing rows are zero):
@@ -489,6 +460,29 @@ struct NoFinish: TaskFinish {
     var tiles: TileFinish { .accumulate }
     @inline(__always) func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
     @inline(__always) func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
+}
+
+/// How the micro-kernel reads its six rows of A, one k step at a time.
+protocol TileRows {
+    /// A[r, the current step], for r in 0..<6.
+    func value(_ r: Int) -> Float
+    mutating func step()
+}
+
+/// A 6-row k-major panel (`PackedMatrix`, or A packed per call): a step's six values adjacent.
+struct PanelRows: TileRows {
+    var p: UnsafePointer<Float>
+    @inline(__always) func value(_ r: Int) -> Float { p[r] }
+    @inline(__always) mutating func step() { p += 6 }
+}
+
+/// Six rows of a row-major A read in place, `lda` apart.
+struct StridedRows: TileRows {
+    let a: UnsafePointer<Float>
+    let lda: Int
+    var q = 0
+    @inline(__always) func value(_ r: Int) -> Float { a[r &* lda &+ q] }
+    @inline(__always) mutating func step() { q &+= 1 }
 }
 
 /// How a GEMM tile starts and ends: from C's own values (accumulate), or from a per-row bias
@@ -908,54 +902,6 @@ extension PackedGemm {
                 pc += kcb
             }
         }
-    }
-
-    /// `C[6, 16] += A[6, kc] · B panel` with A read in place: six rows `lda` apart, one element of
-    /// each broadcast per k step (six sequential streams), instead of a packed A panel. Not inlined:
-    /// inside the caller's loops the compiler ran out of registers and spilled the accumulators.
-    @inline(never)
-    static func microDirect(
-        _ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-        _ ldc: Int
-    ) {
-        let (a0, a1, a2, a3, a4, a5) = (a, a + lda, a + 2 * lda, a + 3 * lda, a + 4 * lda, a + 5 * lda)
-        let (c0, c1, c2, c3, c4, c5) = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
-        var r00 = load(c0), r01 = load(c0 + 8)
-        var r10 = load(c1), r11 = load(c1 + 8)
-        var r20 = load(c2), r21 = load(c2 + 8)
-        var r30 = load(c3), r31 = load(c3 + 8)
-        var r40 = load(c4), r41 = load(c4 + 8)
-        var r50 = load(c5), r51 = load(c5 + 8)
-        var pb = b
-        for q in 0..<kc {
-            let b0 = load(pb)
-            let b1 = load(pb + 8)
-            var av = V(repeating: a0[q])
-            r00 = r00.addingProduct(av, b0)
-            r01 = r01.addingProduct(av, b1)
-            av = V(repeating: a1[q])
-            r10 = r10.addingProduct(av, b0)
-            r11 = r11.addingProduct(av, b1)
-            av = V(repeating: a2[q])
-            r20 = r20.addingProduct(av, b0)
-            r21 = r21.addingProduct(av, b1)
-            av = V(repeating: a3[q])
-            r30 = r30.addingProduct(av, b0)
-            r31 = r31.addingProduct(av, b1)
-            av = V(repeating: a4[q])
-            r40 = r40.addingProduct(av, b0)
-            r41 = r41.addingProduct(av, b1)
-            av = V(repeating: a5[q])
-            r50 = r50.addingProduct(av, b0)
-            r51 = r51.addingProduct(av, b1)
-            pb += 16
-        }
-        store(r00, c0); store(r01, c0 + 8)
-        store(r10, c1); store(r11, c1 + 8)
-        store(r20, c2); store(r21, c2 + 8)
-        store(r30, c3); store(r31, c3 + 8)
-        store(r40, c4); store(r41, c4 + 8)
-        store(r50, c5); store(r51, c5 + 8)
     }
 
     /// Copies A[rows, depth] (row stride `lda`) into 6-row k-major panels (panel p at

@@ -33,8 +33,11 @@ enum PlaneLoops {
         let split: Bool
         var halfCols: Int { (cols + 1) / 2 }
 
+        /// Floats of the zero-bordered plane copy (none when split: the even/odd copy replaces it).
+        var planeCount: Int { split ? 0 : rows * cols }
+
         /// Floats of scratch: the plane, four output rows, and the even/odd copy when split.
-        var count: Int { rows * cols + 4 * outWidth8 + (split ? rows * 2 * halfCols : 0) }
+        var count: Int { planeCount + 4 * outWidth8 + (split ? rows * 2 * halfCols : 0) }
     }
 
     /// `y` = bias + w (*) x, then `epilogue`, for strides 1 and 2. `scratch` holds
@@ -49,7 +52,7 @@ enum PlaneLoops {
         let (dh, dw) = (g.dilations[1], g.dilations[2])
         let cols = layout.cols
         let plane = UnsafeRawPointer(scratch)
-        let tmp = scratch + layout.rows * cols
+        let tmp = scratch + layout.planeCount
         let t = UnsafeMutableRawPointer(tmp)
         let w8 = layout.outWidth8
         if layout.split {
@@ -193,13 +196,7 @@ enum PlaneLoops {
         let b = V(repeating: bias)
         let lo = V(repeating: bounds.lo)
         let hi = V(repeating: bounds.hi)
-        /// Compare-and-select, so NaN stays NaN (as Relu and Clip).
-        @inline(__always) func clamp(_ v: V) -> V {
-            var r = v
-            r.replace(with: lo, where: r .< lo)
-            r.replace(with: hi, where: r .> hi)
-            return r
-        }
+        @inline(__always) func clamp(_ v: V) -> V { Epilogue.clamp(v, lo, hi) }
         let out = UnsafeMutableRawPointer(y)
         var y0 = 0
         while y0 < oh {
