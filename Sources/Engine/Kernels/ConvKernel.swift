@@ -195,16 +195,9 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                     let (img, g) = (item / group, item % group)
                     let xg = px + (img * c + g * cg) * inSize
                     let yg = py + (img * m + g * mg) * outSize
-                    let finish = BiasActivation(bias: bias.map { $0 + g * mg }, epilogue: epilogue)
-                    if patches {
-                        PackedGemm.multiply(
-                            usePacked.groups[g], source: PatchSource(x: xg, g: geo), n: outSize, c: yg, ldc: outSize,
-                            threads: 1, finish: finish)
-                    } else {
-                        PackedGemm.multiply(
-                            usePacked.groups[g], source: MatrixSource(b: xg, ldb: outSize), n: outSize, c: yg,
-                            ldc: outSize, threads: 1, finish: finish)
-                    }
+                    Self.packedGemm(
+                        usePacked.groups[g], xg, yg, patches: patches, geo, bias: bias.map { $0 + g * mg }, epilogue,
+                        threads: 1)
                 }
             }
             return [out]
@@ -219,16 +212,9 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                     continue
                 }
                 if packedTasks, let usePacked {
-                    let finish = BiasActivation(bias: bias.map { $0 + g * mg }, epilogue: epilogue)
-                    if patches {
-                        PackedGemm.multiply(
-                            usePacked.groups[g], source: PatchSource(x: xg, g: geo), n: outSize, c: yg, ldc: outSize,
-                            finish: finish)
-                    } else {
-                        PackedGemm.multiply(
-                            usePacked.groups[g], source: MatrixSource(b: xg, ldb: outSize), n: outSize, c: yg,
-                            ldc: outSize, finish: finish)
-                    }
+                    Self.packedGemm(
+                        usePacked.groups[g], xg, yg, patches: patches, geo, bias: bias.map { $0 + g * mg }, epilogue,
+                        threads: nil)
                     continue
                 }
                 var col = UnsafePointer(xg)
@@ -247,6 +233,24 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
             }
         }
         return [out]
+    }
+
+    /// One group of one image on the packed GEMM: `y` = bias + weights · (patches of `x`, or `x`
+    /// itself for a pointwise convolution), then the activation, all inside the GEMM's tasks
+    /// (`BiasActivation`), on `threads` threads (nil: the budget).
+    static func packedGemm(
+        _ weights: PackedMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, patches: Bool,
+        _ geo: WindowGeometry, bias: UnsafePointer<Float>?, _ epilogue: Epilogue, threads: Int?
+    ) {
+        let n = geo.outputSize
+        let finish = BiasActivation(bias: bias, epilogue: epilogue)
+        if patches {
+            PackedGemm.multiply(
+                weights, source: PatchSource(x: x, g: geo), n: n, c: y, ldc: n, threads: threads, finish: finish)
+        } else {
+            PackedGemm.multiply(
+                weights, source: MatrixSource(b: x, ldb: n), n: n, c: y, ldc: n, threads: threads, finish: finish)
+        }
     }
 
     /// Valid output range [lo, hi) along one dimension for kernel offset `kOff` (input index
