@@ -23,6 +23,19 @@ import Testing
 
     let output = [ValueInfo(name: "y", dataType: .float32, shape: nil)]
 
+    /// The node `activation` reading `input` and writing "y" (Clip with bounds -0.2 and 0.3 added
+    /// to `initializers`, LeakyRelu with alpha 0.2).
+    func activationNode(_ activation: String, reading input: String, _ initializers: inout [String: Tensor]) -> Node {
+        var inputs = [input]
+        if activation == "Clip" {
+            inputs += ["lo", "hi"]
+            initializers["lo"] = Tensor(scalar: Float(-0.2))
+            initializers["hi"] = Tensor(scalar: Float(0.3))
+        }
+        return Node(name: "act", opType: activation, inputs: inputs, outputs: ["y"],
+            attributes: activation == "LeakyRelu" ? ["alpha": .float(0.2)] : [:])
+    }
+
     @Test func convBatchNormReluFoldsIntoOneConv() throws {
         var rng = TestRNG(seed: 300)
         let nodes = [
@@ -70,17 +83,10 @@ import Testing
     @Test(arguments: ["Relu", "Sigmoid", "HardSwish", "LeakyRelu", "Clip"])
     func gemmActivationFuses(activation: String) throws {
         var rng = TestRNG(seed: 301)
-        var actInputs = ["g"]
         var initializers: [String: Tensor] = ["w": rng.tensor([5, 4]), "c": rng.tensor([5])]
-        if activation == "Clip" {
-            actInputs += ["lo", "hi"]
-            initializers["lo"] = Tensor(scalar: Float(-0.2))
-            initializers["hi"] = Tensor(scalar: Float(0.3))
-        }
         let nodes = [
             Node(name: "gemm", opType: "Gemm", inputs: ["x", "w", "c"], outputs: ["g"], attributes: ["transB": .int(1)]),
-            Node(name: "act", opType: activation, inputs: actInputs, outputs: ["y"],
-                attributes: activation == "LeakyRelu" ? ["alpha": .float(0.2)] : [:]),
+            activationNode(activation, reading: "g", &initializers),
         ]
         let graph = Graph(nodes: nodes, inputs: [input("x", [3, 4])], outputs: output, initializers: initializers)
         let r = try both(graph, feeds: ["x": rng.tensor([3, 4])])
@@ -94,18 +100,11 @@ import Testing
     @Test(arguments: ["Relu", "Clip", "LeakyRelu", "HardSwish"], [1, 2])
     func depthwiseActivationFuses(activation: String, stride: Int) throws {
         var rng = TestRNG(seed: 305)
-        var actInputs = ["c"]
         var initializers: [String: Tensor] = ["w": rng.tensor([3, 1, 3, 3]), "b": rng.tensor([3])]
-        if activation == "Clip" {
-            actInputs += ["lo", "hi"]
-            initializers["lo"] = Tensor(scalar: Float(-0.2))
-            initializers["hi"] = Tensor(scalar: Float(0.3))
-        }
         let nodes = [
             Node(name: "dw", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
                 attributes: ["group": .int(3), "pads": .ints([1, 1, 1, 1]), "strides": .ints([stride, stride])]),
-            Node(name: "act", opType: activation, inputs: actInputs, outputs: ["y"],
-                attributes: activation == "LeakyRelu" ? ["alpha": .float(0.2)] : [:]),
+            activationNode(activation, reading: "c", &initializers),
         ]
         let graph = Graph(nodes: nodes, inputs: [input("x", [2, 3, 19, 37])], outputs: output, initializers: initializers)
         let x = rng.tensor([2, 3, 19, 37])
@@ -125,19 +124,12 @@ import Testing
     func packedConvActivationFuses(activation: String, kernel: Int) throws {
         var rng = TestRNG(seed: 306)
         let c = kernel == 1 ? 300 : 40
-        var actInputs = ["c"]
         var initializers: [String: Tensor] = ["w": rng.tensor([13, c, kernel, kernel]), "b": rng.tensor([13])]
-        if activation == "Clip" {
-            actInputs += ["lo", "hi"]
-            initializers["lo"] = Tensor(scalar: Float(-0.2))
-            initializers["hi"] = Tensor(scalar: Float(0.3))
-        }
         let attributes: [String: Attribute] =
             kernel == 1 ? [:] : ["pads": .ints([1, 1, 1, 1]), "strides": .ints([2, 2])]
         let nodes = [
             Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: attributes),
-            Node(name: "act", opType: activation, inputs: actInputs, outputs: ["y"],
-                attributes: activation == "LeakyRelu" ? ["alpha": .float(0.2)] : [:]),
+            activationNode(activation, reading: "c", &initializers),
         ]
         for batch in [1, 2] {
             let shape = [batch, c, 9, 9]

@@ -50,6 +50,23 @@ import Testing
         #expect(shapePlan.allocations.count == 5)
     }
 
+    /// A step profile times every step of the shape plan once per profiled run, by node name, and
+    /// leaves out the run that builds the plan.
+    @Test func stepProfileTimesEachPlannedStep() throws {
+        let session = try InferenceSession(model: Self.model())
+        var rng = TestRNG(seed: 420)
+        let feeds = ["x": rng.tensor([4, 8])]
+        let profile = StepProfile()
+        _ = try session.run(feeds, profile: profile)  // builds the shape plan: not timed
+        #expect(profile.entries.isEmpty)
+        for _ in 0..<3 { _ = try session.run(feeds, profile: profile) }
+        _ = try session.run(feeds)  // not profiled
+        let steps = try session.plan.shapePlan(for: feeds).steps.map(\.base)
+        #expect(profile.entries.map(\.node) == steps.map(\.node))
+        #expect(profile.entries.map(\.opType) == steps.map(\.opType))
+        #expect(profile.entries.allSatisfy { $0.count == 3 && $0.seconds > 0 })
+    }
+
     /// No two arena values alive at the same step share a byte.
     @Test func arenaOffsetsNeverOverlapWhileAlive() throws {
         let plan = try Plan(model: Self.model())
