@@ -10,9 +10,10 @@ import Tensors
 /// - depthwise (one input and one output channel per group): a direct loop;
 /// - otherwise one GEMM on the im2col patches: read straight from the input while packing (2-D,
 ///   packed weights: `PatchSource`), else written into one scratch buffer first.
-/// The bias is written into the output first and the GEMM accumulates onto it. When the weights
-/// are an initializer (the usual case) they are packed once here for `PackedGemm`; otherwise the
-/// GEMM is OpenBLAS's sgemm.
+/// On the packed GEMM the tiles start from the bias and apply Relu/Clip in registers
+/// (`BiasActivation`); depthwise planes do the same in `PlaneLoops`; the other paths write the bias
+/// first and accumulate onto it. When the weights are an initializer (the usual case) they are
+/// packed once here for `PackedGemm`; otherwise the GEMM is OpenBLAS's sgemm.
 struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
     let window: WindowAttributes
     let group: Int
@@ -154,7 +155,7 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         let patches = !pointwise && !depthwise && packsPatches(inputs, geo)
         // The packed GEMM's tasks write the bias into their own blocks and apply the activation
         // (`BiasActivation`); the other paths write the bias first and add onto it.
-        let packedTasks = usePacked != nil && (patches || pointwise) && k > 0
+        let packedTasks = usePacked != nil && (patches || pointwise)
         if !planeLoop && !packedTasks {
             for i in 0..<(n * m) {
                 (py + i * outSize).update(repeating: bias?[i % m] ?? 0, count: outSize)

@@ -36,8 +36,8 @@ enum PackedGemm {
     }
 
     /// `C[rows, n] += A · B` where `source` packs the blocks of B [packed.k, n], on at most
-    /// `threads` threads (default: the engine's budget). Each task calls `finish.prepare` on its
-    /// block of C before its GEMM and `finish.finish` after.
+    /// `threads` threads (default: the engine's budget). Each task's tiles start and end as
+    /// `finish.tiles` says, and the task calls `finish.finish` on its block of C after its GEMM.
     static func multiply<Source: PanelSource, Finish: TaskFinish>(
         _ packed: PackedMatrix, source: Source, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil,
         finish: Finish = NoFinish()
@@ -65,7 +65,6 @@ enum PackedGemm {
                     let hi = panels * (task + 1) / tasks
                     (rows, columns, taskPanels) = (min(m, lo * mr)..<min(m, hi * mr), 0..<n, lo..<hi)
                 }
-                finish.prepare(rows: rows, columns: columns, c: c, ldc: ldc)
                 run(packed, panels: taskPanels, source: source, columns: columns, c: c, ldc: ldc, finish: finish.tiles)
                 finish.finish(rows: rows, columns: columns, c: c, ldc: ldc)
             }
@@ -446,19 +445,18 @@ enum PackedGemm {
     }
 }
 
-/// What each task of `PackedGemm.multiply` does to its own block of C (rows x columns) before and
-/// after its GEMM: nothing (`NoFinish`), or a convolution's bias fill and activation
-/// (`BiasActivation`), so those passes are split between the threads with the GEMM.
+/// How each task of `PackedGemm.multiply` starts and ends its own block of C (rows x columns):
+/// accumulating onto C (`NoFinish`), or a convolution's bias and activation (`BiasActivation`),
+/// so those are done inside the tiles or by the task, split between the threads with the GEMM.
 protocol TaskFinish: Sendable {
     /// How the task's tiles start and end (bias and clamp in registers).
     var tiles: TileFinish { get }
-    func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int)
+    /// What is left for the task to do on its block after its GEMM.
     func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int)
 }
 
 struct NoFinish: TaskFinish {
     var tiles: TileFinish { .accumulate }
-    @inline(__always) func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
     @inline(__always) func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
 }
 
@@ -521,8 +519,6 @@ struct BiasActivation: TaskFinish, @unchecked Sendable {
             bias: bias, fromBias: true, clamp: bounds != nil && epilogue.kind != .none, lo: bounds?.lo ?? -.infinity,
             hi: bounds?.hi ?? .infinity)
     }
-
-    func prepare(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {}
 
     func finish(rows: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if epilogue.kind == .none || epilogue.clampBounds != nil || rows.isEmpty { return }
