@@ -87,40 +87,51 @@ enum PackedGemm {
     ) {
         if panels.isEmpty || columns.isEmpty { return }
         let k = packed.k
-        let m = packed.rows
         ThreadScratch.withFloats(kc * nc) { bp in
             var jc = columns.lowerBound
             while jc < columns.upperBound {
                 let ncb = min(nc, columns.upperBound - jc)
-                let bPanels = (ncb + nr - 1) / nr
                 var pc = 0
                 while pc < k {
                     let kcb = min(kc, k - pc)
                     let blockFinish = finish.block(first: pc == 0, last: pc + kcb == k)
                     source.pack(rows: pc..<(pc + kcb), columns: jc..<(jc + ncb), into: bp)
-                    // A in blocks of `mcPanels` panels (kept in L2) against each B panel (in L1).
-                    var ic = panels.lowerBound
-                    while ic < panels.upperBound {
-                        let icEnd = min(ic + mcPanels, panels.upperBound)
-                        for j in 0..<bPanels {
-                            let col = jc + j * nr
-                            let cols = min(nr, columns.upperBound - col)
-                            let bPanel = UnsafePointer(bp + j * kcb * nr)
-                            for p in ic..<icEnd {
-                                let row = p * mr
-                                let aPanel = packed.panel(p) + pc * mr
-                                let cTile = c + row * ldc + col
-                                tile(
-                                    kcb, aPanel, bPanel, cTile, ldc, rows: min(mr, m - row), columns: cols,
-                                    finish: blockFinish, row: row)
-                            }
-                        }
-                        ic = icEnd
-                    }
+                    kBlock(
+                        packed, panels: panels, pc: pc, kcb: kcb, columns: ncb, bPanel: { UnsafePointer(bp + $0 * kcb * nr) },
+                        c: c + jc, ldc: ldc, rowBase: 0, finish: blockFinish)
                     pc += kcb
                 }
                 jc += ncb
             }
+        }
+    }
+
+    /// One K block (`kcb` steps from `pc`) of A's `panels` against `columns` columns of B in
+    /// `nr`-wide panels (`bPanel(j)`, k-major from step `pc`), A in blocks of `mcPanels` panels
+    /// (kept in L2) against each B panel (in L1). `c` is C's first column of the block at row
+    /// `rowBase`. The loop nest of `run` and of `WinogradConv`'s 16 products.
+    @inline(__always)
+    static func kBlock(
+        _ packed: PackedMatrix, panels: Range<Int>, pc: Int, kcb: Int, columns: Int,
+        bPanel: (Int) -> UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, rowBase: Int,
+        finish: TileFinish
+    ) {
+        let m = packed.rows
+        let bPanels = (columns + nr - 1) / nr
+        var ic = panels.lowerBound
+        while ic < panels.upperBound {
+            let icEnd = min(ic + mcPanels, panels.upperBound)
+            for j in 0..<bPanels {
+                let cols = min(nr, columns - j * nr)
+                let b = bPanel(j)
+                for p in ic..<icEnd {
+                    let row = p * mr
+                    tile(
+                        kcb, packed.panel(p) + pc * mr, b, c + (row - rowBase) * ldc + j * nr, ldc,
+                        rows: min(mr, m - row), columns: cols, finish: finish, row: row)
+                }
+            }
+            ic = icEnd
         }
     }
 

@@ -141,37 +141,21 @@ final class WinogradConv: @unchecked Sendable {
         }
     }
 
-    /// M[ξ][rows of `panels`, columns] = U[ξ] · V[ξ]: the `PackedGemm` loop nest (K in blocks of
-    /// `kc`, A in blocks of `mcPanels` panels against every B panel) on V, which the input transform
-    /// already laid out as B panels of the whole depth C (panel j at `v + j * C * 16`).
+    /// M[ξ][rows of `panels`, columns] = U[ξ] · V[ξ]: `PackedGemm`'s loop nest on V, which the input
+    /// transform already laid out as B panels of the whole depth C (panel j at `v + j * C * 16`);
+    /// the first K block's tiles start from zero instead of reading M.
     private func multiply(
         _ xi: Int, _ v: UnsafePointer<Float>, columns: Int, panels: Range<Int>, _ out: UnsafeMutablePointer<Float>,
         ldm: Int
     ) {
         let (mr, nr) = (PackedGemm.mr, PackedGemm.nr)
-        let a = weights[xi]
-        let rowBase = panels.lowerBound * mr
-        let rows = min(m, panels.upperBound * mr) - rowBase
-        out.initialize(repeating: 0, count: rows * ldm)
-        let bPanels = (columns + nr - 1) / nr
+        let fromZero = TileFinish(fromBias: true)
         var pc = 0
         while pc < c {
             let kcb = min(PackedGemm.kc, c - pc)
-            var ic = panels.lowerBound
-            while ic < panels.upperBound {
-                let icEnd = min(ic + PackedGemm.mcPanels, panels.upperBound)
-                for j in 0..<bPanels {
-                    let bPanel = v + j * c * nr + pc * nr
-                    let cols = min(nr, columns - j * nr)
-                    for p in ic..<icEnd {
-                        let row = p * mr
-                        PackedGemm.tile(
-                            kcb, a.panel(p) + pc * mr, bPanel, out + (row - rowBase) * ldm + j * nr, ldm,
-                            rows: min(mr, m - row), columns: cols)
-                    }
-                }
-                ic = icEnd
-            }
+            PackedGemm.kBlock(
+                weights[xi], panels: panels, pc: pc, kcb: kcb, columns: columns, bPanel: { v + $0 * c * nr + pc * nr },
+                c: out, ldc: ldm, rowBase: panels.lowerBound * mr, finish: fromZero.block(first: pc == 0, last: false))
             pc += kcb
         }
     }
