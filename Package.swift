@@ -35,11 +35,13 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // Header-only CPU feature check (cpuid), used by the executable before any engine code runs.
         .systemLibrary(name: "CCPU"),
+        // Header-only 8x8 float transposes (AVX intrinsics) for the engine's channel-blocked kernels.
+        .systemLibrary(name: "CShuffle"),
 
         // Tensor, DataType, shapes and broadcasting. Imports nothing.
         .target(name: "Tensors", swiftSettings: engineSettings),
         // Graph IR, operators, CPU kernels, plans and sessions.
-        .target(name: "Engine", dependencies: ["Tensors", "COpenBLAS"], swiftSettings: engineSettings),
+        .target(name: "Engine", dependencies: ["Tensors", "COpenBLAS", "CShuffle"], swiftSettings: engineSettings),
         // CUDA device: NVIDIA libraries loaded at run time (dlopen), probe, device selection, NVML readings.
         .target(name: "CUDA", dependencies: ["Engine"], swiftSettings: swiftSettings),
         // Zero-copy ONNX ModelProto decoding (mmap, external data) into the engine graph.

@@ -38,6 +38,18 @@ import Testing
         ConvCase(c: 2, h: 13, w: 29, m: 2, kh: 5, kw: 3, group: 2, strides: [1, 2], dilations: [1, 2], pads: [2, 0, 1, 3]),
         ConvCase(c: 2, h: 9, w: 17, m: 2, group: 2, strides: [2, 1], pads: [0, 2, 1, 0], bias: false),
         ConvCase(c: 2, h: 15, w: 33, m: 2, kh: 5, kw: 5, group: 2, strides: [2, 2], pads: [2, 2, 2, 2]),
+        // Depthwise 3x3 on blocks of eight channels (DepthwiseBlocks) beside single planes: one block
+        // and four planes with rows of eight or more (packed and convolved along rows, the last
+        // block of a row overlapping); rows narrower than eight (flat order across row ends); stride
+        // 2 with asymmetric pads; mixed strides; pads wider than the window; an output of fewer than
+        // eight positions (PlaneLoops only).
+        ConvCase(n: 2, c: 12, h: 9, w: 11, m: 12, group: 12, pads: [1, 1, 1, 1]),
+        ConvCase(c: 16, h: 5, w: 6, m: 16, group: 16, strides: [2, 2], pads: [1, 1, 1, 1], bias: false),
+        ConvCase(c: 8, h: 20, w: 23, m: 8, group: 8, strides: [2, 2], pads: [0, 1, 2, 0]),
+        ConvCase(c: 8, h: 7, w: 7, m: 8, group: 8, strides: [1, 2], pads: [1, 1, 1, 1]),
+        ConvCase(c: 8, h: 6, w: 9, m: 8, group: 8, pads: [3, 0, 1, 4]),
+        ConvCase(c: 8, h: 3, w: 3, m: 8, group: 8, strides: [2, 2], pads: [1, 1, 1, 1]),
+        ConvCase(c: 9, h: 20, w: 5, m: 9, group: 9, strides: [2, 1], pads: [1, 1, 1, 1], autoPad: "SAME_UPPER"),
         // PackedGemm: K over one block (360 > 256), N over one block with a 1-column edge (625), rows
         // not a multiple of the 6-row panel (13); pointwise with K 300 and N 576.
         ConvCase(c: 40, h: 25, w: 25, m: 13, pads: [1, 1, 1, 1]),

@@ -94,20 +94,22 @@ import Testing
         expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [3, 5])
     }
 
-    /// Depthwise 3x3 convolutions (stride 1: bias and clamp in registers; stride 2: the plane loop
-    /// adding onto the bias) with each activation fused, planes whose width is not a multiple of
-    /// eight and whose height is not a multiple of four, at 1 and 2 threads.
+    /// Depthwise 3x3 convolutions with each activation fused, on eleven channels: one block of
+    /// eight (`DepthwiseBlocks`: bias and clamp in registers; the other activations on the planes)
+    /// and three single planes (stride 1: bias and clamp in registers; stride 2: the plane loop
+    /// adding onto the bias), planes whose width is not a multiple of eight and whose height is not
+    /// a multiple of four, at 1 and 2 threads.
     @Test(arguments: ["Relu", "Clip", "LeakyRelu", "HardSwish"], [1, 2])
     func depthwiseActivationFuses(activation: String, stride: Int) throws {
         var rng = TestRNG(seed: 305)
-        var initializers: [String: Tensor] = ["w": rng.tensor([3, 1, 3, 3]), "b": rng.tensor([3])]
+        var initializers: [String: Tensor] = ["w": rng.tensor([11, 1, 3, 3]), "b": rng.tensor([11])]
         let nodes = [
             Node(name: "dw", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
-                attributes: ["group": .int(3), "pads": .ints([1, 1, 1, 1]), "strides": .ints([stride, stride])]),
+                attributes: ["group": .int(11), "pads": .ints([1, 1, 1, 1]), "strides": .ints([stride, stride])]),
             activationNode(activation, reading: "c", &initializers),
         ]
-        let graph = Graph(nodes: nodes, inputs: [input("x", [2, 3, 19, 37])], outputs: output, initializers: initializers)
-        let x = rng.tensor([2, 3, 19, 37])
+        let graph = Graph(nodes: nodes, inputs: [input("x", [2, 11, 19, 37])], outputs: output, initializers: initializers)
+        let x = rng.tensor([2, 11, 19, 37])
         let r = try both(graph, feeds: ["x": x])
         #expect(r.ops == ["Conv"])
         expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: r.plain.shape)

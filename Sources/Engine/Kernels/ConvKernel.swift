@@ -161,20 +161,38 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                 (py + i * outSize).update(repeating: bias?[i % m] ?? 0, count: outSize)
             }
         }
-        let padded = PlaneLoops.PaddedPlane(geo)
         if planeLoop {
-            // Planes split over the thread budget; each chunk has its own zero-bordered scratch.
+            // Full blocks of eight channels per image run channel-blocked (`DepthwiseBlocks`), the
+            // other channels plane by plane (`PlaneLoops`); items split over the thread budget,
+            // each thread with its own scratch (kept between calls), bordered with zeros per call.
             let epilogue = self.epilogue
             let group = self.group
-            Parallel.forEach(n * group, costPerItem: outSize * kSize * 2) { planes in
-                // This thread's scratch buffer (kept between calls), zeroed for this call's borders.
-                ThreadScratch.withFloats(padded.count) { scratch in
-                    scratch.initialize(repeating: 0, count: padded.count)
-                    for p in planes {
-                        let (img, g) = (p / group, p % group)
+            let padded = PlaneLoops.PaddedPlane(geo)
+            let blocked = DepthwiseBlocks.Layout(geo)
+            let blocks = DepthwiseBlocks.supports(geo, epilogue) ? group / DepthwiseBlocks.channels : 0
+            let perImage = blocks + group - blocks * DepthwiseBlocks.channels
+            let cost = outSize * kSize * 2
+            Parallel.forEach(n * perImage, costPerItem: cost * (blocks > 0 ? DepthwiseBlocks.channels : 1)) { items in
+                let anyBlock = items.contains { $0 % perImage < blocks }
+                let anyPlane = items.contains { $0 % perImage >= blocks }
+                let blockCount = anyBlock ? blocked.count : 0
+                ThreadScratch.withFloats(blockCount + (anyPlane ? padded.count : 0)) { scratch in
+                    if anyBlock { DepthwiseBlocks.zeroBorder(scratch, geo, blocked) }
+                    if anyPlane { (scratch + blockCount).initialize(repeating: 0, count: padded.count) }
+                    for item in items {
+                        let (img, slot) = (item / perImage, item % perImage)
+                        if slot < blocks {
+                            let g = slot * DepthwiseBlocks.channels
+                            DepthwiseBlocks.block(
+                                px + (img * c + g) * inSize, inStride: inSize, pw! + g * kSize, bias: bias.map { $0 + g },
+                                py + (img * m + g) * outSize, outStride: outSize, geo, epilogue.clampBounds!, blocked,
+                                scratch)
+                            continue
+                        }
+                        let g = blocks * DepthwiseBlocks.channels + slot - blocks
                         PlaneLoops.depthwise(
-                            px + (img * c + g) * inSize, pw! + g * k, bias: bias?[g] ?? 0, py + (img * m + g) * outSize,
-                            geo, epilogue, padded, scratch)
+                            px + (img * c + g) * inSize, pw! + g * kSize, bias: bias?[g] ?? 0, py + (img * m + g) * outSize,
+                            geo, epilogue, padded, scratch + blockCount)
                     }
                 }
             }

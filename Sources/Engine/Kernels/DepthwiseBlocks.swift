@@ -1,0 +1,265 @@
+import CShuffle
+
+/// Depthwise 3x3 convolution (strides 1 and 2, no dilation) on eight channels at a time, with the
+/// vector lanes running across channels instead of along a row: the channel-blocked layout of
+/// onnxruntime's NCHWc kernels, used inside this kernel only (tensors stay NCHW).
+/// - The eight input planes are transposed, eight positions at a time (an 8x8 transpose in
+///   registers), into a zero-bordered scratch that holds one 8-channel vector per padded position.
+/// - Each output position is nine FMAs on such vectors (weights in registers, four positions at a
+///   time), started from the bias and clamped in registers (none, Relu, Clip).
+/// - Eight output positions are transposed back and stored as eight runs, one per channel.
+///
+/// Positions run in flat (row-major) order across row ends, so a plane of any width fills every
+/// lane: the small planes of MobileNet's later layers (7x7, 14x14) no longer pay for row and
+/// plane edges, and stride 2 needs no even/odd split. The last eight positions of a plane overlap
+/// the block before them (recomputed to the same values), so a plane needs eight positions.
+/// Used by `ConvKernel` for every full block of eight depthwise channels (`supports`); the
+/// remaining channels and other geometries keep `PlaneLoops`. Stateless.
+enum DepthwiseBlocks {
+    typealias V = SIMD8<Float>
+    /// Channels per block (the vector width).
+    static let channels = 8
+
+    /// Whether the blocked loops can run a depthwise convolution of geometry `g` with `epilogue`.
+    static func supports(_ g: WindowGeometry, _ epilogue: Epilogue) -> Bool {
+        g.kernel == [1, 3, 3] && g.input[0] == 1 && g.output[0] == 1 && g.dilations[1] == 1 && g.dilations[2] == 1
+            && (1...2).contains(g.strides[1]) && (1...2).contains(g.strides[2])
+            && g.input[1] * g.input[2] >= channels && g.output[1] * g.output[2] >= channels
+            && epilogue.clampBounds != nil
+    }
+
+    /// The scratch one thread needs: the padded input of a block, `rows` x `cols` positions of
+    /// eight floats, exactly the positions the output's windows read.
+    struct Layout {
+        let rows: Int
+        let cols: Int
+
+        init(_ g: WindowGeometry) {
+            rows = (g.output[1] - 1) * g.strides[1] + 3
+            cols = (g.output[2] - 1) * g.strides[2] + 3
+        }
+
+        /// Floats of scratch.
+        /// Floats of scratch: the padded block, then 64 floats of staging (`pack`'s sink,
+        /// `convolve`'s eight output vectors).
+        var count: Int { (rows * cols + 8) * DepthwiseBlocks.channels }
+
+        /// Where the staging area starts in the scratch.
+        var staging: Int { rows * cols * DepthwiseBlocks.channels }
+    }
+
+    /// Zeroes the positions of `scratch` that no input position fills (the padding), once per call:
+    /// each block overwrites only the others.
+    static func zeroBorder(_ scratch: UnsafeMutablePointer<Float>, _ g: WindowGeometry, _ layout: Layout) {
+        let top = min(g.padBegin[1], layout.rows)
+        let left = min(g.padBegin[2], layout.cols)
+        let inRows = top..<max(top, min(g.padBegin[1] + g.input[1], layout.rows))
+        let inCols = left..<max(left, min(g.padBegin[2] + g.input[2], layout.cols))
+        let rowFloats = layout.cols * channels
+        for r in 0..<layout.rows {
+            let row = scratch + r * rowFloats
+            guard inRows.contains(r) else {
+                row.update(repeating: 0, count: rowFloats)
+                continue
+            }
+            row.update(repeating: 0, count: inCols.lowerBound * channels)
+            (row + inCols.upperBound * channels).update(repeating: 0, count: (layout.cols - inCols.upperBound) * channels)
+        }
+    }
+
+    /// One block: eight input planes from `x` (`inStride` floats apart), their 3x3 weights from `w`
+    /// (nine per channel), biases from `bias` (nil: zero), into eight output planes from `y`
+    /// (`outStride` floats apart). `scratch` holds `layout.count` floats with a zero border
+    /// (`zeroBorder`).
+    static func block(
+        _ x: UnsafePointer<Float>, inStride: Int, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ y: UnsafeMutablePointer<Float>, outStride: Int, _ g: WindowGeometry, _ bounds: (lo: Float, hi: Float),
+        _ layout: Layout, _ scratch: UnsafeMutablePointer<Float>
+    ) {
+        pack(x, inStride, g, layout, scratch)
+        convolve(scratch, w, bias: bias, y, outStride, g, bounds, layout)
+    }
+
+    /// Transposes the eight input planes into the scratch: position (r, c) of the input lands at
+    /// padded position (r + top, c + left) as one vector of its eight channels (8x8 transposes,
+    /// `CShuffle`). Rows of eight or more used positions go eight columns at a time (the last
+    /// block of a row overlapping the one before); narrower planes go in flat order (`packFlat`).
+    /// Input positions that no window reads are left out.
+    static func pack(
+        _ x: UnsafePointer<Float>, _ stride: Int, _ g: WindowGeometry, _ layout: Layout, _ scratch: UnsafeMutablePointer<Float>
+    ) {
+        let (iw, top, left) = (g.input[2], g.padBegin[1], g.padBegin[2])
+        let used = min(iw, layout.cols &- left)
+        guard used >= 8 else { return packFlat(x, stride, g, layout, scratch) }
+        for r in 0..<min(g.input[1], layout.rows &- top) {
+            let src = x + r &* iw
+            let dst = scratch + ((r &+ top) &* layout.cols &+ left) &* 8
+            var c = 0
+            while c < used {
+                let at = min(c, used &- 8)
+                swerve_transpose8(src + at, stride, dst + at &* 8, 8)
+                c = at &+ 8
+            }
+        }
+    }
+
+    /// `pack` in flat (row-major) order across row ends, eight positions at a time, the last block
+    /// overlapping the one before; positions outside the scratch and repeated ones go to the sink
+    /// (the staging area).
+    static func packFlat(
+        _ x: UnsafePointer<Float>, _ stride: Int, _ g: WindowGeometry, _ layout: Layout, _ scratch: UnsafeMutablePointer<Float>
+    ) {
+        let (ih, iw) = (g.input[1], g.input[2])
+        let (top, left) = (g.padBegin[1], g.padBegin[2])
+        let (rows, cols) = (layout.rows, layout.cols)
+        let count = ih &* iw
+        let sink = scratch + layout.staging
+        var f = 0
+        while f < count {
+            let start = min(f, count &- 8)
+            var r = start / iw
+            var c = start &- r &* iw
+            let skip = f &- start
+            @inline(__always) func next(_ k: Int) -> UnsafeMutablePointer<Float> {
+                let d = k >= skip && r &+ top < rows && c &+ left < cols ? scratch + ((r &+ top) &* cols &+ c &+ left) &* 8 : sink
+                c &+= 1
+                if c == iw {
+                    c = 0
+                    r &+= 1
+                }
+                return d
+            }
+            let d0 = next(0), d1 = next(1), d2 = next(2), d3 = next(3)
+            let d4 = next(4), d5 = next(5), d6 = next(6), d7 = next(7)
+            swerve_transpose8_scatter(x + start, stride, d0, d1, d2, d3, d4, d5, d6, d7)
+            f = start &+ 8
+        }
+    }
+
+    /// The nine taps' weights of a block, one vector of eight channels each.
+    struct Taps {
+        let w0, w1, w2, w3, w4, w5, w6, w7, w8: V
+
+        /// From nine weights per channel.
+        init(_ w: UnsafePointer<Float>) {
+            @inline(__always) func tap(_ t: Int) -> V {
+                V(w[t], w[9 &+ t], w[18 &+ t], w[27 &+ t], w[36 &+ t], w[45 &+ t], w[54 &+ t], w[63 &+ t])
+            }
+            (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (tap(0), tap(1), tap(2), tap(3), tap(4), tap(5), tap(6), tap(7), tap(8))
+        }
+    }
+
+    /// Four windows at byte offsets `o` of the scratch `s`, tap by tap from the bias `b`, clamped to
+    /// [lo, hi], stored at `out` (four vectors). `r1` is the byte step between the scratch's rows.
+    ///
+    /// Not inlined: inlined into `convolve`'s loop, LLVM split every vector operation into two
+    /// 4-lane halves (about three times slower); called, it is 36 FMAs on full vectors.
+    @inline(never)
+    static func windows(
+        _ s: UnsafeRawPointer, _ o: (Int, Int, Int, Int), _ w: Taps, _ r1: Int, _ b: V, _ lo: V, _ hi: V,
+        _ out: UnsafeMutableRawPointer
+    ) {
+        var a0 = b, a1 = b, a2 = b, a3 = b
+        let r2 = 2 &* r1
+        a0 = a0.addingProduct(w.w0, s.loadUnaligned(fromByteOffset: o.0 &+ 0, as: V.self))
+        a1 = a1.addingProduct(w.w0, s.loadUnaligned(fromByteOffset: o.1 &+ 0, as: V.self))
+        a2 = a2.addingProduct(w.w0, s.loadUnaligned(fromByteOffset: o.2 &+ 0, as: V.self))
+        a3 = a3.addingProduct(w.w0, s.loadUnaligned(fromByteOffset: o.3 &+ 0, as: V.self))
+        a0 = a0.addingProduct(w.w1, s.loadUnaligned(fromByteOffset: o.0 &+ 32, as: V.self))
+        a1 = a1.addingProduct(w.w1, s.loadUnaligned(fromByteOffset: o.1 &+ 32, as: V.self))
+        a2 = a2.addingProduct(w.w1, s.loadUnaligned(fromByteOffset: o.2 &+ 32, as: V.self))
+        a3 = a3.addingProduct(w.w1, s.loadUnaligned(fromByteOffset: o.3 &+ 32, as: V.self))
+        a0 = a0.addingProduct(w.w2, s.loadUnaligned(fromByteOffset: o.0 &+ 64, as: V.self))
+        a1 = a1.addingProduct(w.w2, s.loadUnaligned(fromByteOffset: o.1 &+ 64, as: V.self))
+        a2 = a2.addingProduct(w.w2, s.loadUnaligned(fromByteOffset: o.2 &+ 64, as: V.self))
+        a3 = a3.addingProduct(w.w2, s.loadUnaligned(fromByteOffset: o.3 &+ 64, as: V.self))
+        a0 = a0.addingProduct(w.w3, s.loadUnaligned(fromByteOffset: o.0 &+ r1, as: V.self))
+        a1 = a1.addingProduct(w.w3, s.loadUnaligned(fromByteOffset: o.1 &+ r1, as: V.self))
+        a2 = a2.addingProduct(w.w3, s.loadUnaligned(fromByteOffset: o.2 &+ r1, as: V.self))
+        a3 = a3.addingProduct(w.w3, s.loadUnaligned(fromByteOffset: o.3 &+ r1, as: V.self))
+        a0 = a0.addingProduct(w.w4, s.loadUnaligned(fromByteOffset: o.0 &+ r1 &+ 32, as: V.self))
+        a1 = a1.addingProduct(w.w4, s.loadUnaligned(fromByteOffset: o.1 &+ r1 &+ 32, as: V.self))
+        a2 = a2.addingProduct(w.w4, s.loadUnaligned(fromByteOffset: o.2 &+ r1 &+ 32, as: V.self))
+        a3 = a3.addingProduct(w.w4, s.loadUnaligned(fromByteOffset: o.3 &+ r1 &+ 32, as: V.self))
+        a0 = a0.addingProduct(w.w5, s.loadUnaligned(fromByteOffset: o.0 &+ r1 &+ 64, as: V.self))
+        a1 = a1.addingProduct(w.w5, s.loadUnaligned(fromByteOffset: o.1 &+ r1 &+ 64, as: V.self))
+        a2 = a2.addingProduct(w.w5, s.loadUnaligned(fromByteOffset: o.2 &+ r1 &+ 64, as: V.self))
+        a3 = a3.addingProduct(w.w5, s.loadUnaligned(fromByteOffset: o.3 &+ r1 &+ 64, as: V.self))
+        a0 = a0.addingProduct(w.w6, s.loadUnaligned(fromByteOffset: o.0 &+ r2, as: V.self))
+        a1 = a1.addingProduct(w.w6, s.loadUnaligned(fromByteOffset: o.1 &+ r2, as: V.self))
+        a2 = a2.addingProduct(w.w6, s.loadUnaligned(fromByteOffset: o.2 &+ r2, as: V.self))
+        a3 = a3.addingProduct(w.w6, s.loadUnaligned(fromByteOffset: o.3 &+ r2, as: V.self))
+        a0 = a0.addingProduct(w.w7, s.loadUnaligned(fromByteOffset: o.0 &+ r2 &+ 32, as: V.self))
+        a1 = a1.addingProduct(w.w7, s.loadUnaligned(fromByteOffset: o.1 &+ r2 &+ 32, as: V.self))
+        a2 = a2.addingProduct(w.w7, s.loadUnaligned(fromByteOffset: o.2 &+ r2 &+ 32, as: V.self))
+        a3 = a3.addingProduct(w.w7, s.loadUnaligned(fromByteOffset: o.3 &+ r2 &+ 32, as: V.self))
+        a0 = a0.addingProduct(w.w8, s.loadUnaligned(fromByteOffset: o.0 &+ r2 &+ 64, as: V.self))
+        a1 = a1.addingProduct(w.w8, s.loadUnaligned(fromByteOffset: o.1 &+ r2 &+ 64, as: V.self))
+        a2 = a2.addingProduct(w.w8, s.loadUnaligned(fromByteOffset: o.2 &+ r2 &+ 64, as: V.self))
+        a3 = a3.addingProduct(w.w8, s.loadUnaligned(fromByteOffset: o.3 &+ r2 &+ 64, as: V.self))
+        out.storeBytes(of: Epilogue.clamp(a0, lo, hi), toByteOffset: 0, as: V.self)
+        out.storeBytes(of: Epilogue.clamp(a1, lo, hi), toByteOffset: 32, as: V.self)
+        out.storeBytes(of: Epilogue.clamp(a2, lo, hi), toByteOffset: 64, as: V.self)
+        out.storeBytes(of: Epilogue.clamp(a3, lo, hi), toByteOffset: 96, as: V.self)
+    }
+
+    /// The output positions, eight at a time: four windows per call (`windows`), then the
+    /// transpose back to one run per channel through the staging area. Rows of eight or more
+    /// positions go along the row (the last block overlapping the one before), narrower ones in
+    /// flat order across row ends.
+    static func convolve(
+        _ scratch: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ y: UnsafeMutablePointer<Float>, _ outStride: Int, _ g: WindowGeometry, _ bounds: (lo: Float, hi: Float),
+        _ layout: Layout
+    ) {
+        let (oh, ow, sh, sw) = (g.output[1], g.output[2], g.strides[1], g.strides[2])
+        let s = UnsafeRawPointer(scratch)
+        let staging = scratch + layout.staging
+        let stage = UnsafeMutableRawPointer(staging)
+        let w = Taps(w)
+        let b = bias.map { UnsafeRawPointer($0).loadUnaligned(as: V.self) } ?? V()
+        let lo = V(repeating: bounds.lo)
+        let hi = V(repeating: bounds.hi)
+        let rowBytes = layout.cols &* 32
+        let rowStep = sh &* rowBytes
+        let colStep = sw &* 32
+        /// Eight positions at byte offsets `o` into the output at `y + start`.
+        @inline(__always) func eight(_ o: (Int, Int, Int, Int, Int, Int, Int, Int), _ start: Int) {
+            windows(s, (o.0, o.1, o.2, o.3), w, rowBytes, b, lo, hi, stage)
+            windows(s, (o.4, o.5, o.6, o.7), w, rowBytes, b, lo, hi, stage + 128)
+            swerve_transpose8(staging, 8, y + start, outStride)
+        }
+        if ow >= 8 {
+            for r in 0..<oh {
+                var c = 0
+                while c < ow {
+                    let at = min(c, ow &- 8)
+                    let o = r &* rowStep &+ at &* colStep
+                    eight(
+                        (o, o &+ colStep, o &+ 2 &* colStep, o &+ 3 &* colStep, o &+ 4 &* colStep, o &+ 5 &* colStep,
+                            o &+ 6 &* colStep, o &+ 7 &* colStep), r &* ow &+ at)
+                    c = at &+ 8
+                }
+            }
+            return
+        }
+        let count = oh &* ow
+        var f = 0
+        while f < count {
+            let start = min(f, count &- 8)
+            var r = start / ow
+            var c = start &- r &* ow
+            @inline(__always) func next() -> Int {
+                let o = r &* rowStep &+ c &* colStep
+                c &+= 1
+                if c == ow {
+                    c = 0
+                    r &+= 1
+                }
+                return o
+            }
+            eight((next(), next(), next(), next(), next(), next(), next(), next()), start)
+            f = start &+ 8
+        }
+    }
+}
