@@ -55,6 +55,9 @@ import Testing
         ConvCase(c: 40, h: 25, w: 25, m: 13, pads: [1, 1, 1, 1]),
         ConvCase(c: 300, h: 24, w: 24, m: 7, kh: 1, kw: 1, bias: false),
         ConvCase(c: 16, h: 7, w: 7, m: 50, pads: [1, 1, 1, 1]),
+        // A stem-like stride-2 convolution on 3 channels: patches gathered eight columns per load,
+        // the last loads of each plane kept inside it.
+        ConvCase(c: 3, h: 12, w: 45, m: 10, strides: [2, 2], pads: [1, 1, 1, 1]),
     ]
 
     /// Direct definition: y[n, m, oy, ox] = b[m] + sum over the group's channels and the window.

@@ -607,6 +607,17 @@ struct PatchSource: PanelSource, @unchecked Sendable {
                                 Self.copy(line + (t &+ a &- ox), src + a, b &- a)
                             } else {
                                 var o = a
+                                if sw == 2 {
+                                    // Eight outputs per 16-float load (its even lanes), while the
+                                    // load stays inside the plane.
+                                    let end = plane + ih &* iw
+                                    let raw = UnsafeRawPointer(src)
+                                    while o &+ 8 <= b && src + (2 &* o &+ 16) <= end {
+                                        let v = raw.loadUnaligned(fromByteOffset: 8 &* o, as: SIMD16<Float>.self)
+                                        UnsafeMutableRawPointer(line + (t &+ o &- ox)).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                                        o &+= 8
+                                    }
+                                }
                                 while o < b {
                                     line[t &+ o &- ox] = src[o &* sw]
                                     o &+= 1
