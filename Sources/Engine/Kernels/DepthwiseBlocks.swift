@@ -153,7 +153,7 @@ enum DepthwiseBlocks {
     /// [lo, hi], stored at `out` (four vectors). `r1` is the byte step between the scratch's rows.
     ///
     /// Not inlined: inlined into `convolve`'s loop, LLVM split every vector operation into two
-    /// 4-lane halves (about three times slower); called, it is 36 FMAs on full vectors.
+    /// 4-lane halves (the layers ran 1.3-1.7 times slower); called, it is 36 FMAs on full vectors.
     @inline(never)
     static func windows(
         _ s: UnsafeRawPointer, _ o: (Int, Int, Int, Int), _ w: Taps, _ r1: Int, _ b: V, _ lo: V, _ hi: V,

@@ -127,7 +127,7 @@ enum PackedGemm {
                 for p in ic..<icEnd {
                     let row = p * mr
                     tile(
-                        kcb, packed.panel(p) + pc * mr, b, c + (row - rowBase) * ldc + j * nr, ldc,
+                        kcb, packed.panel(p, block: pc), b, c + (row - rowBase) * ldc + j * nr, ldc,
                         rows: min(mr, m - row), columns: cols, finish: finish, row: row)
                 }
             }
@@ -699,8 +699,12 @@ extension PatchSource {
 }
 
 /// A constant matrix A [rows, k] (row-major) laid out once for `PackedGemm`: `ceil(rows / 6)`
-/// panels of 6 rows, each k-major (for every p in 0..<k, the 6 values A[r..r+6, p]), the last
-/// panel's missing rows zero. Immutable after init; owns its buffer.
+/// panels of 6 rows, each k-major (for every step q, the 6 values A[r..r+6, q]), the last panel's
+/// missing rows zero; the steps cut into the GEMM's K blocks (`PackedGemm.kc`), block after block,
+/// and within a block panel after panel. So a K block of consecutive panels (what `kBlock` runs
+/// against each B panel) is one contiguous stretch of memory, which the hardware prefetcher
+/// follows when the weights come from L3 or DRAM, instead of a 6 KB run per panel with a jump to
+/// the next panel's part of the block. Immutable after init; owns its buffer.
 final class PackedMatrix: @unchecked Sendable {
     let rows: Int
     let k: Int
@@ -717,16 +721,15 @@ final class PackedMatrix: @unchecked Sendable {
         data = .allocate(capacity: count)
         data.initialize(repeating: 0, count: count)
         for p in 0..<panels {
-            let panel = data + p * mr * k
             for r in 0..<min(mr, rows - p * mr) {
                 let src = a + (p * mr + r) * lda
-                for q in 0..<k { panel[q * mr + r] = src[q] }
+                for q in 0..<k { data[offset(panel: p, step: q) + r] = src[q] }
             }
         }
     }
 
-    /// A zero matrix of `rows` x `k` in the packed layout, for a builder that writes its panels
-    /// through `buildingPanel` before the matrix is shared (`WinogradConv`, which computes 16
+    /// A zero matrix of `rows` x `k` in the packed layout, for a builder that writes it through
+    /// `building` and `offset` before the matrix is shared (`WinogradConv`, which computes 16
     /// matrices in one pass over the weights, with no full-size temporary).
     init(zeroRows rows: Int, k: Int) {
         let mr = PackedGemm.mr
@@ -740,14 +743,22 @@ final class PackedMatrix: @unchecked Sendable {
 
     deinit { data.deallocate() }
 
-    /// Start of panel `p` (rows `p * 6 ..< p * 6 + 6`).
+    /// Where A[p * 6 + r, q] lives: `offset(panel: p, step: q) + r`.
     @inline(__always)
-    func panel(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(data + p * PackedGemm.mr * k) }
+    func offset(panel p: Int, step q: Int) -> Int {
+        let kc = PackedGemm.kc
+        let start = q / kc * kc
+        return start * panels * PackedGemm.mr + (p * min(kc, k - start) + q - start) * PackedGemm.mr
+    }
 
-    /// Panel `p` for writing (A[p * 6 + r, q] at `q * 6 + r`); only while the matrix is being built
-    /// (`init(zeroRows:k:)`), before any other thread can see it.
-    func buildingPanel(_ p: Int) -> UnsafeMutablePointer<Float> { data + p * PackedGemm.mr * k }
+    /// Panel `p` from step `pc`, the start of a K block (a multiple of `PackedGemm.kc`): the block's
+    /// steps of the panel follow one another, and the next panel's follow them.
+    @inline(__always)
+    func panel(_ p: Int, block pc: Int) -> UnsafePointer<Float> { UnsafePointer(data + offset(panel: p, step: pc)) }
 
+    /// The buffer for writing (A[p * 6 + r, q] at `offset(panel: p, step: q) + r`); only while the
+    /// matrix is being built (`init(zeroRows:k:)`), before any other thread can see it.
+    var building: UnsafeMutablePointer<Float> { data }
 }
 
 /// One growable float buffer per thread, for per-call packing (no allocation on the request path

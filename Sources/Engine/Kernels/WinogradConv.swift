@@ -64,8 +64,8 @@ final class WinogradConv: @unchecked Sendable {
         let mr = PackedGemm.mr
         var gg = [Double](repeating: 0, count: 12)
         var dst = [UnsafeMutablePointer<Float>](repeating: UnsafeMutablePointer(bitPattern: 8)!, count: 16)
+        for xi in 0..<16 { dst[xi] = mats[xi].building }
         for p in 0..<(m + mr - 1) / mr {
-            for xi in 0..<16 { dst[xi] = mats[xi].buildingPanel(p) }
             for r in 0..<min(mr, m - p * mr) {
                 for q in 0..<c {
                     let k = w + ((p * mr + r) * c + q) * 9
@@ -76,7 +76,7 @@ final class WinogradConv: @unchecked Sendable {
                         gg[6 + col] = 0.5 * (k0 - k1 + k2)
                         gg[9 + col] = k2
                     }
-                    let at = q * mr + r
+                    let at = mats[0].offset(panel: p, step: q) + r
                     for i in 0..<4 {
                         let (r0, r1, r2) = (gg[3 * i], gg[3 * i + 1], gg[3 * i + 2])
                         dst[4 * i][at] = Float(r0)
