@@ -60,6 +60,27 @@ import Testing
             referenceSoftmax(x, [2, 3, 4], reduced: [0]), shape: [2, 3, 4])
     }
 
+    /// Rows longer than a vector (the maximum found eight lanes at a time, then the tail): the
+    /// largest value in the first vector, in the tail, and a row of equal values. The largest
+    /// values are 90-100 above the others, so a maximum taken without them would overflow exp.
+    @Test func softmaxAndLogSoftmaxOnLongRows() throws {
+        var rng = TestRNG(seed: 34)
+        var x = rng.floats(3 * 37).map { $0 * 5 }
+        x[5] = 95  // row 0: maximum in the first vector
+        x[37 + 35] = 95  // row 1: maximum in the tail
+        for i in 74..<111 { x[i] = 2 }  // row 2: all equal
+        let t = Tensor(x, shape: [3, 37])
+        expectClose(try runSimple("Softmax", [t], opset: 13), referenceSoftmax(x, [3, 37], reduced: [1]), shape: [3, 37])
+        var logs = [Float]()
+        for r in 0..<3 {
+            let row = x[(r * 37)..<(r * 37 + 37)].map(Double.init)
+            let m = row.max()!
+            let l = Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +)) + m
+            logs += row.map { Float($0 - l) }
+        }
+        expectClose(try runSimple("LogSoftmax", [t], opset: 13), logs, shape: [3, 37])
+    }
+
     @Test func softmaxIsStableForLargeInputs() throws {
         let y = try runSimple("Softmax", [Tensor([1000, 1001, 1002] as [Float], shape: [1, 3])], opset: 13)
         expectClose(y, referenceSoftmax([0, 1, 2], [1, 3], reduced: [1]), shape: [1, 3])

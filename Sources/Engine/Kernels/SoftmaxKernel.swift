@@ -51,9 +51,13 @@ struct SoftmaxKernel: BufferedKernel {
                     let base = o * n * inner + j
                     var m = -Float.infinity
                     var arg = 0
-                    for i in 0..<n where src[base + i * inner] > m {
-                        m = src[base + i * inner]
-                        arg = i
+                    if inner == 1 && op != .hardmax {
+                        m = Self.rowMax(src + base, n)
+                    } else {
+                        for i in 0..<n where src[base + i * inner] > m {
+                            m = src[base + i * inner]
+                            arg = i
+                        }
                     }
                     switch op {
                     case .hardmax:
@@ -79,6 +83,27 @@ struct SoftmaxKernel: BufferedKernel {
             }
         }
         return [out]
+    }
+
+    /// The largest value of a contiguous row, eight lanes at a time, with the scalar loop's rule:
+    /// a value replaces the maximum only when it compares greater, so NaN never does (-inf when
+    /// every value is NaN).
+    static func rowMax(_ src: UnsafePointer<Float>, _ n: Int) -> Float {
+        let sr = UnsafeRawPointer(src)
+        var acc = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n {
+            let v = sr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc.replace(with: v, where: v .> acc)
+            i += 8
+        }
+        var m = -Float.infinity
+        for lane in 0..<8 where acc[lane] > m { m = acc[lane] }
+        while i < n {
+            if src[i] > m { m = src[i] }
+            i += 1
+        }
+        return m
     }
 
     /// One contiguous row: exp(x - max) eight lanes at a time, then scaled by 1 / sum.
