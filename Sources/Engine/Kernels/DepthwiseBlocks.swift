@@ -213,153 +213,40 @@ enum DepthwiseBlocks {
     static func alongRow1(
         _ s: UnsafeRawPointer, _ o: Int, _ w: Taps, _ r1: Int, _ b: V, _ lo: V, _ hi: V, _ out: UnsafeMutableRawPointer
     ) {
-        var a0 = b, a1 = b, a2 = b, a3 = b
-        do {
-            let p = s + (o)
-            let x0 = p.loadUnaligned(fromByteOffset: 0, as: V.self)
-            let x1 = p.loadUnaligned(fromByteOffset: 32, as: V.self)
-            let x2 = p.loadUnaligned(fromByteOffset: 64, as: V.self)
-            let x3 = p.loadUnaligned(fromByteOffset: 96, as: V.self)
-            let x4 = p.loadUnaligned(fromByteOffset: 128, as: V.self)
-            let x5 = p.loadUnaligned(fromByteOffset: 160, as: V.self)
-            a0 = a0.addingProduct(w.w0, x0)
-            a0 = a0.addingProduct(w.w1, x1)
-            a0 = a0.addingProduct(w.w2, x2)
-            a1 = a1.addingProduct(w.w0, x1)
-            a1 = a1.addingProduct(w.w1, x2)
-            a1 = a1.addingProduct(w.w2, x3)
-            a2 = a2.addingProduct(w.w0, x2)
-            a2 = a2.addingProduct(w.w1, x3)
-            a2 = a2.addingProduct(w.w2, x4)
-            a3 = a3.addingProduct(w.w0, x3)
-            a3 = a3.addingProduct(w.w1, x4)
-            a3 = a3.addingProduct(w.w2, x5)
-        }
-        do {
-            let p = s + (o &+ r1)
-            let x0 = p.loadUnaligned(fromByteOffset: 0, as: V.self)
-            let x1 = p.loadUnaligned(fromByteOffset: 32, as: V.self)
-            let x2 = p.loadUnaligned(fromByteOffset: 64, as: V.self)
-            let x3 = p.loadUnaligned(fromByteOffset: 96, as: V.self)
-            let x4 = p.loadUnaligned(fromByteOffset: 128, as: V.self)
-            let x5 = p.loadUnaligned(fromByteOffset: 160, as: V.self)
-            a0 = a0.addingProduct(w.w3, x0)
-            a0 = a0.addingProduct(w.w4, x1)
-            a0 = a0.addingProduct(w.w5, x2)
-            a1 = a1.addingProduct(w.w3, x1)
-            a1 = a1.addingProduct(w.w4, x2)
-            a1 = a1.addingProduct(w.w5, x3)
-            a2 = a2.addingProduct(w.w3, x2)
-            a2 = a2.addingProduct(w.w4, x3)
-            a2 = a2.addingProduct(w.w5, x4)
-            a3 = a3.addingProduct(w.w3, x3)
-            a3 = a3.addingProduct(w.w4, x4)
-            a3 = a3.addingProduct(w.w5, x5)
-        }
-        do {
-            let p = s + (o &+ 2 &* r1)
-            let x0 = p.loadUnaligned(fromByteOffset: 0, as: V.self)
-            let x1 = p.loadUnaligned(fromByteOffset: 32, as: V.self)
-            let x2 = p.loadUnaligned(fromByteOffset: 64, as: V.self)
-            let x3 = p.loadUnaligned(fromByteOffset: 96, as: V.self)
-            let x4 = p.loadUnaligned(fromByteOffset: 128, as: V.self)
-            let x5 = p.loadUnaligned(fromByteOffset: 160, as: V.self)
-            a0 = a0.addingProduct(w.w6, x0)
-            a0 = a0.addingProduct(w.w7, x1)
-            a0 = a0.addingProduct(w.w8, x2)
-            a1 = a1.addingProduct(w.w6, x1)
-            a1 = a1.addingProduct(w.w7, x2)
-            a1 = a1.addingProduct(w.w8, x3)
-            a2 = a2.addingProduct(w.w6, x2)
-            a2 = a2.addingProduct(w.w7, x3)
-            a2 = a2.addingProduct(w.w8, x4)
-            a3 = a3.addingProduct(w.w6, x3)
-            a3 = a3.addingProduct(w.w7, x4)
-            a3 = a3.addingProduct(w.w8, x5)
-        }
-        out.storeBytes(of: Epilogue.clamp(a0, lo, hi), toByteOffset: 0, as: V.self)
-        out.storeBytes(of: Epilogue.clamp(a1, lo, hi), toByteOffset: 32, as: V.self)
-        out.storeBytes(of: Epilogue.clamp(a2, lo, hi), toByteOffset: 64, as: V.self)
-        out.storeBytes(of: Epilogue.clamp(a3, lo, hi), toByteOffset: 96, as: V.self)
+        alongRow(s, o, stride: 1, w, r1, b, lo, hi, out)
     }
 
     @inline(never)
     static func alongRow2(
         _ s: UnsafeRawPointer, _ o: Int, _ w: Taps, _ r1: Int, _ b: V, _ lo: V, _ hi: V, _ out: UnsafeMutableRawPointer
     ) {
+        alongRow(s, o, stride: 2, w, r1, b, lo, hi, out)
+    }
+
+    /// The body of `alongRow1` and `alongRow2` (`stride` a constant there): per tap row, window k
+    /// reads columns `k * stride + 0, 1, 2`; the repeated loads of one column are one load after
+    /// the compiler's common-subexpression pass.
+    @inline(__always)
+    static func alongRow(
+        _ s: UnsafeRawPointer, _ o: Int, stride: Int, _ w: Taps, _ r1: Int, _ b: V, _ lo: V, _ hi: V,
+        _ out: UnsafeMutableRawPointer
+    ) {
         var a0 = b, a1 = b, a2 = b, a3 = b
-        do {
-            let p = s + (o)
-            let x0 = p.loadUnaligned(fromByteOffset: 0, as: V.self)
-            let x1 = p.loadUnaligned(fromByteOffset: 32, as: V.self)
-            let x2 = p.loadUnaligned(fromByteOffset: 64, as: V.self)
-            let x3 = p.loadUnaligned(fromByteOffset: 96, as: V.self)
-            let x4 = p.loadUnaligned(fromByteOffset: 128, as: V.self)
-            let x5 = p.loadUnaligned(fromByteOffset: 160, as: V.self)
-            let x6 = p.loadUnaligned(fromByteOffset: 192, as: V.self)
-            let x7 = p.loadUnaligned(fromByteOffset: 224, as: V.self)
-            let x8 = p.loadUnaligned(fromByteOffset: 256, as: V.self)
-            a0 = a0.addingProduct(w.w0, x0)
-            a0 = a0.addingProduct(w.w1, x1)
-            a0 = a0.addingProduct(w.w2, x2)
-            a1 = a1.addingProduct(w.w0, x2)
-            a1 = a1.addingProduct(w.w1, x3)
-            a1 = a1.addingProduct(w.w2, x4)
-            a2 = a2.addingProduct(w.w0, x4)
-            a2 = a2.addingProduct(w.w1, x5)
-            a2 = a2.addingProduct(w.w2, x6)
-            a3 = a3.addingProduct(w.w0, x6)
-            a3 = a3.addingProduct(w.w1, x7)
-            a3 = a3.addingProduct(w.w2, x8)
+        @inline(__always) func row(_ p: UnsafeRawPointer, _ wa: V, _ wb: V, _ wc: V) {
+            @inline(__always) func window(_ acc: V, _ k: Int) -> V {
+                let c = k &* stride &* 32
+                var v = acc.addingProduct(wa, p.loadUnaligned(fromByteOffset: c, as: V.self))
+                v = v.addingProduct(wb, p.loadUnaligned(fromByteOffset: c &+ 32, as: V.self))
+                return v.addingProduct(wc, p.loadUnaligned(fromByteOffset: c &+ 64, as: V.self))
+            }
+            a0 = window(a0, 0)
+            a1 = window(a1, 1)
+            a2 = window(a2, 2)
+            a3 = window(a3, 3)
         }
-        do {
-            let p = s + (o &+ r1)
-            let x0 = p.loadUnaligned(fromByteOffset: 0, as: V.self)
-            let x1 = p.loadUnaligned(fromByteOffset: 32, as: V.self)
-            let x2 = p.loadUnaligned(fromByteOffset: 64, as: V.self)
-            let x3 = p.loadUnaligned(fromByteOffset: 96, as: V.self)
-            let x4 = p.loadUnaligned(fromByteOffset: 128, as: V.self)
-            let x5 = p.loadUnaligned(fromByteOffset: 160, as: V.self)
-            let x6 = p.loadUnaligned(fromByteOffset: 192, as: V.self)
-            let x7 = p.loadUnaligned(fromByteOffset: 224, as: V.self)
-            let x8 = p.loadUnaligned(fromByteOffset: 256, as: V.self)
-            a0 = a0.addingProduct(w.w3, x0)
-            a0 = a0.addingProduct(w.w4, x1)
-            a0 = a0.addingProduct(w.w5, x2)
-            a1 = a1.addingProduct(w.w3, x2)
-            a1 = a1.addingProduct(w.w4, x3)
-            a1 = a1.addingProduct(w.w5, x4)
-            a2 = a2.addingProduct(w.w3, x4)
-            a2 = a2.addingProduct(w.w4, x5)
-            a2 = a2.addingProduct(w.w5, x6)
-            a3 = a3.addingProduct(w.w3, x6)
-            a3 = a3.addingProduct(w.w4, x7)
-            a3 = a3.addingProduct(w.w5, x8)
-        }
-        do {
-            let p = s + (o &+ 2 &* r1)
-            let x0 = p.loadUnaligned(fromByteOffset: 0, as: V.self)
-            let x1 = p.loadUnaligned(fromByteOffset: 32, as: V.self)
-            let x2 = p.loadUnaligned(fromByteOffset: 64, as: V.self)
-            let x3 = p.loadUnaligned(fromByteOffset: 96, as: V.self)
-            let x4 = p.loadUnaligned(fromByteOffset: 128, as: V.self)
-            let x5 = p.loadUnaligned(fromByteOffset: 160, as: V.self)
-            let x6 = p.loadUnaligned(fromByteOffset: 192, as: V.self)
-            let x7 = p.loadUnaligned(fromByteOffset: 224, as: V.self)
-            let x8 = p.loadUnaligned(fromByteOffset: 256, as: V.self)
-            a0 = a0.addingProduct(w.w6, x0)
-            a0 = a0.addingProduct(w.w7, x1)
-            a0 = a0.addingProduct(w.w8, x2)
-            a1 = a1.addingProduct(w.w6, x2)
-            a1 = a1.addingProduct(w.w7, x3)
-            a1 = a1.addingProduct(w.w8, x4)
-            a2 = a2.addingProduct(w.w6, x4)
-            a2 = a2.addingProduct(w.w7, x5)
-            a2 = a2.addingProduct(w.w8, x6)
-            a3 = a3.addingProduct(w.w6, x6)
-            a3 = a3.addingProduct(w.w7, x7)
-            a3 = a3.addingProduct(w.w8, x8)
-        }
+        row(s + o, w.w0, w.w1, w.w2)
+        row(s + (o &+ r1), w.w3, w.w4, w.w5)
+        row(s + (o &+ 2 &* r1), w.w6, w.w7, w.w8)
         out.storeBytes(of: Epilogue.clamp(a0, lo, hi), toByteOffset: 0, as: V.self)
         out.storeBytes(of: Epilogue.clamp(a1, lo, hi), toByteOffset: 32, as: V.self)
         out.storeBytes(of: Epilogue.clamp(a2, lo, hi), toByteOffset: 64, as: V.self)
