@@ -7,7 +7,11 @@ For each model (exports of tools/export_real_models.py), batch and thread count,
 
 (the engine alone: ONNXLoader + InferenceSession.run, no HTTP) and then onnxruntime
 (`intra_op_num_threads=T`, `inter_op_num_threads=1`, sequential execution) on the same file with
-inputs of the same shapes, K timed runs after W warm-ups each. Also reports load time (file to
+inputs of the same shapes, K timed runs after W warm-ups each. Each row alternates the two
+--rounds times (default 3) and reports the medians over the rounds and the median of the
+per-round ratios, with their range: on a shared VM whose speed changes for minutes at a time,
+a ratio then compares the two engines measured seconds apart, not one of them in a slow period
+and the other out of it. Also reports load time (file to
 ready session) and Swerve's resident-memory growth (load; load plus the runs, batch 1 row, which
 touches the memory-mapped weights) against the weights' size.
 
@@ -58,28 +62,32 @@ def feeds_for(session: ort.InferenceSession, batch: int) -> tuple[dict, dict]:
     return feeds, dims
 
 
-def ort_bench(path: Path, batch: int, threads: int, iterations: int | None, warmup: int) -> dict:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    start = time.perf_counter()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    load = time.perf_counter() - start
-    feeds, dims = feeds_for(session, batch)
-    for _ in range(max(1, warmup)):
-        t0 = time.perf_counter()
-        session.run(None, feeds)
-        one = time.perf_counter() - t0
-    if iterations is None:  # about 2 s of timed runs, at least 10, at most 300
-        iterations = int(min(300, max(10, 2.0 / max(one, 1e-6))))
-    times = []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        session.run(None, feeds)
-        times.append(time.perf_counter() - t0)
-    return {"load_ms": load * 1000, "median_ms": statistics.median(times) * 1000,
-            "iterations": iterations, "dims": dims}
+class OrtRunner:
+    """One onnxruntime session for a row, timed as many times as the row has rounds."""
+
+    def __init__(self, path: Path, batch: int, threads: int, warmup: int):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        start = time.perf_counter()
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.load_ms = (time.perf_counter() - start) * 1000
+        self.feeds, self.dims = feeds_for(self.session, batch)
+        for _ in range(max(1, warmup)):
+            t0 = time.perf_counter()
+            self.session.run(None, self.feeds)
+            one = time.perf_counter() - t0
+        # About 2 s of timed runs per round, at least 10, at most 300.
+        self.iterations = int(min(300, max(10, 2.0 / max(one, 1e-6))))
+
+    def median_ms(self) -> float:
+        times = []
+        for _ in range(self.iterations):
+            t0 = time.perf_counter()
+            self.session.run(None, self.feeds)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1000
 
 
 def swerve_bench(swerve: Path, path: Path, batch: int, threads: int, iterations: int, warmup: int,
@@ -106,31 +114,44 @@ def main() -> None:
     parser.add_argument("--batches", nargs="*", type=int, default=[1, 32])
     parser.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two engines per row")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args()
 
     rows = []
     print(f"# {platform.node()}: {os.cpu_count()} cores, onnxruntime {ort.__version__}, exporter {args.exporter}",
           flush=True)
-    print("| model | batch | threads | Swerve ms | onnxruntime ms | ratio | K |")
-    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("| model | batch | threads | Swerve ms | onnxruntime ms | ratio | ratio range | K |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for model in args.models:
         path = args.store / f"{model}_{args.exporter}" / "1" / "model.onnx"
         weights = sum(p.stat().st_size for p in path.parent.iterdir())
         for threads in args.threads:
             for batch in args.batches:
-                ref = ort_bench(path, batch, threads, None, args.warmup)
-                mine = swerve_bench(args.swerve, path, batch, threads, ref["iterations"], args.warmup, ref["dims"])
+                runner = OrtRunner(path, batch, threads, args.warmup)
+                theirs, mine, ratios = [], None, []
+                for _ in range(max(1, args.rounds)):
+                    theirs.append(runner.median_ms())
+                    result = swerve_bench(args.swerve, path, batch, threads, runner.iterations, args.warmup, runner.dims)
+                    if "error" in result:
+                        mine = result
+                        break
+                    mine = mine or result
+                    mine.setdefault("rounds_ms", []).append(result["median_ms"])
+                    ratios.append(result["median_ms"] / theirs[-1])
+                ref = {"load_ms": runner.load_ms, "median_ms": statistics.median(theirs), "rounds_ms": theirs,
+                       "iterations": runner.iterations, "dims": runner.dims}
                 row = {"model": model, "batch": batch, "threads": threads, "weights_bytes": weights,
                        "onnxruntime": ref, "swerve": mine}
                 rows.append(row)
                 if "error" in mine:
-                    print(f"| {model} | {batch} | {threads} | awaits operators | {ref['median_ms']:.3f} | - | "
+                    print(f"| {model} | {batch} | {threads} | awaits operators | {ref['median_ms']:.3f} | - | - | "
                           f"{ref['iterations']} |", flush=True)
                     continue
-                ratio = mine["median_ms"] / ref["median_ms"]
+                mine["median_ms"] = statistics.median(mine["rounds_ms"])
+                ratio = statistics.median(ratios)
                 print(f"| {model} | {batch} | {threads} | {mine['median_ms']:.3f} | {ref['median_ms']:.3f} | "
-                      f"{ratio:.2f} | {ref['iterations']} |", flush=True)
+                      f"{ratio:.2f} | {min(ratios):.2f}-{max(ratios):.2f} | {ref['iterations']} |", flush=True)
     print()
     print("| model | weights MB | Swerve load ms | onnxruntime load ms | Swerve RSS growth: load MB | after runs MB "
           "| after runs / weights |")
