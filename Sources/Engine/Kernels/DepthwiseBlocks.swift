@@ -4,16 +4,18 @@ import CShuffle
 /// vector lanes running across channels instead of along a row: the channel-blocked layout of
 /// onnxruntime's NCHWc kernels, used inside this kernel only (tensors stay NCHW).
 /// - The eight input planes are transposed, eight positions at a time (an 8x8 transpose in
-///   registers), into a zero-bordered scratch that holds one 8-channel vector per padded position.
-/// - Each output position is nine FMAs on such vectors (weights in registers, four positions at a
-///   time), started from the bias and clamped in registers (none, Relu, Clip).
+///   registers, `CShuffle`), into a zero-bordered scratch that holds one 8-channel vector per
+///   padded position.
+/// - Each output position is nine FMAs on such vectors (weights in registers, four positions per
+///   call), started from the bias and clamped in registers (none, Relu, Clip).
 /// - Eight output positions are transposed back and stored as eight runs, one per channel.
 ///
-/// Positions run in flat (row-major) order across row ends, so a plane of any width fills every
-/// lane: the small planes of MobileNet's later layers (7x7, 14x14) no longer pay for row and
-/// plane edges, and stride 2 needs no even/odd split. The last eight positions of a plane overlap
-/// the block before them (recomputed to the same values), so a plane needs eight positions.
-/// Used by `ConvKernel` for every full block of eight depthwise channels (`supports`); the
+/// Every lane holds a channel whatever the plane's width, so the small planes of MobileNet's later
+/// layers (7x7, 14x14) no longer pay for row and plane edges, and stride 2 needs no even/odd split.
+/// Rows of eight or more positions go eight at a time along the row, the last eight of a row
+/// overlapping the ones before (recomputed to the same values); narrower planes go in flat
+/// (row-major) order across row ends, the last eight of the plane overlapping likewise, so a plane
+/// needs eight positions. Used by `ConvKernel` for every full block of eight depthwise channels (`supports`); the
 /// remaining channels and other geometries keep `PlaneLoops`. Stateless.
 enum DepthwiseBlocks {
     typealias V = SIMD8<Float>
@@ -39,7 +41,6 @@ enum DepthwiseBlocks {
             cols = (g.output[2] - 1) * g.strides[2] + 3
         }
 
-        /// Floats of scratch.
         /// Floats of scratch: the padded block, then 64 floats of staging (`pack`'s sink,
         /// `convolve`'s eight output vectors).
         var count: Int { (rows * cols + 8) * DepthwiseBlocks.channels }
