@@ -26,13 +26,13 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
     var absorbedInputs: [Int] { packed == nil ? [] : [1] }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
-        let out = try product(inputs, into: output)
-        if bias == nil && epilogue.kind == .none { return out }
+        let (out, biasAdded) = try product(inputs, into: output)
+        if (bias == nil || biasAdded) && epilogue.kind == .none { return out }
         let y = out[0]
         let n = y.shape.last ?? 1
         guard y.count > 0 else { return out }
         let p = y.mutableElements(as: Float.self).baseAddress!
-        if let bias {
+        if let bias, !biasAdded {
             guard bias.count == n, y.rank >= 1 else {
                 throw KernelError.shape("MatMul's fused bias has \(bias.count) values for an output of shape \(y.shape)")
             }
@@ -49,7 +49,8 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         return out
     }
 
-    private func product(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+    /// The product, and whether it already holds the fused bias (the packed path starts C from it).
+    private func product(_ inputs: [Tensor?], into output: Tensor?) throws -> ([Tensor], Bool) {
         let a = try Check.input(inputs, 0, "A")
         // B is nil when the plan passes the packed copy instead (`absorbedInputs`).
         let b = inputs.count > 1 ? inputs[1] : nil
@@ -81,15 +82,23 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         if bStored.count > 1 { outShape.append(n) }
         let out = try Output.tensor(output, .float32, outShape)
         let batchCount = Tensor.elementCount(batch)
-        if batchCount * m * n == 0 { return [out] }
+        if batchCount * m * n == 0 { return ([out], false) }
 
         let pa = a.elements(as: Float.self).baseAddress!
         let pc = out.mutableElements(as: Float.self).baseAddress!
         if let usePacked {
-            // B is one constant matrix: A's batch folds into M; the kernel accumulates onto zeros.
+            // B is one constant matrix: A's batch folds into M; the kernel accumulates onto C, which
+            // starts as the fused bias in every row when there is one (no pass to add it after),
+            // else as zeros.
+            if let bias, bias.count == n {
+                let pb = bias.elements(as: Float.self).baseAddress!
+                for r in 0..<(batchCount * m) { (pc + r * n).update(from: pb, count: n) }
+                PackedGemm.multiply(a: pa, lda: k, m: batchCount * m, usePacked, c: pc, ldc: n)
+                return ([out], true)
+            }
             pc.update(repeating: 0, count: batchCount * m * n)
             PackedGemm.multiply(a: pa, lda: k, m: batchCount * m, usePacked, c: pc, ldc: n)
-            return [out]
+            return ([out], false)
         }
         let pb = b!.elements(as: Float.self).baseAddress!
         let bMatrices = Tensor.elementCount(bBatch)
@@ -98,7 +107,7 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
             BLAS.gemm(
                 transA: false, transB: false, m: batchCount * m, n: n, k: k, alpha: 1, a: pa, lda: k,
                 b: pb, ldb: n, beta: 0, c: pc, ldc: n)
-            return [out]
+            return ([out], false)
         }
         let aStrides = Broadcast.strides(of: aBatch, broadcastTo: batch)
         let bStrides = Broadcast.strides(of: bBatch, broadcastTo: batch)
@@ -132,6 +141,6 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
                 }
             }
         }
-        return [out]
+        return ([out], false)
     }
 }
