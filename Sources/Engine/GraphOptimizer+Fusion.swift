@@ -170,8 +170,8 @@ extension GraphOptimizer.State {
 
     // MARK: Activations
 
-    /// Conv/Gemm/MatMul -> Relu | Clip | LeakyRelu | Sigmoid | HardSwish becomes the producer with an
-    /// epilogue.
+    /// Conv/Gemm/MatMul -> Relu | Clip | LeakyRelu | Sigmoid | HardSwish | Gelu becomes the producer
+    /// with an epilogue.
     mutating func fuseActivations(opset: Int) {
         let readers = readers()
         for i in nodes.indices {
@@ -199,6 +199,12 @@ extension GraphOptimizer.State {
             return Epilogue(kind: .sigmoid, alpha: 0, beta: 0)
         case "HardSwish" where node.inputs.count == 1:
             return Epilogue(kind: .hardSwish, alpha: 0, beta: 0)
+        case "Gelu" where node.inputs.count == 1:
+            switch (try? context.string("approximate", default: "none")) {
+            case "none": return Epilogue(kind: .gelu, alpha: 0, beta: 0)
+            case "tanh": return Epilogue(kind: .gelu, alpha: 1, beta: 0)
+            default: return nil
+            }
         case "LeakyRelu" where node.inputs.count == 1:
             guard let alpha = try? context.float("alpha", default: 0.01) else { return nil }
             return Epilogue(kind: .leakyRelu, alpha: alpha, beta: 0)

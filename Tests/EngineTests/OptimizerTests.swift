@@ -80,7 +80,7 @@ import Testing
         #expect(r.plain.scalars(as: Float.self).contains(0))
     }
 
-    @Test(arguments: ["Relu", "Sigmoid", "HardSwish", "LeakyRelu", "Clip"])
+    @Test(arguments: ["Relu", "Sigmoid", "HardSwish", "LeakyRelu", "Clip", "Gelu"])
     func gemmActivationFuses(activation: String) throws {
         var rng = TestRNG(seed: 301)
         var initializers: [String: Tensor] = ["w": rng.tensor([5, 4]), "c": rng.tensor([5])]
@@ -89,7 +89,8 @@ import Testing
             activationNode(activation, reading: "g", &initializers),
         ]
         let graph = Graph(nodes: nodes, inputs: [input("x", [3, 4])], outputs: output, initializers: initializers)
-        let r = try both(graph, feeds: ["x": rng.tensor([3, 4])])
+        // Gelu is an operator from opset 20.
+        let r = try both(graph, feeds: ["x": rng.tensor([3, 4])], opset: activation == "Gelu" ? 20 : 17)
         #expect(r.ops == ["Gemm"])
         expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [3, 5])
     }
@@ -160,6 +161,31 @@ import Testing
         let r = try both(graph, feeds: ["x": rng.tensor([2, 3, 4])])
         #expect(r.ops == ["MatMul"])
         expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [2, 3, 6])
+    }
+
+    /// MatMul + bias + Gelu (a transformer's feed-forward layer, opset 20), with the exact and the
+    /// tanh Gelu, at 1 and 2 threads (the packed GEMM's tasks apply it to their own blocks, split
+    /// by columns or by rows): one MatMul node that gives what the three give.
+    @Test(arguments: ["none", "tanh"], [(2, 5, 37), (1, 40, 200), (1, 200, 20)])
+    func matMulBiasGeluFuses(approximate: String, dims: (Int, Int, Int)) throws {
+        var rng = TestRNG(seed: 304)
+        let (batch, rows, n) = dims
+        let nodes = [
+            Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
+            Node(name: "add", opType: "Add", inputs: ["m", "bias"], outputs: ["a"]),
+            Node(name: "gelu", opType: "Gelu", inputs: ["a"], outputs: ["y"],
+                attributes: ["approximate": .string(Array(approximate.utf8))]),
+        ]
+        let graph = Graph(
+            nodes: nodes, inputs: [input("x", [batch, rows, 64])], outputs: output,
+            initializers: ["w": rng.tensor([64, n]), "bias": rng.tensor([n])])
+        let x = rng.tensor([batch, rows, 64])
+        let r = try both(graph, feeds: ["x": x], opset: 20)
+        #expect(r.ops == ["MatMul"])
+        expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [batch, rows, n])
+        let two = try InferenceSession(
+            model: GraphModel(graph: graph, opsets: ["": 20], irVersion: 8), options: SessionOptions(blasThreads: 2))
+        expectClose(try two.run(["x": x])["y"]!, r.plain.scalars(as: Float.self), shape: [batch, rows, n])
     }
 
     /// A value read twice is not fused away: the Relu must stay when the Conv output is also a graph

@@ -7,11 +7,11 @@ import Tensors
 /// `__beta` (floats); the kernel reads them through `init(context:)`. An immutable value.
 struct Epilogue: Sendable, Equatable {
     enum Kind: String, Sendable {
-        case none, relu, clip, leakyRelu = "leakyrelu", sigmoid, hardSwish = "hardswish"
+        case none, relu, clip, leakyRelu = "leakyrelu", sigmoid, hardSwish = "hardswish", gelu
     }
 
     let kind: Kind
-    /// Clip's lower bound, LeakyRelu's slope.
+    /// Clip's lower bound, LeakyRelu's slope; for Gelu, 1 for the tanh approximation, 0 for erf.
     let alpha: Float
     /// Clip's upper bound.
     let beta: Float
@@ -53,7 +53,7 @@ struct Epilogue: Sendable, Equatable {
         case .none: return (-.infinity, .infinity)
         case .relu: return (0, .infinity)
         case .clip: return (alpha, beta)
-        case .leakyRelu, .sigmoid, .hardSwish: return nil
+        case .leakyRelu, .sigmoid, .hardSwish, .gelu: return nil
         }
     }
 
@@ -69,6 +69,8 @@ struct Epilogue: Sendable, Equatable {
             for i in 0..<count { p[i] = UnaryKernel.sigmoid(p[i]) }
         case .hardSwish:
             for i in 0..<count { p[i] = p[i] * Swift.max(0, Swift.min(1, p[i] / 6 + 0.5)) }
+        case .gelu:
+            UnaryKernel.gelu(p, p, count, tanhApproximation: alpha != 0)
         }
     }
 

@@ -26,13 +26,13 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
     var absorbedInputs: [Int] { packed == nil ? [] : [1] }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
-        let (out, biasAdded) = try product(inputs, into: output)
-        if (bias == nil || biasAdded) && epilogue.kind == .none { return out }
+        let (out, finished) = try product(inputs, into: output)
+        if finished || (bias == nil && epilogue.kind == .none) { return out }
         let y = out[0]
         let n = y.shape.last ?? 1
         guard y.count > 0 else { return out }
         let p = y.mutableElements(as: Float.self).baseAddress!
-        if let bias, !biasAdded {
+        if let bias {
             guard bias.count == n, y.rank >= 1 else {
                 throw KernelError.shape("MatMul's fused bias has \(bias.count) values for an output of shape \(y.shape)")
             }
@@ -49,7 +49,8 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         return out
     }
 
-    /// The product, and whether it already holds the fused bias (the packed path starts C from it).
+    /// The product, and whether it already holds the fused bias and activation (the packed path
+    /// starts C from the bias and its tasks apply the activation to their own blocks).
     private func product(_ inputs: [Tensor?], into output: Tensor?) throws -> ([Tensor], Bool) {
         let a = try Check.input(inputs, 0, "A")
         // B is nil when the plan passes the packed copy instead (`absorbedInputs`).
@@ -90,15 +91,17 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
             // B is one constant matrix: A's batch folds into M; the kernel accumulates onto C, which
             // starts as the fused bias in every row when there is one (no pass to add it after),
             // else as zeros.
-            if let bias, bias.count == n {
+            if let bias {
+                guard bias.count == n else {
+                    throw KernelError.shape("MatMul's fused bias has \(bias.count) values for an output of shape \(outShape)")
+                }
                 let pb = bias.elements(as: Float.self).baseAddress!
                 for r in 0..<(batchCount * m) { (pc + r * n).update(from: pb, count: n) }
-                PackedGemm.multiply(a: pa, lda: k, m: batchCount * m, usePacked, c: pc, ldc: n)
-                return ([out], true)
+            } else {
+                pc.update(repeating: 0, count: batchCount * m * n)
             }
-            pc.update(repeating: 0, count: batchCount * m * n)
-            PackedGemm.multiply(a: pa, lda: k, m: batchCount * m, usePacked, c: pc, ldc: n)
-            return ([out], false)
+            PackedGemm.multiply(a: pa, lda: k, m: batchCount * m, usePacked, c: pc, ldc: n, epilogue: epilogue)
+            return ([out], true)
         }
         let pb = b!.elements(as: Float.self).baseAddress!
         let bMatrices = Tensor.elementCount(bBatch)

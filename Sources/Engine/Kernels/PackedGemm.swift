@@ -836,8 +836,12 @@ extension PackedGemm {
     /// `C[m, n] += A[m, k] · B` for a row-major A (row stride `lda`) and the packed constant B;
     /// C has row stride `ldc`. Fewer than 4 rows take a row-vector loop over the panels (the
     /// 6-row tile would be mostly padding). Splits the work over the engine's thread budget.
+    ///
+    /// `epilogue` (an activation) is applied by each task to its own block of C right after its
+    /// GEMM, on the task's thread while the block is in its cache.
     static func multiply(
-        a: UnsafePointer<Float>, lda: Int, m: Int, _ packed: PackedColumns, c: UnsafeMutablePointer<Float>, ldc: Int
+        a: UnsafePointer<Float>, lda: Int, m: Int, _ packed: PackedColumns, c: UnsafeMutablePointer<Float>, ldc: Int,
+        epilogue: Epilogue = .none
     ) {
         let (k, n) = (packed.k, packed.n)
         if m == 0 || n == 0 || k == 0 { return }
@@ -852,14 +856,20 @@ extension PackedGemm {
             let a = UnsafePointer<Float>(bitPattern: aAddress)!
             let c = UnsafeMutablePointer<Float>(bitPattern: cAddress)!
             for task in range {
+                let (rows, columns): (Range<Int>, Range<Int>)
                 if splitN {
                     let lo = packed.panels * task / tasks
                     let hi = packed.panels * (task + 1) / tasks
                     run(a: a, lda: lda, rows: 0..<m, packed, panels: lo..<hi, c: c, ldc: ldc)
+                    (rows, columns) = (0..<m, min(n, lo * nr)..<min(n, hi * nr))
                 } else {
                     let lo = rowPanels * task / tasks * mr
                     let hi = min(m, rowPanels * (task + 1) / tasks * mr)
                     run(a: a, lda: lda, rows: lo..<hi, packed, panels: 0..<packed.panels, c: c, ldc: ldc)
+                    (rows, columns) = (lo..<hi, 0..<n)
+                }
+                if epilogue.kind != .none && !columns.isEmpty {
+                    for r in rows { epilogue.apply(c + r * ldc + columns.lowerBound, count: columns.count) }
                 }
             }
         }

@@ -80,18 +80,7 @@ struct UnaryKernel: BufferedKernel {
                 let g = gamma
                 for i in 0..<n { d[i] = s[i] <= 0 ? g * alpha * (expf(s[i]) - 1) : g * s[i] }
             case .softplus: for i in 0..<n { d[i] = s[i] > 20 ? s[i] : log1pf(expf(s[i])) }
-            case .gelu:
-                if tanhApproximation {
-                    let c: Float = 0.7978845608028654  // sqrt(2 / pi)
-                    for i in 0..<n {
-                        let v = s[i]
-                        d[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
-                    }
-                } else {
-                    VectorMath.map(s, d, n, { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752)) }) { v in
-                        0.5 * v * (1 + erff(v * 0.70710678118654752))
-                    }
-                }
+            case .gelu: Self.gelu(s, d, n, tanhApproximation: tanhApproximation)
             case .erf: VectorMath.map(s, d, n, VectorMath.erf) { erff($0) }
             case .exp: VectorMath.map(s, d, n, VectorMath.exp) { expf($0) }
             case .log: for i in 0..<n { d[i] = logf(s[i]) }
@@ -125,6 +114,22 @@ struct UnaryKernel: BufferedKernel {
         let d = out.mutableElements(as: T.self)
         for i in 0..<x.count { d[i] = op == .neg ? 0 &- s[i] : (s[i] < 0 ? 0 &- s[i] : s[i]) }
         return out
+    }
+
+    /// Gelu of `n` floats from `s` into `d` (may be the same): exact (erf, eight lanes at a time)
+    /// or the tanh approximation. Also the fused activation of a MatMul/Gemm/Conv (`Epilogue`).
+    static func gelu(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int, tanhApproximation: Bool) {
+        if tanhApproximation {
+            let c: Float = 0.7978845608028654  // sqrt(2 / pi)
+            for i in 0..<n {
+                let v = s[i]
+                d[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
+            }
+        } else {
+            VectorMath.map(s, d, n, { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752)) }) { v in
+                0.5 * v * (1 + erff(v * 0.70710678118654752))
+            }
+        }
     }
 
     /// Logistic function without overflow for large |x|.
