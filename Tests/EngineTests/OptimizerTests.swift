@@ -7,14 +7,17 @@ import Testing
 @Suite struct OptimizerTests {
     /// Runs `graph` twice: as written (plan without passes) and optimised (session); returns both
     /// results for `output` and the optimised node op types.
+    /// The graph run plainly (no load-time passes) and through a session (optimised), the latter
+    /// also under a budget of two threads (`onTwoThreads`), and the optimised graph's operators.
     func both(_ graph: Graph, feeds: [String: Tensor], output: String = "y", opset: Int = 17) throws
-        -> (plain: Tensor, optimised: Tensor, ops: [String])
+        -> (plain: Tensor, optimised: Tensor, onTwoThreads: Tensor, ops: [String])
     {
         let model = GraphModel(graph: graph, opsets: ["": opset], irVersion: 8)
         let plain = try Plan(model: model).run(feeds)[output]!
         let optimisedModel = GraphOptimizer.optimize(model, registry: .cpu)
         let optimised = try InferenceSession(model: model).run(feeds)[output]!
-        return (plain, optimised, optimisedModel.graph.nodes.map(\.opType))
+        let two = try InferenceSession(model: model, options: SessionOptions(blasThreads: 2)).run(feeds)[output]!
+        return (plain, optimised, two, optimisedModel.graph.nodes.map(\.opType))
     }
 
     func input(_ name: String, _ shape: [Int]) -> ValueInfo {
@@ -114,9 +117,7 @@ import Testing
         let r = try both(graph, feeds: ["x": x])
         #expect(r.ops == ["Conv"])
         expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: r.plain.shape)
-        let two = try InferenceSession(
-            model: GraphModel(graph: graph, opsets: ["": 17], irVersion: 8), options: SessionOptions(blasThreads: 2))
-        expectClose(try two.run(["x": x])["y"]!, r.plain.scalars(as: Float.self), shape: r.plain.shape)
+        expectClose(r.onTwoThreads, r.plain.scalars(as: Float.self), shape: r.plain.shape)
     }
 
     /// Convolutions on the packed GEMM with each activation fused (Relu and Clip: bias and clamp in
@@ -141,9 +142,7 @@ import Testing
             let r = try both(graph, feeds: ["x": x])
             #expect(r.ops == ["Conv"])
             expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: r.plain.shape)
-            let two = try InferenceSession(
-                model: GraphModel(graph: graph, opsets: ["": 17], irVersion: 8), options: SessionOptions(blasThreads: 2))
-            expectClose(try two.run(["x": x])["y"]!, r.plain.scalars(as: Float.self), shape: r.plain.shape)
+            expectClose(r.onTwoThreads, r.plain.scalars(as: Float.self), shape: r.plain.shape)
         }
     }
 
@@ -183,9 +182,7 @@ import Testing
         let r = try both(graph, feeds: ["x": x], opset: 20)
         #expect(r.ops == ["MatMul"])
         expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: [batch, rows, n])
-        let two = try InferenceSession(
-            model: GraphModel(graph: graph, opsets: ["": 20], irVersion: 8), options: SessionOptions(blasThreads: 2))
-        expectClose(try two.run(["x": x])["y"]!, r.plain.scalars(as: Float.self), shape: [batch, rows, n])
+        expectClose(r.onTwoThreads, r.plain.scalars(as: Float.self), shape: [batch, rows, n])
     }
 
     /// A value read twice is not fused away: the Relu must stay when the Conv output is also a graph
