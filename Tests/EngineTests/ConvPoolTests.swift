@@ -136,14 +136,19 @@ import Testing
     }
 
     /// Weights fed at run time (not an initializer) take the OpenBLAS path instead of the packed one.
-    @Test func convWithComputedWeightsMatchesTheDefinition() throws {
-        let p = ConvCase(c: 5, h: 9, w: 11, m: 7, pads: [1, 1, 1, 1])
+    /// Also a depthwise one, whose channel blocks then interleave their weights per run instead
+    /// of once at load (`DepthwiseBlocks`).
+    @Test(arguments: [
+        ConvCase(c: 5, h: 9, w: 11, m: 7, pads: [1, 1, 1, 1]),
+        ConvCase(c: 10, h: 9, w: 11, m: 10, group: 10, pads: [1, 1, 1, 1]),
+    ])
+    func convWithComputedWeightsMatchesTheDefinition(_ p: ConvCase) throws {
         var rng = TestRNG(seed: 9)
         let x = rng.tensor([p.n, p.c, p.h, p.w])
-        let w = rng.tensor([p.m, p.c, p.kh, p.kw])
+        let w = rng.tensor([p.m, p.c / p.group, p.kh, p.kw])
         let y = try runNode(
             "Conv", inputs: ["x", "w"], feeds: [("x", x), ("w", w)],
-            attributes: ["pads": .ints(p.pads), "kernel_shape": .ints([3, 3])], opset: 11)[0]
+            attributes: ["pads": .ints(p.pads), "kernel_shape": .ints([3, 3]), "group": .int(p.group)], opset: 11)[0]
         let (out, pads) = Self.geometry(p)
         let expected = Self.referenceConv(x.scalars(as: Float.self), w.scalars(as: Float.self), nil, p, out: out, pads: pads)
         expectClose(y, expected, shape: [p.n, p.m, out.0, out.1])

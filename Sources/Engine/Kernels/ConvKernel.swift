@@ -26,6 +26,10 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
     /// The constant weights transformed for Winograd F(2x2, 3x3) when the convolution qualifies
     /// (`WinogradConv.qualifies`); then `packed` is nil: only one form of the weights is kept.
     let winograd: WinogradConv?
+    /// Constant depthwise 3x3 weights interleaved once for `DepthwiseBlocks`, one block of
+    /// `DepthwiseBlocks.tapFloats` per eight channels (the channels past the last full block are
+    /// not here: `PlaneLoops` reads W as stored); nil for other convolutions.
+    let depthwiseTaps: [Float]?
 
     init(context: NodeContext) throws {
         try context.requireInputs(2, 3)
@@ -44,6 +48,21 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         } else {
             winograd = nil
             packed = Self.pack(w, group: group)
+        }
+        depthwiseTaps = Self.interleaveDepthwise(w, group: group)
+    }
+
+    /// `depthwiseTaps` for constant float32 weights [group, 1, 3, 3] of a depthwise convolution.
+    static func interleaveDepthwise(_ w: Tensor?, group: Int) -> [Float]? {
+        guard let w, w.dataType == .float32, w.shape == [group, 1, 3, 3] else { return nil }
+        let blocks = group / DepthwiseBlocks.channels
+        let pw = w.elements(as: Float.self).baseAddress!
+        return [Float](unsafeUninitializedCapacity: blocks * DepthwiseBlocks.tapFloats) { out, count in
+            for b in 0..<blocks {
+                DepthwiseBlocks.interleave(
+                    pw + b * DepthwiseBlocks.tapFloats, into: out.baseAddress! + b * DepthwiseBlocks.tapFloats)
+            }
+            count = blocks * DepthwiseBlocks.tapFloats
         }
     }
 
@@ -183,10 +202,21 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                         let (img, slot) = (item / perImage, item % perImage)
                         if slot < blocks {
                             let g = slot * DepthwiseBlocks.channels
-                            DepthwiseBlocks.block(
-                                px + (img * c + g) * inSize, inStride: inSize, pw! + g * kSize, bias: bias.map { $0 + g },
-                                py + (img * m + g) * outSize, outStride: outSize, geo, epilogue.clampBounds!, blocked,
-                                scratch)
+                            @inline(__always) func block(_ taps: UnsafePointer<Float>) {
+                                DepthwiseBlocks.block(
+                                    px + (img * c + g) * inSize, inStride: inSize, taps: taps, bias: bias.map { $0 + g },
+                                    py + (img * m + g) * outSize, outStride: outSize, geo, epilogue.clampBounds!,
+                                    blocked, scratch)
+                            }
+                            if let taps = depthwiseTaps {
+                                taps.withUnsafeBufferPointer { block($0.baseAddress! + slot * DepthwiseBlocks.tapFloats) }
+                            } else {
+                                // Weights computed at run time: interleaved here, on the stack.
+                                withUnsafeTemporaryAllocation(of: Float.self, capacity: DepthwiseBlocks.tapFloats) { t in
+                                    DepthwiseBlocks.interleave(pw! + g * kSize, into: t.baseAddress!)
+                                    block(UnsafePointer(t.baseAddress!))
+                                }
+                            }
                             continue
                         }
                         let g = blocks * DepthwiseBlocks.channels + slot - blocks

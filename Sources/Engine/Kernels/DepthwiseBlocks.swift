@@ -68,12 +68,24 @@ enum DepthwiseBlocks {
         }
     }
 
-    /// One block: eight input planes from `x` (`inStride` floats apart), their 3x3 weights from `w`
-    /// (nine per channel), biases from `bias` (nil: zero), into eight output planes from `y`
+    /// Floats of one block's weights as `block` takes them (`interleave`).
+    static let tapFloats = 9 * channels
+
+    /// The 3x3 weights of eight channels (nine per channel, as stored) interleaved for `block`:
+    /// tap after tap, eight channels each, so that each tap is one vector load. `ConvKernel` does it
+    /// once at load for constant weights.
+    static func interleave(_ w: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        for t in 0..<9 {
+            for c in 0..<channels { out[t * channels + c] = w[c * 9 + t] }
+        }
+    }
+
+    /// One block: eight input planes from `x` (`inStride` floats apart), their 3x3 weights from
+    /// `taps` (`interleave`d), biases from `bias` (nil: zero), into eight output planes from `y`
     /// (`outStride` floats apart). `scratch` holds `layout.count` floats with a zero border
     /// (`zeroBorder`).
     static func block(
-        _ x: UnsafePointer<Float>, inStride: Int, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ x: UnsafePointer<Float>, inStride: Int, taps w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         _ y: UnsafeMutablePointer<Float>, outStride: Int, _ g: WindowGeometry, _ bounds: (lo: Float, hi: Float),
         _ layout: Layout, _ scratch: UnsafeMutablePointer<Float>
     ) {
@@ -141,11 +153,10 @@ enum DepthwiseBlocks {
     struct Taps {
         let w0, w1, w2, w3, w4, w5, w6, w7, w8: V
 
-        /// From nine weights per channel.
+        /// From a block's `interleave`d weights.
         init(_ w: UnsafePointer<Float>) {
-            @inline(__always) func tap(_ t: Int) -> V {
-                V(w[t], w[9 &+ t], w[18 &+ t], w[27 &+ t], w[36 &+ t], w[45 &+ t], w[54 &+ t], w[63 &+ t])
-            }
+            let p = UnsafeRawPointer(w)
+            @inline(__always) func tap(_ t: Int) -> V { p.loadUnaligned(fromByteOffset: t &* 32, as: V.self) }
             (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (tap(0), tap(1), tap(2), tap(3), tap(4), tap(5), tap(6), tap(7), tap(8))
         }
     }
