@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "swerve",
             dependencies: [
-                "API", "ModelStore", "Engine", "HTTP", "Batching", "CUDA", "CCPU",
+                "API", "ModelStore", "Engine", "Tensors", "HTTP", "Batching", "CUDA", "CCPU",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -30,6 +30,9 @@ struct APIError: Error, CustomStringConvertible {
         }
         if let engine = error as? EngineError {
             if case .invalidInput(let m) = engine { return .badRequest(m) }
+            // The request would need more working memory than it may have: too large, as a body
+            // past --max-body-size is (the server is fine; a smaller request will do).
+            if case .memoryLimit = engine { return APIError(status: 413, message: "\(engine)") }
             return .internalError("\(engine)")
         }
         return .internalError("internal error: \(error); the server logs have details")

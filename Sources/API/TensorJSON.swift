@@ -18,6 +18,15 @@ enum TensorJSON {
             guard !overflow, product <= (1 << 40) else { throw .badRequest("\(what): shape \(shape) is too large") }
             total = product
         }
+        // Count the values before allocating: a shape of 2^40 with three values is refused here,
+        // not after allocating terabytes for it.
+        let values = rows.reduce(0) { $0 + leafCount($1, atMost: total) }
+        if values > total {
+            throw .badRequest("\(what): data has more values than the shape's \(total); make data match the shape")
+        }
+        guard values == total else {
+            throw .badRequest("\(what): shape \(shape) needs \(total) values but data has \(values); make data match the shape")
+        }
         let tensor = Tensor(zeros: dataType, shape: shape)
         var filler = Filler(what: what, dataType: dataType, expected: total)
         switch dataType {
@@ -44,6 +53,21 @@ enum TensorJSON {
             throw .badRequest("\(what): shape \(shape) needs \(total) values but data has \(filler.written); make data match the shape")
         }
         return tensor
+    }
+
+    /// The number of values in `value` as the filler will find them in well-formed (rectangular)
+    /// data: an array of scalars counts its length, a scalar 1; visits only arrays, and stops
+    /// once past `limit`. Ragged data may count differently here; the filler then refuses it.
+    static func leafCount(_ value: JSONValue, atMost limit: Int) -> Int {
+        guard value.isArray else { return 1 }
+        let n = value.count
+        if n == 0 || !value[0].isArray { return n }
+        var total = 0
+        for i in 0..<n {
+            total += leafCount(value[i], atMost: limit)
+            if total > limit { return total }
+        }
+        return total
     }
 
     /// Walks nested arrays and writes the leaves in row-major order.

@@ -49,7 +49,9 @@ struct V2InferRequest: Sendable {
         guard known.count == declared.count - 1 else {
             throw .badRequest("raw binary requests need every dimension but the first of input '\(input.name)' to be fixed")
         }
-        let rowBytes = known.reduce(1, *) * type.byteSize
+        guard let rowBytes = Tensor.checkedByteCount(type, Array(known)) else {
+            throw .badRequest("input '\(input.name)' declares dimensions \(known) whose size overflows; fix the model's input shape")
+        }
         var shape = declared.map { $0.value ?? 1 }
         if declared.first?.value == nil, rowBytes > 0, !shape.isEmpty {
             guard body.count % rowBytes == 0 else {

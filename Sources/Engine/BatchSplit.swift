@@ -61,7 +61,7 @@ extension Plan {
     /// thread budget, and gathers the outputs.
     func run(_ feeds: [String: Tensor], split: BatchSplit, profile: StepProfile? = nil) throws -> [String: Tensor] {
         var outputs: [String: Tensor] = [:]
-        for o in split.outputs { outputs[o.name] = Tensor(uninitialized: o.type, shape: o.shape) }
+        for o in split.outputs { outputs[o.name] = try Tensor(allocating: o.type, shape: o.shape) }
         let failure = Mutex<(any Error)?>(nil)
         let results = outputs
         let count = split.count(threads: BLAS.threads)

@@ -1,6 +1,8 @@
+import Tensors
+
 /// Errors from building or running a session. Each message says what happened and what to do.
 ///
-/// The API layer maps `.invalidInput` to HTTP 400; everything else about a request is a 500, and
+/// The API layer maps `.invalidInput` to HTTP 400, `.memoryLimit` of a request to 413; everything else about a request is a 500, and
 /// everything at load time fails the load of that model version.
 public enum EngineError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The model uses an operator the engine does not implement.
@@ -13,6 +15,8 @@ public enum EngineError: Error, Sendable, CustomStringConvertible, Equatable {
     case executionFailed(node: String, message: String)
     /// The requested device cannot be used.
     case deviceUnavailable(String)
+    /// A run or a load would pass its memory budget (`MemoryLedger`); nothing was allocated.
+    case memoryLimit(MemoryLimitError)
 
     public var description: String {
         switch self {
@@ -24,6 +28,10 @@ public enum EngineError: Error, Sendable, CustomStringConvertible, Equatable {
         case .invalidInput(let m): return m
         case .executionFailed(let node, let m): return "inference failed at node '\(node)': \(m)"
         case .deviceUnavailable(let m): return m
+        case .memoryLimit(let e):
+            return e.purpose == MemoryLedger.requestPurpose
+                ? "\(e); send a smaller batch or shorter inputs, or raise --max-request-memory"
+                : "\(e); give the server more memory, or use a smaller model"
         }
     }
 }

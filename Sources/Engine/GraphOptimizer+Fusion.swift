@@ -20,7 +20,7 @@ extension GraphOptimizer.State {
                 guard let bias, bias.dataType == .float32, bias.count == m else { continue }
             }
             let perChannel = w.count / max(m, 1)
-            let newW = Tensor(uninitialized: .float32, shape: w.shape)
+            guard let newW = try? Tensor(allocating: .float32, shape: w.shape) else { continue }
             let src = w.elements(as: Float.self)
             let dst = newW.mutableElements(as: Float.self)
             let oldB = bias?.scalars(as: Float.self) ?? [Float](repeating: 0, count: m)
@@ -66,7 +66,7 @@ extension GraphOptimizer.State {
                     continue
                 }
             }
-            let newB = Tensor(uninitialized: .float32, shape: b.shape)
+            guard let newB = try? Tensor(allocating: .float32, shape: b.shape) else { continue }
             let src = b.elements(as: Float.self)
             let dst = newB.mutableElements(as: Float.self)
             let (rows, cols) = (b.shape[0], b.shape[1])
@@ -154,7 +154,7 @@ extension GraphOptimizer.State {
                 let b = constant(gemm, 1), b.dataType == .float32, b.rank == 2
             else { continue }
             let (n, k) = (b.shape[0], b.shape[1])
-            let out = Tensor(uninitialized: .float32, shape: [k, n])
+            guard let out = try? Tensor(allocating: .float32, shape: [k, n]) else { continue }
             let src = b.elements(as: Float.self)
             let dst = out.mutableElements(as: Float.self)
             for r in 0..<n {

@@ -101,10 +101,11 @@ protocol ConstantAbsorbingKernel: Kernel {
 
 /// Output allocation for `BufferedKernel`s.
 enum Output {
-    /// `buffer` when given (checked against `type` and `shape`), else a new uninitialised tensor.
+    /// `buffer` when given (checked against `type` and `shape`), else a new uninitialised tensor
+    /// charged to the run's memory budget (`MemoryLimitError` when it does not fit).
     @inline(__always)
     static func tensor(_ buffer: Tensor?, _ type: DataType, _ shape: [Int]) throws -> Tensor {
-        guard let buffer else { return Tensor(uninitialized: type, shape: shape) }
+        guard let buffer else { return try Tensor(allocating: type, shape: shape) }
         guard buffer.dataType == type, buffer.shape == shape else {
             throw KernelError.failed(
                 "the plan's buffer (\(buffer.dataType.v2Name) \(buffer.shape)) does not fit the output "

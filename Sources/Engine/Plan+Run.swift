@@ -65,6 +65,8 @@ extension Plan {
                 results = try step.kernel.run(args)
             } catch let error as KernelError {
                 throw Self.engineError(error, step: step)
+            } catch let error as MemoryLimitError {
+                throw EngineError.memoryLimit(error)
             } catch let error as EngineError {
                 throw error
             } catch {

@@ -46,6 +46,7 @@ public struct Plan: Sendable {
     /// (unknown value, value defined twice, cycle, output never produced) and
     /// `.unsupportedOperator` for an operator (or domain) that `registry` does not implement.
     public init(model: GraphModel, registry: OperatorRegistry = .cpu) throws {
+        try Self.checkOpset(model)
         let graph = model.graph
         var builder = SlotTable()
         var initial: [Tensor?] = []
@@ -120,6 +121,19 @@ public struct Plan: Sendable {
         self.shapePlans = ShapePlanCache(capacity: Self.shapePlanCapacity)
     }
 
+    /// Refuses a default-domain opset outside 1...`OperatorRegistry.newestOpset`: the engine cannot
+    /// know what a newer opset's operators mean, and a wrong guess would answer wrong numbers.
+    static func checkOpset(_ model: GraphModel) throws {
+        for (domain, version) in model.opsets where OperatorRegistry.isDefaultDomain(domain) {
+            let newest = OperatorRegistry.newestOpset
+            guard (1...newest).contains(version) else {
+                throw EngineError.invalidModel(
+                    "the model imports opset \(version) of the default ONNX domain; this engine knows opsets 1 to "
+                        + "\(newest) (onnx \(OperatorRegistry.onnxRelease)): export it again with opset_version <= \(newest)")
+            }
+        }
+    }
+
     /// The opset version that governs nodes of `domain`.
     static func opset(of domain: String, in model: GraphModel) -> Int {
         if OperatorRegistry.isDefaultDomain(domain) { return model.defaultOpset }
@@ -133,6 +147,8 @@ public struct Plan: Sendable {
             let message: String
             switch error { case .shape(let m), .failed(let m): message = m }
             throw EngineError.invalidModel("node '\(node.displayName)' (\(node.opType)): \(message); fix the model")
+        } catch let error as MemoryLimitError {
+            throw EngineError.memoryLimit(error)
         }
     }
 

@@ -7,10 +7,22 @@ public struct SessionOptions: Sendable {
     /// into, run on `WorkerPool` (OpenBLAS itself stays at one thread). Default 1. The name is
     /// historical.
     public var blasThreads: Int
+    /// Most bytes one run (one request or one batch) may allocate at once: outputs, activations, its
+    /// arena. Beyond it the run fails with `EngineError.memoryLimit` before allocating. Default: a
+    /// quarter of the machine's (or cgroup's) memory; the daemon sets `--max-request-memory`.
+    public var maxRunMemory: Int
+    /// Most bytes a load may allocate: folded constants and weights in the kernels' layouts.
+    /// Default: three quarters of the machine's (or cgroup's) memory.
+    public var maxLoadMemory: Int
 
-    public init(device: Device = .cpu, blasThreads: Int = 1) {
+    public init(
+        device: Device = .cpu, blasThreads: Int = 1, maxRunMemory: Int = MemoryLimits.defaultRequestBytes,
+        maxLoadMemory: Int = MemoryLimits.defaultLoadBytes
+    ) {
         self.device = device
         self.blasThreads = blasThreads
+        self.maxRunMemory = maxRunMemory
+        self.maxLoadMemory = maxLoadMemory
     }
 }
 
@@ -47,7 +59,15 @@ public final class InferenceSession: Sendable {
         // The process-wide default (and OpenBLAS kept at one thread); each run also sets its own
         // budget on its thread (`run`), so sessions with different budgets can coexist.
         BLAS.setThreads(options.blasThreads)
-        self.plan = try Plan(model: GraphOptimizer.optimize(model, registry: registry), registry: registry)
+        let ledger = MemoryLedger(
+            limit: options.maxLoadMemory, purpose: MemoryLedger.loadPurpose, setting: "the load limit, 3/4 of memory")
+        do {
+            self.plan = try MemoryLedger.withCurrent(ledger) {
+                try Plan(model: GraphOptimizer.optimize(model, registry: registry), registry: registry)
+            }
+        } catch let error as MemoryLimitError {
+            throw EngineError.memoryLimit(error)
+        }
         // The kernels have copied the weights they repack (Conv, Gemm, MatMul) and the load-time
         // passes have folded others into new tensors, yet the file pages those reads touched stay
         // resident: drop them (a mapped file's pages only; weights a kernel still reads from the
@@ -62,11 +82,19 @@ public final class InferenceSession: Sendable {
     /// must match its declared type and fixed dimensions (`EngineError.invalidInput` otherwise).
     /// Returns every graph output by name.
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
-        try BLAS.withThreads(options.blasThreads) { try plan.run(feeds) }
+        try run(feeds, profile: nil)
     }
 
     /// `run`, adding each step's time to `profile` (runs that build a shape plan are not timed).
     public func run(_ feeds: [String: Tensor], profile: StepProfile?) throws -> [String: Tensor] {
-        try BLAS.withThreads(options.blasThreads) { try plan.run(feeds, profile: profile) }
+        let ledger = MemoryLedger(
+            limit: options.maxRunMemory, purpose: MemoryLedger.requestPurpose, setting: "--max-request-memory")
+        do {
+            return try MemoryLedger.withCurrent(ledger) {
+                try BLAS.withThreads(options.blasThreads) { try plan.run(feeds, profile: profile) }
+            }
+        } catch let error as MemoryLimitError {
+            throw EngineError.memoryLimit(error)
+        }
     }
 }

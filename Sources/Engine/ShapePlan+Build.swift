@@ -48,6 +48,8 @@ extension ShapePlan {
                 results = try step.kernel.run(args)
             } catch let error as KernelError {
                 throw Plan.engineError(error, step: step)
+            } catch let error as MemoryLimitError {
+                throw EngineError.memoryLimit(error)
             }
             for (i, s) in step.outputs.enumerated() where s >= 0 && i < results.count {
                 slots[s] = results[i]

@@ -72,8 +72,9 @@ final class ShapePlan: Sendable {
         self.pool = Mutex([])
     }
 
-    private func takeArena() -> TensorStorage {
-        pool.withLock { $0.popLast() } ?? TensorStorage(uninitializedByteCount: arenaBytes)
+    private func takeArena() throws -> TensorStorage {
+        if let pooled = pool.withLock({ $0.popLast() }) { return pooled }
+        return try TensorStorage(checkedByteCount: arenaBytes)
     }
 
     private func giveBack(_ arena: TensorStorage) {
@@ -84,7 +85,7 @@ final class ShapePlan: Sendable {
     func run(_ feeds: [String: Tensor], profile: StepProfile? = nil) throws -> [String: Tensor] {
         var slots = initialSlots
         for (name, slot) in inputSlots { slots[slot] = feeds[name] }
-        let arena = takeArena()
+        let arena = try takeArena()
         defer { giveBack(arena) }
         var args: [Tensor?] = []
         args.reserveCapacity(4)
@@ -111,6 +112,8 @@ final class ShapePlan: Sendable {
                 }
             } catch let error as KernelError {
                 throw Plan.engineError(error, step: base)
+            } catch let error as MemoryLimitError {
+                throw EngineError.memoryLimit(error)
             } catch let error as EngineError {
                 throw error
             } catch {
@@ -132,13 +135,13 @@ final class ShapePlan: Sendable {
                 throw EngineError.executionFailed(node: name, message: "graph output '\(name)' was not computed")
             }
             // A graph output must not point into the arena, which the next run reuses.
-            out[name] = t.storage === arena ? Self.copy(t) : t
+            out[name] = t.storage === arena ? try Self.copy(t) : t
         }
         return out
     }
 
-    static func copy(_ t: Tensor) -> Tensor {
-        let c = Tensor(uninitialized: t.dataType, shape: t.shape)
+    static func copy(_ t: Tensor) throws -> Tensor {
+        let c = try Tensor(allocating: t.dataType, shape: t.shape)
         c.mutableBytes.copyMemory(from: t.rawBytes)
         return c
     }

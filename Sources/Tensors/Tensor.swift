@@ -42,6 +42,42 @@ public struct Tensor: Sendable {
             storage: TensorStorage(uninitializedByteCount: Tensor.elementCount(shape) * dataType.byteSize))
     }
 
+    /// A new tensor charged to the current memory budget (`TensorStorage(checkedByteCount:)`):
+    /// throws `MemoryLimitError` when the shape's byte count overflows, or the budget or the
+    /// system refuses it. Zero-filled when `zeroed`, else the caller must write every element.
+    public init(allocating dataType: DataType, shape: [Int], zeroed: Bool = false) throws(MemoryLimitError) {
+        guard let bytes = Tensor.checkedByteCount(dataType, shape) else {
+            let ledger = MemoryLedger.current ?? MemoryLedger.process
+            throw MemoryLimitError(
+                requested: Int.max, held: ledger.bytesHeld, limit: ledger.limit, purpose: ledger.purpose,
+                setting: "\(dataType.v2Name) \(shape) cannot be allocated: its byte count overflows")
+        }
+        self.init(
+            dataType: dataType, shape: shape, storage: try TensorStorage(checkedByteCount: bytes, zeroed: zeroed))
+    }
+
+    /// The byte count of a `dataType` tensor of `shape`, or nil when a dimension is negative or the
+    /// count overflows (shapes that come from a request or a file).
+    public static func checkedByteCount(_ dataType: DataType, _ shape: [Int]) -> Int? {
+        guard var total = checkedElementCount(shape) else { return nil }
+        let (bytes, overflow) = total.multipliedReportingOverflow(by: max(dataType.byteSize, 1))
+        if overflow { return nil }
+        total = bytes
+        return total
+    }
+
+    /// The element count of `shape`, or nil when a dimension is negative or the product overflows.
+    public static func checkedElementCount(_ shape: [Int]) -> Int? {
+        var total = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            total = p
+        }
+        return total
+    }
+
     /// Number of elements (1 for a scalar, whose shape is `[]`).
     public var count: Int { Tensor.elementCount(shape) }
     public var rank: Int { shape.count }

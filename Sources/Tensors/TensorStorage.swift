@@ -1,3 +1,5 @@
+import Glibc
+
 /// The bytes behind one or more tensors.
 ///
 /// Either owned (allocated here, 64-byte aligned, freed on deinit) or borrowed from memory that
@@ -10,6 +12,8 @@ public final class TensorStorage: @unchecked Sendable {
     public let byteCount: Int
     private let owner: AnyObject?
     private let ownsBytes: Bool
+    /// The budget `byteCount` was charged to, credited back on deinit (`MemoryLedger`).
+    private let ledger: MemoryLedger?
 
     /// Allocates `byteCount` zeroed bytes.
     public init(zeroedByteCount byteCount: Int) {
@@ -20,6 +24,29 @@ public final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         self.owner = nil
         self.ownsBytes = true
+        self.ledger = nil
+    }
+
+    /// Allocates `byteCount` bytes (zeroed when `zeroed`) charged to the current memory budget
+    /// (`MemoryLedger.current`, else the process's): throws `MemoryLimitError` when the budget or
+    /// the system refuses, where the other initializers trap. Every allocation whose size comes
+    /// from a request or a model file goes through here (`Tensor(allocating:shape:)`).
+    public init(checkedByteCount byteCount: Int, zeroed: Bool = false) throws(MemoryLimitError) {
+        let ledger = try MemoryLedger.chargeCurrent(max(byteCount, 0))
+        var pointer: UnsafeMutableRawPointer?
+        guard byteCount >= 0, posix_memalign(&pointer, 64, max(byteCount, 1)) == 0, let pointer else {
+            ledger.credit(max(byteCount, 0))
+            throw MemoryLimitError(
+                requested: byteCount, held: ledger.bytesHeld, limit: ledger.limit,
+                purpose: ledger.purpose, setting: "the system refused the allocation")
+        }
+        if zeroed { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1)) }
+        self.bytes = pointer
+        self.byteCount = byteCount
+        self.owner = nil
+        self.ownsBytes = true
+        self.ledger = ledger
+        self.freeWithC = true
     }
 
     /// Allocates `byteCount` bytes whose contents the caller must fully write before sharing.
@@ -29,6 +56,7 @@ public final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         self.owner = nil
         self.ownsBytes = true
+        self.ledger = nil
     }
 
     /// Borrows `byteCount` bytes at `bytes`, kept valid by `owner` for as long as this storage lives.
@@ -37,10 +65,17 @@ public final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         self.owner = owner
         self.ownsBytes = false
+        self.ledger = nil
     }
 
+    /// Set when `bytes` came from `posix_memalign` (freed with `free`).
+    private var freeWithC = false
+
     deinit {
-        if ownsBytes { bytes.deallocate() }
+        if ownsBytes {
+            if freeWithC { free(bytes) } else { bytes.deallocate() }
+        }
+        ledger?.credit(byteCount)
     }
 
     /// Drops the whole pages inside `byteCount` bytes at `byteOffset` from the resident set when

@@ -7,6 +7,7 @@ import Glibc
 import HTTP
 import Logging
 import ModelStore
+import Tensors
 
 /// `swerve serve`: load the model store and serve it until SIGTERM or SIGINT.
 struct Serve: ParsableCommand {
@@ -42,6 +43,9 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Largest request body in bytes; larger requests get 413. [default: 67108864 (64 MiB)] [env: SWERVE_MAX_BODY_SIZE]")
     var maxBodySize: Int?
+
+    @Option(help: "Most working memory one inference run (a request, or a batch of them) may allocate: outputs, activations, scratch; a request that would need more gets 413 saying how much. Bytes, or with a K/M/G/T suffix (powers of 1024). [default: a quarter of the machine's or the container's memory] [env: SWERVE_MAX_REQUEST_MEMORY]")
+    var maxRequestMemory: String?
 
     @Option(help: "HTTP threads (each with its own epoll loop). [default: number of cores] [env: SWERVE_HTTP_THREADS]")
     var httpThreads: Int?
@@ -106,6 +110,14 @@ struct Serve: ParsableCommand {
             "device selected",
             metadata: ["event": "device", "requested": "\(settings.device)", "device": "\(device)", "reason": "\(choice.reason)"])
 
+        logger.info(
+            "memory limits",
+            metadata: [
+                "event": "memory_limits", "available": "\(MemoryLimits.describe(MemoryLimits.availableBytes))",
+                "engine": "\(MemoryLimits.describe(MemoryLedger.process.limit))",
+                "request": "\(MemoryLimits.describe(settings.maxRequestMemory))",
+                "load": "\(MemoryLimits.describe(MemoryLimits.defaultLoadBytes))",
+            ])
         let registry = ModelRegistry()
         let metrics: ServerMetrics? = settings.metrics ? ServerMetrics(gpuSamples: gpuSampler(logger)) : nil
         let inference = InferenceAPI(registry: registry, logger: logger, metrics: metrics, accessLog: settings.accessLog)
@@ -113,7 +125,9 @@ struct Serve: ParsableCommand {
         let blasThreads = max(1, settings.threads / max(1, settings.batching.instanceCount ?? 1))
         let loader = StoreLoader(
             layout: StoreLayout(root: settings.modelStore),
-            sessionOptions: SessionOptions(device: device, blasThreads: blasThreads), logger: logger,
+            sessionOptions: SessionOptions(
+                device: device, blasThreads: blasThreads, maxRunMemory: settings.maxRequestMemory),
+            logger: logger,
             batchingOverrides: settings.batching,
             makeScheduler: { context in
                 context.makeDefaultScheduler(
@@ -183,6 +197,7 @@ struct Serve: ParsableCommand {
         var pollInterval: Double
         var managementToken: String?
         var readyWhenAny: Bool
+        var maxRequestMemory: Int
     }
 
     func resolve() throws -> Settings {
@@ -253,6 +268,14 @@ struct Serve: ParsableCommand {
         batching.defaultTimeoutMicros = try optionalInt(defaultTimeoutUs, "DEFAULT_TIMEOUT_US", "--default-timeout-us", minimum: 0)
         batching.instanceCount = try optionalInt(instances, "INSTANCES", "--instances", minimum: 1)
         if adaptiveBatching || environment("ADAPTIVE_BATCHING") == "1" { batching.adaptive = true }
+        let requestMemoryText = maxRequestMemory ?? environment("MAX_REQUEST_MEMORY")
+        let requestMemory = try requestMemoryText.map { text in
+            guard let bytes = MemoryLimits.parse(text), bytes > 0 else {
+                throw ValidationError(
+                    "--max-request-memory '\(text)' is not a positive byte count; use e.g. 4G, 512M or 1073741824")
+            }
+            return bytes
+        } ?? MemoryLimits.defaultRequestBytes
         let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let threadBudget = try optionalInt(threads, "THREADS", "--threads", minimum: 1) ?? cores
 
@@ -264,6 +287,7 @@ struct Serve: ParsableCommand {
             logger: Logger(label: "swerve"),
             accessLog: accessLog || (flag("ACCESS_LOG") ?? false), shutdownTimeout: shutdownTimeout,
             metrics: metrics ?? flag("METRICS") ?? true,
-            pollInterval: poll, managementToken: token, readyWhenAny: readyText == "any")
+            pollInterval: poll, managementToken: token, readyWhenAny: readyText == "any",
+            maxRequestMemory: requestMemory)
     }
 }

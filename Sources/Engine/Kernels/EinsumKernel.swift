@@ -135,11 +135,11 @@ struct EinsumKernel: BufferedKernel {
     }
 
     /// `x` with its axes reordered from `labels` to `target` (no copy when already in order).
-    static func permute(_ x: Tensor, _ labels: [Character], to target: [Character]) -> Tensor {
+    static func permute(_ x: Tensor, _ labels: [Character], to target: [Character]) throws -> Tensor {
         if labels == target { return x }
         let strides = Broadcast.contiguousStrides(x.shape)
         let perm = target.map { c in labels.firstIndex(of: c)! }
-        return StridedCopy.tensor(x, shape: perm.map { x.shape[$0] }, strides: perm.map { strides[$0] })
+        return try StridedCopy.tensor(x, shape: perm.map { x.shape[$0] }, strides: perm.map { strides[$0] })
     }
 
     /// Contracts two operands, keeping the labels in `keep` (plus those both share and `keep` holds).
@@ -162,13 +162,13 @@ struct EinsumKernel: BufferedKernel {
         let m = size(a, la, aFree)
         let k = size(a, la, inner)
         let n = size(b, lb, bFree)
-        let pa = permute(a, la, to: batch + aFree + inner)
+        let pa = try permute(a, la, to: batch + aFree + inner)
         let transB = lb == batch + bFree + inner
-        let pb = transB ? b : permute(b, lb, to: batch + inner + bFree)
+        let pb = transB ? b : try permute(b, lb, to: batch + inner + bFree)
         let outLabels = batch + aFree + bFree
         let outShape = outLabels.map { c in la.firstIndex(of: c).map { a.shape[$0] } ?? b.shape[lb.firstIndex(of: c)!] }
         let written = final.map { $0.0 == outLabels } ?? false
-        let out = written ? final!.1 : Tensor(uninitialized: .float32, shape: outShape)
+        let out = written ? final!.1 : try Tensor(allocating: .float32, shape: outShape)
         if out.count == 0 { return (out, outLabels, written) }
         let x = pa.elements(as: Float.self).baseAddress!
         let y = pb.elements(as: Float.self).baseAddress!

@@ -158,7 +158,7 @@ struct SplitKernel: Kernel {
         for s in sizes {
             var shape = x.shape
             shape[a] = s
-            out.append(StridedCopy.tensor(x, shape: shape, strides: strides, elementOffset: start * strides[a]))
+            out.append(try StridedCopy.tensor(x, shape: shape, strides: strides, elementOffset: start * strides[a]))
             start += s
         }
         return out

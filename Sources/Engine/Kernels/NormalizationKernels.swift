@@ -117,8 +117,8 @@ struct LayerNormalizationKernel: BufferedKernel {
         var statShape = x.shape
         for d in a..<x.rank { statShape[d] = 1 }
         // Mean and InvStdDev only when the node has those outputs; otherwise a scratch for them.
-        let meanOut = statsRequested ? Tensor(uninitialized: .float32, shape: statShape) : nil
-        let invOut = statsRequested ? Tensor(uninitialized: .float32, shape: statShape) : nil
+        let meanOut = statsRequested ? try Tensor(allocating: .float32, shape: statShape) : nil
+        let invOut = statsRequested ? try Tensor(allocating: .float32, shape: statShape) : nil
         let results = [out] + [meanOut, invOut].compactMap { $0 }
         if x.count == 0 { return results }
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: statsRequested ? 0 : 2 * rows) { scratch in
@@ -162,7 +162,7 @@ struct LayerNormalizationKernel: BufferedKernel {
         guard let b = Broadcast.shape([t.shape, shape]), b == shape else {
             throw KernelError.shape("LayerNormalization's \(what) \(t.shape) does not broadcast to \(shape)")
         }
-        return StridedCopy.tensor(t, shape: shape, strides: Broadcast.strides(of: t.shape, broadcastTo: shape))
+        return try StridedCopy.tensor(t, shape: shape, strides: Broadcast.strides(of: t.shape, broadcastTo: shape))
     }
 
     /// Sum of `f(x[i])` over a row, eight lanes at a time (then the tail).

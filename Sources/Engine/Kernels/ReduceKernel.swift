@@ -134,7 +134,7 @@ struct ReduceKernel: BufferedKernel {
 
     /// `reduce(_:_:_:into:_:)` into a new tensor of `outShape`.
     static func reduce<T: TensorElement>(_ x: Tensor, _ outShape: [Int], _ initial: T, _ combine: (T, T) -> T) -> Tensor {
-        let out = Tensor(uninitialized: T.dataType, shape: outShape)
+        let out = Tensor(uninitialized: T.dataType, shape: outShape)  // no larger than x
         reduce(x.elements(as: T.self).baseAddress, x.shape, outShape, initial, into: out.mutableElements(as: T.self).baseAddress!, combine)
         return out
     }

@@ -123,7 +123,7 @@ struct DropoutKernel: Kernel {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "data")
         guard wantsMask else { return [x] }
-        let mask = Tensor(uninitialized: .bool, shape: x.shape)
+        let mask = try Tensor(allocating: .bool, shape: x.shape)
         if mask.count > 0 { mask.mutableElements(as: Bool.self).initialize(repeating: true) }
         return [x, mask]
     }

@@ -65,15 +65,11 @@ enum StridedCopy {
     }
 
     /// Copies `x` laid out with `shape`/`strides` (element units, relative to `x`'s first element plus
-    /// `elementOffset`) into a new contiguous tensor.
-    static func tensor(_ x: Tensor, shape: [Int], strides: [Int], elementOffset: Int = 0) -> Tensor {
-        // A new tensor of x's type and `shape` always fits.
-        try! tensor(x, shape: shape, strides: strides, elementOffset: elementOffset, into: nil)
-    }
-
-    /// The same into `output` when given (a slice of the shape plan's arena; checked against the type
-    /// and shape), else into a new tensor.
-    static func tensor(_ x: Tensor, shape: [Int], strides: [Int], elementOffset: Int = 0, into output: Tensor?) throws
+    /// `elementOffset`) into `output` when given (a slice of the shape plan's arena; checked against
+    /// the type and shape), else into a new contiguous tensor charged to the run's memory budget.
+    static func tensor(
+        _ x: Tensor, shape: [Int], strides: [Int], elementOffset: Int = 0, into output: Tensor? = nil
+    ) throws
         -> Tensor
     {
         let out = try Output.tensor(output, x.dataType, shape)

@@ -44,7 +44,7 @@ struct ConstantOfShapeKernel: Kernel {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let shape = try IntInput.values(try Check.input(inputs, 0, "input"), "ConstantOfShape's shape")
         try Check.computedShape(shape, "ConstantOfShape")
-        return [StridedCopy.tensor(value, shape: shape, strides: [Int](repeating: 0, count: shape.count))]
+        return [try StridedCopy.tensor(value, shape: shape, strides: [Int](repeating: 0, count: shape.count))]
     }
 }
 
@@ -64,7 +64,7 @@ struct RangeKernel: Kernel {
             let s = start.elements(as: Float.self)[0]
             let d = delta.elements(as: Float.self)[0]
             let n = try count(Double(s), Double(limit.elements(as: Float.self)[0]), Double(d))
-            let out = Tensor(uninitialized: .float32, shape: [n])
+            let out = try Tensor(allocating: .float32, shape: [n])
             let p = out.mutableElements(as: Float.self)
             for i in 0..<n { p[i] = s + Float(i) * d }
             return [out]
@@ -78,7 +78,7 @@ struct RangeKernel: Kernel {
         let s = Int(a.elements(as: T.self)[0])
         let d = Int(c.elements(as: T.self)[0])
         let n = try count(Double(s), Double(b.elements(as: T.self)[0]), Double(d))
-        let out = Tensor(uninitialized: T.dataType, shape: [n])
+        let out = try Tensor(allocating: T.dataType, shape: [n])
         let p = out.mutableElements(as: T.self)
         for i in 0..<n { p[i] = T(truncatingIfNeeded: s + i * d) }
         return out
