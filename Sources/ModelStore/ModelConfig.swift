@@ -50,13 +50,27 @@ public struct ModelConfig: Sendable, Equatable {
         } catch let error as ConfigFieldError {
             throw StoreError.badConfig(path: path, reason: error.message)
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
-            let field = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-                .joined(separator: ".")
+            let field = fieldPath(context.codingPath)
             throw StoreError.badConfig(path: path, reason: "field '\(field)': \(context.debugDescription)")
+        } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+            // A number the field's type cannot hold (1e30, 2^64, 1.5 where an integer belongs).
+            throw StoreError.badConfig(
+                path: path,
+                reason: "field '\(fieldPath(context.codingPath))': the number is out of range or not an integer "
+                    + "(\(context.debugDescription.prefix(120))); use an integer the field allows")
         } catch DecodingError.keyNotFound(let key, let context) {
             let field = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
             throw StoreError.badConfig(path: path, reason: "field '\(field)' is required here")
         } catch {
+            // The decoder says "not valid JSON" for a number an integer field cannot hold (1e30):
+            // tell that apart from a syntax error, and name the field.
+            if let value = try? JSONDecoder().decode(LooseJSON.self, from: Data(bytes)),
+                let field = value.firstNonInteger(at: "")
+            {
+                throw StoreError.badConfig(
+                    path: path,
+                    reason: "field '\(field)': the number is out of range or not an integer; use an integer the field allows")
+            }
             throw StoreError.badConfig(path: path, reason: "not valid JSON; fix the file's syntax (\(error))")
         }
         var config = ModelConfig()
@@ -149,26 +163,125 @@ struct ConfigFile: Decodable {
         let known = Set(ModelConfig.storeKeys + ModelConfig.batchingKeys)
         if let unknown = all.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
             throw ConfigFieldError(
-                message: "unknown field '\(unknown)'; the fields are \((ModelConfig.storeKeys + ModelConfig.batchingKeys).joined(separator: ", "))")
+                message: "unknown field \(quoted(unknown)); the fields are \((ModelConfig.storeKeys + ModelConfig.batchingKeys).joined(separator: ", "))")
         }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         version_policy = try c.decodeIfPresent(PolicyField.self, forKey: .version_policy)
         version_labels = try c.decodeIfPresent([String: Int].self, forKey: .version_labels)
-        input = try c.decodeIfPresent([TensorField].self, forKey: .input)
-        output = try c.decodeIfPresent([TensorField].self, forKey: .output)
+        input = try c.decodeIfPresent([Strict<TensorField>].self, forKey: .input)?.map(\.value)
+        output = try c.decodeIfPresent([Strict<TensorField>].self, forKey: .output)?.map(\.value)
         max_batch_size = try c.decodeIfPresent(Int.self, forKey: .max_batch_size)
-        dynamic_batching = try c.decodeIfPresent(DynamicBatchingField.self, forKey: .dynamic_batching)
-        instance_group = try c.decodeIfPresent([InstanceGroupField].self, forKey: .instance_group)
+        dynamic_batching = try c.decodeIfPresent(Strict<DynamicBatchingField>.self, forKey: .dynamic_batching)?.value
+        instance_group = try c.decodeIfPresent([Strict<InstanceGroupField>].self, forKey: .instance_group)?.map(\.value)
     }
 }
 
-struct TensorField: Decodable {
+struct TensorField: StrictFields {
+    static let fieldNames = ["name", "data_type", "dims"]
     var name: String
     var data_type: String?
     var dims: [Int]?
 }
 
 struct ConfigFieldError: Error { let message: String }
+
+/// An object of `config.json` whose keys are checked: `Strict<Self>` refuses any key outside
+/// `fieldNames`, naming where it was found.
+protocol StrictFields: Decodable {
+    static var fieldNames: [String] { get }
+}
+
+/// Decodes a `T` after refusing keys that `T` does not have (an unknown key is most often a typo
+/// that would otherwise be ignored in silence).
+struct Strict<T: StrictFields>: Decodable {
+    let value: T
+
+    init(from decoder: any Decoder) throws {
+        let keys = try decoder.container(keyedBy: PolicyField.Key.self).allKeys.map(\.stringValue)
+        if let unknown = keys.sorted().first(where: { !T.fieldNames.contains($0) }) {
+            throw ConfigFieldError(
+                message: "unknown field \(quoted(unknown)) in '\(fieldPath(decoder.codingPath))'; its fields are "
+                    + T.fieldNames.joined(separator: ", "))
+        }
+        value = try T(from: decoder)
+    }
+}
+
+/// Any JSON value, integers kept apart from other numbers: used to explain a decoding failure.
+enum LooseJSON: Decodable {
+    case integer, other, number
+    case array([LooseJSON])
+    case object([String: LooseJSON])
+
+    init(from decoder: any Decoder) throws {
+        if let object = try? decoder.container(keyedBy: PolicyField.Key.self) {
+            var fields: [String: LooseJSON] = [:]
+            for key in object.allKeys { fields[key.stringValue] = try object.decode(LooseJSON.self, forKey: key) }
+            self = .object(fields)
+        } else if var list = try? decoder.unkeyedContainer() {
+            var items: [LooseJSON] = []
+            while !list.isAtEnd { items.append(try list.decode(LooseJSON.self)) }
+            self = .array(items)
+        } else {
+            let single = try decoder.singleValueContainer()
+            if (try? single.decode(Int.self)) != nil {
+                self = .integer
+            } else if (try? single.decode(Double.self)) != nil {
+                self = .number
+            } else {
+                self = .other
+            }
+        }
+    }
+
+    /// The path of the first number that is not an integer in `Int`'s range.
+    func firstNonInteger(at path: String) -> String? {
+        switch self {
+        case .number: return path
+        case .integer, .other: return nil
+        case .array(let items):
+            for (i, item) in items.enumerated() {
+                if let found = item.firstNonInteger(at: "\(path)[\(i)]") { return found }
+            }
+            return nil
+        case .object(let fields):
+            for key in fields.keys.sorted() {
+                let here = path.isEmpty ? String(quoted(key).dropFirst().dropLast()) : "\(path).\(quoted(key).dropFirst().dropLast())"
+                if let found = fields[key]!.firstNonInteger(at: here) { return found }
+            }
+            return nil
+        }
+    }
+}
+
+/// `dynamic_batching`, `instance_group[1]`.
+func fieldPath(_ path: [any CodingKey]) -> String {
+    var text = ""
+    for key in path {
+        if let i = key.intValue { text += "[\(i)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+    }
+    return text
+}
+
+/// `text` quoted for a message: at most 40 characters, anything but printable ASCII escaped, so
+/// that an error never echoes much of a file (a config.json may be a link to another file).
+func quoted(_ text: String) -> String {
+    var out = "'"
+    var n = 0
+    for scalar in text.unicodeScalars {
+        if n == 40 {
+            out += "..."
+            break
+        }
+        n += 1
+        if scalar.value >= 0x20 && scalar.value < 0x7f && scalar != "'" && scalar != "\\" {
+            out.unicodeScalars.append(scalar)
+        } else {
+            out += "\\u{\(String(scalar.value, radix: 16))}"
+        }
+    }
+    return out + "'"
+}
 
 /// `version_policy`: `{"latest": N}`, `{"latest": {"num_versions": N}}`, `{"all": {}}`,
 /// `{"specific": [1, 3]}` or `{"specific": {"versions": [1, 3]}}`.
@@ -181,8 +294,14 @@ struct PolicyField: Decodable {
         init(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { nil }
     }
-    struct Latest: Decodable { let num_versions: Int }
-    struct Specific: Decodable { let versions: [Int] }
+    struct Latest: StrictFields {
+        static let fieldNames = ["num_versions"]
+        let num_versions: Int
+    }
+    struct Specific: StrictFields {
+        static let fieldNames = ["versions"]
+        let versions: [Int]
+    }
 
     init(from decoder: any Decoder) throws {
         let usage = "use {\"latest\": N}, {\"all\": {}} or {\"specific\": [1, 3]}"
@@ -195,21 +314,21 @@ struct PolicyField: Decodable {
             policy = .all
         case "latest":
             let n = (try? container.decode(Int.self, forKey: key))
-                ?? (try? container.decode(Latest.self, forKey: key))?.num_versions
+                ?? (try? container.decode(Strict<Latest>.self, forKey: key))?.value.num_versions
             guard let n, n >= 1 else {
                 throw ConfigFieldError(message: "version_policy.latest must be a positive integer; \(usage)")
             }
             policy = .latest(n)
         case "specific":
             let list = (try? container.decode([Int].self, forKey: key))
-                ?? (try? container.decode(Specific.self, forKey: key))?.versions
+                ?? (try? container.decode(Strict<Specific>.self, forKey: key))?.value.versions
             guard let list, !list.isEmpty, list.allSatisfy({ $0 >= 1 }) else {
                 throw ConfigFieldError(
                     message: "version_policy.specific must be a non-empty list of positive versions; \(usage)")
             }
             policy = .specific(list)
         default:
-            throw ConfigFieldError(message: "unknown version_policy '\(key.stringValue)'; \(usage)")
+            throw ConfigFieldError(message: "unknown version_policy \(quoted(key.stringValue)); \(usage)")
         }
     }
 }

@@ -99,6 +99,31 @@ final class TempStore {
     }
 }
 
+@Suite struct ModelConfigQuotingTests {
+    @Test func errorsQuoteAtMostAShortEscapedExcerpt() {
+        // A config.json may be a link to some other JSON file: an error must not echo much of it.
+        let secret = "AKIA" + String(repeating: "S3CR3T", count: 20) + "\\u001b[31m"
+        let text = "{\"\(secret)\": 1}"
+        do {
+            _ = try ModelConfig.parse(Array(text.utf8), path: "config.json")
+            Issue.record("accepted an unknown key")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains("unknown field 'AKIAS3CR3TS3CR3T"))
+            #expect(!message.contains(String(repeating: "S3CR3T", count: 8)), "quotes too much: \(message)")
+        }
+        // Control characters are escaped, not written into logs and pages as they are.
+        do {
+            _ = try ModelConfig.parse(Array(#"{"a\u001b[31mb": 1}"#.utf8), path: "config.json")
+            Issue.record("accepted an unknown key")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains(#"unknown field 'a\u{1b}[31mb'"#), "\(message)")
+            #expect(!message.unicodeScalars.contains("\u{1b}"))
+        }
+    }
+}
+
 @Suite struct ModelConfigFieldTests {
     func parse(_ text: String) throws -> ModelConfig { try ModelConfig.parse(Array(text.utf8), path: "config.json") }
 
@@ -123,6 +148,21 @@ final class TempStore {
             (#"{"input": [{"name": "x", "data_type": "TYPE_NOPE"}]}"#, "input[0].data_type"),
             (#"{"input": [{"name": "x", "dims": [0]}]}"#, "input[0].dims"),
             (#"{"input": [{"dims": [1]}]}"#, "input"),
+            // Unknown keys are refused at every level, not only at the top.
+            (#"{"input": [{"name": "x", "dim": [1]}]}"#, "unknown field 'dim' in 'input[0]'"),
+            (#"{"max_batch_size": 4, "dynamic_batching": {"max_queue_delay": 5}}"#,
+             "unknown field 'max_queue_delay' in 'dynamic_batching'"),
+            (#"{"instance_group": [{"kind": "cpu", "cnt": 2}]}"#, "unknown field 'cnt' in 'instance_group[0]'"),
+            (#"{"version_policy": {"latest": {"num_versions": 1, "extra": 1}}}"#, "version_policy.latest"),
+            // Numbers out of range are named as such (not "not valid JSON"), and never trap.
+            (#"{"max_batch_size": 1e30}"#, "field 'max_batch_size': the number is out of range"),
+            (#"{"max_batch_size": 18446744073709551616}"#, "field 'max_batch_size'"),
+            (#"{"instance_group": [{"count": 9223372036854775807}]}"#, "instance_group[0].count 9223372036854775807 is out of range"),
+            (#"{"instance_group": [{"count": 1000, "gpus": [0, 1]}]}"#, "at most 1024"),
+            (#"{"max_batch_size": 4, "dynamic_batching": {"max_queue_delay_us": 9223372036854775807}}"#, "out of range"),
+            (#"{"max_batch_size": 4, "dynamic_batching": {"default_timeout_us": 9223372036854775807}}"#, "out of range"),
+            (#"{"max_batch_size": 4, "dynamic_batching": {"max_queue_size": 9223372036854775807}}"#, "out of range"),
+            (#"{"max_batch_size": 9223372036854775807}"#, "max_batch_size 9223372036854775807 is out of range"),
         ]
         for (text, fragment) in cases {
             do {
