@@ -77,6 +77,13 @@ extension StoreManager {
                 status: 404, message: "model '\(model)' is not in the store (no directory \(layout.root)/\(model)); upload its files or copy them in"))
         }
         let available = status.versions.values.filter { $0.state == .available }.map(\.version).sorted()
+        if let configError = state.withLock({ $0.tracks[model]?.configError }) {
+            let keeps = available.isEmpty
+                ? "nothing serves"
+                : "versions \(available.map(String.init).joined(separator: ", ")) keep serving with the previous configuration"
+            return .failure(ManagementFailure(
+                status: 400, message: "config.json of model '\(model)' was rejected (\(keeps)): \(configError)"))
+        }
         let failed = status.sortedVersions.filter { $0.state == .failed || (uploaded.contains($0.version) && $0.state != .available) }
         if failed.isEmpty && !available.isEmpty { return .success(available) }
         var reasons = failed.map { "version \($0.version): \($0.error ?? $0.state.rawValue)" }

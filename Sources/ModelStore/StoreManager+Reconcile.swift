@@ -54,18 +54,52 @@ extension StoreManager {
             }
             load(name, v, stamp, &track)
         }
+        // 1b. Availability first: when no version the policy selects serves (they failed, or are
+        //     waiting for stable files) and no loaded version is still on disk, the highest other
+        //     version that loads serves in their place until one of them is AVAILABLE.
+        if !aspired.isEmpty, !aspired.contains(where: { track.loaded[$0] != nil }),
+            !track.loaded.keys.contains(where: { present.contains($0) })
+        {
+            for v in entry.versions.sorted().reversed() where !aspired.contains(v) && track.loaded[v] == nil {
+                let stamp = stamps[v]!
+                if let failedAt = track.failed[v], failedAt == stamp { continue }
+                if mode == .poll, track.stamps[v] != stamp { continue }
+                logger.warning(
+                    "no version the policy selects serves; loading a fallback version",
+                    metadata: ["event": "model_fallback", "model": "\(name)", "version": "\(v)", "selected": "\(aspired)"])
+                load(name, v, stamp, &track)
+                if track.loaded[v] != nil { break }
+            }
+        }
         track.stamps = stamps
-
         // 2. Unload what the policy no longer wants: at once when its directory is gone, otherwise
         //    only once every aspired version is AVAILABLE (a failure leaves the old one serving).
+        //    A removed version that is the last one serving stays in memory until another is
+        //    AVAILABLE: a model never goes from serving to serving nothing while it has a version.
         let allAspiredServe = aspired.allSatisfy { track.loaded[$0] != nil }
         for v in track.loaded.keys.sorted() where !aspired.contains(v) {
             if !present.contains(v) {
-                unload(name, v, &track, reason: "its directory was removed")
+                let replaced = track.loaded.keys.contains { $0 != v && present.contains($0) }
+                if replaced {
+                    unload(name, v, &track, reason: "its directory was removed")
+                } else if track.removedButServing != v {
+                    track.removedButServing = v
+                    logger.warning(
+                        "version directory removed, but it is the only version that can serve: it stays in memory until another version is AVAILABLE",
+                        metadata: ["event": "model_kept", "model": "\(name)", "version": "\(v)"])
+                }
             } else if allAspiredServe {
                 unload(name, v, &track, reason: "the version policy no longer selects it")
             }
         }
+        if let kept = track.removedButServing, track.loaded[kept] == nil { track.removedButServing = nil }
+        let fallback = track.loaded.keys.filter { !aspired.contains($0) }.max()
+        track.fallbackNote = aspired.contains(where: { track.loaded[$0] != nil }) ? nil : fallback.map { v in
+            "version \(v) serves in place of the version policy's \(aspired.map(String.init).joined(separator: ", ")), "
+                + "which \(aspired.count == 1 ? "is" : "are") not AVAILABLE (see their errors); fix or replace "
+                + "\(aspired.count == 1 ? "it" : "them")"
+        }
+
         // Forget entries of versions that are neither loaded, draining, aspired, nor on disk.
         registry.update(name) { status in
             guard var s = status else { return }
@@ -204,7 +238,10 @@ extension StoreManager {
             for e in errors { logger.warning("version label refused", metadata: ["event": "label_refused", "model": "\(name)", "error": "\(e)"]) }
         }
         track.labelErrors = errors
-        let problems = ([track.configError, track.note].compactMap { $0 } + errors)
+        let kept = track.removedButServing.map { v in
+            "version \(v)'s directory was removed; it keeps serving from memory until another version is AVAILABLE"
+        }
+        let problems = ([track.configError, track.note, track.fallbackNote, kept].compactMap { $0 } + errors)
         registry.update(name) { status in
             status?.labels = labels
             status?.error = problems.isEmpty ? nil : problems.joined(separator: "; ")

@@ -34,6 +34,10 @@ public final class StoreManager: Sendable {
         var labelErrors: [String] = []
         /// Why the model has nothing to serve, when the policy selects nothing.
         var note: String?
+        /// Why a version outside the policy serves (the policy's versions are not AVAILABLE).
+        var fallbackNote: String?
+        /// A version whose directory is gone that still serves because no other version can.
+        var removedButServing: Int?
         /// Set by the management `unload`: the poller leaves the model alone until a `load`.
         var unloadedByRequest = false
     }

@@ -113,6 +113,64 @@ import Testing
         #expect(waitFor { r.snapshot().models["m"] == nil })
     }
 
+    /// The sequence: v1-v3 (v3 serving), a truncated v4 fails, then v3's directory is
+    /// removed. The model must keep serving: v2 (the highest version that loads) takes over,
+    /// and v3 leaves memory only once v2 is AVAILABLE.
+    @Test func aModelWithALoadableVersionNeverServesNothing() throws {
+        let store = TempStore()
+        for v in 1...3 { store.write("m/\(v)/model.onnx", good) }
+        let (m, r) = manager(store)
+        try m.loadAllNow()
+        #expect(defaultVersion(r, "m") == 3)
+        store.write("m/4/model.onnx", Array(good.prefix(good.count / 2)))  // truncated
+        poll(m)
+        poll(m)
+        #expect(state(r, "m", 4) == .failed)
+        #expect(defaultVersion(r, "m") == 3)
+        try FileManager.default.removeItem(atPath: store.root + "/m/3")
+        poll(m)
+        #expect(defaultVersion(r, "m") == 2, "v2 serves in place of the failed v4")
+        #expect(waitFor { state(r, "m", 3) == nil })
+        let error = r.snapshot().models["m"]?.error ?? ""
+        #expect(error.contains("version 2 serves in place of") && error.contains("4"), "\(error)")
+        // v4 fixed: it serves, and the fallback goes.
+        store.write("m/4/model.onnx", good)
+        poll(m)
+        poll(m)
+        #expect(defaultVersion(r, "m") == 4)
+        #expect(waitFor { state(r, "m", 2) == .end })
+        #expect(r.snapshot().models["m"]?.error == nil)
+    }
+
+    @Test func aBrokenLatestVersionAtStartupFallsBackToTheNextOne() throws {
+        let store = TempStore()
+        store.write("m/1/model.onnx", good)
+        store.write("m/2/model.onnx", Array(good.prefix(good.count / 2)))
+        let (m, r) = manager(store)
+        try m.loadAllNow()
+        #expect(state(r, "m", 2) == .failed)
+        #expect(defaultVersion(r, "m") == 1)
+    }
+
+    @Test func theLastServingVersionStaysInMemoryWhenItsDirectoryGoesAndNothingElseLoads() throws {
+        let store = TempStore()
+        store.write("m/1/model.onnx", Array(good.prefix(good.count / 2)))  // cannot serve
+        store.write("m/2/model.onnx", good)
+        let (m, r) = manager(store)
+        try m.loadAllNow()
+        #expect(defaultVersion(r, "m") == 2)
+        try FileManager.default.removeItem(atPath: store.root + "/m/2")
+        poll(m)
+        poll(m)
+        #expect(defaultVersion(r, "m") == 2, "v2 keeps serving from memory: v1 cannot load")
+        #expect(r.snapshot().models["m"]?.error?.contains("keeps serving from memory") == true)
+        store.write("m/3/model.onnx", good)
+        poll(m)
+        poll(m)
+        #expect(defaultVersion(r, "m") == 3)
+        #expect(waitFor { state(r, "m", 2) == nil })
+    }
+
     @Test func labelsOnlyPointAtAvailableVersions() throws {
         let store = TempStore()
         store.write("m/1/model.onnx", good)
