@@ -116,9 +116,8 @@ public final class InferenceAPI: HTTPHandler {
             responder.respond(response)
         case .found(let endpoint, let parameters):
             let model = parameters["model"] ?? ""
-            var version = parameters["version"]
             do throws(APIError) {
-                if let label = parameters["label"] { version = try labelVersion(model, label) }
+                let version = try requestedVersion(model, parameters)
                 switch endpoint {
                 case .live: responder.respond(.text(200, ""))
                 case .ready:
@@ -150,6 +149,13 @@ public final class InferenceAPI: HTTPHandler {
                 responder.respond(error.response)
             }
         }
+    }
+
+    /// The version text a route names: `/versions/{v}`, a TF Serving label's target, or nil (the
+    /// default version). Shared by dispatch and the metrics, so both see the same version.
+    func requestedVersion(_ model: String, _ parameters: [String: String]) throws(APIError) -> String? {
+        if let label = parameters["label"] { return try labelVersion(model, label) }
+        return parameters["version"]
     }
 
     /// The version a TF Serving label (`/labels/{l}`) points at, as version text.

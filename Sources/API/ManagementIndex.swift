@@ -49,7 +49,9 @@ extension ManagementAPI {
                 case .unloading: state = "UNLOADING"
                 case .end, .failed: state = "UNAVAILABLE"
                 }
-                entry(String(v.version), state, v.state.rawValue, v.error ?? (v.state == .available ? "" : model.error ?? ""))
+                // A model-level problem (a rejected config.json, a fallback, a refused label) shows on
+                // every version, the serving ones included: it is why they serve as they do.
+                entry(String(v.version), state, v.state.rawValue, v.error ?? model.error ?? "")
             }
         }
         w.raw("]")

@@ -17,7 +17,11 @@ extension InferenceAPI {
             endpoint == .modelInfer || endpoint == .v1Predict
         {
             inferProtocol = endpoint == .modelInfer ? .v2 : .v1
-            if let servable = try? registry.snapshot().resolve(model: parameters["model"] ?? "", version: parameters["version"]) {
+            // The version the request runs on: a TF Serving label's target, not the default version.
+            let model = parameters["model"] ?? ""
+            if let version = try? requestedVersion(model, parameters),
+                let servable = try? registry.snapshot().resolve(model: model, version: version)
+            {
                 let m = metrics.model(servable.model, version: servable.version)
                 m.requestStarted()
                 target = m

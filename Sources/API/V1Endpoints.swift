@@ -29,7 +29,9 @@ extension InferenceAPI {
             w.raw(",\"status\":{")
             w.field("error_code", ok ? "OK" : "UNKNOWN")
             w.raw(",")
-            w.field("error_message", v.error ?? "")
+            // A serving version reports the model's problems too (a rejected config.json keeps the
+            // previous configuration in force): OK, with the reason.
+            w.field("error_message", v.error ?? (v.state == .available ? status.error : nil) ?? "")
             w.raw("}}")
         }
         w.raw("}")

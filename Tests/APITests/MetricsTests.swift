@@ -81,6 +81,22 @@ import Testing
         #expect((sample(text, "process_open_fds") ?? 0) > 0)
     }
 
+    @Test func labelledPredictionsCountForTheLabelsVersion() throws {
+        let harness = try APIHarness()
+        harness.registry.update("relu") { $0?.labels = ["stable": 1] }
+        let metrics = ServerMetrics()
+        let api = InferenceAPI(registry: harness.registry, logger: Logger(label: "test"), metrics: metrics)
+        let box = Mutex<Int>(0)
+        api.handle(
+            HTTPRequest(method: "POST", path: "/v1/models/relu/labels/stable:predict", body: Array(#"{"instances": [[1, 2, 3]]}"#.utf8)),
+            responder: HTTPResponder { r in box.withLock { $0 = r.status } })
+        #expect(box.withLock { $0 } == 200)
+        let text = String(decoding: metrics.render(harness.registry.snapshot()), as: UTF8.self)
+        // It ran on version 1 (the label's), not version 2 (the default).
+        #expect(sample(text, #"swerve_requests_total{model="relu",version="1",protocol="v1",outcome="success"}"#) == 1)
+        #expect(sample(text, #"swerve_requests_total{model="relu",version="2",protocol="v1",outcome="success"}"#) == nil)
+    }
+
     @Test func schedulerObserverFeedsTheBatchMetrics() {
         let metrics = ServerMetrics()
         let m = metrics.model("m", version: 3)
