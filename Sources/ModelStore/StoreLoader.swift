@@ -99,12 +99,18 @@ public struct StoreLoader: Sendable {
             shapes.append((input, shape.map { $0.value ?? 1 }))
         }
         var firstError: (any Error)?
+        // The made-up inputs count against the request limit, as a request's would: declared
+        // dims of 2^62 fail the warm-up with the reason instead of trapping.
+        let ledger = MemoryLedger(
+            limit: session.options.maxRunMemory, purpose: "the warm-up's inputs", setting: "--max-request-memory")
         for value in [0, 1] {
-            var feeds: [String: Tensor] = [:]
-            for (input, shape) in shapes {
-                feeds[input.name] = filled(input.dataType ?? .float32, shape: shape, one: value == 1)
-            }
             do {
+                var feeds: [String: Tensor] = [:]
+                try MemoryLedger.withCurrent(ledger) {
+                    for (input, shape) in shapes {
+                        feeds[input.name] = try filled(input.dataType ?? .float32, shape: shape, one: value == 1)
+                    }
+                }
                 _ = try session.run(feeds)
                 return
             } catch {
@@ -118,8 +124,8 @@ public struct StoreLoader: Sendable {
                 + "give the inputs' real dims in config.json \"input\" (see docs/model-store.md)")
     }
 
-    static func filled(_ type: DataType, shape: [Int], one: Bool) -> Tensor {
-        let tensor = Tensor(zeros: type, shape: shape)
+    static func filled(_ type: DataType, shape: [Int], one: Bool) throws -> Tensor {
+        let tensor = try Tensor(allocating: type, shape: shape, zeroed: true)
         guard one else { return tensor }
         let n = tensor.count
         switch type {

@@ -45,6 +45,13 @@ struct FeedGenerator {
         var feeds: [String: Tensor] = [:]
         for info in inputs {
             let shape = try shape(of: info)
+            guard let bytes = Tensor.checkedByteCount(info.dataType ?? .float32, shape),
+                bytes <= MemoryLimits.defaultRequestBytes
+            else {
+                throw EngineError.invalidInput(
+                    "input '\(info.name)' of shape \(shape) is too large to generate (more than "
+                        + "\(MemoryLimits.describe(MemoryLimits.defaultRequestBytes))); give its symbolic dims smaller values with --dim NAME=VALUE")
+            }
             let n = Tensor.elementCount(shape)
             switch info.dataType ?? .float32 {
             case .float32: feeds[info.name] = Tensor((0..<n).map { _ in rng.nextUnitFloat() }, shape: shape)
