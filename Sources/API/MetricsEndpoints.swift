@@ -19,9 +19,8 @@ extension InferenceAPI {
             inferProtocol = endpoint == .modelInfer ? .v2 : .v1
             // The version the request runs on: a TF Serving label's target, not the default version.
             let model = parameters["model"] ?? ""
-            if let version = try? requestedVersion(model, parameters),
-                let servable = try? registry.snapshot().resolve(model: model, version: version)
-            {
+            let version: String?? = try? requestedVersion(model, parameters)  // nil: an unknown label
+            if let version, let servable = try? registry.snapshot().resolve(model: model, version: version) {
                 let m = metrics.model(servable.model, version: servable.version)
                 m.requestStarted()
                 target = m

@@ -86,15 +86,20 @@ import Testing
         harness.registry.update("relu") { $0?.labels = ["stable": 1] }
         let metrics = ServerMetrics()
         let api = InferenceAPI(registry: harness.registry, logger: Logger(label: "test"), metrics: metrics)
-        let box = Mutex<Int>(0)
-        api.handle(
-            HTTPRequest(method: "POST", path: "/v1/models/relu/labels/stable:predict", body: Array(#"{"instances": [[1, 2, 3]]}"#.utf8)),
-            responder: HTTPResponder { r in box.withLock { $0 = r.status } })
-        #expect(box.withLock { $0 } == 200)
+        func predict(_ path: String) -> Int {
+            let box = Mutex<Int>(0)
+            api.handle(
+                HTTPRequest(method: "POST", path: path, body: Array(#"{"instances": [[1, 2, 3]]}"#.utf8)),
+                responder: HTTPResponder { r in box.withLock { $0 = r.status } })
+            return box.withLock { $0 }
+        }
+        #expect(predict("/v1/models/relu/labels/stable:predict") == 200)
+        #expect(predict("/v1/models/relu/labels/stable:predict") == 200)
+        #expect(predict("/v1/models/relu:predict") == 200)
         let text = String(decoding: metrics.render(harness.registry.snapshot()), as: UTF8.self)
-        // It ran on version 1 (the label's), not version 2 (the default).
-        #expect(sample(text, #"swerve_requests_total{model="relu",version="1",protocol="v1",outcome="success"}"#) == 1)
-        #expect(sample(text, #"swerve_requests_total{model="relu",version="2",protocol="v1",outcome="success"}"#) == nil)
+        // The labelled ones ran on version 1 (the label's), the plain one on version 2 (the default).
+        #expect(sample(text, #"swerve_requests_total{model="relu",version="1",protocol="v1",outcome="success"}"#) == 2)
+        #expect(sample(text, #"swerve_requests_total{model="relu",version="2",protocol="v1",outcome="success"}"#) == 1)
     }
 
     @Test func schedulerObserverFeedsTheBatchMetrics() {

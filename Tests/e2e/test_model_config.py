@@ -26,6 +26,30 @@ def test_schema_lists_exactly_the_accepted_fields(tmp_path):
         finish_server(server)
 
 
+def test_schema_lists_exactly_the_accepted_nested_fields(tmp_path):
+    # Unknown keys are refused at every level, and the schema lists what each level accepts.
+    cases = {
+        "dynamic_batching": ('{"max_batch_size": 4, "dynamic_batching": {"no_such_field": 1}}',
+                             SCHEMA["properties"]["dynamic_batching"]["properties"]),
+        "instance_group[0]": ('{"instance_group": [{"no_such_field": 1}]}',
+                              SCHEMA["properties"]["instance_group"]["items"]["properties"]),
+        "input[0]": ('{"input": [{"name": "x", "no_such_field": 1}]}', SCHEMA["$defs"]["tensors"]["items"]["properties"]),
+    }
+    store = tmp_path / "models"
+    for i, (where, (text, _)) in enumerate(cases.items()):
+        publish(store, f"m{i}", 1, stamped_model(1))
+        (store / f"m{i}" / "config.json").write_text(text)
+    server = start(store, ["--poll-interval", "0"])
+    try:
+        for i, (where, (_, accepted)) in enumerate(cases.items()):
+            error = server.get(f"/v2/models/m{i}").json()["error"]
+            match = re.search(rf"unknown field 'no_such_field' in '{re.escape(where)}'; its fields are ([a-z_, ]+)", error)
+            assert match, error
+            assert sorted(f.strip() for f in match.group(1).split(",")) == sorted(accepted), where
+    finally:
+        finish_server(server)
+
+
 def test_input_dims_override_pins_a_symbolic_dimension(tmp_path):
     store = tmp_path / "models"
     publish(store, "m", 1, stamped_model(1))
