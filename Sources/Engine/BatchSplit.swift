@@ -121,23 +121,6 @@ extension Plan {
 }
 
 extension ShapePlan {
-    /// Operators that map each row of input 0 to the same row of their output, given constant other
-    /// inputs (unary and window operators, normalisations over axes other than 0).
-    static let rowwise: Set<String> = [
-        "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
-        "InstanceNormalization", "LRN", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish", "Elu",
-        "Selu", "Softplus", "Gelu", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Neg", "Abs", "Floor", "Ceil", "Sign",
-        "Round", "Softsign", "Celu", "Mish", "Clip", "Identity", "Dropout", "Cast", "IsNaN", "IsInf", "Not", "Sin",
-        "Cos", "Tan", "ThresholdedRelu", "Shrink",
-    ]
-    /// Elementwise operators with broadcasting.
-    static let broadcasting: Set<String> = [
-        "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
-        "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "PRelu",
-    ]
-    /// Operators that only reinterpret the shape (row-major order kept).
-    static let reshaping: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze"]
-
     /// The batch size when this signature's steps keep the rows of axis 0 apart (row i of every
     /// output depends only on row i of every input), else nil. `constant` marks values fixed for
     /// the signature, `batchSized` those of them computed from a shape that includes the batch
@@ -166,25 +149,25 @@ extension ShapePlan {
         for step in steps {
             let ins = step.inputs
             let x = ins.first ?? -1
-            guard x >= 0 || step.opType == "Where" else { return nil }
+            guard x >= 0 || step.batchRows == .broadcasting else { return nil }
             let xRows = x >= 0 && rows[x]
             let outs = step.outputs.filter { $0 >= 0 }
             guard !outs.isEmpty, outs.allSatisfy({ shapes[$0].first == batch }) else { return nil }
             let rank = shapes[outs[0]].count
             let ok: Bool
-            switch step.opType {
-            case let op where rowwise.contains(op):
+            switch step.batchRows {
+            case .rowwise:
                 ok = xRows && ins.dropFirst().allSatisfy(fixedConstant)
-            case let op where broadcasting.contains(op):
+            case .broadcasting:
                 ok = ins.allSatisfy { s in
                     s >= 0 && (rows[s] ? shapes[s].count == rank : broadcastConstant(s, rank: rank))
                 } && ins.contains { $0 >= 0 && rows[$0] }
-            case let op where reshaping.contains(op):
+            case .reshaping:
                 ok = xRows && ins.dropFirst().allSatisfy { $0 < 0 || constant[$0] }
-            case "Gemm":
+            case .gemm:
                 ok = xRows && (step.kernel as? GemmKernel)?.transA == false
                     && ins.dropFirst().allSatisfy { s in s < 0 || broadcastConstant(s, rank: 2) }
-            case "MatMul":
+            case .matMul:
                 let w = ins.count > 1 ? ins[1] : -1
                 let aRank = x >= 0 ? shapes[x].count : 0
                 if w < 0 {
@@ -195,23 +178,26 @@ extension ShapePlan {
                     ok = xRows && aRank >= 2 && constant[w] && !batchSized[w]
                         && (shapes[w].count <= 2 || shapes[w].count < aRank || shapes[w].first == 1)
                 }
-            case let op where op.hasPrefix("Reduce"):
+            case .reduce:
                 let axes = (step.kernel as? ReduceKernel).flatMap { kernel in
                     try? kernel.axes(ins.map { $0 < 0 ? nil : values[$0] }, rank: shapes[x].count)
                 }
                 ok = xRows && ins.dropFirst().allSatisfy(fixedConstant) && axes?.contains(0) == false
-            case "Transpose":
+            case .transpose:
                 ok = xRows && (step.kernel as? TransposeKernel)?.perm?.first == 0
-            case "Concat":
+            case .concat:
                 let axis = (step.kernel as? ConcatKernel)?.axis ?? 0
                 ok = (axis < 0 ? axis + rank : axis) != 0 && ins.allSatisfy { $0 >= 0 && rows[$0] }
-            case "Softmax", "LogSoftmax", "Hardmax":
-                let axis = (step.kernel as? SoftmaxKernel)?.axis ?? 0
-                ok = xRows && (axis < 0 ? axis + rank : axis) != 0
-            case "LayerNormalization":
-                let axis = (step.kernel as? LayerNormalizationKernel)?.axis ?? 0
-                ok = xRows && (axis < 0 ? axis + rank : axis) != 0 && ins.dropFirst().allSatisfy(fixedConstant)
-            default:
+            case .axisNotZero:
+                if let softmax = step.kernel as? SoftmaxKernel {
+                    ok = xRows && (softmax.axis < 0 ? softmax.axis + rank : softmax.axis) != 0
+                } else if let norm = step.kernel as? LayerNormalizationKernel {
+                    ok = xRows && (norm.axis < 0 ? norm.axis + rank : norm.axis) != 0
+                        && ins.dropFirst().allSatisfy(fixedConstant)
+                } else {
+                    ok = false  // a kernel this rule does not know: keep the batch whole
+                }
+            case .mixes:
                 ok = false
             }
             guard ok else { return nil }

@@ -102,7 +102,7 @@ extension GraphOptimizer.State {
     /// channels: the match both folds share.
     func batchNorm(after node: Node, channels: Int, _ readers: [String: [Int]]) -> BatchNormFold? {
         guard node.outputs.count == 1, let j = onlyReader(node.outputs[0], readers), let bn = nodes[j],
-            bn.opType == "BatchNormalization", OperatorRegistry.isDefaultDomain(bn.domain),
+            registry.record(bn.opType, domain: bn.domain)?.fusion == .foldsIntoProducer,
             bn.inputs.count == 5, bn.inputs[0] == node.outputs[0],
             !(1..<bn.outputs.count).contains(where: { !bn.outputs[$0].isEmpty })
         else { return nil }
@@ -131,8 +131,9 @@ extension GraphOptimizer.State {
             guard var mm = nodes[i], mm.opType == "MatMul", OperatorRegistry.isDefaultDomain(mm.domain),
                 mm.attributes[GraphOptimizer.biasAttribute] == nil, mm.outputs.count == 1,
                 let b = constant(mm, 1), b.dataType == .float32, b.rank == 2,
-                let j = onlyReader(mm.outputs[0], readers), let add = nodes[j], add.opType == "Add",
-                OperatorRegistry.isDefaultDomain(add.domain), add.inputs.count == 2, add.inputs[0] != add.inputs[1]
+                let j = onlyReader(mm.outputs[0], readers), let add = nodes[j],
+                registry.record(add.opType, domain: add.domain)?.fusion == .bias, add.inputs.count == 2,
+                add.inputs[0] != add.inputs[1]
             else { continue }
             let other = add.inputs[0] == mm.outputs[0] ? add.inputs[1] : add.inputs[0]
             guard let c = constants[other], c.dataType == .float32, c.rank == 1, c.count == b.shape[1] else { continue }
@@ -170,17 +171,19 @@ extension GraphOptimizer.State {
 
     // MARK: Activations
 
-    /// Conv/Gemm/MatMul -> Relu | Clip | LeakyRelu | Sigmoid | HardSwish | Gelu becomes the producer
-    /// with an epilogue.
+    /// A producer (Conv/Gemm/MatMul, by their records) followed by an activation (Relu, Clip,
+    /// LeakyRelu, Sigmoid, HardSwish, Gelu: the records with an epilogue) becomes the producer with
+    /// that epilogue.
     mutating func fuseActivations(opset: Int) {
         let readers = readers()
         for i in nodes.indices {
-            guard var producer = nodes[i], ["Conv", "Gemm", "MatMul"].contains(producer.opType),
-                OperatorRegistry.isDefaultDomain(producer.domain),
+            guard var producer = nodes[i], registry.record(producer.opType, domain: producer.domain)?.fusion == .producer,
                 producer.attributes[Epilogue.activationAttribute] == nil, producer.outputs.count == 1,
                 let j = onlyReader(producer.outputs[0], readers), let act = nodes[j],
-                OperatorRegistry.isDefaultDomain(act.domain), act.inputs.first == producer.outputs[0],
-                act.outputs.count == 1, let epilogue = epilogue(for: act, opset: opset)
+                let activation = registry.record(act.opType, domain: act.domain), activation.fusion == .activation,
+                act.inputs.first == producer.outputs[0], act.outputs.count == 1,
+                let epilogue = activation.epilogue?(
+                    NodeContext(node: act, opset: opset, constantInputs: act.inputs.map { $0.isEmpty ? nil : constants[$0] }))
             else { continue }
             for (k, v) in epilogue.attributes { producer.attributes[k] = v }
             producer.outputs = act.outputs
@@ -189,40 +192,4 @@ extension GraphOptimizer.State {
         }
     }
 
-    /// The epilogue equivalent to `node`, or nil when it is not a fusable activation.
-    func epilogue(for node: Node, opset: Int) -> Epilogue? {
-        let context = NodeContext(node: node, opset: opset)
-        switch node.opType {
-        case "Relu" where node.inputs.count == 1:
-            return Epilogue(kind: .relu, alpha: 0, beta: .infinity)
-        case "Sigmoid" where node.inputs.count == 1:
-            return Epilogue(kind: .sigmoid, alpha: 0, beta: 0)
-        case "HardSwish" where node.inputs.count == 1:
-            return Epilogue(kind: .hardSwish, alpha: 0, beta: 0)
-        case "Gelu" where node.inputs.count == 1:
-            switch (try? context.string("approximate", default: "none")) {
-            case "none": return Epilogue(kind: .gelu, alpha: 0, beta: 0)
-            case "tanh": return Epilogue(kind: .gelu, alpha: 1, beta: 0)
-            default: return nil
-            }
-        case "LeakyRelu" where node.inputs.count == 1:
-            guard let alpha = try? context.float("alpha", default: 0.01) else { return nil }
-            return Epilogue(kind: .leakyRelu, alpha: alpha, beta: 0)
-        case "Clip":
-            if opset < 11 {
-                guard node.inputs.count == 1, let lo = try? context.float("min", default: -.greatestFiniteMagnitude),
-                    let hi = try? context.float("max", default: .greatestFiniteMagnitude)
-                else { return nil }
-                return Epilogue(kind: .clip, alpha: lo, beta: hi)
-            }
-            var bounds: [Float] = [-.infinity, .infinity]
-            for k in 1..<max(node.inputs.count, 1) where !node.inputs[k].isEmpty {
-                guard k <= 2, let t = constant(node, k), t.dataType == .float32, t.count == 1 else { return nil }
-                bounds[k - 1] = t.scalars(as: Float.self)[0]
-            }
-            return Epilogue(kind: .clip, alpha: bounds[0], beta: bounds[1])
-        default:
-            return nil
-        }
-    }
 }

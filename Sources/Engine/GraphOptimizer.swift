@@ -25,9 +25,9 @@ enum GraphOptimizer {
     }
 
     static func optimize(_ model: GraphModel, registry: OperatorRegistry, options: Options = Options()) -> GraphModel {
-        var state = State(model: model)
+        var state = State(model: model, registry: registry)
         guard state.sortNodes() else { return model }
-        state.foldConstants(registry: registry, opset: model.defaultOpset)
+        state.foldConstants(opset: model.defaultOpset)
         state.removeIdentities()
         state.foldBatchNorms()
         state.foldBatchNormsIntoGemm()
@@ -47,9 +47,12 @@ enum GraphOptimizer {
         var constants: [String: Tensor]
         let graphInputs: Set<String>
         let graphOutputs: Set<String>
+        /// The operators' records: which nodes fold, fuse or pass through is read from them.
+        let registry: OperatorRegistry
         private var fresh = 0
 
-        init(model: GraphModel) {
+        init(model: GraphModel, registry: OperatorRegistry) {
+            self.registry = registry
             let g = model.graph
             nodes = g.nodes
             let inputs = Set(g.inputs.map(\.name))
@@ -109,7 +112,7 @@ enum GraphOptimizer {
 
         // MARK: Constant folding
 
-        mutating func foldConstants(registry: OperatorRegistry, opset: Int) {
+        mutating func foldConstants(opset: Int) {
             for i in nodes.indices {
                 guard let node = nodes[i], OperatorRegistry.isDefaultDomain(node.domain),
                     registry.supports(node.opType),
@@ -134,7 +137,8 @@ enum GraphOptimizer {
         mutating func removeIdentities() {
             var rename: [String: String] = [:]
             for i in nodes.indices {
-                guard let node = nodes[i], OperatorRegistry.isDefaultDomain(node.domain) else { continue }
+                guard let node = nodes[i], registry.record(node.opType, domain: node.domain)?.fusion == .passThrough
+                else { continue }
                 let passThrough: Bool
                 switch node.opType {
                 case "Identity": passThrough = node.inputs.count == 1

@@ -20,6 +20,9 @@ public struct Plan: Sendable {
         let outputs: [Int]
         /// Slots whose last use is this step.
         let release: [Int]
+        /// From the operator's record: how its output shape is known, how it treats batch rows.
+        let outputShape: OperatorRecord.OutputShape
+        let batchRows: OperatorRecord.BatchRows
     }
 
     /// A declared graph input and the slot it is bound to.
@@ -95,7 +98,9 @@ public struct Plan: Sendable {
             }
             steps.append(
                 Step(node: node.displayName, opType: node.opType, kernel: kernel, inputs: inputSlots,
-                    outputs: outputSlots, release: []))
+                    outputs: outputSlots, release: [],
+                    outputShape: registry.record(node.opType, domain: node.domain)?.outputShape ?? .fromValues,
+                    batchRows: registry.record(node.opType, domain: node.domain)?.batchRows ?? .mixes))
         }
 
         var outputs: [(name: String, slot: Int)] = []
@@ -166,7 +171,7 @@ public struct Plan: Sendable {
         }
         return steps.enumerated().map { i, s in
             Step(node: s.node, opType: s.opType, kernel: s.kernel, inputs: s.inputs, outputs: s.outputs,
-                release: releases[i])
+                release: releases[i], outputShape: s.outputShape, batchRows: s.batchRows)
         }
     }
 }

@@ -1,25 +1,6 @@
 import Tensors
 
 extension ShapePlan {
-    /// Operators whose output shapes follow from their input shapes alone (attributes aside).
-    static let shapeFromShapes: Set<String> = [
-        "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual",
-        "And", "Or", "Xor", "Not", "IsNaN", "IsInf", "Where", "Cast", "CastLike", "Relu", "Sigmoid", "Tanh",
-        "LeakyRelu", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus", "Gelu", "Erf", "Exp", "Log", "Sqrt",
-        "Reciprocal", "Neg", "Abs", "Floor", "Ceil", "Sin", "Cos", "Tan", "Sign", "Round", "Softsign",
-        "ThresholdedRelu", "Celu", "Mish", "Shrink", "Clip", "PRelu", "Sum", "Mean", "Max", "Min", "Softmax",
-        "LogSoftmax", "Hardmax", "Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool",
-        "GlobalMaxPool", "BatchNormalization", "InstanceNormalization", "LayerNormalization", "LRN", "Transpose",
-        "Flatten", "Concat", "Gather", "GatherElements", "GatherND", "Identity", "Dropout", "Shape", "Size",
-        "ArgMax", "ArgMin", "Einsum",
-    ]
-    /// Operators whose output shapes follow from input 0's shape and the values of the other inputs.
-    static let shapeFromFirstAndValues: Set<String> = [
-        "Reshape", "Expand", "Tile", "Slice", "Squeeze", "Unsqueeze", "Split", "Pad", "ReduceSum", "ReduceMean",
-        "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum",
-        "ReduceLogSumExp",
-    ]
-
     /// Runs `plan` on `feeds` (validated), recording types and shapes, and returns the shape plan of
     /// this signature together with the run's outputs. `mayFormSplit`: whether the plan may run its
     /// batch in slices (`BatchSplit`; false for the plans of the slices themselves).
@@ -71,12 +52,13 @@ extension ShapePlan {
                 kept.append(step)
                 scratchCounts.append((step.kernel as? any ScratchKernel)?.scratchCount(args) ?? 0)
                 let known: Bool
-                if shapeFromShapes.contains(step.opType) {
+                switch step.outputShape {
+                case .fromInputShapes:
                     known = reads.allSatisfy { shapeKnown[$0] }
-                } else if shapeFromFirstAndValues.contains(step.opType) {
+                case .fromFirstShapeAndValues:
                     known = reads.first.map { shapeKnown[$0] } == true && reads.dropFirst().allSatisfy { constant[$0] }
-                } else {
-                    known = false
+                case .fromValues:
+                    known = false  // unless all its inputs are constants, and then it folded above
                 }
                 for s in step.outputs where s >= 0 { shapeKnown[s] = known }
             }

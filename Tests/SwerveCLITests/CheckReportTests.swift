@@ -1,3 +1,4 @@
+import Foundation
 import Engine
 import Tensors
 import Testing
@@ -93,10 +94,31 @@ private func sampleModel() -> GraphModel {
     #expect(newest >= 21)
     // Conv changed at 1, 11 and 22 in onnx 1.23; Gelu appeared at 20.
     let conv = lines.first { $0.hasPrefix("  Conv ") }
-    #expect(conv?.contains("opsets 1-\(newest) (definition changed at 1, 11") == true, "\(conv ?? "no Conv line")")
+    #expect(conv?.contains("opsets 1-\(newest) (changed at 1, 11") == true, "\(conv ?? "no Conv line")")
     let gelu = lines.first { $0.hasPrefix("  Gelu ") }
     #expect(gelu?.contains("opsets 20-\(newest)") == true, "\(gelu ?? "no Gelu line")")
     // Every implemented operator is an ONNX operator with recorded versions.
     #expect(!lines.contains { $0.contains("not an ONNX operator") })
     #expect(lines.count == OperatorRegistry.cpu.supportedOperators.count + 2)
+}
+
+@Suite struct OperatorTableTests {
+    /// docs/operators.md is the generated table of the registry's records: a record added or
+    /// changed without regenerating it fails here.
+    @Test func docsTableIsGeneratedFromTheRecords() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let committed = try String(contentsOf: root.appendingPathComponent("docs/operators.md"), encoding: .utf8)
+        let generated = Check.operatorTable(OperatorRegistry.cpu).joined(separator: "\n") + "\n"
+        #expect(
+            committed == generated,
+            "docs/operators.md is out of date: regenerate it with `swift run swerve check --list-ops --markdown > docs/operators.md`")
+    }
+
+    @Test func listOpsNamesEveryRecordWithItsTypes() {
+        let text = Check.operatorList(OperatorRegistry.cpu).joined(separator: "\n")
+        #expect(text.contains("Sign"))
+        #expect(text.contains("types FP32, INT64, INT32"))
+        #expect(!text.contains("load and use the opset"), "opsets above the newest are refused, not mapped")
+    }
 }

@@ -95,3 +95,45 @@ struct Epilogue: Sendable, Equatable {
         }
     }
 }
+
+extension Epilogue {
+    /// The epilogue equivalent to the activation node of `context` (its constant inputs given),
+    /// or nil when its attributes or inputs do not allow one. Read through the operator records
+    /// (`OperatorRecord.epilogue`) of the activations.
+    static func equivalent(to context: NodeContext) -> Epilogue? {
+        let node = context.node
+        let opset = context.opset
+        switch node.opType {
+        case "Relu" where node.inputs.count == 1:
+            return Epilogue(kind: .relu, alpha: 0, beta: .infinity)
+        case "Sigmoid" where node.inputs.count == 1:
+            return Epilogue(kind: .sigmoid, alpha: 0, beta: 0)
+        case "HardSwish" where node.inputs.count == 1:
+            return Epilogue(kind: .hardSwish, alpha: 0, beta: 0)
+        case "Gelu" where node.inputs.count == 1:
+            switch (try? context.string("approximate", default: "none")) {
+            case "none": return Epilogue(kind: .gelu, alpha: 0, beta: 0)
+            case "tanh": return Epilogue(kind: .gelu, alpha: 1, beta: 0)
+            default: return nil
+            }
+        case "LeakyRelu" where node.inputs.count == 1:
+            guard let alpha = try? context.float("alpha", default: 0.01) else { return nil }
+            return Epilogue(kind: .leakyRelu, alpha: alpha, beta: 0)
+        case "Clip":
+            if opset < 11 {
+                guard node.inputs.count == 1, let lo = try? context.float("min", default: -.greatestFiniteMagnitude),
+                    let hi = try? context.float("max", default: .greatestFiniteMagnitude)
+                else { return nil }
+                return Epilogue(kind: .clip, alpha: lo, beta: hi)
+            }
+            var bounds: [Float] = [-.infinity, .infinity]
+            for k in 1..<max(node.inputs.count, 1) where !node.inputs[k].isEmpty {
+                guard k <= 2, let t = context.constantInput(k), t.dataType == .float32, t.count == 1 else { return nil }
+                bounds[k - 1] = t.scalars(as: Float.self)[0]
+            }
+            return Epilogue(kind: .clip, alpha: bounds[0], beta: bounds[1])
+        default:
+            return nil
+        }
+    }
+}

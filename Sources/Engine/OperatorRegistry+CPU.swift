@@ -1,0 +1,202 @@
+import Tensors
+
+/// The records of the CPU operators: one declaration each (see `OperatorRecord`). Element types
+/// are those of the operator's main input that its kernel implements; the docs' operator table
+/// (`docs/operators.md`) is generated from these records (`swerve check --list-ops --markdown`).
+extension OperatorRegistry {
+    static func makeCPU() -> OperatorRegistry {
+        var r = OperatorRegistry()
+        let f32: [DataType] = [.float32]
+        let numeric: [DataType] = [.float32, .int64, .int32]
+        let any = DataType.allNumeric
+
+        // Matrix products: the producers every activation fuses into.
+        r.add(OperatorRecord("Gemm", types: f32, shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
+            try GemmKernel(context: $0)
+        })
+        r.add(OperatorRecord("MatMul", types: f32, shape: .fromInputShapes, rows: .matMul, fusion: .producer) {
+            try MatMulKernel(context: $0)
+        })
+        r.add(OperatorRecord("Conv", types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .producer) {
+            try ConvKernel(context: $0)
+        })
+
+        // Elementwise arithmetic with broadcasting.
+        r.add(OperatorRecord("Add", types: numeric, shape: .fromInputShapes, rows: .broadcasting, fusion: .bias) {
+            try BinaryKernel(context: $0, op: .add)
+        })
+        for (name, op) in [("Sub", BinaryKernel.Op.sub), ("Mul", .mul), ("Div", .div)] {
+            r.add(OperatorRecord(name, types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+                try BinaryKernel(context: $0, op: op)
+            })
+        }
+        r.add(OperatorRecord("Pow", types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+            try PowModKernel(context: $0, isPow: true)
+        })
+        r.add(OperatorRecord("Mod", types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+            try PowModKernel(context: $0, isPow: false)
+        })
+        r.add(OperatorRecord("PRelu", types: f32, shape: .fromInputShapes, rows: .broadcasting) {
+            try PReluKernel(context: $0)
+        })
+        r.add(OperatorRecord("Where", types: any, shape: .fromInputShapes, rows: .broadcasting) {
+            try WhereKernel(context: $0)
+        })
+        for op in [CompareKernel.Op.less, .lessEqual, .greater, .greaterEqual] {
+            r.add(OperatorRecord(op.rawValue, types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+                try CompareKernel(context: $0, op: op)
+            })
+        }
+        r.add(OperatorRecord("Equal", types: numeric + [.bool], shape: .fromInputShapes, rows: .broadcasting) {
+            try CompareKernel(context: $0, op: .equal)
+        })
+        for op in [CompareKernel.Op.and, .or, .xor] {
+            r.add(OperatorRecord(op.rawValue, types: [.bool], shape: .fromInputShapes, rows: .broadcasting) {
+                try CompareKernel(context: $0, op: op)
+            })
+        }
+        for op in [VariadicKernel.Op.sum, .max, .min] {
+            r.add(OperatorRecord(op.rawValue, types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+                try VariadicKernel(context: $0, op: op)
+            })
+        }
+        r.add(OperatorRecord("Mean", types: f32, shape: .fromInputShapes, rows: .broadcasting) {
+            try VariadicKernel(context: $0, op: .mean)
+        })
+
+        // Unary operators, row by row; those with an epilogue fuse into the producer before them.
+        for op in [UnaryKernel.Op.tanh, .hardSigmoid, .elu, .selu, .softplus, .erf, .exp, .log, .sqrt, .reciprocal,
+            .neg, .abs, .floor, .ceil, .sin, .cos, .tan, .sign, .round, .softsign, .thresholdedRelu, .celu, .mish,
+            .shrink]
+        {
+            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromInputShapes, rows: .rowwise) {
+                try UnaryKernel(context: $0, op: op)
+            })
+        }
+        for op in [UnaryKernel.Op.relu, .sigmoid, .hardSwish, .gelu, .leakyRelu] {
+            r.add(
+                OperatorRecord(
+                    op.rawValue, types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
+                    epilogue: { Epilogue.equivalent(to: $0) }
+                ) { try UnaryKernel(context: $0, op: op) })
+        }
+        r.add(
+            OperatorRecord(
+                "Clip", types: numeric, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
+                epilogue: { Epilogue.equivalent(to: $0) }
+            ) { try ClipKernel(context: $0) })
+        r.add(OperatorRecord("IsNaN", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try PredicateKernel(context: $0, op: .isNaN)
+        })
+        r.add(OperatorRecord("IsInf", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try PredicateKernel(context: $0, op: .isInf)
+        })
+        r.add(OperatorRecord("Not", types: [.bool], shape: .fromInputShapes, rows: .rowwise) {
+            try PredicateKernel(context: $0, op: .not)
+        })
+        r.add(OperatorRecord("Cast", types: CastKernel.supported.sorted { $0.rawValue < $1.rawValue }, shape: .fromInputShapes, rows: .rowwise) {
+            try CastKernel(context: $0)
+        })
+        r.add(OperatorRecord("CastLike", types: CastKernel.supported.sorted { $0.rawValue < $1.rawValue }, shape: .fromInputShapes, rows: .mixes) {
+            try CastLikeKernel(context: $0)
+        })
+
+        // Reductions over axes, and the softmax family.
+        for op in [ReduceKernel.Op.sum, .prod] {
+            r.add(OperatorRecord(op.rawValue, types: numeric, shape: .fromFirstShapeAndValues, rows: .reduce) {
+                try ReduceKernel(context: $0, op: op)
+            })
+        }
+        for op in [ReduceKernel.Op.max, .min] {
+            r.add(OperatorRecord(op.rawValue, types: numeric + [.bool], shape: .fromFirstShapeAndValues, rows: .reduce) {
+                try ReduceKernel(context: $0, op: op)
+            })
+        }
+        for op in [ReduceKernel.Op.mean, .sumSquare, .l1, .l2, .logSum, .logSumExp] {
+            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromFirstShapeAndValues, rows: .reduce) {
+                try ReduceKernel(context: $0, op: op)
+            })
+        }
+        for op in [SoftmaxKernel.Op.softmax, .logSoftmax, .hardmax] {
+            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
+                try SoftmaxKernel(context: $0, op: op)
+            })
+        }
+        r.add(OperatorRecord("ArgMax", types: numeric, shape: .fromInputShapes, rows: .mixes) {
+            try ArgMaxKernel(context: $0)
+        })
+        r.add(OperatorRecord("ArgMin", types: numeric, shape: .fromInputShapes, rows: .mixes) {
+            try ArgMaxKernel(context: $0, isMin: true)
+        })
+        r.add(OperatorRecord("Einsum", types: f32, shape: .fromInputShapes, rows: .mixes) { try EinsumKernel(context: $0) })
+
+        // Layout and shapes: byte copies, so any element type.
+        r.add(OperatorRecord("Flatten", types: any, shape: .fromInputShapes, rows: .reshaping) { try FlattenKernel(context: $0) })
+        r.add(OperatorRecord("Reshape", types: any, shape: .fromFirstShapeAndValues, rows: .reshaping) {
+            try ReshapeKernel(context: $0)
+        })
+        r.add(OperatorRecord("Squeeze", types: any, shape: .fromFirstShapeAndValues, rows: .reshaping) {
+            try SqueezeKernel(context: $0)
+        })
+        r.add(OperatorRecord("Unsqueeze", types: any, shape: .fromFirstShapeAndValues, rows: .reshaping) {
+            try UnsqueezeKernel(context: $0)
+        })
+        r.add(OperatorRecord("Transpose", types: any, shape: .fromInputShapes, rows: .transpose) {
+            try TransposeKernel(context: $0)
+        })
+        r.add(OperatorRecord("Concat", types: any, shape: .fromInputShapes, rows: .concat) { try ConcatKernel(context: $0) })
+        r.add(OperatorRecord("Split", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try SplitKernel(context: $0) })
+        r.add(OperatorRecord("Slice", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try SliceKernel(context: $0) })
+        r.add(OperatorRecord("Expand", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try ExpandKernel(context: $0) })
+        r.add(OperatorRecord("Tile", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try TileKernel(context: $0) })
+        r.add(OperatorRecord("Pad", types: numeric + [.bool], shape: .fromFirstShapeAndValues, rows: .mixes) {
+            try PadKernel(context: $0)
+        })
+        r.add(OperatorRecord("Gather", types: any, shape: .fromInputShapes, rows: .mixes) { try GatherKernel(context: $0) })
+        r.add(OperatorRecord("GatherElements", types: any, shape: .fromInputShapes, rows: .mixes) {
+            try GatherElementsKernel(context: $0)
+        })
+        r.add(OperatorRecord("GatherND", types: any, shape: .fromInputShapes, rows: .mixes) { try GatherNDKernel(context: $0) })
+        r.add(OperatorRecord("Shape", types: any, shape: .fromInputShapes, rows: .mixes) { try ShapeKernel(context: $0) })
+        r.add(OperatorRecord("Size", types: any, shape: .fromInputShapes, rows: .mixes) { try SizeKernel(context: $0) })
+        r.add(OperatorRecord("Identity", types: any, shape: .fromInputShapes, rows: .rowwise, fusion: .passThrough) {
+            try IdentityKernel(context: $0)
+        })
+        r.add(OperatorRecord("Dropout", types: any, shape: .fromInputShapes, rows: .rowwise, fusion: .passThrough) {
+            try DropoutKernel(context: $0)
+        })
+
+        // Values made from other values.
+        r.add(OperatorRecord("ConstantOfShape", types: [.int64], shape: .fromValues, rows: .mixes) {
+            try ConstantOfShapeKernel(context: $0)
+        })
+        r.add(OperatorRecord("Range", types: numeric, shape: .fromValues, rows: .mixes) { try RangeKernel(context: $0) })
+        r.add(OperatorRecord("Constant", types: any, shape: .fromValues, rows: .mixes) { try ConstantKernel(context: $0) })
+
+        // Pooling and normalisation.
+        r.add(OperatorRecord("MaxPool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try PoolKernel(context: $0, isMax: true)
+        })
+        r.add(OperatorRecord("AveragePool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try PoolKernel(context: $0, isMax: false)
+        })
+        r.add(OperatorRecord("GlobalAveragePool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try GlobalPoolKernel(context: $0, isMax: false)
+        })
+        r.add(OperatorRecord("GlobalMaxPool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try GlobalPoolKernel(context: $0, isMax: true)
+        })
+        r.add(
+            OperatorRecord("BatchNormalization", types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .foldsIntoProducer) {
+                try BatchNormalizationKernel(context: $0)
+            })
+        r.add(OperatorRecord("InstanceNormalization", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try InstanceNormalizationKernel(context: $0)
+        })
+        r.add(OperatorRecord("LayerNormalization", types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
+            try LayerNormalizationKernel(context: $0)
+        })
+        r.add(OperatorRecord("LRN", types: f32, shape: .fromInputShapes, rows: .rowwise) { try LRNKernel(context: $0) })
+        return r
+    }
+}
