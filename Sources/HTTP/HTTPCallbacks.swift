@@ -236,7 +236,8 @@ private func refuseDuringUpload(_ state: RequestState, _ response: HTTPResponse,
     let bytes = serialize(response)
     let fd = swerve_mhd_connection_fd(state.connection)
     if fd >= 0 {
-        let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        // libmicrohttpd's sockets are non-blocking: this never waits.
+        let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if sent == bytes.count { server.lingerOnClose(state.connection, pending: 0) }
     }
     return .NO

@@ -153,7 +153,8 @@ final class LingeringCloser: @unchecked Sendable {
             for (index, var entry) in draining.enumerated() {
                 var done = now >= entry.deadline || now >= entry.idleDeadline
                 if !done && fds[index + 1].revents != 0 {
-                    let n = recv(entry.fd, &scratch, min(scratch.count, max(entry.budget, 1)), Int32(MSG_DONTWAIT))
+                    // Does not block: the socket is libmicrohttpd's non-blocking one (a dup shares the flag).
+                    let n = recv(entry.fd, &scratch, min(scratch.count, max(entry.budget, 1)), 0)
                     if n > 0 {
                         entry.budget -= n
                         entry.idleDeadline = now + limits.idleSeconds

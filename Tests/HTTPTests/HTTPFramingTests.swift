@@ -74,6 +74,7 @@ import Testing
         ("empty CL", head(["Content-Length:"]), 400),
         ("hex CL", head(["Content-Length: 0x3"]) + "abc", 400),
         ("CL with trailing letters", head(["Content-Length: 3abc"]) + "abc", 400),
+        ("CL with trailing space", head(["Content-Length: 3 "]) + "abc", 400),
         ("CL overflow", head(["Content-Length: 99999999999999999999999"]) + "abc", 413),
     ]
 
