@@ -11,12 +11,14 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import os
 import socket
+import subprocess
 
 import pytest
 import requests
 
-from swerve_e2e import REQUEST_TIMEOUT_S, assert_error
+from swerve_e2e import REQUEST_TIMEOUT_S, assert_error, swerve_binary
 
 SMUGGLED = b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -135,3 +137,19 @@ def test_buffered_bodies_are_bounded(server_factory):
     finally:
         for sock in holders:
             sock.close()
+
+
+def test_max_buffered_body_bytes_below_max_body_size_is_refused(tmp_path):
+    store = tmp_path / "models"
+    store.mkdir()
+    args = [str(swerve_binary()), "serve", "--model-store", str(store), "--port", "0", "--management-port", "0",
+            "--max-body-size", "4096"]
+    for extra, env in ((["--max-buffered-body-bytes", "1000"], {}), ([], {"SWERVE_MAX_BUFFERED_BODY_BYTES": "1000"})):
+        done = subprocess.run(args + extra, capture_output=True, text=True, timeout=30,
+                              env={**os.environ, **env})
+        output = done.stdout + done.stderr
+        assert done.returncode != 0, output
+        assert "--max-buffered-body-bytes 1000 is smaller than --max-body-size 4096" in output, output
+    help_text = subprocess.run([str(swerve_binary()), "serve", "--help"], capture_output=True, text=True,
+                               timeout=30).stdout
+    assert "--max-buffered-body-bytes" in help_text and "SWERVE_MAX_BUFFERED_BODY_BYTES" in help_text
