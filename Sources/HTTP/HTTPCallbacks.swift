@@ -317,3 +317,18 @@ func swerveConnectionNotify(
     var one: Int32 = 1
     _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
 }
+
+/// libmicrohttpd's own messages (`MHD_USE_ERROR_LOG`), sent to the server's logger at debug level
+/// with `event=http_library` instead of raw lines on standard error (which would break
+/// `--log-format json`). They concern single connections (a client's malformed request, a
+/// connection swerve told it to drop); the server's own answers and errors are logged elsewhere.
+func swerveLibraryLog(_ cls: UnsafeMutableRawPointer?, _ format: UnsafePointer<CChar>?, _ arguments: CVaListPointer?) {
+    guard let cls, let format, let arguments else { return }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    var buffer = [CChar](repeating: 0, count: 512)
+    _ = vsnprintf(&buffer, buffer.count, format, arguments)
+    let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    server.logger.debug(
+        "libmicrohttpd: \(text.hasSuffix("\n") ? String(text.dropLast()) : text)",
+        metadata: ["event": "http_library", "port": "\(server.port)"])
+}

@@ -101,6 +101,7 @@ public final class HTTPServer: @unchecked Sendable {
         let ctxPointer = ctx.toOpaque()
         let completed: MHD_RequestCompletedCallback = swerveRequestCompleted
         let notify: MHD_NotifyConnectionCallback = swerveConnectionNotify
+        let log: MHD_LogCallback = swerveLibraryLog
         let started: OpaquePointer? = withUnsafeMutablePointer(to: &storage) { addressPointer in
             var options: [MHD_OptionItem] = [
                 // A pool of one is no pool: libmicrohttpd warns and uses its single polling thread.
@@ -115,6 +116,7 @@ public final class HTTPServer: @unchecked Sendable {
                     option: .NOTIFY_COMPLETED, value: unsafeBitCast(completed, to: Int.self), ptr_value: ctxPointer),
                 MHD_OptionItem(
                     option: .NOTIFY_CONNECTION, value: unsafeBitCast(notify, to: Int.self), ptr_value: ctxPointer),
+                MHD_OptionItem(option: .EXTERNAL_LOGGER, value: unsafeBitCast(log, to: Int.self), ptr_value: ctxPointer),
                 MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(addressPointer)),
                 MHD_OptionItem(option: .END, value: 0, ptr_value: nil),
             ]

@@ -14,6 +14,7 @@ import re
 import os
 import socket
 import subprocess
+import time
 
 import pytest
 import requests
@@ -83,6 +84,24 @@ def test_chunked_body_over_the_limit_is_413_before_it_ends(server_factory):
     head_bytes, _, body = received.partition(b"\r\n\r\n")
     assert head_bytes.startswith(b"HTTP/1.1 413 "), received[:300]
     assert "--max-body-size" in json.loads(body)["error"]
+
+
+def test_refusals_keep_the_json_log_json(server_factory):
+    """libmicrohttpd's own messages (a bad Content-Length it refuses, a connection swerve tells it
+    to drop) go through swerve's logger, so that every line stays JSON with --log-format json."""
+    logged = server_factory(["--max-body-size", "1024", "--log-format", "json", "--log-level", "debug"])
+    port = logged.process.port
+    exchange(port, head("Transfer-Encoding: chunked") + b"7d0\r\n" + b" " * 2000 + b"\r\n")
+    exchange(port, head("Content-Length: 3, 3") + b"abc")
+    assert requests.get(logged.base_url + "/v2/health/live", timeout=REQUEST_TIMEOUT_S).status_code == 200
+    for _ in range(100):  # the log reaches us through a pipe and a reader thread
+        lines = [line for line in logged.process.output.splitlines() if line.strip()]
+        if any('"http_library"' in line for line in lines):
+            break
+        time.sleep(0.05)
+    for line in lines:
+        json.loads(line)  # raises on a raw line
+    assert any(json.loads(line).get("event") == "http_library" for line in lines), lines
 
 
 def test_requests_posting_80_mib_reads_the_413(server):
