@@ -17,6 +17,18 @@ public struct HTTPServerConfiguration: Sendable {
     public var idleTimeout: Int = 120
     /// Most simultaneous connections.
     public var connectionLimit: Int = 4096
+    /// Most bytes of request bodies held in memory at once across all connections (bodies being
+    /// read, and bodies of requests not yet answered); a request that would pass it gets 503 with
+    /// `Retry-After`. Default 4 x `maxBodySize`; the daemon sets it from the machine's memory.
+    public var maxBufferedBodyBytes: Int = 4 * (64 << 20)
+    /// Longest request target (path and query) in bytes; beyond it the answer is a JSON 414.
+    public var maxURILength: Int = 16 << 10
+    /// Most bytes of request header fields (names, values and their separators); beyond it a JSON 431.
+    public var maxHeaderBytes: Int = 32 << 10
+    /// libmicrohttpd's memory per connection, which must hold the request line and headers. Heads
+    /// that do not fit get libmicrohttpd's own (non-JSON) 414 or 431, so this is kept well above
+    /// `maxURILength` and `maxHeaderBytes` (measured: heads up to about 120 KiB fit in 128 KiB).
+    public var connectionMemoryLimit: Int = 128 << 10
 
     public init() {}
 }
@@ -57,6 +69,16 @@ public final class HTTPServer: @unchecked Sendable {
     let inFlight = Atomic<Int>(0)
     /// Set by `quiesce`: responses carry `Connection: close` so keep-alive clients reconnect elsewhere.
     let draining = Atomic<Bool>(false)
+    /// Bytes of request bodies reserved by requests not yet completed (see `maxBufferedBodyBytes`).
+    /// Reserved on libmicrohttpd's threads as bodies are admitted or arrive, released on completion.
+    let bufferedBodyBytes = Atomic<Int>(0)
+    /// Connections answered early whose socket should linger when libmicrohttpd closes it, by
+    /// connection address, with the body bytes they still declared. Written by the access handler
+    /// and read by the connection-closed notification, both on libmicrohttpd's threads.
+    private let lingering = Mutex<[UInt: Int]>([:])
+    private let lingeringCount = Atomic<Int>(0)
+    /// Drains and closes the sockets of connections answered early.
+    let closer = LingeringCloser()
 
     public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger) {
         self.configuration = configuration
@@ -74,10 +96,12 @@ public final class HTTPServer: @unchecked Sendable {
             | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue | MHD_USE_ITC.rawValue
         if isIPv6 { flags |= MHD_USE_IPv6.rawValue }
 
+        closer.start()
         let ctx = Unmanaged.passRetained(self)
         let ctxPointer = ctx.toOpaque()
         let completed: MHD_RequestCompletedCallback = swerveRequestCompleted
         let notify: MHD_NotifyConnectionCallback = swerveConnectionNotify
+        let log: MHD_LogCallback = swerveLibraryLog
         let started: OpaquePointer? = withUnsafeMutablePointer(to: &storage) { addressPointer in
             var options: [MHD_OptionItem] = [
                 // A pool of one is no pool: libmicrohttpd warns and uses its single polling thread.
@@ -87,9 +111,12 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: configuration.idleTimeout, ptr_value: nil),
                 MHD_OptionItem(option: .CONNECTION_LIMIT, value: configuration.connectionLimit, ptr_value: nil),
                 MHD_OptionItem(
+                    option: .CONNECTION_MEMORY_LIMIT, value: configuration.connectionMemoryLimit, ptr_value: nil),
+                MHD_OptionItem(
                     option: .NOTIFY_COMPLETED, value: unsafeBitCast(completed, to: Int.self), ptr_value: ctxPointer),
                 MHD_OptionItem(
-                    option: .NOTIFY_CONNECTION, value: unsafeBitCast(notify, to: Int.self), ptr_value: nil),
+                    option: .NOTIFY_CONNECTION, value: unsafeBitCast(notify, to: Int.self), ptr_value: ctxPointer),
+                MHD_OptionItem(option: .EXTERNAL_LOGGER, value: unsafeBitCast(log, to: Int.self), ptr_value: ctxPointer),
                 MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(addressPointer)),
                 MHD_OptionItem(option: .END, value: 0, ptr_value: nil),
             ]
@@ -100,6 +127,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         guard let started else {
             ctx.release()
+            closer.stop()
             throw HTTPServerError.startFailed(host: configuration.host, port: configuration.port)
         }
         daemon = started
@@ -143,11 +171,46 @@ public final class HTTPServer: @unchecked Sendable {
         self.daemon = nil
         if quiescedSocket >= 0 { close(quiescedSocket) }
         quiescedSocket = -1
+        closer.stop()
         context?.release()
         context = nil
     }
 
     deinit { stop() }
+
+    /// Bytes of request bodies held now (see `maxBufferedBodyBytes`).
+    public var bufferedBodyByteCount: Int { bufferedBodyBytes.load(ordering: .acquiring) }
+
+    /// Reserves `n` bytes of the buffered-body budget; false (nothing reserved) when they do not fit.
+    func reserveBodyBytes(_ n: Int) -> Bool {
+        let total = bufferedBodyBytes.add(n, ordering: .acquiringAndReleasing).newValue
+        if total <= configuration.maxBufferedBodyBytes { return true }
+        bufferedBodyBytes.subtract(n, ordering: .acquiringAndReleasing)
+        return false
+    }
+
+    func releaseBodyBytes(_ n: Int) {
+        if n > 0 { bufferedBodyBytes.subtract(n, ordering: .acquiringAndReleasing) }
+    }
+
+    /// Marks `connection` (answered early, to be closed) to linger when libmicrohttpd closes it.
+    func lingerOnClose(_ connection: OpaquePointer, pending: Int) {
+        lingering.withLock { $0[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(connection)))] = pending }
+        lingeringCount.add(1, ordering: .acquiringAndReleasing)
+    }
+
+    /// libmicrohttpd is about to close `connection`'s socket: if it was answered early, hand a
+    /// duplicate of the socket to the closer, so that closing libmicrohttpd's copy does not reset it.
+    func connectionClosing(_ connection: OpaquePointer) {
+        guard lingeringCount.load(ordering: .acquiring) > 0 else { return }
+        let key = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(connection)))
+        guard let pending = lingering.withLock({ $0.removeValue(forKey: key) }) else { return }
+        lingeringCount.subtract(1, ordering: .acquiringAndReleasing)
+        let fd = swerve_mhd_connection_fd(connection)
+        guard fd >= 0 else { return }
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        if copy >= 0 { closer.adopt(copy, pending: pending) }
+    }
 
     /// Fills `storage` with the socket address for `host`:`port`; returns whether it is IPv6.
     static func makeAddress(_ host: String, port: Int, into storage: inout sockaddr_storage) throws -> Bool {

@@ -46,6 +46,8 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Most working memory one inference run (a request, or a batch of them) may allocate: outputs, activations, scratch; a request that would need more gets 413 saying how much. Bytes, or with a K/M/G/T suffix (powers of 1024). [default: a quarter of the machine's or the container's memory] [env: SWERVE_MAX_REQUEST_MEMORY]")
     var maxRequestMemory: String?
+    @Option(help: "Most bytes of request bodies held in memory at once on each port (bodies being read and bodies of requests not yet answered); a request that would pass it gets 503 with Retry-After. [default: a quarter of the machine's or cgroup's memory, at least 4 x --max-body-size] [env: SWERVE_MAX_BUFFERED_BODY_BYTES]")
+    var maxBufferedBodyBytes: Int?
 
     @Option(help: "HTTP threads (each with its own epoll loop). [default: number of cores] [env: SWERVE_HTTP_THREADS]")
     var httpThreads: Int?
@@ -224,12 +226,20 @@ struct Serve: ParsableCommand {
         http.port = try int(port, "PORT", 8000, "--port")
         http.maxBodySize = try int(maxBodySize, "MAX_BODY_SIZE", 64 << 20, "--max-body-size")
         http.threads = try int(httpThreads, "HTTP_THREADS", http.threads, "--http-threads")
+        http.maxBufferedBodyBytes = try int(
+            maxBufferedBodyBytes, "MAX_BUFFERED_BODY_BYTES", defaultMaxBufferedBodyBytes(maxBodySize: http.maxBodySize),
+            "--max-buffered-body-bytes")
         let managementPort = try int(managementPort, "MANAGEMENT_PORT", 8001, "--management-port")
         for (name, p) in [("--port", http.port), ("--management-port", managementPort)] where !(0...65535).contains(p) {
             throw ValidationError("\(name) \(p) is not a port number (0-65535)")
         }
         guard http.maxBodySize > 0 else { throw ValidationError("--max-body-size must be positive") }
         guard http.threads > 0 else { throw ValidationError("--http-threads must be positive") }
+        guard http.maxBufferedBodyBytes >= http.maxBodySize else {
+            throw ValidationError(
+                "--max-buffered-body-bytes \(http.maxBufferedBodyBytes) is smaller than --max-body-size \(http.maxBodySize), "
+                    + "so the largest accepted body could never be read; raise it (default: a quarter of memory, at least 4 x --max-body-size)")
+        }
         let poll = pollInterval ?? environment("POLL_INTERVAL").flatMap(Double.init) ?? 2
         guard poll >= 0 else { throw ValidationError("--poll-interval must be 0 (off) or a positive number of seconds") }
         let readyText = readyWhen ?? environment("READY_WHEN") ?? "all"

@@ -77,10 +77,33 @@ final class TestClient {
         return nil
     }
 
+    /// Reads until the server closes the connection and returns every byte not yet read as a
+    /// response. Throws `timedOut` when the connection stays open (nothing more for 10 s).
+    func readToEnd() throws -> [UInt8] {
+        while true {
+            do {
+                try fill()
+            } catch TestClientError.closed {
+                defer { buffer = [] }
+                return buffer
+            }
+        }
+    }
+
+    /// Whether the server has closed the connection: the next read is end of stream. Throws
+    /// `timedOut` when it stays open, `reset` when it was reset.
+    func isClosedByServer() throws -> Bool {
+        try readToEnd().isEmpty
+    }
+
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let n = recv(fd, &chunk, chunk.count, 0)
-        if n <= 0 { throw TestClientError.closed }
+        if n == 0 { throw TestClientError.closed }
+        if n < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK { throw TestClientError.timedOut }
+            throw TestClientError.reset(errno)
+        }
         buffer.append(contentsOf: chunk[0..<n])
     }
 }
@@ -88,5 +111,10 @@ final class TestClient {
 enum TestClientError: Error {
     case connectFailed(Int32)
     case sendFailed(Int32)
+    /// The server closed the connection (end of stream).
     case closed
+    /// Nothing arrived for the receive timeout (10 s).
+    case timedOut
+    /// The connection was reset (or another receive error).
+    case reset(Int32)
 }
