@@ -32,11 +32,15 @@ public final class ServableVersion: Sendable {
     public let scheduler: any InferenceScheduler
     /// The scheduling options in force (config.json with command-line overrides).
     public let batching: BatchingOptions
+    /// Something the load noticed that does not stop the version serving (a warm-up on made-up
+    /// shapes that failed); shown as the version's reason.
+    public let warning: String?
 
     public init(
         model: String, version: Int, path: String, session: InferenceSession, scheduler: any InferenceScheduler,
-        batching: BatchingOptions = BatchingOptions()
+        batching: BatchingOptions = BatchingOptions(), warning: String? = nil
     ) {
+        self.warning = warning
         self.model = model
         self.version = version
         self.path = path

@@ -44,11 +44,27 @@ public struct StoreLoader: Sendable {
         let session = try InferenceSession(model: graphModel, options: sessionOptions)
         let batching = batchingOverrides.apply(to: config.batching)
         try SchedulerContext.validate(batching, for: session)
-        try StoreLoader.warmUp(session, path: path)
+        // A warm-up on declared shapes (every input's dims fixed, by the file or by config.json's
+        // `input`) gates the load: requests of those shapes would fail the same way. One on made-up
+        // shapes (symbolic dims = 1) only warns: the model may need other sizes (a traced sequence
+        // length, an audio model's minimum number of samples) that requests will bring.
+        let declared = StoreLoader.declaresEveryShape(session.inputs)
+        var warning: String?
+        do {
+            try StoreLoader.warmUp(session, path: path)
+        } catch where !declared {
+            warning = "\(error)".replacing(
+                "; give the inputs' real dims in config.json \"input\" (see docs/model-store.md)", with: "")
+                + "; the version serves anyway (requests of other shapes may work): give the inputs' real dims "
+                + "in config.json \"input\" to warm it up on them"
+            logger.warning(
+                "warm-up on made-up shapes failed; the version serves anyway",
+                metadata: ["event": "warmup_failed", "model": "\(model)", "version": "\(version)", "error": "\(error)"])
+        }
         let context = SchedulerContext(model: model, version: version, session: session, batching: batching)
         return ServableVersion(
             model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
-            batching: batching)
+            batching: batching, warning: warning)
     }
 
     /// Checks `config.json`'s `input`/`output` entries against the file and pins dims.
@@ -87,6 +103,12 @@ public struct StoreLoader: Sendable {
             }
         }
         return result
+    }
+
+    /// Whether every input has fixed dims (in the file, or pinned by config.json's `input`), so
+    /// that the warm-up runs on declared shapes rather than made-up ones.
+    static func declaresEveryShape(_ inputs: [ValueInfo]) -> Bool {
+        inputs.allSatisfy { input in input.shape?.allSatisfy { $0.value != nil } == true }
     }
 
     /// Runs the model once on zeros (then ones, if zeros fail) of its declared shapes, variable

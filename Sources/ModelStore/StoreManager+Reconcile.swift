@@ -148,7 +148,7 @@ extension StoreManager {
             track.loaded[v] = servable
             track.failed[v] = nil
             // The swap: one registry update makes the version visible to new requests.
-            registry.setVersion(name, VersionStatus(version: v, state: .available, servable: servable))
+            registry.setVersion(name, VersionStatus(version: v, state: .available, error: servable.warning, servable: servable))
             loader.loadFinished(name, v, true, monotonicSeconds() - started)
             logger.info(
                 "model version loaded",

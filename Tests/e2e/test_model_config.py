@@ -80,3 +80,43 @@ def test_a_config_that_does_not_validate_keeps_the_previous_state(tmp_path):
         assert "version_policy.latest" in server.process.output
     finally:
         finish_server(server)
+
+
+def needs_three_samples_model() -> bytes:
+    """y = Conv(x, w) with x: [1, 1, n] and a 3-tap kernel, no padding: n must be at least 3, so a
+    warm-up with the made-up n = 1 fails while real requests work (as wav2vec2's first convolution)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"])], "conv1d",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, "m"])],
+        [numpy_helper.from_array(np.ones([1, 1, 3], dtype=np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_warm_up_on_made_up_shapes_that_fails_only_warns(tmp_path):
+    store = tmp_path / "models"
+    publish(store, "made_up", 1, needs_three_samples_model())
+    publish(store, "declared", 1, needs_three_samples_model())
+    write_config(store, "declared", '{"input": [{"name": "x", "dims": [1, 1, 2]}]}')
+    server = start(store, ["--poll-interval", "0"])
+    try:
+        # Made-up shapes (n = 1): the version serves, the failed warm-up is its reason.
+        meta = server.get("/v2/models/made_up")
+        assert meta.status_code == 200, meta.text
+        status = server.get("/v1/models/made_up").json()["model_version_status"][0]
+        assert status["state"] == "AVAILABLE", status
+        assert "warm-up" in status["status"]["error_message"] and "serves anyway" in status["status"]["error_message"]
+        body = {"inputs": [{"name": "x", "shape": [1, 1, 5], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}
+        resp = server.post("/v2/models/made_up/infer", json=body)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["outputs"][0]["data"] == [6, 9, 12]
+        # Shapes the user declared (n = 2, too short) gate the load.
+        error = server.get("/v2/models/declared").json()["error"]
+        assert "warm-up" in error, error
+        assert server.post("/v2/models/declared/infer", json=body).status_code in (400, 503)
+    finally:
+        finish_server(server)
