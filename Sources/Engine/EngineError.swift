@@ -7,6 +7,9 @@ import Tensors
 public enum EngineError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The model uses an operator the engine does not implement.
     case unsupportedOperator(opType: String, domain: String, opset: Int, node: String)
+    /// The model uses several operator types the engine does not implement (every one listed,
+    /// subgraphs included, so that one load says all that is missing).
+    case unsupportedOperators([UnsupportedOperator])
     /// The model is inconsistent (missing value, bad attribute, wrong arity, ...).
     case invalidModel(String)
     /// A request's inputs do not fit the model (missing, unknown, wrong type or shape).
@@ -24,6 +27,10 @@ public enum EngineError: Error, Sendable, CustomStringConvertible, Equatable {
             let d = domain.isEmpty ? "" : "\(domain)."
             return "operator '\(d)\(op)' (opset \(opset)) used by node '\(node)' is not supported; "
                 + "run 'swerve check --list-ops' for the supported operators, or re-export the model with other operators"
+        case .unsupportedOperators(let list):
+            return "\(list.count) operator types used by the model are not supported: "
+                + list.map(\.summary).joined(separator: "; ")
+                + "; run 'swerve check --list-ops' for the supported operators, or re-export the model with other operators"
         case .invalidModel(let m): return "invalid model: \(m)"
         case .invalidInput(let m): return m
         case .executionFailed(let node, let m): return "inference failed at node '\(node)': \(m)"

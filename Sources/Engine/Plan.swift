@@ -50,6 +50,13 @@ public struct Plan: Sendable {
     /// `.unsupportedOperator` for an operator (or domain) that `registry` does not implement.
     public init(model: GraphModel, registry: OperatorRegistry = .cpu) throws {
         try Self.checkOpset(model)
+        // Every unsupported operator at once (subgraphs too), not only the first one met.
+        let missing = registry.unsupportedOperators(in: model)
+        if missing.count > 1 { throw EngineError.unsupportedOperators(missing) }
+        if let only = missing.first {
+            throw EngineError.unsupportedOperator(
+                opType: only.opType, domain: only.domain, opset: only.opset, node: only.nodes.joined(separator: "', '"))
+        }
         let graph = model.graph
         var builder = SlotTable()
         var initial: [Tensor?] = []

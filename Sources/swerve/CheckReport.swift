@@ -6,15 +6,7 @@ import Tensors
 /// counts and the operators the engine lacks. Pure functions over a `GraphModel`, so that the
 /// formatting can be unit-tested. A value type; build one per model.
 struct CheckReport {
-    /// One operator type that the engine cannot run, with the nodes that use it.
-    struct Unsupported: Equatable {
-        var opType: String
-        var domain: String
-        var opset: Int
-        var nodes: [String]
-        /// `Conv` or `com.microsoft.FusedConv`.
-        var qualifiedName: String { OperatorRegistry.isDefaultDomain(domain) ? opType : "\(domain).\(opType)" }
-    }
+    typealias Unsupported = UnsupportedOperator
 
     let model: GraphModel
     let registry: OperatorRegistry
@@ -24,34 +16,20 @@ struct CheckReport {
         self.registry = registry
     }
 
-    /// Op type (domain-qualified outside the default domain) and how many nodes use it, most used first.
+    /// Op type (domain-qualified outside the default domain) and how many nodes use it, most used
+    /// first; nodes inside subgraphs (If, Loop, Scan bodies) count too.
     var operatorCounts: [(op: String, count: Int)] {
         var counts: [String: Int] = [:]
-        for node in model.graph.nodes {
+        model.graph.walkNodes { node, _ in
             let name = OperatorRegistry.isDefaultDomain(node.domain) ? node.opType : "\(node.domain).\(node.opType)"
             counts[name, default: 0] += 1
         }
         return counts.map { (op: $0.key, count: $0.value) }.sorted { $0.count != $1.count ? $0.count > $1.count : $0.op < $1.op }
     }
 
-    /// Operator types the registry does not implement (or in a domain it does not serve), in first-use order.
-    var unsupported: [Unsupported] {
-        var found: [Unsupported] = []
-        var index: [String: Int] = [:]
-        for node in model.graph.nodes {
-            let isDefault = OperatorRegistry.isDefaultDomain(node.domain)
-            if isDefault && registry.supports(node.opType) { continue }
-            let key = "\(node.domain)|\(node.opType)"
-            if let i = index[key] {
-                found[i].nodes.append(node.displayName)
-            } else {
-                index[key] = found.count
-                let opset = model.opsets[node.domain] ?? (isDefault ? model.defaultOpset : 1)
-                found.append(Unsupported(opType: node.opType, domain: node.domain, opset: opset, nodes: [node.displayName]))
-            }
-        }
-        return found
-    }
+    /// Operator types the registry cannot run at the model's opsets (or in a domain it does not
+    /// serve), subgraphs included, in first-use order.
+    var unsupported: [Unsupported] { registry.unsupportedOperators(in: model) }
 
     /// `ai.onnx 17, ai.onnx.ml 3`, default domain first.
     var opsetLine: String {
@@ -76,7 +54,7 @@ struct CheckReport {
         out.append("outputs")
         out += Self.table(model.graph.outputs.map(Self.describe))
         let counts = operatorCounts
-        out.append("operators   \(model.graph.nodes.count) nodes, \(counts.count) types")
+        out.append("operators   \(counts.reduce(0) { $0 + $1.count }) nodes, \(counts.count) types")
         out += Self.table(counts.map { [$0.op, String($0.count)] })
         let missing = unsupported
         if missing.isEmpty {
@@ -86,7 +64,8 @@ struct CheckReport {
             for u in missing {
                 let shown = u.nodes.prefix(3).map { "'\($0)'" }.joined(separator: ", ")
                 let more = u.nodes.count > 3 ? " and \(u.nodes.count - 3) more" : ""
-                out.append("  \(u.qualifiedName) (opset \(u.opset)): \(u.nodes.count) node(s): \(shown)\(more)")
+                let range = u.supportedOpsets.map { ", implemented for opsets \($0.lowerBound)-\($0.upperBound)" } ?? ""
+                out.append("  \(u.qualifiedName) (opset \(u.opset)\(range)): \(u.nodes.count) node(s): \(shown)\(more)")
             }
         }
         return out

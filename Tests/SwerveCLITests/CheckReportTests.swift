@@ -122,3 +122,43 @@ private func sampleModel() -> GraphModel {
         #expect(!text.contains("load and use the opset"), "opsets above the newest are refused, not mapped")
     }
 }
+
+/// An If whose branches use two operators no engine has, next to a top-level one.
+private func modelWithSubgraphs() -> GraphModel {
+    func branch(_ op: String, _ name: String) -> Graph {
+        Graph(
+            nodes: [Node(name: name, opType: op, inputs: ["x"], outputs: ["b"])], inputs: [],
+            outputs: [ValueInfo(name: "b", dataType: .float32, shape: nil)])
+    }
+    let graph = Graph(
+        nodes: [
+            Node(name: "top", opType: "SwerveTestOpA", inputs: ["x"], outputs: ["v"]),
+            Node(
+                name: "choose", opType: "If", inputs: ["cond"], outputs: ["y"],
+                attributes: ["then_branch": .graph(branch("SwerveTestOpB", "up")), "else_branch": .graph(branch("SwerveTestOpC", "odd"))]),
+        ],
+        inputs: [
+            ValueInfo(name: "x", dataType: .float32, shape: [.fixed(4)]),
+            ValueInfo(name: "cond", dataType: .bool, shape: []),
+        ],
+        outputs: [ValueInfo(name: "y", dataType: nil, shape: nil), ValueInfo(name: "v", dataType: nil, shape: nil)])
+    return GraphModel(graph: graph, opsets: ["": 17], irVersion: 8)
+}
+
+@Test func unsupportedOperatorsInsideSubgraphsAreListedToo() {
+    let missing = CheckReport(model: modelWithSubgraphs(), registry: .cpu).unsupported
+    let names = missing.map(\.opType)
+    // Each operator the engine lacks, in first-use order, subgraph nodes named by their path.
+    for op in ["SwerveTestOpA", "SwerveTestOpB", "SwerveTestOpC"] { #expect(names.contains(op), "\(names)") }
+    #expect(missing.first { $0.opType == "SwerveTestOpB" }?.nodes == ["choose/up"])
+    #expect(missing.first { $0.opType == "SwerveTestOpC" }?.nodes == ["choose/odd"])
+    // The load error lists them all, not only the first.
+    do {
+        _ = try InferenceSession(model: modelWithSubgraphs())
+        Issue.record("a model with unsupported operators loaded")
+    } catch {
+        let message = "\(error)"
+        for op in names { #expect(message.contains("'\(op)'"), "\(message)") }
+        #expect(message.contains("choose/up"))
+    }
+}
