@@ -11,11 +11,21 @@ public struct NodeContext: Sendable {
     public let opset: Int
     /// Tensors known at plan time, by input position (nil where the input is computed or omitted).
     public let constantInputs: [Tensor?]
+    /// The model's opsets by domain and the registry the plan is built with: what a control-flow
+    /// operator (If, Loop, Scan) needs to build the plans of its subgraphs.
+    let opsets: [String: Int]
+    let registry: OperatorRegistry?
 
     public init(node: Node, opset: Int, constantInputs: [Tensor?] = []) {
+        self.init(node: node, opset: opset, constantInputs: constantInputs, opsets: ["": opset], registry: nil)
+    }
+
+    init(node: Node, opset: Int, constantInputs: [Tensor?], opsets: [String: Int], registry: OperatorRegistry?) {
         self.node = node
         self.opset = opset
         self.constantInputs = constantInputs
+        self.opsets = opsets
+        self.registry = registry
     }
 
     public var opType: String { node.opType }

@@ -197,6 +197,11 @@ extension OperatorRegistry {
             try LayerNormalizationKernel(context: $0)
         })
         r.add(OperatorRecord("LRN", types: f32, shape: .fromInputShapes, rows: .rowwise) { try LRNKernel(context: $0) })
+
+        // Control flow: subgraphs planned once at load (ControlFlow.swift), run per request.
+        r.add(OperatorRecord("If", types: [.bool], shape: .fromValues, rows: .mixes) { try IfKernel(context: $0) })
+        r.add(OperatorRecord("Loop", types: [.int64], shape: .fromValues, rows: .mixes) { try LoopKernel(context: $0) })
+        r.add(OperatorRecord("Scan", types: any, shape: .fromValues, rows: .mixes, firstOpset: 9) { try ScanKernel(context: $0) })
         return r
     }
 }

@@ -91,7 +91,8 @@ public struct Plan: Sendable {
             }
             let opset = Self.opset(of: node.domain, in: model)
             let context = NodeContext(
-                node: node, opset: opset, constantInputs: inputSlots.map { $0 < 0 ? nil : initial[$0] })
+                node: node, opset: opset, constantInputs: inputSlots.map { $0 < 0 ? nil : initial[$0] },
+                opsets: model.opsets, registry: registry)
             let kernel = try registry.kernel(for: context)
             if let absorbing = kernel as? any ConstantAbsorbingKernel {
                 for i in absorbing.absorbedInputs where i < inputSlots.count { inputSlots[i] = -1 }

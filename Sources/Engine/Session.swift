@@ -49,6 +49,10 @@ public final class InferenceSession: Sendable {
 
     /// Builds the plan with the operators of `registry` (tests and experiments; the daemon uses `.cpu`).
     public init(model: GraphModel, options: SessionOptions, registry: OperatorRegistry) throws {
+        // Subgraphs' reads of outer values become explicit inputs of their nodes first, so that
+        // ordering, dead-node removal and the optimizer see them (ControlFlow.exposeOuterScope).
+        var model = model
+        model.graph = ControlFlow.exposeOuterScope(model.graph)
         var described = model
         described.graph.initializers = [:]
         self.model = described

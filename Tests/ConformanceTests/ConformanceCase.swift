@@ -37,6 +37,9 @@ struct ConformanceCase {
             if case .unsupportedOperator(let op, _, let opset, _) = error {
                 return .unsupported("operator: \(op) (opset \(opset)) with these attributes, inputs or types")
             }
+            if case .unsupportedOperators(let list) = error, let first = list.first {
+                return .unsupported("operator: \(first.qualifiedName)")
+            }
             return .failed("load failed: \(error)")
         } catch {
             return .failed("load failed: \(error)")
@@ -84,10 +87,9 @@ struct ConformanceCase {
         for t in g.initializers.values where !supportedTypes.contains(t.dataType) {
             return "type: an initializer is \(t.dataType.onnxName)"
         }
-        let registry = OperatorRegistry.cpu
-        for node in g.nodes where !OperatorRegistry.isDefaultDomain(node.domain) || !registry.supports(node.opType) {
-            let d = node.domain.isEmpty ? "" : node.domain + "."
-            return "operator: \(d)\(node.opType)"
+        // Subgraphs included (If branches, Loop and Scan bodies).
+        if let missing = OperatorRegistry.cpu.unsupportedOperators(in: model).first {
+            return "operator: \(missing.qualifiedName)"
         }
         return nil
     }
