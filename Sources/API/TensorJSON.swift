@@ -18,6 +18,16 @@ enum TensorJSON {
             guard !overflow, product <= (1 << 40) else { throw .badRequest("\(what): shape \(shape) is too large") }
             total = product
         }
+        // Count the values before allocating: the shape is the client's word, the data is what
+        // was sent, and a declared shape must not reserve more memory than the body could fill.
+        var given = 0
+        for row in rows { given += leafCount(row) }
+        guard given <= total else {
+            throw .badRequest("\(what): data has more values than the shape's \(total); make data match the shape")
+        }
+        guard given == total else {
+            throw .badRequest("\(what): shape \(shape) needs \(total) values but data has \(given); make data match the shape")
+        }
         let tensor = Tensor(zeros: dataType, shape: shape)
         var filler = Filler(what: what, dataType: dataType, expected: total)
         switch dataType {
@@ -44,6 +54,14 @@ enum TensorJSON {
             throw .badRequest("\(what): shape \(shape) needs \(total) values but data has \(filler.written); make data match the shape")
         }
         return tensor
+    }
+
+    /// The number of non-array values in a (nested) array; 1 for a scalar.
+    private static func leafCount(_ value: JSONValue) -> Int {
+        guard case .array(let items) = value.node else { return 1 }
+        var n = 0
+        for item in items { n += leafCount(JSONValue(node: item)) }
+        return n
     }
 
     /// Walks nested arrays and writes the leaves in row-major order.

@@ -108,8 +108,11 @@ struct V2InferRequest: Sendable {
             let what = "input '\(name)'"
             if let size = input["parameters"]?["binary_data_size"] {
                 guard let n = size.int, n >= 0, n <= Int64(rest.count) else {
+                    // Described from the JSON value: a huge or fractional number has no Int.
+                    let given = size.int.map { String($0) } ?? size.double.map { String($0) } ?? size.typeName
                     throw APIError.badRequest(
-                        "\(what): binary_data_size \(size.double.map { String(Int($0)) } ?? "?") is more than the \(rest.count) binary bytes left in the body")
+                        "\(what): binary_data_size \(given) is not a byte count within the \(rest.count) binary bytes left in the body; "
+                            + "give each binary input's exact size in bytes")
                 }
                 if input["data"] != nil { throw APIError.badRequest("\(what) has both \"data\" and binary_data_size; send one") }
                 let end = rest.startIndex + Int(n)

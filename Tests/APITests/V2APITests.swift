@@ -84,6 +84,14 @@ import Testing
             ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1,2,3]}]}"#, 400, "x"),
             ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}],"outputs":[{"name":"w"}]}"#, 400, "no output 'w'"),
             ("/v2/models/ints/infer", #"{"inputs":[{"name":"a","shape":[1,2],"datatype":"INT64","data":[1.5,2]}]}"#, 400, "INT64"),
+            // Found by the FuzzV2Infer target: a huge declared shape used to be allocated before
+            // the data was counted, and a huge binary_data_size trapped converting it to Int.
+            ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[1000000000,1000],"datatype":"FP32","data":[1]}]}"#, 400,
+             "needs 1000000000000 values but data has 1"),
+            ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","parameters":{"binary_data_size":1e300}}]}"#, 400,
+             "binary_data_size 1e+300 is not a byte count"),
+            ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","parameters":{"binary_data_size":-1}}]}"#, 400,
+             "binary_data_size -1 is not a byte count"),
             ("/v2/models/nope/infer", "{}", 404, "not in the model store"),
             ("/v2/models/relu/versions/7/infer", "{}", 404, "no version 7"),
             ("/v2/models/relu/versions/x/infer", "{}", 400, "not a positive integer"),
