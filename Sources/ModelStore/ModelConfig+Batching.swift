@@ -20,6 +20,9 @@ struct InstanceGroupField: Decodable {
 }
 
 extension ConfigFile {
+    /// The most execution instances (worker threads) `instance_group` may ask for, over all groups.
+    static let maxInstances = 256
+
     /// The batching options the file asks for, validated.
     func batchingOptions() throws -> BatchingOptions {
         var options = BatchingOptions()
@@ -60,7 +63,15 @@ extension ConfigFile {
                 }
                 let n = group.count ?? 1
                 guard n >= 1 else { throw ConfigFieldError(message: "instance_group[\(i)].count must be at least 1") }
-                count += n * max(1, group.gpus?.count ?? 1)
+                // Each instance is a worker thread: bound the total (checked, the counts are the file's).
+                let (instances, o1) = n.multipliedReportingOverflow(by: max(1, group.gpus?.count ?? 1))
+                let (total, o2) = count.addingReportingOverflow(instances)
+                guard !o1, !o2, total <= ConfigFile.maxInstances else {
+                    throw ConfigFieldError(
+                        message: "instance_group asks for more than \(ConfigFile.maxInstances) execution instances; "
+                            + "use a count per group of about the number of cores")
+                }
+                count = total
             }
             if count > 0 { options.instanceCount = count }
         }

@@ -112,6 +112,7 @@ final class TempStore {
         #expect(config.versionLabels == ["stable": 1, "canary_2": 2])
         #expect(config.inputs == [TensorOverride(name: "x", dataType: .float32, dims: [-1, 4])])
         #expect(config.outputs == [TensorOverride(name: "y", dims: [-1, 3])])
+        #expect(try parse(#"{"instance_group": [{"count": 200}, {"count": 28, "gpus": [0, 1]}]}"#).batching.instanceCount == 256)
     }
 
     @Test func rejectsBadFieldsWithTheirName() {
@@ -123,6 +124,11 @@ final class TempStore {
             (#"{"input": [{"name": "x", "data_type": "TYPE_NOPE"}]}"#, "input[0].data_type"),
             (#"{"input": [{"name": "x", "dims": [0]}]}"#, "input[0].dims"),
             (#"{"input": [{"dims": [1]}]}"#, "input"),
+            // Found by the FuzzConfig target: these counts used to overflow (a trap) or ask for
+            // billions of worker threads.
+            (#"{"instance_group": [{"count": 9223372036854775807}, {"count": 2}]}"#, "more than 256 execution instances"),
+            (#"{"instance_group": [{"count": 4611686018427387904, "gpus": [0, 1, 2]}]}"#, "more than 256 execution instances"),
+            (#"{"instance_group": [{"count": 200}, {"count": 57}]}"#, "more than 256 execution instances"),
         ]
         for (text, fragment) in cases {
             do {
