@@ -49,6 +49,10 @@ struct V2InferRequest: Sendable {
         guard known.count == declared.count - 1 else {
             throw .badRequest("raw binary requests need every dimension but the first of input '\(input.name)' to be fixed")
         }
+        guard !body.isEmpty else {
+            throw .badRequest(
+                "raw binary request (Inference-Header-Content-Length: 0) with an empty body; send input '\(input.name)' as raw bytes, or a JSON request")
+        }
         let rowBytes = known.reduce(1, *) * type.byteSize
         var shape = declared.map { $0.value ?? 1 }
         if declared.first?.value == nil, rowBytes > 0, !shape.isEmpty {

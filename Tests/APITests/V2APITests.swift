@@ -102,6 +102,10 @@ import Testing
             #expect(r.status == status, "\(path) \(body): \(r.status) \(r.text)")
             #expect(r.error.contains(fragment), "\(body): \(r.error)")
         }
+        // Found by schemathesis (negative_data_rejection): an empty raw body was a 200 with zero rows.
+        let emptyRaw = h.call("POST", "/v2/models/relu/infer", "", headers: ["inference-header-content-length": "0"])
+        #expect(emptyRaw.status == 400)
+        #expect(emptyRaw.error.contains("empty body"), "\(emptyRaw.error)")
         #expect(h.call("GET", "/v2/models/relu/infer").status == 405)
         #expect(h.call("GET", "/v2/models/relu/infer").headers.contains { $0 == ("Allow", "POST") })
         #expect(h.call("GET", "/v3").status == 404)
