@@ -9,7 +9,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
-SCRATCH=${FUZZ_SCRATCH:-.build-fuzz}
+# FUZZ_ASAN=1: AddressSanitizer too, in a scratch path of its own. Two --sanitize flags would build
+# without coverage instrumentation; one -sanitize=address,fuzzer keeps it (docs/fuzzing.md).
+SANITIZE=(--sanitize=fuzzer)
+RSS_LIMIT_MB=2048
+if [ "${FUZZ_ASAN:-0}" = 1 ]; then
+    SANITIZE+=(-Xswiftc -sanitize=address,fuzzer)
+    RSS_LIMIT_MB=4096
+    SCRATCH=${FUZZ_SCRATCH:-.build-fuzz-asan}
+else
+    SCRATCH=${FUZZ_SCRATCH:-.build-fuzz}
+fi
 SECONDS_EACH=${1:-${FUZZ_SECONDS:-60}}
 shift || true
 TARGETS=("$@")
@@ -18,7 +28,7 @@ if [ ${#TARGETS[@]} -eq 0 ]; then
 fi
 
 for t in "${TARGETS[@]}"; do
-    SWERVE_FUZZ=1 "$SWIFT" build -c release --sanitize=fuzzer --scratch-path "$SCRATCH" --product "$t" 2>&1 \
+    SWERVE_FUZZ=1 "$SWIFT" build -c release "${SANITIZE[@]}" --scratch-path "$SCRATCH" --product "$t" 2>&1 \
         | grep -v -E '^\[[0-9]+/[0-9]+\]|^Building|^Build complete|^Compiling|^Write' || true
     [ -x "$SCRATCH/release/$t" ] || { echo "fuzz: building $t failed; run the swift build line above by hand" >&2; exit 1; }
 done
@@ -32,7 +42,7 @@ for t in "${TARGETS[@]}"; do
     [ -f "Tests/Fuzz/Dictionaries/$t.dict" ] && dict=(-dict="Tests/Fuzz/Dictionaries/$t.dict")
     # -timeout: one input running longer is a hang; -rss_limit_mb: a memory blow-up.
     if ! SWIFT_BACKTRACE=enable=no "$SCRATCH/release/$t" \
-        -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+        -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb="$RSS_LIMIT_MB" \
         "${dict[@]}" -print_final_stats=1 -artifact_prefix="$SCRATCH/findings/$t-" \
         "$SCRATCH/corpus/$t" "Tests/Fuzz/Corpus/$t" > "$SCRATCH/findings/$t.log" 2>&1; then
         failed+=("$t")
