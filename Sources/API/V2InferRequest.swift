@@ -53,7 +53,16 @@ struct V2InferRequest: Sendable {
             throw .badRequest(
                 "raw binary request (Inference-Header-Content-Length: 0) with an empty body; send input '\(input.name)' as raw bytes, or a JSON request")
         }
-        let rowBytes = known.reduce(1, *) * type.byteSize
+        // The dims come from the model file: checked, so a huge declared row is a 400, not a trap.
+        var rowBytes = type.byteSize
+        for d in known {
+            let (product, overflow) = rowBytes.multipliedReportingOverflow(by: d)
+            guard !overflow else {
+                throw .badRequest(
+                    "input '\(input.name)' declares rows of more than \(Int.max) bytes (dims \(known)); raw binary requests cannot fill them")
+            }
+            rowBytes = product
+        }
         var shape = declared.map { $0.value ?? 1 }
         if declared.first?.value == nil, rowBytes > 0, !shape.isEmpty {
             guard body.count % rowBytes == 0 else {

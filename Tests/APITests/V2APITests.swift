@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Testing
 
@@ -111,5 +112,19 @@ import Testing
         #expect(h.call("GET", "/v3").status == 404)
         #expect(h.call("GET", "/v2/models/failed/ready").status == 503)
         #expect(h.call("GET", "/v2/models/relu/ready").status == 200)
+    }
+
+    /// A model whose fixed dims overflow a row's byte count: raw mode used to trap multiplying them.
+    @Test func rawModeWithHugeRowsIsABadRequest() throws {
+        let huge = GraphModel(
+            graph: Graph(
+                nodes: [Node(name: "i", opType: "Identity", inputs: ["x"], outputs: ["y"])],
+                inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("n"), .fixed(1 << 32), .fixed(1 << 32)])],
+                outputs: [ValueInfo(name: "y", dataType: .float32, shape: [.symbolic("n"), .fixed(1 << 32), .fixed(1 << 32)])]),
+            opsets: ["": 17], irVersion: 8)
+        try h.add("huge", version: 1, huge)
+        let r = h.call("POST", "/v2/models/huge/infer", "abcd", headers: ["inference-header-content-length": "0"])
+        #expect(r.status == 400, "\(r.text)")
+        #expect(r.error.contains("raw binary requests cannot fill them"), "\(r.error)")
     }
 }
