@@ -9,17 +9,20 @@ RELEASE_BIN := .build/release/swerve
 
 CONFORMANCE_DATA := .build-conformance-data
 
-.PHONY: run build deps test test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels bench-engine test-tf screenshot
+.PHONY: run build deps test fuzz fuzz-short test-openapi test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels bench-engine test-tf screenshot
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
-	@echo "make test   - install what tests need, run the unit, conformance, end-to-end, real-model and deployment tests"
+	@echo "make test   - install what tests need, run the unit, conformance, end-to-end, API contract, short fuzzing, real-model and deployment tests"
 	@echo "make image  - build the container's runtime stage around a host binary with podman, run and check it (root)"
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
 	@echo "make realmodels      - export resnet18, mobilenet_v2, tiny BERT, ... to .realmodels (installs .venv-realmodels)"
 	@echo "make test-realmodels - the real exports served by swerve against onnxruntime (part of make test)"
 	@echo "make test-tf         - Keras models through tf2onnx against onnxruntime (installs TensorFlow CPU, 1.4 GB; part of make test)"
 	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
+	@echo "make fuzz            - build the libFuzzer targets (.build-fuzz) and run each for FUZZ_SECONDS (default 60); docs/fuzzing.md"
+	@echo "make fuzz-short      - the same for FUZZ_SHORT_SECONDS (default 15) each (part of make test)"
+	@echo "make test-openapi    - schemathesis: docs/openapi.yaml against the real binary (part of make test)"
 	@echo "make screenshot - regenerate docs/status-page.png (status page under traffic; needs chromium)"
 
 deps:
@@ -63,7 +66,23 @@ deploy-check: test-deps
 	$(SWIFT) build -c release --product swerve
 	SWERVE_BIN=$(RELEASE_BIN) $(VENV)/bin/python -m pytest -q Tests/deploy
 
-test: unit e2e test-realmodels test-tf deploy-check
+# The API contract: schemathesis generates requests from docs/openapi.yaml and checks every answer
+# of the real binary against it (Tests/api; about a minute or two).
+test-openapi: test-deps
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) SCHEMATHESIS=$(VENV)/bin/schemathesis $(VENV)/bin/python -m pytest -q Tests/api
+
+# libFuzzer targets (Tests/Fuzz) built with -sanitize=fuzzer into .build-fuzz; see docs/fuzzing.md.
+FUZZ_SECONDS ?= 60
+FUZZ_SHORT_SECONDS ?= 15
+
+fuzz: deps
+	tools/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-short: deps
+	tools/fuzz.sh $(FUZZ_SHORT_SECONDS)
+
+test: unit e2e test-openapi fuzz-short test-realmodels test-tf deploy-check
 
 # The image's runtime stage (Dockerfile target `prebuilt`) around a binary built here, with podman
 # and no registry; runs it and checks health, HEALTHCHECK and a prediction. See docs/deployment.md.

@@ -98,3 +98,24 @@ let package = Package(
         .testTarget(name: "SwerveCLITests", dependencies: ["swerve", "Engine", "Tensors"], swiftSettings: swiftSettings),
     ]
 )
+
+/// libFuzzer targets (Tests/Fuzz, docs/fuzzing.md), only with `SWERVE_FUZZ=1` so that plain
+/// `swift build` and `swift test` never see them: `make fuzz` builds them with `-sanitize=fuzzer`
+/// into `.build-fuzz`. Each is one `LLVMFuzzerTestOneInput`; libFuzzer supplies `main`.
+if Context.environment["SWERVE_FUZZ"].map({ !["", "0"].contains($0) }) ?? false {
+    package.targets.append(
+        .target(
+            name: "FuzzHarness", dependencies: ["API", "HTTP", "ModelStore", "Engine", "Tensors", "Batching", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Fuzz/Harness", swiftSettings: swiftSettings))
+    for (name, dependencies) in [
+        ("FuzzJSON", ["API"]), ("FuzzV2Infer", ["FuzzHarness"]), ("FuzzV2Binary", ["FuzzHarness"]),
+        ("FuzzV1Predict", ["FuzzHarness"]), ("FuzzONNX", ["ONNX"]), ("FuzzConfig", ["FuzzHarness"]),
+    ] as [(String, [Target.Dependency])] {
+        package.targets.append(
+            .executableTarget(
+                name: name, dependencies: dependencies, path: "Tests/Fuzz/Targets/\(name)",
+                swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}
+

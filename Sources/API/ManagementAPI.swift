@@ -67,7 +67,11 @@ public final class ManagementAPI: HTTPHandler {
         case .found(.live, _):
             responder.respond(.text(200, ""))
         case .found(.index, _):
-            responder.respond(index(readyOnly: readyOnly(request.body)))
+            do throws(APIError) {
+                responder.respond(index(readyOnly: try readyOnly(request.body)))
+            } catch {
+                responder.respond(error.response)
+            }
         case .found(.rescan, _):
             guard let manager else { return responder.respond(.error(503, "the store manager is not running")) }
             manager.rescan { responder.respond(self.index(readyOnly: false)) }
@@ -97,9 +101,14 @@ public final class ManagementAPI: HTTPHandler {
         return difference == 0
     }
 
-    /// The body may be `{"ready": true}` to list only what can serve.
-    private func readyOnly(_ body: [UInt8]) -> Bool {
-        guard !body.isEmpty, let document = try? JSONDocument(parsing: body) else { return false }
-        return document.rootValue["ready"]?.bool ?? false
+    /// The body may be empty, `{}`, or `{"ready": true}` to list only what can serve; anything
+    /// else is a 400 (it used to be ignored, listing everything).
+    private func readyOnly(_ body: [UInt8]) throws(APIError) -> Bool {
+        if body.allSatisfy({ $0 == 32 || $0 == 10 || $0 == 13 || $0 == 9 }) { return false }
+        let root = try JSONDocument(parsing: body).rootValue
+        guard root.isObject else { throw .badRequest("the index body must be a JSON object such as {\"ready\": true}, or empty") }
+        guard let ready = root["ready"] else { return false }
+        guard let flag = ready.bool else { throw .badRequest("\"ready\" must be true or false") }
+        return flag
     }
 }

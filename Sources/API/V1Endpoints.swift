@@ -82,6 +82,13 @@ extension InferenceAPI {
         guard root.isObject else {
             throw .badRequest("the request body must be a JSON object with \"instances\" or \"inputs\"")
         }
+        if let signature = root["signature_name"] {
+            // Models have the one signature V1 metadata reports; "" means the default, as in TF Serving.
+            guard let name = signature.string, name.isEmpty || name == "serving_default" else {
+                throw .badRequest(
+                    "signature_name must be \"serving_default\" (the only signature; GET .../metadata lists it) or left out")
+            }
+        }
         let session = servable.session
         let instances = root["instances"]
         let columns = root["inputs"]

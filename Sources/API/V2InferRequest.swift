@@ -49,6 +49,11 @@ struct V2InferRequest: Sendable {
         guard known.count == declared.count - 1 else {
             throw .badRequest("raw binary requests need every dimension but the first of input '\(input.name)' to be fixed")
         }
+        guard !body.isEmpty else {
+            throw .badRequest(
+                "raw binary request (Inference-Header-Content-Length: 0) with an empty body; send input '\(input.name)' as raw bytes, or a JSON request")
+        }
+        // The dims come from the model file: checked, so a huge declared row is a 400, not a trap.
         guard let rowBytes = Tensor.checkedByteCount(type, Array(known)) else {
             throw .badRequest("input '\(input.name)' declares dimensions \(known) whose size overflows; fix the model's input shape")
         }
@@ -110,8 +115,11 @@ struct V2InferRequest: Sendable {
             let what = "input '\(name)'"
             if let size = input["parameters"]?["binary_data_size"] {
                 guard let n = size.int, n >= 0, n <= Int64(rest.count) else {
+                    // Described from the JSON value: a huge or fractional number has no Int.
+                    let given = size.int.map { String($0) } ?? size.double.map { String($0) } ?? size.typeName
                     throw APIError.badRequest(
-                        "\(what): binary_data_size \(size.double.map { String(Int($0)) } ?? "?") is more than the \(rest.count) binary bytes left in the body")
+                        "\(what): binary_data_size \(given) is not a byte count within the \(rest.count) binary bytes left in the body; "
+                            + "give each binary input's exact size in bytes")
                 }
                 if input["data"] != nil { throw APIError.badRequest("\(what) has both \"data\" and binary_data_size; send one") }
                 let end = rest.startIndex + Int(n)

@@ -31,8 +31,8 @@ extension ConfigFile {
     static let maxMicroseconds = 3_600_000_000
     /// Largest `max_queue_size`.
     static let maxQueueSizeLimit = 1 << 20
-    /// Most execution instances of one version, all groups together.
-    static let maxInstances = 1024
+    /// Most execution instances (each a worker thread) of one version, all groups together.
+    static let maxInstances = 256
 
     /// The batching options the file asks for, validated.
     func batchingOptions() throws -> BatchingOptions {

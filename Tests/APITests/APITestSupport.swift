@@ -73,9 +73,9 @@ struct APIHarness {
     }
 
     /// Sends a request through the API and waits for its answer.
-    func call(_ method: String, _ path: String, _ body: String = "") -> Reply {
+    func call(_ method: String, _ path: String, _ body: String = "", headers: [String: String] = [:]) -> Reply {
         let box = Mutex<HTTPResponse?>(nil)
-        api.handle(HTTPRequest(method: method, path: path, body: Array(body.utf8)), responder: HTTPResponder { r in
+        api.handle(HTTPRequest(method: method, path: path, headers: headers, body: Array(body.utf8)), responder: HTTPResponder { r in
             box.withLock { $0 = r }
         })
         let r = box.withLock { $0 }!

@@ -1,6 +1,7 @@
 import Foundation
 import HTTP
 import ModelStore
+import Synchronization
 import Testing
 
 @testable import API
@@ -43,6 +44,30 @@ import Testing
         for bad in ["file:../1/model.onnx", "file:/etc/passwd", "file:1/../x", "file:01/model.onnx", "file:0/model.onnx",
                     "file:1/a/model.onnx", "file:1/.x", "file:1", "file:1/", "unknown"] {
             #expect(!parse(bad), "\(bad)")
+        }
+    }
+}
+
+@Suite struct ManagementIndexTests {
+    func index(_ body: String) -> (status: Int, text: String) {
+        let api = ManagementAPI(registry: ModelRegistry())
+        let box = Mutex<HTTPResponse?>(nil)
+        api.handle(HTTPRequest(method: "POST", path: "/v2/repository/index", body: Array(body.utf8)), responder: HTTPResponder { r in
+            box.withLock { $0 = r }
+        })
+        let r = box.withLock { $0 }!
+        return (r.status, String(decoding: r.body, as: UTF8.self))
+    }
+
+    @Test func indexBodyIsEmptyOrAReadyFlag() {
+        for body in ["", " \n", "{}", #"{"ready": true}"#, #"{"ready": false}"#] {
+            #expect(index(body).status == 200, "\(body.debugDescription)")
+        }
+        // Found by schemathesis (negative_data_rejection): these used to be ignored (a full index).
+        for body in [#"{"ready": {}}"#, #"{"ready": "yes"}"#, "[]", "nonsense"] {
+            let r = index(body)
+            #expect(r.status == 400, "\(body): \(r.text)")
+            #expect(r.text.contains("\"error\""), "\(r.text)")
         }
     }
 }

@@ -67,11 +67,18 @@ import Testing
             ("/v1/models/ints:predict", #"{"instances":[[1,2]]}"#, 400),
             ("/v1/models/relu:predict", "nonsense", 400),
             ("/v1/models/nope:predict", #"{"instances":[[1,2,3]]}"#, 404),
+            // Found by schemathesis (negative_data_rejection): signature_name used to be ignored.
+            ("/v1/models/relu:predict", #"{"instances":[[1,2,3]],"signature_name":{}}"#, 400),
+            ("/v1/models/relu:predict", #"{"instances":[[1,2,3]],"signature_name":"predict_images"}"#, 400),
         ]
         for (path, body, status) in cases {
             let r = h.call("POST", path, body)
             #expect(r.status == status, "\(body): \(r.status) \(r.text)")
             #expect(!r.error.isEmpty)
+        }
+        for signature in ["serving_default", ""] {
+            let r = h.call("POST", "/v1/models/relu:predict", #"{"instances":[[1,2,3]],"signature_name":"\#(signature)"}"#)
+            #expect(r.status == 200, "\(signature): \(r.text)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Testing
 
@@ -84,6 +85,14 @@ import Testing
             ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1,2,3]}]}"#, 400, "x"),
             ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}],"outputs":[{"name":"w"}]}"#, 400, "no output 'w'"),
             ("/v2/models/ints/infer", #"{"inputs":[{"name":"a","shape":[1,2],"datatype":"INT64","data":[1.5,2]}]}"#, 400, "INT64"),
+            // Found by the FuzzV2Infer target: a huge declared shape used to be allocated before
+            // the data was counted, and a huge binary_data_size trapped converting it to Int.
+            ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[1000000000,1000],"datatype":"FP32","data":[1]}]}"#, 400,
+             "needs 1000000000000 values but data has 1"),
+            ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","parameters":{"binary_data_size":1e300}}]}"#, 400,
+             "binary_data_size 1e+300 is not a byte count"),
+            ("/v2/models/relu/infer", #"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","parameters":{"binary_data_size":-1}}]}"#, 400,
+             "binary_data_size -1 is not a byte count"),
             ("/v2/models/nope/infer", "{}", 404, "not in the model store"),
             ("/v2/models/relu/versions/7/infer", "{}", 404, "no version 7"),
             ("/v2/models/relu/versions/x/infer", "{}", 400, "not a positive integer"),
@@ -94,10 +103,28 @@ import Testing
             #expect(r.status == status, "\(path) \(body): \(r.status) \(r.text)")
             #expect(r.error.contains(fragment), "\(body): \(r.error)")
         }
+        // Found by schemathesis (negative_data_rejection): an empty raw body was a 200 with zero rows.
+        let emptyRaw = h.call("POST", "/v2/models/relu/infer", "", headers: ["inference-header-content-length": "0"])
+        #expect(emptyRaw.status == 400)
+        #expect(emptyRaw.error.contains("empty body"), "\(emptyRaw.error)")
         #expect(h.call("GET", "/v2/models/relu/infer").status == 405)
         #expect(h.call("GET", "/v2/models/relu/infer").headers.contains { $0 == ("Allow", "POST") })
         #expect(h.call("GET", "/v3").status == 404)
         #expect(h.call("GET", "/v2/models/failed/ready").status == 503)
         #expect(h.call("GET", "/v2/models/relu/ready").status == 200)
+    }
+
+    /// A model whose fixed dims overflow a row's byte count: raw mode used to trap multiplying them.
+    @Test func rawModeWithHugeRowsIsABadRequest() throws {
+        let huge = GraphModel(
+            graph: Graph(
+                nodes: [Node(name: "i", opType: "Identity", inputs: ["x"], outputs: ["y"])],
+                inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.symbolic("n"), .fixed(1 << 32), .fixed(1 << 32)])],
+                outputs: [ValueInfo(name: "y", dataType: .float32, shape: [.symbolic("n"), .fixed(1 << 32), .fixed(1 << 32)])]),
+            opsets: ["": 17], irVersion: 8)
+        try h.add("huge", version: 1, huge)
+        let r = h.call("POST", "/v2/models/huge/infer", "abcd", headers: ["inference-header-content-length": "0"])
+        #expect(r.status == 400, "\(r.text)")
+        #expect(r.error.contains("whose size overflows"), "\(r.error)")
     }
 }

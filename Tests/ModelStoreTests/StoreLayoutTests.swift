@@ -137,6 +137,7 @@ final class TempStore {
         #expect(config.versionLabels == ["stable": 1, "canary_2": 2])
         #expect(config.inputs == [TensorOverride(name: "x", dataType: .float32, dims: [-1, 4])])
         #expect(config.outputs == [TensorOverride(name: "y", dims: [-1, 3])])
+        #expect(try parse(#"{"instance_group": [{"count": 200}, {"count": 28, "gpus": [0, 1]}]}"#).batching.instanceCount == 256)
     }
 
     @Test func rejectsBadFieldsWithTheirName() {
@@ -158,11 +159,16 @@ final class TempStore {
             (#"{"max_batch_size": 1e30}"#, "field 'max_batch_size': the number is out of range"),
             (#"{"max_batch_size": 18446744073709551616}"#, "field 'max_batch_size'"),
             (#"{"instance_group": [{"count": 9223372036854775807}]}"#, "instance_group[0].count 9223372036854775807 is out of range"),
-            (#"{"instance_group": [{"count": 1000, "gpus": [0, 1]}]}"#, "at most 1024"),
+            (#"{"instance_group": [{"count": 200, "gpus": [0, 1]}]}"#, "at most 256 are allowed"),
             (#"{"max_batch_size": 4, "dynamic_batching": {"max_queue_delay_us": 9223372036854775807}}"#, "out of range"),
             (#"{"max_batch_size": 4, "dynamic_batching": {"default_timeout_us": 9223372036854775807}}"#, "out of range"),
             (#"{"max_batch_size": 4, "dynamic_batching": {"max_queue_size": 9223372036854775807}}"#, "out of range"),
             (#"{"max_batch_size": 9223372036854775807}"#, "max_batch_size 9223372036854775807 is out of range"),
+            // Found by the FuzzConfig target: these counts used to overflow (a trap) or ask for
+            // billions of worker threads.
+            (#"{"instance_group": [{"count": 9223372036854775807}, {"count": 2}]}"#, "out of range: use 1 to 256"),
+            (#"{"instance_group": [{"count": 4611686018427387904, "gpus": [0, 1, 2]}]}"#, "out of range: use 1 to 256"),
+            (#"{"instance_group": [{"count": 200}, {"count": 57}]}"#, "at most 256 are allowed"),
         ]
         for (text, fragment) in cases {
             do {
