@@ -88,21 +88,11 @@ public final class MemoryLedger: Sendable {
         return ledger
     }
 
-    /// The whole engine's budget: `MemoryLimits.processBytes` unless the daemon sets another
-    /// (`configureProcess`) before it loads anything.
-    public static var process: MemoryLedger { processLedger.withLock { $0 } }
-
-    private static let processLedger = Mutex<MemoryLedger>(
-        MemoryLedger(
-            limit: MemoryLimits.defaultProcessBytes, purpose: "the engine as a whole",
-            setting: "the machine's memory", parent: nil))
-
-    /// Replaces the process ledger (at start-up, before any allocation is charged to it).
-    public static func configureProcess(limit: Int, setting: String) {
-        processLedger.withLock {
-            $0 = MemoryLedger(limit: limit, purpose: "the engine as a whole", setting: setting, parent: nil)
-        }
-    }
+    /// The whole engine's budget: `MemoryLimits.defaultProcessBytes` (90 % of the memory the
+    /// process may use). Every request and load ledger charges through to it.
+    public static let process = MemoryLedger(
+        limit: MemoryLimits.defaultProcessBytes, purpose: "the engine as a whole", setting: "90% of the memory available",
+        parent: nil)
 }
 
 /// An allocation that a memory budget refused: how much was asked for, how much was held, the limit.
