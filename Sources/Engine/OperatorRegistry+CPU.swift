@@ -197,6 +197,18 @@ extension OperatorRegistry {
             try LayerNormalizationKernel(context: $0)
         })
         r.add(OperatorRecord("LRN", types: f32, shape: .fromInputShapes, rows: .rowwise) { try LRNKernel(context: $0) })
+
+        // Selection, scans, triangles and one-hot (vision/detection exports).
+        r.add(OperatorRecord("TopK", types: numeric, shape: .fromFirstShapeAndValues, rows: .mixes) { try TopKKernel(context: $0) })
+        r.add(OperatorRecord("NonZero", types: any, shape: .fromValues, rows: .mixes) { try NonZeroKernel(context: $0) })
+        r.add(OperatorRecord("CumSum", types: numeric, shape: .fromInputShapes, rows: .mixes) { try CumSumKernel(context: $0) })
+        r.add(OperatorRecord("Trilu", types: any, shape: .fromInputShapes, rows: .mixes) { try TriluKernel(context: $0) })
+        r.add(
+            OperatorRecord(
+                "OneHot", types: [.float32, .float64, .int64, .int32, .int16, .int8, .uint64, .uint32, .uint16, .uint8],
+                shape: .fromFirstShapeAndValues, rows: .mixes
+            ) { try OneHotKernel(context: $0) })
+        r.add(OperatorRecord("EyeLike", types: any, shape: .fromInputShapes, rows: .mixes) { try EyeLikeKernel(context: $0) })
         return r
     }
 }
