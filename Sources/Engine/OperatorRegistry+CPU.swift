@@ -209,6 +209,16 @@ extension OperatorRegistry {
                 shape: .fromFirstShapeAndValues, rows: .mixes
             ) { try OneHotKernel(context: $0) })
         r.add(OperatorRecord("EyeLike", types: any, shape: .fromInputShapes, rows: .mixes) { try EyeLikeKernel(context: $0) })
+        r.add(OperatorRecord("ScatterND", types: any, shape: .fromInputShapes, rows: .mixes) { try ScatterNDKernel(context: $0) })
+        r.add(OperatorRecord("ScatterElements", types: any, shape: .fromInputShapes, rows: .mixes) {
+            try ScatterElementsKernel(context: $0)
+        })
+        r.add(OperatorRecord("DepthToSpace", types: any, shape: .fromInputShapes, rows: .rowwise) {
+            try DepthSpaceKernel(context: $0, toSpace: true)
+        })
+        r.add(OperatorRecord("SpaceToDepth", types: any, shape: .fromInputShapes, rows: .rowwise) {
+            try DepthSpaceKernel(context: $0, toSpace: false)
+        })
         return r
     }
 }
