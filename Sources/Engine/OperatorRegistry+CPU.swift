@@ -219,6 +219,11 @@ extension OperatorRegistry {
         r.add(OperatorRecord("SpaceToDepth", types: any, shape: .fromInputShapes, rows: .rowwise) {
             try DepthSpaceKernel(context: $0, toSpace: false)
         })
+        // Nearest for any element type; linear and cubic FP32 (the kernel refuses others).
+        r.add(OperatorRecord("Resize", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try ResizeKernel(context: $0) })
+        r.add(OperatorRecord("Upsample", types: any, shape: .fromFirstShapeAndValues, rows: .mixes, firstOpset: 7) {
+            try ResizeKernel(context: $0, upsample: true)
+        })
         return r
     }
 }
