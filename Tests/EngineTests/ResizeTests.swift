@@ -25,21 +25,22 @@ import Testing
         return try runNode("Resize", inputs: inputs, feeds: [("x", x)], initializers: initializers, attributes: attributes, opset: 19)[0]
     }
 
-    /// The source coordinate of output position `o` per the ONNX definition, computed directly.
-    static func source(_ o: Int, inSize: Int, outSize: Int, scale: Double, mode: String) -> Double {
-        let y = Double(o)
+    /// The source coordinate of output position `o` per the ONNX definition, computed directly in
+    /// FP32 as onnxruntime does.
+    static func source(_ o: Int, inSize: Int, outSize: Int, scale: Float, mode: String) -> Double {
+        let y = Float(o)
         switch mode {
-        case "align_corners": return outSize == 1 ? 0 : y * Double(inSize - 1) / Double(outSize - 1)
-        case "asymmetric": return y / scale
-        case "pytorch_half_pixel": return outSize > 1 ? (y + 0.5) / scale - 0.5 : -0.5
-        default: return (y + 0.5) / scale - 0.5
+        case "align_corners": return Double(outSize == 1 ? 0 : y * Float(inSize - 1) / Float(outSize - 1))
+        case "asymmetric": return Double(y / scale)
+        case "pytorch_half_pixel": return Double(outSize > 1 ? (y + 0.5) / scale - 0.5 : -0.5)
+        default: return Double((y + 0.5) / scale - 0.5)
         }
     }
 
     /// Per element: nearest (round half down, or floor) or bilinear with clamped taps.
     static func reference(_ x: [Float], _ shape: [Int], _ oh: Int, _ ow: Int, linear: Bool, mode: String, floor: Bool) -> [Float] {
         let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3])
-        let (sy, sx) = (Double(oh) / Double(h), Double(ow) / Double(w))
+        let (sy, sx) = (Float(oh) / Float(h), Float(ow) / Float(w))
         var out = [Float](repeating: 0, count: planes * oh * ow)
         func clamp(_ v: Int, _ n: Int) -> Int { min(max(v, 0), n - 1) }
         for p in 0..<planes {
@@ -105,6 +106,16 @@ import Testing
         #expect(b.scalars(as: Bool.self) == [true, true, true, false, false])
         // Linear is FP32 only: a clean failure.
         #expect(throws: EngineError.self) { try resize(x, scales: [1, 1, 2, 2], ["mode": Self.string("linear")]) }
+    }
+
+    @Test func nearestRoundsFP32CoordinatesAsOnnxruntime() throws {
+        // 17 / 1.7 is 10 in FP32 (onnxruntime) but 9.99999971 in FP64: floor must give 10.
+        let x = Tensor((0..<20).map { Float($0) }, shape: [1, 1, 1, 20])
+        let y = try resize(
+            x, scales: [1, 1, 1, 1.7],
+            ["mode": Self.string("nearest"), "coordinate_transformation_mode": Self.string("asymmetric"), "nearest_mode": Self.string("floor")])
+        #expect(y.shape == [1, 1, 1, 34])
+        #expect(y.scalars(as: Float.self)[17] == 10)
     }
 
     @Test func hugeScalesAndSizesAreRefused() {

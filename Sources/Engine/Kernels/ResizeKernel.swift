@@ -119,7 +119,7 @@ struct ResizeKernel: BufferedKernel {
                     throw KernelError.shape("\(op) cannot resize axis \(a) of \(x.shape) to \(sizeValues[i])")
                 }
                 outShape[a] = sizeValues[i]
-                scales[a] = x.shape[a] > 0 ? Double(sizeValues[i]) / Double(x.shape[a]) : 1
+                scales[a] = x.shape[a] > 0 ? Double(Float(sizeValues[i]) / Float(x.shape[a])) : 1
             }
             if policy != .stretch {
                 let chosen = axisList.map { scales[$0] }
@@ -198,25 +198,30 @@ struct ResizeKernel: BufferedKernel {
         return Int(v)
     }
 
-    /// The source coordinate of output position `o` on an axis of `n` inputs and `m` outputs.
+    /// The source coordinate of output position `o` on an axis of `n` inputs and `m` outputs, in
+    /// FP32 arithmetic as onnxruntime computes it (nearest's rounding of o / 1.7 and the like
+    /// depends on it); the resized length in align_corners and tf_crop_and_resize is scale * n, as
+    /// in onnx's reference (the conformance cases), not the rounded size.
     @inline(__always)
     private func coordinate(_ o: Int, _ n: Int, _ m: Int, _ scale: Double, _ roi: (Double, Double)) -> Double {
-        let y = Double(o)
-        let length = Double(n)
-        let width = scale * length
+        let y = Float(o)
+        let length = Float(n)
+        let sc = Float(scale)
+        let width = Float(scale * Double(n))
+        let v: Float
         switch coordinates {
-        case .alignCorners: return width == 1 ? 0 : y * (length - 1) / (width - 1)
-        case .asymmetric: return y / scale
+        case .alignCorners: v = width == 1 ? 0 : y * (length - 1) / (width - 1)
+        case .asymmetric: v = y / sc
         case .tfCropAndResize:
-            let (s, e) = roi
-            let v = width == 1 ? (e - s) * (length - 1) / 2 : y * (e - s) * (length - 1) / (width - 1)
-            return v + s * (length - 1)
-        case .pytorchHalfPixel: return width == 1 ? -0.5 : (y + 0.5) / scale - 0.5
-        case .halfPixel: return (y + 0.5) / scale - 0.5
+            let (s, e) = (Float(roi.0), Float(roi.1))
+            v = (width == 1 ? (e - s) * (length - 1) / 2 : y * (e - s) * (length - 1) / (width - 1)) + s * (length - 1)
+        case .pytorchHalfPixel: v = width == 1 ? -0.5 : (y + 0.5) / sc - 0.5
+        case .halfPixel: v = (y + 0.5) / sc - 0.5
         case .halfPixelSymmetric:
-            let offset = length / 2 * (1 - Double(m) / width)
-            return offset + (y + 0.5) / scale - 0.5
+            let offset = length / 2 * (1 - Float(m) / width)
+            v = offset + (y + 0.5) / sc - 0.5
         }
+        return Double(v)
     }
 
     /// `v` as an index into 0..<n (clamped; NaN reads 0).
