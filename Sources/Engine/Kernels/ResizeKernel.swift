@@ -333,6 +333,7 @@ struct ResizeKernel: BufferedKernel {
         let rows = out.count / width
         let outer = Array(out.shape.dropLast())
         let inner = offsets[r - 1]
+        let clampedOnly = !inner.contains { $0 < 0 }
         inner.withUnsafeBufferPointer { xo in
             Parallel.forEach(rows, costPerItem: width, minimumWork: 1 << 16) { range in
                 var index = [Int](repeating: 0, count: outer.count)
@@ -354,7 +355,11 @@ struct ResizeKernel: BufferedKernel {
                         d.update(repeating: fill, count: width)
                     } else {
                         let s = src + base
-                        for i in 0..<width { d[i] = xo[i] < 0 ? fill : s[xo[i]] }
+                        if clampedOnly {
+                            for i in 0..<width { d[i] = s[xo[i]] }
+                        } else {
+                            for i in 0..<width { d[i] = xo[i] < 0 ? fill : s[xo[i]] }
+                        }
                     }
                     var k = outer.count - 1
                     while k >= 0 {
