@@ -166,6 +166,34 @@ extension OperatorRegistry {
             try DropoutKernel(context: $0)
         })
 
+        // Selection, scans, triangles, one-hot, scatters, depth/space and resizing (detection,
+        // segmentation and transformer exports).
+        r.add(OperatorRecord("TopK", types: numeric, shape: .fromFirstShapeAndValues, rows: .mixes) { try TopKKernel(context: $0) })
+        r.add(OperatorRecord("NonZero", types: any, shape: .fromValues, rows: .mixes) { try NonZeroKernel(context: $0) })
+        r.add(OperatorRecord("CumSum", types: numeric, shape: .fromInputShapes, rows: .mixes) { try CumSumKernel(context: $0) })
+        r.add(OperatorRecord("Trilu", types: any, shape: .fromInputShapes, rows: .mixes) { try TriluKernel(context: $0) })
+        r.add(
+            OperatorRecord(
+                "OneHot", types: [.float32, .float64, .int64, .int32, .int16, .int8, .uint64, .uint32, .uint16, .uint8],
+                shape: .fromFirstShapeAndValues, rows: .mixes
+            ) { try OneHotKernel(context: $0) })
+        r.add(OperatorRecord("EyeLike", types: any, shape: .fromInputShapes, rows: .mixes) { try EyeLikeKernel(context: $0) })
+        r.add(OperatorRecord("ScatterND", types: any, shape: .fromInputShapes, rows: .mixes) { try ScatterNDKernel(context: $0) })
+        r.add(OperatorRecord("ScatterElements", types: any, shape: .fromInputShapes, rows: .mixes) {
+            try ScatterElementsKernel(context: $0)
+        })
+        r.add(OperatorRecord("DepthToSpace", types: any, shape: .fromInputShapes, rows: .rowwise) {
+            try DepthSpaceKernel(context: $0, toSpace: true)
+        })
+        r.add(OperatorRecord("SpaceToDepth", types: any, shape: .fromInputShapes, rows: .rowwise) {
+            try DepthSpaceKernel(context: $0, toSpace: false)
+        })
+        // Nearest for any element type; linear and cubic FP32 (the kernel refuses others).
+        r.add(OperatorRecord("Resize", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try ResizeKernel(context: $0) })
+        r.add(OperatorRecord("Upsample", types: any, shape: .fromFirstShapeAndValues, rows: .mixes, firstOpset: 7) {
+            try ResizeKernel(context: $0, upsample: true)
+        })
+
         // Values made from other values.
         r.add(OperatorRecord("ConstantOfShape", types: [.int64], shape: .fromValues, rows: .mixes) {
             try ConstantOfShapeKernel(context: $0)
