@@ -319,6 +319,19 @@ func expectClose(_ got: [Float], _ want: [Float], _ tolerance: Float, _ what: St
             Issue.record("expected invalidInput, got \(String(describing: lens))")
             return
         }
+        // No hidden units (R [1, 0, 0], no hidden_size): refused, not a trap on empty tensors.
+        let empty = engineError {
+            _ = try runNode(
+                "RNN", inputs: ["x", "w", "r", "", "", "h"],
+                feeds: [("x", d.x), ("w", Tensor(zeros: .float32, shape: [1, 0, 3])), ("r", Tensor(zeros: .float32, shape: [1, 0, 0])),
+                        ("h", Tensor(zeros: .float32, shape: [1, 2, 0]))],
+                outputs: ["y", "yh"], opset: 14)
+        }
+        guard case .invalidInput(let m)? = empty else {
+            Issue.record("expected invalidInput, got \(String(describing: empty))")
+            return
+        }
+        #expect(m.contains("must be positive"))
     }
 
     @Test func vectorTanhAndSigmoid() {

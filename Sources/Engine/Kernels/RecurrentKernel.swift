@@ -193,6 +193,9 @@ struct RecurrentKernel: Kernel, ConstantAbsorbingKernel {
             throw KernelError.shape("\(op) needs a 3-D R [num_directions, \(gates)*hidden_size, hidden_size], got \(rShape)")
         }
         let hidden = hiddenSize ?? rShape[2]
+        guard hidden > 0 else {
+            throw KernelError.shape("\(op) R has shape \(rShape): its hidden_size (last dimension) must be positive")
+        }
         let gh = try Self.product([gates, hidden], "\(op) gates x hidden_size")
         guard rShape == [dirs, gh, hidden] else {
             throw KernelError.shape("\(op) R has shape \(rShape); expected [\(dirs), \(gh), \(hidden)] (num_directions, \(gates)*hidden_size, hidden_size)")
@@ -314,7 +317,7 @@ struct RecurrentKernel: Kernel, ConstantAbsorbingKernel {
                     rFirst = .packed(useR.columns[d])
                 }
             } else {
-                // hidden > 0 here whenever R has elements; with none, no step multiplies.
+                // R has elements: hidden > 0 (checked) and gh > 0.
                 let rd = (rp ?? UnsafePointer(biasRow)) + d * gh * hidden
                 if cell == .gru {
                     rFirst = .raw(rd, n: 2 * hidden, k: hidden)
