@@ -15,6 +15,10 @@ Models (fixed seeds, `weights=None`, no hub access):
                          inputs `input_ids`, `attention_mask` INT64 [batch, sequence]
 - `transformer_encoder`  `nn.TransformerEncoder` (2 layers, d_model 64, 4 heads, batch_first),
                          input `src` FP32 [batch, sequence, 64]
+- `lstm`                 `nn.LSTM` (input 32, hidden 48, 2 layers, bidirectional, batch_first),
+                         input `input` FP32 [batch, sequence, 32]; outputs the sequence, h_n, c_n
+- `gru`                  `nn.GRU` (input 32, hidden 48, 1 layer, batch_first), same input;
+                         outputs the sequence and h_n
 
 each exported twice: `torchscript` (`torch.onnx.export(..., dynamo=False)`) and `dynamo`
 (`dynamo=True`, the default exporter), with a dynamic batch dimension (and sequence for the
@@ -141,6 +145,33 @@ def make_transformer_encoder():
     return model, example, inputs, ["output"], {"src": {0: "batch", 1: "sequence"}}
 
 
+class RecurrentOutputs(nn.Module):
+    """An nn.LSTM / nn.GRU whose outputs are a flat tuple (the sequence, then the final states)."""
+
+    def __init__(self, rnn: nn.Module) -> None:
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, input):
+        out, state = self.rnn(input)
+        return (out, *state) if isinstance(state, tuple) else (out, state)
+
+
+def make_recurrent(kind: str):
+    def build():
+        torch.manual_seed(SEED)
+        if kind == "lstm":
+            rnn = nn.LSTM(32, 48, num_layers=2, bidirectional=True, batch_first=True)
+            outputs = ["output", "h_n", "c_n"]
+        else:
+            rnn = nn.GRU(32, 48, batch_first=True)
+            outputs = ["output", "h_n"]
+        example = (torch.randn(2, 10, 32),)
+        inputs = [{"name": "input", "dtype": "float32", "shape": ["batch", "sequence", 32]}]
+        return RecurrentOutputs(rnn), example, inputs, outputs, {"input": {0: "batch", 1: "sequence"}}
+    return build
+
+
 # Exports whose dimensions the exporter fixes: the TorchScript tracer bakes the example's sequence
 # length into nn.MultiheadAttention's reshapes (onnxruntime then fails on any other length), so
 # that export is made with a fixed sequence of 16 and only a dynamic batch.
@@ -152,6 +183,8 @@ MODELS = {
     "mobilenet_v2": make_vision("mobilenet_v2"),
     "bert_tiny": make_bert,
     "transformer_encoder": make_transformer_encoder,
+    "lstm": make_recurrent("lstm"),
+    "gru": make_recurrent("gru"),
 }
 EXPORTERS = ("torchscript", "dynamo")
 

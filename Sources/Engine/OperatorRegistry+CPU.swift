@@ -230,6 +230,14 @@ extension OperatorRegistry {
         r.add(OperatorRecord("If", types: [.bool], shape: .fromValues, rows: .mixes) { try IfKernel(context: $0) })
         r.add(OperatorRecord("Loop", types: [.int64], shape: .fromValues, rows: .mixes) { try LoopKernel(context: $0) })
         r.add(OperatorRecord("Scan", types: any, shape: .fromValues, rows: .mixes, firstOpset: 9) { try ScanKernel(context: $0) })
+
+        // Recurrent layers (LSTM, GRU, RNN): opset 7 on (opset 1's output_sequence is not supported).
+        // Batch rows: layout 1 puts the batch on axis 0 and layout 0 on axis 1, so they count as mixed.
+        for cell in [RecurrentKernel.Cell.lstm, .gru, .rnn] {
+            r.add(OperatorRecord(cell.rawValue, types: f32, shape: .fromInputShapes, rows: .mixes, firstOpset: 7) {
+                try RecurrentKernel(context: $0, cell: cell)
+            })
+        }
         return r
     }
 }

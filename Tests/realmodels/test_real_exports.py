@@ -2,7 +2,7 @@
 store .realmodels) and, with `make test-tf` (also in `make test`), Keras through tf2onnx (tools/export_keras_models.py,
 store .realmodels-tf; choose the store with $SWERVE_REALMODELS).
 
-For every export in the manifest (MLP, resnet18, mobilenet_v2, tiny BERT, nn.TransformerEncoder;
+For every export in the manifest (MLP, resnet18, mobilenet_v2, tiny BERT, nn.TransformerEncoder, nn.LSTM, nn.GRU;
 TorchScript and dynamo exporters) and two input shapes (batch 1, and a larger batch with another
 sequence length where the sequence is dynamic), the same random inputs go to Swerve over HTTP
 (KServe V2 JSON) and to onnxruntime on the same file; every output must match with rtol 1e-3,
@@ -31,12 +31,14 @@ SHAPES = {
     "mobilenet_v2": [(1, None), (4, None)],
     "bert_tiny": [(1, 16), (4, 37)],
     "transformer_encoder": [(1, 16), (4, 29)],
+    "lstm": [(1, 16), (4, 29)],
+    "gru": [(1, 16), (4, 29)],
     # tools/export_keras_models.py (`make test-tf`)
     "keras_mlp": [(1, None), (32, None)],
     "keras_cnn": [(1, None), (8, None)],
     "keras_mobilenet_v2": [(1, None), (4, None)],
 }
-TORCH_EXPORTS = {f"{m}_{e}" for m in ("mlp", "resnet18", "mobilenet_v2", "bert_tiny", "transformer_encoder")
+TORCH_EXPORTS = {f"{m}_{e}" for m in ("mlp", "resnet18", "mobilenet_v2", "bert_tiny", "transformer_encoder", "lstm", "gru")
                  for e in ("torchscript", "dynamo")}
 KERAS_EXPORTS = {"keras_mlp_tf2onnx", "keras_cnn_tf2onnx", "keras_mobilenet_v2_tf2onnx"}
 
