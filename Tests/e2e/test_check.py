@@ -54,18 +54,20 @@ def test_check_missing_file(tmp_path):
 def test_check_unsupported_operator(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
-    node = helper.make_node("Trilu", ["r"], ["y"], name="the_trilu_node")  # a Tier 3 operator
+    # An operator of a domain swerve does not serve (every default-domain operator may get a kernel).
+    node = helper.make_node("Frobnicate", ["r"], ["y"], name="the_custom_node", domain="com.example")
     relu = helper.make_node("Relu", ["x"], ["r"], name="relu")
     graph = helper.make_graph([relu, node], "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14), helper.make_opsetid("com.example", 3)],
+                              ir_version=8)
     onnx.checker.check_model(model)
-    path = tmp_path / "trilu.onnx"
+    path = tmp_path / "custom.onnx"
     onnx.save(model, str(path))
     done = run_check(str(path))
     assert done.returncode != 0, done.stdout
-    assert "Trilu (opset 14): 1 node(s): 'the_trilu_node'" in done.stdout, done.stdout
+    assert "com.example.Frobnicate (opset 3): 1 node(s): 'the_custom_node'" in done.stdout, done.stdout
     message = done.stderr
-    assert "'Trilu'" in message and "opset 14" in message and "the_trilu_node" in message, message
+    assert "'com.example.Frobnicate'" in message and "opset 3" in message and "the_custom_node" in message, message
 
 
 def test_check_list_ops():
@@ -75,14 +77,16 @@ def test_check_list_ops():
     ops = [row[0] for row in rows]
     assert {"Gemm", "MatMul", "Relu", "Softmax"} <= set(ops), done.stdout
     assert ops == sorted(ops)
-    # Each operator with its opsets, against the onnx release the tests use: the first version at
-    # which onnx defines it, up to that release's newest opset.
+    # Each operator with its opsets, against the onnx release the tests use: from the first version
+    # at which onnx defines it (or a later one, where an operator's oldest definition is not
+    # implemented: Scan 8, LSTM/GRU/RNN before 7) up to that release's newest opset.
     newest = onnx.defs.onnx_opset_version()
     for row in rows:
         op = row[0]
         versions = sorted({s.since_version for s in onnx.defs.get_all_schemas_with_history()
                            if s.name == op and s.domain in ("", "ai.onnx")})
-        assert row[1] == "opsets" and row[2] == f"{versions[0]}-{newest}", (op, row)
+        first, last = (int(v) for v in row[2].split("-"))
+        assert row[1] == "opsets" and first >= versions[0] and last == newest, (op, row, versions[0])
 
 
 def test_check_without_model_is_usage_error():
