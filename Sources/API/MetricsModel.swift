@@ -103,6 +103,17 @@ public final class ModelMetrics: SchedulerObserver, Sendable {
         pending = r.makeGauge(descriptor: families.pending, labels: labels)
     }
 
+    /// Removes this version's series from `registry` (`ServerMetrics.forget`).
+    func unregister(from registry: PrometheusCollectorRegistry) {
+        for counter in requests.joined() { registry.unregisterCounter(counter) }
+        registry.unregisterCounter(rowsTotal)
+        registry.unregisterCounter(batchesTotal)
+        for histogram in [requestDuration, queueDuration, computeDuration, batchSize] {
+            registry.unregisterValueHistogram(histogram)
+        }
+        registry.unregisterGauge(pending)
+    }
+
     /// A request was accepted for this version (pending + 1).
     public func requestStarted() {
         pendingCount.add(1, ordering: .relaxed)

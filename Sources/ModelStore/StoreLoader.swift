@@ -20,13 +20,18 @@ public struct StoreLoader: Sendable {
     public let makeScheduler: @Sendable (SchedulerContext) -> any InferenceScheduler
     /// Told when a version load ends: model, version, success, seconds (for metrics).
     public let loadFinished: @Sendable (String, Int, Bool, Double) -> Void
+    /// Told when an unloaded version has ended (END: its last request finished): model, version
+    /// (so that per-version state such as metrics goes with it).
+    public let versionEnded: @Sendable (String, Int) -> Void
 
     public init(
         layout: StoreLayout, sessionOptions: SessionOptions, logger: Logger,
         batchingOverrides: BatchingOverrides = BatchingOverrides(),
         makeScheduler: @escaping @Sendable (SchedulerContext) -> any InferenceScheduler = { $0.makeDefaultScheduler() },
-        loadFinished: @escaping @Sendable (String, Int, Bool, Double) -> Void = { _, _, _, _ in }
+        loadFinished: @escaping @Sendable (String, Int, Bool, Double) -> Void = { _, _, _, _ in },
+        versionEnded: @escaping @Sendable (String, Int) -> Void = { _, _ in }
     ) {
+        self.versionEnded = versionEnded
         self.layout = layout
         self.sessionOptions = sessionOptions
         self.logger = logger

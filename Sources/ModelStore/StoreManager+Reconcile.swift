@@ -207,6 +207,7 @@ extension StoreManager {
                 status = modelGone && s.versions.isEmpty ? nil : s
             }
             logger.info("model version unloaded", metadata: ["event": "model_unloaded", "model": "\(name)", "version": "\(v)"])
+            loader.versionEnded(name, v)
         }
         // Hand freed heap back to the system: glibc keeps freed blocks in per-thread arenas, which
         // would show up as growth across load/unload cycles.

@@ -137,7 +137,8 @@ struct Serve: ParsableCommand {
             },
             loadFinished: { model, _, succeeded, seconds in
                 metrics?.modelLoaded(model: model, succeeded: succeeded, seconds: seconds)
-            })
+            },
+            versionEnded: { model, version in metrics?.forget(model: model, version: version) })
         let manager = StoreManager(loader: loader, registry: registry, pollInterval: settings.pollInterval)
         let management = ManagementAPI(registry: registry, manager: manager, token: settings.managementToken, logger: logger)
         do {

@@ -102,6 +102,19 @@ import Testing
         #expect(sample(text, #"swerve_requests_total{model="relu",version="2",protocol="v1",outcome="success"}"#) == 1)
     }
 
+    @Test func anEndedVersionsSeriesLeave() throws {
+        let harness = try APIHarness()
+        let metrics = ServerMetrics()
+        for v in 1...3 { metrics.model("m", version: v).requestFinished(protocol: .v2, outcome: .success, seconds: 0.001) }
+        metrics.forget(model: "m", version: 2)
+        let text = String(decoding: metrics.render(harness.registry.snapshot()), as: UTF8.self)
+        #expect(sample(text, #"swerve_requests_total{model="m",version="1",protocol="v2",outcome="success"}"#) == 1)
+        #expect(sample(text, #"swerve_requests_total{model="m",version="3",protocol="v2",outcome="success"}"#) == 1)
+        #expect(!text.contains(#"version="2""#), "version 2's series are gone")
+        #expect(metrics.allModels.map(\.version) == ["1", "3"])
+        metrics.forget(model: "m", version: 2)  // twice: nothing happens
+    }
+
     @Test func schedulerObserverFeedsTheBatchMetrics() {
         let metrics = ServerMetrics()
         let m = metrics.model("m", version: 3)

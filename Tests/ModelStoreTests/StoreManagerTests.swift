@@ -116,6 +116,21 @@ import Testing
     /// The sequence: v1-v3 (v3 serving), a truncated v4 fails, then v3's directory is
     /// removed. The model must keep serving: v2 (the highest version that loads) takes over,
     /// and v3 leaves memory only once v2 is AVAILABLE.
+    @Test func anEndedVersionIsReported() throws {
+        let store = TempStore()
+        store.write("m/1/model.onnx", good)
+        let ended = Mutex<[Int]>([])
+        let loader = StoreLoader(
+            layout: StoreLayout(root: store.root), sessionOptions: SessionOptions(), logger: Logger(label: "test"),
+            versionEnded: { _, v in ended.withLock { $0.append(v) } })
+        let m = StoreManager(loader: loader, registry: ModelRegistry(), pollInterval: 0)
+        try m.loadAllNow()
+        store.write("m/2/model.onnx", good)
+        poll(m)
+        poll(m)
+        #expect(waitFor { ended.withLock { $0 } == [1] })
+    }
+
     @Test func aModelWithALoadableVersionNeverServesNothing() throws {
         let store = TempStore()
         for v in 1...3 { store.write("m/\(v)/model.onnx", good) }

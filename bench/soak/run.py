@@ -250,6 +250,8 @@ def main() -> int:
     print(f"bad requests: {sum(soak.bad.values())}, 5xx among them: {len(soak.bad_5xx)}")
     for (name, status), count in sorted(soak.bad.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         print(f"  {name:20} {status!s:>24}: {count}")
+    minutes = [kib for t, kib in soak.rss if int(t) % 60 == 0]
+    print("RSS each minute (MiB): " + " ".join(f"{kib / 1024:.1f}" for kib in minutes))
     print(f"RSS: median {base / 1024:.1f} MiB in [{args.warmup:.0f}, {args.warmup + window:.0f}) s, "
           f"{end / 1024:.1f} MiB in the last {window:.0f} s: growth {growth * 100:+.2f} %")
     passed = alive and not soak.good_failures and not soak.bad_5xx and growth < 0.05
