@@ -9,6 +9,30 @@ enum IndexCheck {
         }
         return j
     }
+
+    /// GatherElements' and ScatterElements' walk: for each position `flat` of `indices` (shape
+    /// `shape`, row-major), the element offset in data of strides `strides` that the index names
+    /// along `axis` (the other coordinates are the position's own), checked against `size`.
+    @inline(__always)
+    static func forEachElement(
+        _ indices: [Int], shape: [Int], strides: [Int], axis: Int, size: Int, _ op: String,
+        _ body: (_ offset: Int, _ flat: Int) -> Void
+    ) throws {
+        var index = [Int](repeating: 0, count: shape.count)
+        for flat in 0..<indices.count {
+            var offset = 0
+            for d in 0..<shape.count where d != axis { offset += index[d] * strides[d] }
+            offset += try normalize(indices[flat], size, op) * strides[axis]
+            body(offset, flat)
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
 }
 
 /// Gather along `axis`: out[outer, idx..., inner] = data[outer, indices[idx...], inner]. Any element
@@ -72,21 +96,10 @@ struct GatherElementsKernel: BufferedKernel {
         let size = x.dataType.byteSize
         let xs = Broadcast.contiguousStrides(x.shape)
         let shape = idxTensor.shape
-        var index = [Int](repeating: 0, count: shape.count)
         let src = x.rawBytes.baseAddress!
         let dst = out.mutableBytes.baseAddress!
-        for flat in 0..<out.count {
-            var offset = 0
-            for d in 0..<shape.count where d != a { offset += index[d] * xs[d] }
-            offset += try IndexCheck.normalize(indices[flat], x.shape[a], "GatherElements") * xs[a]
-            (dst + flat * size).copyMemory(from: src + offset * size, byteCount: size)
-            var d = shape.count - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < shape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
+        try IndexCheck.forEachElement(indices, shape: shape, strides: xs, axis: a, size: x.shape[a], "GatherElements") {
+            offset, flat in (dst + flat * size).copyMemory(from: src + offset * size, byteCount: size)
         }
         return [out]
     }

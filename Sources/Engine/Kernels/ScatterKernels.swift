@@ -125,20 +125,8 @@ struct ScatterElementsKernel: BufferedKernel {
         let xs = Broadcast.contiguousStrides(x.shape)
         let shape = idxTensor.shape
         try reduction.apply(out, updates, "ScatterElements") { body in
-            var index = [Int](repeating: 0, count: shape.count)
-            for flat in 0..<indices.count {
-                var offset = 0
-                for d in 0..<shape.count where d != a { offset += index[d] * xs[d] }
-                offset += try IndexCheck.normalize(indices[flat], x.shape[a], "ScatterElements") * xs[a]
-                body(offset, flat)
-                var d = shape.count - 1
-                while d >= 0 {
-                    index[d] += 1
-                    if index[d] < shape[d] { break }
-                    index[d] = 0
-                    d -= 1
-                }
-            }
+            try IndexCheck.forEachElement(
+                indices, shape: shape, strides: xs, axis: a, size: x.shape[a], "ScatterElements", body)
         }
         return [out]
     }
