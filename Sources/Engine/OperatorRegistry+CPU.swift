@@ -238,6 +238,11 @@ extension OperatorRegistry {
                 try RecurrentKernel(context: $0, cell: cell)
             })
         }
+
+        // Families with their own record files (one file each, so parallel work does not collide).
+        registerVisionOperators(&r)
+        registerDetectionOperators(&r)
+        registerNewerOperators(&r)
         return r
     }
 }
