@@ -74,7 +74,7 @@ enum ControlFlow {
         var body = graph
         let outer = outerNames(context.node)
         let formal = Set(graph.inputs.map(\.name))
-        body.inputs += outer.filter { !formal.contains($0) }.map { ValueInfo(name: $0, dataType: nil, shape: nil) }
+        body.inputs += outer.filter { !formal.contains($0) }.map { ValueInfo(name: $0, dataType: nil, shape: nil, kind: .unknown) }
         // A branch output that is an outer value (or a formal input) as it is: an Identity makes it a
         // node output, which the plan needs.
         var renamed: [ValueInfo] = []

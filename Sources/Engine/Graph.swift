@@ -28,12 +28,30 @@ public struct ValueInfo: Sendable, Hashable {
     public var dataType: DataType?
     /// nil when the model declares no shape at all (rank unknown).
     public var shape: [Dimension]?
+    /// What the value is: a tensor (the default, also when the model does not say), a sequence
+    /// of tensors, an optional, or another ONNX type (map, sparse tensor) the engine does not run.
+    /// For sequences and optionals `dataType` and `shape` describe the elements when declared.
+    public var kind: ValueKind
 
-    public init(name: String, dataType: DataType?, shape: [Dimension]?) {
+    public init(name: String, dataType: DataType?, shape: [Dimension]?, kind: ValueKind = .tensor) {
         self.name = name
         self.dataType = dataType
         self.shape = shape
+        self.kind = kind
     }
+}
+
+/// The ONNX type family of a graph value (`ValueInfo.kind`).
+public enum ValueKind: String, Sendable, Hashable {
+    case tensor
+    case sequence
+    /// An optional of a tensor (`optionalSequence` for an optional of a sequence).
+    case optional
+    case optionalSequence = "optional sequence"
+    /// A map or sparse tensor.
+    case other = "map or sparse tensor"
+    /// Not declared (a subgraph input without a type, an outer-scope value): anything goes.
+    case unknown = "value"
 }
 
 /// A node attribute, as ONNX's AttributeProto holds it.

@@ -231,6 +231,30 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Loop", types: [.int64], shape: .fromValues, rows: .mixes) { try LoopKernel(context: $0) })
         r.add(OperatorRecord("Scan", types: any, shape: .fromValues, rows: .mixes, firstOpset: 9) { try ScanKernel(context: $0) })
 
+        // Sequences and optionals (ValueContainer): built and taken apart inside graphs, Loop bodies above all.
+        r.add(OperatorRecord("SequenceEmpty", types: any, shape: .fromValues, rows: .mixes) { try SequenceEmptyKernel(context: $0) })
+        r.add(OperatorRecord("SequenceConstruct", types: any, shape: .fromValues, rows: .mixes) {
+            try SequenceConstructKernel(context: $0)
+        })
+        r.add(OperatorRecord("SequenceInsert", types: any, shape: .fromValues, rows: .mixes) { try SequenceInsertKernel(context: $0) })
+        r.add(OperatorRecord("SequenceErase", types: any, shape: .fromValues, rows: .mixes) { try SequenceEraseKernel(context: $0) })
+        r.add(OperatorRecord("SequenceAt", types: any, shape: .fromValues, rows: .mixes) { try SequenceAtKernel(context: $0) })
+        r.add(OperatorRecord("SequenceLength", types: any, shape: .fromValues, rows: .mixes) { try SequenceLengthKernel(context: $0) })
+        r.add(OperatorRecord("SplitToSequence", types: any, shape: .fromValues, rows: .mixes) {
+            try SplitToSequenceKernel(context: $0)
+        })
+        r.add(OperatorRecord("ConcatFromSequence", types: any, shape: .fromValues, rows: .mixes) {
+            try ConcatFromSequenceKernel(context: $0)
+        })
+        r.add(OperatorRecord("SequenceMap", types: any, shape: .fromValues, rows: .mixes) { try SequenceMapKernel(context: $0) })
+        r.add(OperatorRecord("Optional", types: any, shape: .fromValues, rows: .mixes) { try OptionalKernel(context: $0) })
+        r.add(OperatorRecord("OptionalHasElement", types: any, shape: .fromValues, rows: .mixes) {
+            try OptionalHasElementKernel(context: $0)
+        })
+        r.add(OperatorRecord("OptionalGetElement", types: any, shape: .fromValues, rows: .mixes) {
+            try OptionalGetElementKernel(context: $0)
+        })
+
         // Recurrent layers (LSTM, GRU, RNN): opset 7 on (opset 1's output_sequence is not supported).
         // Batch rows: layout 1 puts the batch on axis 0 and layout 0 on axis 1, so they count as mixed.
         for cell in [RecurrentKernel.Cell.lstm, .gru, .rnn] {

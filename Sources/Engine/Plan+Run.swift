@@ -121,8 +121,11 @@ extension Plan {
                     "input '\(info.name)' is missing: expected \(Self.describe(info)); send every input that "
                         + "GET /v2/models/{name} lists (\(Self.inputList(inputBindings)))")
             }
+            if let problem = Self.kindMismatch(info, t) {
+                throw EngineError.invalidInput("input '\(info.name)': \(problem)")
+            }
             var ok = info.dataType == nil || info.dataType == t.dataType
-            if ok, let dims = info.shape {
+            if ok, t.container == nil, let dims = info.shape {
                 ok = dims.count == t.rank
                     && zip(dims, t.shape).allSatisfy { d, n in d.value == nil || d.value == n }
             }
@@ -132,6 +135,20 @@ extension Plan {
                         + "send the datatype and shape that GET /v2/models/{name} reports")
             }
         }
+    }
+
+    /// Why `t` cannot be fed where `info` is declared (a tensor where a sequence is expected, ...), or nil.
+    static func kindMismatch(_ info: ValueInfo, _ t: Tensor) -> String? {
+        let fits: Bool
+        switch info.kind {
+        case .tensor: fits = t.container == nil
+        case .sequence: fits = t.sequenceElements != nil
+        case .optional: fits = t.container == nil || t.isNoneOptional
+        case .optionalSequence: fits = t.container != nil
+        case .other: fits = false
+        case .unknown: fits = true
+        }
+        return fits ? nil : "expected a \(info.kind.rawValue), got a \(t.kindDescription)"
     }
 
     /// `FP32 tensor of shape [batch, 64]`.

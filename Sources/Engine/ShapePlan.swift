@@ -134,10 +134,19 @@ final class ShapePlan: Sendable {
             guard let t = slots[slot] else {
                 throw EngineError.executionFailed(node: name, message: "graph output '\(name)' was not computed")
             }
-            // A graph output must not point into the arena, which the next run reuses.
-            out[name] = t.storage === arena ? try Self.copy(t) : t
+            // A graph output must not point into the arena, which the next run reuses (nor may the
+            // elements of a sequence: a Loop body's list keeps each iteration's tensors).
+            out[name] = try Self.detached(t, from: arena)
         }
         return out
+    }
+
+    /// `t`, or a copy of it (of its elements, for a sequence) where it points into `arena`.
+    static func detached(_ t: Tensor, from arena: TensorStorage) throws -> Tensor {
+        if let elements = t.sequenceElements, elements.contains(where: { $0.storage === arena }) {
+            return Tensor(sequence: try elements.map { $0.storage === arena ? try copy($0) : $0 }, elementType: t.dataType)
+        }
+        return t.storage === arena ? try copy(t) : t
     }
 
     static func copy(_ t: Tensor) throws -> Tensor {

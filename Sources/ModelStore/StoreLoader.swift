@@ -44,6 +44,7 @@ public struct StoreLoader: Sendable {
     public func loadServable(model: String, version: Int, config: ModelConfig) throws -> ServableVersion {
         let path = layout.modelPath(model, version: version)
         var graphModel = try ONNXLoader.load(path: path)
+        try StoreLoader.requireTensorIO(graphModel.graph)
         graphModel.graph.inputs = try StoreLoader.apply(config.inputs, to: graphModel.graph.inputs, what: "input")
         graphModel.graph.outputs = try StoreLoader.apply(config.outputs, to: graphModel.graph.outputs, what: "output")
         let session = try InferenceSession(model: graphModel, options: sessionOptions)
@@ -70,6 +71,18 @@ public struct StoreLoader: Sendable {
         return ServableVersion(
             model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
             batching: batching, warning: warning)
+    }
+
+    /// The protocols carry tensors: a model whose inputs or outputs are sequences, optionals or maps
+    /// (inside the graph they are fine) cannot be served.
+    static func requireTensorIO(_ graph: Graph) throws {
+        for (what, values) in [("input", graph.inputs), ("output", graph.outputs)] {
+            if let v = values.first(where: { $0.kind != .tensor && $0.kind != .unknown }) {
+                throw EngineError.invalidModel(
+                    "\(what) '\(v.name)' is a \(v.kind.rawValue); the inference protocols carry tensors only: "
+                        + "export the model with tensor inputs and outputs (e.g. ConcatFromSequence at the end)")
+            }
+        }
     }
 
     /// Checks `config.json`'s `input`/`output` entries against the file and pins dims.

@@ -94,7 +94,7 @@ enum GraphDecoder {
     /// A ValueInfoProto. Non-tensor types (sequence, map, optional, sparse) and element types the
     /// engine does not know give a nil data type; a tensor type without a shape gives a nil shape.
     static func decodeValueInfo(_ r: inout ProtoReader) throws -> ValueInfo {
-        var info = ValueInfo(name: "", dataType: nil, shape: nil)
+        var info = ValueInfo(name: "", dataType: nil, shape: nil, kind: .unknown)
         while let f = try r.next() {
             switch f.number {
             case 1:
@@ -102,17 +102,42 @@ enum GraphDecoder {
                 r.label = "value \(quoted(info.name))"
             case 2:
                 try r.nested(f, .typeProto, "type of \(r.label)") { t in
-                    while let tf = try t.next() {
-                        guard tf.number == 1 else { continue }  // only tensor_type matters
-                        try t.nested(tf, .tensorType, t.label) { tt in
-                            try decodeTensorType(&tt, into: &info)
-                        }
-                    }
+                    info.kind = try decodeType(&t, into: &info)
                 }
             default: break
             }
         }
         return info
+    }
+
+    /// A TypeProto: tensor (its element type and shape go into `info`), sequence or optional of
+    /// tensors (their element's type and shape go into `info`), or something else.
+    private static func decodeType(_ t: inout ProtoReader, into info: inout ValueInfo) throws -> ValueKind {
+        var kind = ValueKind.tensor
+        while let tf = try t.next() {
+            switch tf.number {
+            case 1:
+                try t.nested(tf, .tensorType, t.label) { tt in try decodeTensorType(&tt, into: &info) }
+            case 4, 9:
+                // sequence_type / optional_type: { elem_type: TypeProto }
+                let inner = try t.nested(tf, .elementType, t.label) { e -> ValueKind in
+                    var innerKind = ValueKind.other
+                    while let ef = try e.next() {
+                        guard ef.number == 1 else { continue }
+                        innerKind = try e.nested(ef, .typeProto, e.label) { et in try decodeType(&et, into: &info) }
+                    }
+                    return innerKind
+                }
+                if tf.number == 4 {
+                    kind = inner == .tensor ? .sequence : .other
+                } else {
+                    kind = inner == .tensor ? .optional : inner == .sequence ? .optionalSequence : .other
+                }
+            case 5, 8: kind = .other
+            default: break
+            }
+        }
+        return kind
     }
 
     private static func decodeTensorType(_ r: inout ProtoReader, into info: inout ValueInfo) throws {

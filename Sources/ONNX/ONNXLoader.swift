@@ -34,6 +34,61 @@ public enum ONNXLoader {
         return try decodeTensor(file: file, directory: directory(of: path))
     }
 
+    /// Reads a value file of the ONNX test-data layout: a TensorProto for `.tensor`, a SequenceProto
+    /// of tensors for `.sequence`, an OptionalProto for `.optional` / `.optionalSequence` (see
+    /// `ValueContainer`). `elementType` is what an empty sequence or optional reports.
+    public static func loadValue(path: String, kind: ValueKind, elementType: DataType?) throws -> Tensor {
+        switch kind {
+        case .tensor, .unknown: return try loadTensor(path: path)
+        case .other: throw ONNXError(path: path, message: "maps and sparse tensors are not supported")
+        case .sequence, .optional, .optionalSequence:
+            let file = try map(path)
+            let context = DecodeContext(file: file, directory: directory(of: path))
+            do {
+                var r = context.reader(kind == .sequence ? .sequence : .optional, label: "value")
+                return try kind == .sequence
+                    ? decodeSequence(&r, context: context, elementType: elementType)
+                    : decodeOptional(&r, context: context, elementType: elementType)
+            } catch let failure as DecodeFailure {
+                throw ONNXError(path: file.path, message: withAdvice(failure.message))
+            }
+        }
+    }
+
+    private static func decodeSequence(_ r: inout ProtoReader, context: DecodeContext, elementType: DataType?) throws -> Tensor {
+        var elements: [Tensor] = []
+        while let f = try r.next() {
+            switch f.number {
+            case 3:
+                elements.append(try r.nested(f, .tensor, "tensor_values \(elements.count)") {
+                    try TensorDecoder.decode(&$0, context: context).tensor
+                })
+            case 4, 5, 6, 7:
+                throw DecodeFailure("unsupported: a sequence of sequences, maps or optionals")
+            default: break
+            }
+        }
+        return Tensor(sequence: elements, elementType: elements.first?.dataType ?? elementType ?? .float32)
+    }
+
+    private static func decodeOptional(_ r: inout ProtoReader, context: DecodeContext, elementType: DataType?) throws -> Tensor {
+        var value: Tensor?
+        while let f = try r.next() {
+            switch f.number {
+            case 3:
+                value = try r.nested(f, .tensor, "tensor_value") { try TensorDecoder.decode(&$0, context: context).tensor }
+            case 5:
+                value = try r.nested(f, .sequence, "sequence_value") {
+                    try decodeSequence(&$0, context: context, elementType: elementType)
+                }
+            case 4, 6, 7:
+                throw DecodeFailure("unsupported: an optional of a map or optional")
+            default: break
+            }
+        }
+        return value ?? Tensor(noneOptional: elementType ?? .float32)
+    }
+
     /// Decodes a TensorProto held in memory.
     public static func decodeTensor(bytes: some Collection<UInt8>, path: String = "<memory>") throws -> Tensor {
         try decodeTensor(file: MappedFile(copying: bytes, path: path), directory: nil)

@@ -2,7 +2,7 @@
 /// onnx.proto, proto2; verified against onnx 1.23's copy). Used to name fields in errors.
 enum ProtoMessage {
     case model, operatorSetId, graph, node, attribute, tensor, stringEntry
-    case valueInfo, typeProto, tensorType, tensorShape, dimension
+    case valueInfo, typeProto, elementType, tensorType, tensorShape, dimension, sequence, optional
 
     func fieldName(_ number: Int) -> String? {
         switch self {
@@ -31,7 +31,13 @@ enum ProtoMessage {
         case .valueInfo:
             return [1: "name", 2: "type"][number]
         case .typeProto:
-            return [1: "tensor_type"][number]
+            return [1: "tensor_type", 4: "sequence_type", 5: "map_type", 8: "sparse_tensor_type", 9: "optional_type"][number]
+        case .sequence:
+            return [1: "name", 2: "elem_type", 3: "tensor_values", 5: "sequence_values"][number]
+        case .optional:
+            return [1: "name", 2: "elem_type", 3: "tensor_value", 5: "sequence_value"][number]
+        case .elementType:
+            return [1: "elem_type"][number]
         case .tensorType:
             return [1: "elem_type", 2: "shape"][number]
         case .tensorShape:

@@ -9,6 +9,9 @@ public struct Tensor: Sendable {
     public let storage: TensorStorage
     /// Byte offset of element 0 inside `storage`.
     public let byteOffset: Int
+    /// Set when this value is not a tensor but an ONNX sequence or an empty optional
+    /// (`Tensor(sequence:elementType:)`, `Tensor(noneOptional:)`); nil for every tensor.
+    public let container: ValueContainer?
 
     /// Drops this tensor's bytes from the resident set when they are a file mapping's (weights a
     /// kernel has copied into its own layout); see `TensorStorage.releaseResidentPages`.
@@ -17,7 +20,9 @@ public struct Tensor: Sendable {
     }
 
     /// Wraps existing storage. `storage` must hold at least `byteOffset + count * byteSize` bytes.
-    public init(dataType: DataType, shape: [Int], storage: TensorStorage, byteOffset: Int = 0) {
+    public init(
+        dataType: DataType, shape: [Int], storage: TensorStorage, byteOffset: Int = 0, container: ValueContainer? = nil
+    ) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         precondition(
             byteOffset + Tensor.elementCount(shape) * dataType.byteSize <= storage.byteCount,
@@ -26,6 +31,7 @@ public struct Tensor: Sendable {
         self.shape = shape
         self.storage = storage
         self.byteOffset = byteOffset
+        self.container = container
     }
 
     /// A new zero-filled tensor.

@@ -48,7 +48,8 @@ struct ConformanceCase {
         var feeds: [String: Tensor] = [:]
         do {
             for (i, input) in model.graph.inputs.enumerated() {
-                feeds[input.name] = try ONNXLoader.loadTensor(path: "\(data)/input_\(i).pb")
+                feeds[input.name] = try ONNXLoader.loadValue(
+                    path: "\(data)/input_\(i).pb", kind: input.kind, elementType: input.dataType)
             }
         } catch {
             return .failed("cannot read the inputs: \(error)")
@@ -65,7 +66,8 @@ struct ConformanceCase {
         for (i, output) in model.graph.outputs.enumerated() {
             let expected: Tensor
             do {
-                expected = try ONNXLoader.loadTensor(path: "\(data)/output_\(i).pb")
+                expected = try ONNXLoader.loadValue(
+                    path: "\(data)/output_\(i).pb", kind: output.kind, elementType: output.dataType)
             } catch {
                 return .failed("cannot read output_\(i).pb: \(error)")
             }
@@ -81,6 +83,7 @@ struct ConformanceCase {
     static func unsupportedReason(_ model: GraphModel) -> String? {
         let g = model.graph
         for v in g.inputs + g.outputs {
+            if v.kind == .other { return "io: '\(v.name)' is a map or sparse tensor" }
             guard let t = v.dataType else { return "io: '\(v.name)' is not a tensor of a known element type (sequence, map, optional, float8 or float4)" }
             if !supportedTypes.contains(t) { return "type: '\(v.name)' is \(t.onnxName)" }
         }
@@ -97,6 +100,9 @@ struct ConformanceCase {
     /// nil when `actual` matches `expected`: same type and shape, equal integers and booleans, floats
     /// within `atol + rtol * |expected|` (NaN matches NaN, infinities must be equal).
     static func compare(_ actual: Tensor, _ expected: Tensor, rtol: Double, atol: Double) -> String? {
+        if actual.container != nil || expected.container != nil {
+            return compareContainers(actual, expected, rtol: rtol, atol: atol)
+        }
         guard actual.dataType == expected.dataType else {
             return "type \(actual.dataType.onnxName), expected \(expected.dataType.onnxName)"
         }
@@ -125,5 +131,21 @@ struct ConformanceCase {
             }
         }
         return bad == 0 ? nil : "\(bad) of \(e.count) elements differ; first \(first)"
+    }
+
+    /// Sequences element by element; empty optionals only match empty optionals.
+    static func compareContainers(_ actual: Tensor, _ expected: Tensor, rtol: Double, atol: Double) -> String? {
+        if expected.isNoneOptional || actual.isNoneOptional {
+            return expected.isNoneOptional == actual.isNoneOptional
+                ? nil : "got a \(actual.kindDescription), expected a \(expected.kindDescription)"
+        }
+        guard let a = actual.sequenceElements, let e = expected.sequenceElements else {
+            return "got a \(actual.kindDescription), expected a \(expected.kindDescription)"
+        }
+        guard a.count == e.count else { return "sequence of \(a.count) tensors, expected \(e.count)" }
+        for (i, (x, y)) in zip(a, e).enumerated() {
+            if let problem = compare(x, y, rtol: rtol, atol: atol) { return "sequence element \(i): \(problem)" }
+        }
+        return nil
     }
 }

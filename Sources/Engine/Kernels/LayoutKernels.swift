@@ -88,6 +88,9 @@ struct ConcatKernel: BufferedKernel {
         if axis == Int.min { throw context.invalid("has no 'axis' attribute") }
     }
 
+    /// Concat along `axis` (ConcatFromSequence joins a sequence's elements with it).
+    init(axis: Int) { self.axis = axis }
+
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let parts = try inputs.indices.map { try Check.input(inputs, $0, "input \($0)") }
         let first = parts[0]
