@@ -9,7 +9,7 @@ RELEASE_BIN := .build/release/swerve
 
 CONFORMANCE_DATA := .build-conformance-data
 
-.PHONY: run build deps test fuzz fuzz-short test-openapi test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels bench-engine test-tf screenshot
+.PHONY: run build deps test fuzz fuzz-short test-openapi test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels zoo test-zoo test-zoo-ci bench-engine test-tf screenshot
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
@@ -18,6 +18,7 @@ help:
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
 	@echo "make realmodels      - export resnet18, mobilenet_v2, tiny BERT, ... to .realmodels (installs .venv-realmodels)"
 	@echo "make test-realmodels - the real exports served by swerve against onnxruntime (part of make test)"
+	@echo "make test-zoo        - the whole zoo of tools/export_zoo.py (~50 architectures) against onnxruntime"
 	@echo "make test-tf         - Keras models through tf2onnx against onnxruntime (installs TensorFlow CPU, 1.4 GB; part of make test)"
 	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
 	@echo "make fuzz            - build the libFuzzer targets (.build-fuzz) and run each for FUZZ_SECONDS (default 60); docs/fuzzing.md"
@@ -82,7 +83,7 @@ fuzz: deps
 fuzz-short: deps
 	tools/fuzz.sh $(FUZZ_SHORT_SECONDS)
 
-test: unit e2e test-openapi fuzz-short test-realmodels test-tf deploy-check
+test: unit e2e test-openapi fuzz-short test-realmodels test-zoo-ci test-tf deploy-check
 
 # The image's runtime stage (Dockerfile target `prebuilt`) around a binary built here, with podman
 # and no registry; runs it and checks health, HEALTHCHECK and a prediction. See docs/deployment.md.
@@ -125,6 +126,25 @@ $(TF_VENV)/.installed: tools/requirements-tf.txt
 test-tf: .realmodels-tf/manifest.json
 	$(SWIFT) build -c release --product swerve
 	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=.realmodels-tf $(TF_VENV)/bin/python -m pytest -q Tests/realmodels
+
+# The zoo (tools/export_zoo.py): ~50 architectures across families, served and compared with
+# onnxruntime at two shapes each. `make test` runs the representative third (.zoo-ci, about a minute
+# of exports); `make test-zoo` exports and runs them all (.zoo).
+.zoo-ci/manifest.json: tools/export_zoo.py $(REALMODELS_VENV)/.installed
+	$(REALMODELS_VENV)/bin/python tools/export_zoo.py --tier ci --out .zoo-ci
+
+.zoo/manifest.json: tools/export_zoo.py $(REALMODELS_VENV)/.installed
+	$(REALMODELS_VENV)/bin/python tools/export_zoo.py --tier full --out .zoo
+
+zoo: .zoo/manifest.json
+
+test-zoo-ci: .zoo-ci/manifest.json
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_ZOO=.zoo-ci $(REALMODELS_VENV)/bin/python -m pytest -q Tests/zoo
+
+test-zoo: .zoo/manifest.json
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_ZOO=.zoo $(REALMODELS_VENV)/bin/python -m pytest -q Tests/zoo
 
 bench-engine: realmodels
 	$(SWIFT) build -c release --product swerve

@@ -1,0 +1,24 @@
+"""Where the zoo's exports are (tools/export_zoo.py) and their manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+# The end-to-end helpers (server start/stop, V2 types) live in Tests/e2e/swerve_e2e.py.
+sys.path.insert(0, str(REPO_ROOT / "Tests" / "e2e"))
+
+
+def zoo_path() -> Path:
+    """$SWERVE_ZOO, or `.zoo/` under the repository root."""
+    configured = os.environ.get("SWERVE_ZOO")
+    return Path(configured).resolve() if configured else REPO_ROOT / ".zoo"
+
+
+def zoo_manifest() -> dict:
+    """The exports' manifest; {} when none have been made."""
+    path = zoo_path() / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else {}
