@@ -8,6 +8,9 @@ Writes a model store (default `.realmodels-tf/`, git-ignored) in the layout and 
 - `keras_cnn_tf2onnx`           Conv2D/BatchNormalization/MaxPool2D/Dropout/Dense digit-style CNN,
                                 input `input` FP32 [batch, 28, 28, 1] (NHWC: tf2onnx adds Transposes)
 - `keras_mobilenet_v2_tf2onnx`  `keras.applications.MobileNetV2(weights=None, alpha=0.35)` at 96x96
+- `keras_lstm_tf2onnx`, `keras_gru_tf2onnx`, `keras_simple_rnn_tf2onnx`, `keras_bidirectional_tf2onnx`
+                                recurrent layers over [batch, 20, 16] (tf2onnx rewrites them to ONNX
+                                LSTM/GRU/RNN nodes)
 
 Batch normalization gets random statistics and affine parameters and biases random values (as after
 training), so the outputs are not trivially small and no bias is optimised away. Every export is checked against Keras with onnxruntime.
@@ -67,7 +70,24 @@ def mobilenet() -> tf.keras.Model:
     return tf.keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
 
 
-MODELS = {"keras_mlp": (mlp, [784]), "keras_cnn": (cnn, [28, 28, 1]), "keras_mobilenet_v2": (mobilenet, [96, 96, 3])}
+def recurrent(kind: str) -> tf.keras.Model:
+    """A sequence model over [batch, 20, 16] as Keras users write them: LSTM, GRU (reset_after, the
+    Keras default, which is ONNX's linear_before_reset), SimpleRNN, and a bidirectional LSTM that
+    returns sequences under a GRU."""
+    layers = tf.keras.layers
+    body = {
+        "lstm": [layers.LSTM(32)],
+        "gru": [layers.GRU(32)],
+        "simple_rnn": [layers.SimpleRNN(32, return_sequences=True), layers.SimpleRNN(24)],
+        "bidirectional": [layers.Bidirectional(layers.LSTM(24, return_sequences=True)), layers.GRU(16)],
+    }[kind]
+    return tf.keras.Sequential([tf.keras.Input((20, 16)), *body, layers.Dense(5)])
+
+
+MODELS = {"keras_mlp": (mlp, [784]), "keras_cnn": (cnn, [28, 28, 1]), "keras_mobilenet_v2": (mobilenet, [96, 96, 3]),
+          "keras_lstm": (lambda: recurrent("lstm"), [20, 16]), "keras_gru": (lambda: recurrent("gru"), [20, 16]),
+          "keras_simple_rnn": (lambda: recurrent("simple_rnn"), [20, 16]),
+          "keras_bidirectional": (lambda: recurrent("bidirectional"), [20, 16])}
 
 
 def randomize_batch_norm(model: tf.keras.Model, rng: np.random.Generator) -> None:

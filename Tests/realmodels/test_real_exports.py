@@ -37,10 +37,14 @@ SHAPES = {
     "keras_mlp": [(1, None), (32, None)],
     "keras_cnn": [(1, None), (8, None)],
     "keras_mobilenet_v2": [(1, None), (4, None)],
+    "keras_lstm": [(1, None), (5, None)],
+    "keras_gru": [(1, None), (5, None)],
+    "keras_simple_rnn": [(1, None), (5, None)],
+    "keras_bidirectional": [(1, None), (5, None)],
 }
 TORCH_EXPORTS = {f"{m}_{e}" for m in ("mlp", "resnet18", "mobilenet_v2", "bert_tiny", "transformer_encoder", "lstm", "gru")
                  for e in ("torchscript", "dynamo")}
-KERAS_EXPORTS = {"keras_mlp_tf2onnx", "keras_cnn_tf2onnx", "keras_mobilenet_v2_tf2onnx"}
+KERAS_EXPORTS = {f"keras_{m}_tf2onnx" for m in ("mlp", "cnn", "mobilenet_v2", "lstm", "gru", "simple_rnn", "bidirectional")}
 
 MANIFEST = load_manifest()
 
