@@ -78,13 +78,28 @@ struct ScatterNDKernel: BufferedKernel {
         let slice = x.shape[k...].reduce(1, *)
         let strides = Broadcast.contiguousStrides(x.shape)
         let tuples = idxTensor.shape.dropLast().reduce(1, *)
+        func offset(_ t: Int) throws -> Int {
+            var offset = 0
+            for j in 0..<k {
+                offset += try IndexCheck.normalize(indices[t * k + j], x.shape[j], "ScatterND") * strides[j]
+            }
+            return offset
+        }
+        if reduction == .none {
+            // Whole slices at a time (the common case: BART's, swin's index_put), not element by element.
+            let bytes = slice * x.dataType.byteSize
+            let d = out.mutableBytes.baseAddress!
+            let s = updates.rawBytes.baseAddress!
+            for t in 0..<tuples {
+                let at = try offset(t) * x.dataType.byteSize
+                (d + at).copyMemory(from: s + t * bytes, byteCount: bytes)
+            }
+            return [out]
+        }
         try reduction.apply(out, updates, "ScatterND") { body in
             for t in 0..<tuples {
-                var offset = 0
-                for j in 0..<k {
-                    offset += try IndexCheck.normalize(indices[t * k + j], x.shape[j], "ScatterND") * strides[j]
-                }
-                for e in 0..<slice { body(offset + e, t * slice + e) }
+                let base = try offset(t)
+                for e in 0..<slice { body(base + e, t * slice + e) }
             }
         }
         return [out]
