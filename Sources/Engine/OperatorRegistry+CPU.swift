@@ -229,7 +229,7 @@ extension OperatorRegistry {
         // Control flow: subgraphs planned once at load (ControlFlow.swift), run per request.
         r.add(OperatorRecord("If", types: [.bool], shape: .fromValues, rows: .mixes) { try IfKernel(context: $0) })
         r.add(OperatorRecord("Loop", types: [.int64], shape: .fromValues, rows: .mixes) { try LoopKernel(context: $0) })
-        r.add(OperatorRecord("Scan", types: any, shape: .fromValues, rows: .mixes, firstOpset: 9) { try ScanKernel(context: $0) })
+        r.add(OperatorRecord("Scan", types: any, shape: .fromValues, rows: .mixes) { try ScanKernel(context: $0) })
 
         // Sequences and optionals (ValueContainer): built and taken apart inside graphs, Loop bodies above all.
         r.add(OperatorRecord("SequenceEmpty", types: any, shape: .fromValues, rows: .mixes) { try SequenceEmptyKernel(context: $0) })

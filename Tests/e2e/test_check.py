@@ -79,7 +79,7 @@ def test_check_list_ops():
     assert ops == sorted(ops)
     # Each operator with its opsets, against the onnx release the tests use: from the first version
     # at which onnx defines it (or a later one, where an operator's oldest definition is not
-    # implemented: Scan 8, LSTM/GRU/RNN before 7) up to that release's newest opset.
+    # implemented: LSTM/GRU/RNN before 7) up to that release's newest opset.
     newest = onnx.defs.onnx_opset_version()
     for row in rows:
         op = row[0]

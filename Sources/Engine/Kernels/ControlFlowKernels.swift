@@ -99,9 +99,12 @@ struct LoopKernel: Kernel {
     }
 }
 
-/// Scan (opsets 9 and later): runs `body` once per position along the scan inputs' axes, carrying
-/// N state values and stacking the scan outputs. Inputs: N initial states, then M scan inputs;
-/// body inputs: N states, M slices; body outputs: N states, K scan output slices.
+/// Scan: runs `body` once per position along the scan inputs' axes, carrying N state values and
+/// stacking the scan outputs. Opset 9 on: inputs are N initial states, then M scan inputs; body
+/// inputs: N states, M slices; body outputs: N states, K scan output slices. Opset 8: a first input
+/// `sequence_lens` (absent, or every length the full one), then states and scan inputs with a
+/// leading batch axis that the body does not see: each batch row is scanned on its own along axis 1
+/// (`directions` per scan input) and the results are stacked back along axis 0.
 struct ScanKernel: Kernel {
     let body: Plan
     let outer: [String]
@@ -111,40 +114,73 @@ struct ScanKernel: Kernel {
     let inputReversed: [Bool]
     let outputAxes: [Int]
     let outputReversed: [Bool]
+    /// Opset 8's leading batch axis and `sequence_lens` input.
+    let batched: Bool
 
     init(context: NodeContext) throws {
-        guard context.opset >= 9 else { throw context.unsupported() }
         guard case .graph(let graph)? = context.node.attributes["body"] else {
             throw context.invalid("needs the graph attribute body")
         }
+        batched = context.opset < 9
         formal = ControlFlow.formalInputs(context.node)
         outer = ControlFlow.outerNames(context.node)
-        guard let m = try context.int("num_scan_inputs"), m >= 1, m <= formal else {
+        guard let m = try context.int("num_scan_inputs"), m >= 1, m <= formal - (batched ? 1 : 0) else {
             throw context.invalid("needs num_scan_inputs between 1 and its number of inputs")
         }
         scanInputs = m
-        let states = formal - m
+        let states = formal - m - (batched ? 1 : 0)
         body = try ControlFlow.plan(of: graph, context: context)
         let k = body.outputNames.count - states
-        guard k >= 0, graph.inputs.count == formal else {
+        guard k >= 0, graph.inputs.count == states + m else {
             throw context.invalid("body's inputs and outputs do not match the \(states) states and \(m) scan inputs")
         }
-        inputAxes = try context.ints("scan_input_axes", default: [Int](repeating: 0, count: m))
-        inputReversed = try context.ints("scan_input_directions", default: [Int](repeating: 0, count: m)).map { $0 != 0 }
-        outputAxes = try context.ints("scan_output_axes", default: [Int](repeating: 0, count: k))
-        outputReversed = try context.ints("scan_output_directions", default: [Int](repeating: 0, count: k)).map { $0 != 0 }
+        if batched {
+            inputAxes = [Int](repeating: 0, count: m)
+            inputReversed = try context.ints("directions", default: [Int](repeating: 0, count: m)).map { $0 != 0 }
+            outputAxes = [Int](repeating: 0, count: k)
+            outputReversed = [Bool](repeating: false, count: k)
+        } else {
+            inputAxes = try context.ints("scan_input_axes", default: [Int](repeating: 0, count: m))
+            inputReversed = try context.ints("scan_input_directions", default: [Int](repeating: 0, count: m)).map { $0 != 0 }
+            outputAxes = try context.ints("scan_output_axes", default: [Int](repeating: 0, count: k))
+            outputReversed = try context.ints("scan_output_directions", default: [Int](repeating: 0, count: k)).map { $0 != 0 }
+        }
         guard inputAxes.count == m, inputReversed.count == m, outputAxes.count == k, outputReversed.count == k else {
             throw context.invalid("scan axes and directions must have one entry per scan input and scan output")
         }
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        let states = formal - scanInputs
-        var state: [Tensor] = try (0..<states).map { try Check.input(inputs, $0, "initial state \($0)") }
+        guard batched else {
+            let values = try (0..<formal).map { try Check.input(inputs, $0, "input \($0)") }
+            return try scan(values, outerValues: inputs[formal...])
+        }
+        let values = try (1..<formal).map { try Check.input(inputs, $0, "input \($0)") }
+        guard let batch = values.first?.shape.first, values.allSatisfy({ $0.rank >= 1 && $0.shape[0] == batch }) else {
+            throw KernelError.shape("Scan (opset 8) needs states and scan inputs with one leading batch axis, got "
+                + values.map { "\($0.shape)" }.joined(separator: ", "))
+        }
+        if let lengths = inputs[0] {
+            let full = values.last!.rank >= 2 ? values.last!.shape[1] : 0
+            guard try IntInput.values(lengths, "Scan's sequence_lens").allSatisfy({ $0 == full }) else {
+                throw KernelError.failed("Scan (opset 8) with sequence_lens shorter than the sequences is not supported")
+            }
+        }
+        var rows: [[Tensor]] = []
+        for b in 0..<batch {
+            rows.append(try scan(try values.map { try Stacking.slice($0, axis: 0, index: b) }, outerValues: inputs[formal...]))
+        }
+        return try (0..<(rows.first?.count ?? 0)).map { j in try Stacking.stack(rows.map { $0[j] }, axis: 0) }
+    }
+
+    /// One scan over `values` (states, then scan inputs) as opset 9 defines it.
+    private func scan(_ values: [Tensor], outerValues: ArraySlice<Tensor?>) throws -> [Tensor] {
+        let states = values.count - scanInputs
+        var state = Array(values[..<states])
         var sequences: [(Tensor, Int)] = []
         var length = -1
         for i in 0..<scanInputs {
-            let x = try Check.input(inputs, states + i, "scan input \(i)")
+            let x = values[states + i]
             let axis = try Check.axis(inputAxes[i], rank: x.rank, "scan_input_axes[\(i)]")
             if length >= 0 && x.shape[axis] != length {
                 throw KernelError.shape("Scan's inputs have different lengths along their scan axes (\(length) and \(x.shape[axis]))")
@@ -159,7 +195,7 @@ struct ScanKernel: Kernel {
             for (i, (x, axis)) in sequences.enumerated() {
                 formalFeeds.append(try Stacking.slice(x, axis: axis, index: inputReversed[i] ? length - 1 - t : t))
             }
-            let feeds = try ControlFlow.feeds(body, formal: formalFeeds, outerNames: outer, outerValues: inputs[formal...])
+            let feeds = try ControlFlow.feeds(body, formal: formalFeeds, outerNames: outer, outerValues: outerValues)
             let outputs = try ControlFlow.ordered(try body.run(feeds), body)
             state = Array(outputs[0..<states])
             for j in 0..<k { scans[j].append(outputs[states + j]) }
