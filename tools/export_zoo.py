@@ -278,9 +278,9 @@ class FlowOut(nn.Module):
 def raft_small() -> Built:
     torch.manual_seed(SEED)
     model = FlowOut(import_torchvision().models.optical_flow.raft_small(weights=None))
-    calibrate_batch_norm(model, lambda: (torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)))
-    spec = {"dtype": "float32", "shape": ["batch", 3, 64, 64]}
-    return Built(model, (torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)),
+    calibrate_batch_norm(model, lambda: (torch.randn(2, 3, 128, 128), torch.randn(2, 3, 128, 128)))
+    spec = {"dtype": "float32", "shape": ["batch", 3, 128, 128]}
+    return Built(model, (torch.randn(1, 3, 128, 128), torch.randn(1, 3, 128, 128)),
                  [{"name": "image1", **spec}, {"name": "image2", **spec}], ["flow"], [{"batch": 1}, {"batch": 2}])
 
 

@@ -231,6 +231,15 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Loop", types: [.int64], shape: .fromValues, rows: .mixes) { try LoopKernel(context: $0) })
         r.add(OperatorRecord("Scan", types: any, shape: .fromValues, rows: .mixes) { try ScanKernel(context: $0) })
 
+        // Losses (evaluation graphs that compute their own loss) and BitCast.
+        r.add(OperatorRecord("NegativeLogLikelihoodLoss", types: f32, shape: .fromInputShapes, rows: .mixes) {
+            try ClassLossKernel(context: $0, softmax: false)
+        })
+        r.add(OperatorRecord("SoftmaxCrossEntropyLoss", types: f32, shape: .fromInputShapes, rows: .mixes) {
+            try ClassLossKernel(context: $0, softmax: true)
+        })
+        r.add(OperatorRecord("BitCast", types: any, shape: .fromInputShapes, rows: .rowwise) { try BitCastKernel(context: $0) })
+
         // Sequences and optionals (ValueContainer): built and taken apart inside graphs, Loop bodies above all.
         r.add(OperatorRecord("SequenceEmpty", types: any, shape: .fromValues, rows: .mixes) { try SequenceEmptyKernel(context: $0) })
         r.add(OperatorRecord("SequenceConstruct", types: any, shape: .fromValues, rows: .mixes) {

@@ -155,3 +155,25 @@ struct ConstantKernel: Kernel {
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] { [value] }
 }
+
+/// BitCast (opset 26): the input's bytes as another element type of the same width, same shape. A
+/// view: the bytes are not copied.
+struct BitCastKernel: Kernel {
+    let to: DataType
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(1)
+        guard let raw = try context.int("to"), let t = DataType(rawValue: Int32(truncatingIfNeeded: raw)), t != .string else {
+            throw context.invalid("has no 'to' attribute naming an element type the engine has")
+        }
+        to = t
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "input")
+        guard x.container == nil, x.dataType.byteSize == to.byteSize, x.dataType != .string else {
+            throw KernelError.failed("BitCast from \(x.dataType.v2Name) to \(to.v2Name): the widths differ")
+        }
+        return [Tensor(dataType: to, shape: x.shape, storage: x.storage, byteOffset: x.byteOffset)]
+    }
+}
