@@ -240,6 +240,14 @@ extension OperatorRegistry {
         })
         r.add(OperatorRecord("BitCast", types: any, shape: .fromInputShapes, rows: .rowwise) { try BitCastKernel(context: $0) })
 
+        // Recurrent-state layers of newer language models (Gated DeltaNet, Mamba): opset 27.
+        r.add(OperatorRecord("CausalConvWithState", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try CausalConvWithStateKernel(context: $0)
+        })
+        r.add(OperatorRecord("LinearAttention", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try LinearAttentionKernel(context: $0)
+        })
+
         // Sequences and optionals (ValueContainer): built and taken apart inside graphs, Loop bodies above all.
         r.add(OperatorRecord("SequenceEmpty", types: any, shape: .fromValues, rows: .mixes) { try SequenceEmptyKernel(context: $0) })
         r.add(OperatorRecord("SequenceConstruct", types: any, shape: .fromValues, rows: .mixes) {
