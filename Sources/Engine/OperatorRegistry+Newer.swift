@@ -3,9 +3,31 @@ import Tensors
 extension OperatorRegistry {
     /// The records of what newer exporters emit: Attention, RMSNormalization, RotaryEmbedding, the remaining elementwise and signal operators.
     static func registerNewerOperators(_ r: inout OperatorRegistry) {
-        // Scaled dot-product attention (K and V are computed, so a batch is not split through it).
-        r.add(OperatorRecord("Attention", types: [.float32], shape: .fromInputShapes, rows: .mixes) {
+        let f32: [DataType] = [.float32]
+
+        // Transformer blocks. Attention's K and V are computed, so a batch is not split through it;
+        // RotaryEmbedding's position ids and caches are per batch row.
+        r.add(OperatorRecord("Attention", types: f32, shape: .fromInputShapes, rows: .mixes) {
             try AttentionKernel(context: $0)
         })
+        r.add(OperatorRecord("RMSNormalization", types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
+            try RMSNormalizationKernel(context: $0)
+        })
+        r.add(OperatorRecord("RotaryEmbedding", types: f32, shape: .fromInputShapes, rows: .mixes) {
+            try RotaryEmbeddingKernel(context: $0)
+        })
+        // Swish (x * sigmoid(alpha * x), SiLU at alpha 1) fuses into the MatMul/Gemm/Conv before it.
+        r.add(
+            OperatorRecord(
+                "Swish", types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
+                epilogue: { Epilogue.equivalent(to: $0) }
+            ) { try UnaryKernel(context: $0, op: .swish) })
+
+        // The inverse trigonometric and the hyperbolic functions.
+        for op in [UnaryKernel.Op.asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh, .atanh] {
+            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromInputShapes, rows: .rowwise) {
+                try UnaryKernel(context: $0, op: op)
+            })
+        }
     }
 }
