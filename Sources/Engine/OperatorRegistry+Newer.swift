@@ -29,5 +29,31 @@ extension OperatorRegistry {
                 try UnaryKernel(context: $0, op: op)
             })
         }
+        // Integer bit operations, on every integer type.
+        for op in [BitwiseKernel.Op.and, .or, .xor, .shift] {
+            r.add(OperatorRecord(op.rawValue, types: BitwiseKernel.types, shape: .fromInputShapes, rows: .broadcasting) {
+                try BitwiseKernel(context: $0, op: op)
+            })
+        }
+        r.add(OperatorRecord("BitwiseNot", types: BitwiseKernel.types, shape: .fromInputShapes, rows: .rowwise) {
+            try BitwiseKernel(context: $0, op: .not)
+        })
+        // A 2-D input has one determinant for all its rows.
+        r.add(OperatorRecord("Det", types: f32, shape: .fromInputShapes, rows: .mixes) { try DeterminantKernel(context: $0) })
+
+        // Signal processing. DFT's axis may be 0 and its length is a value; windows and the mel
+        // matrix are made from values.
+        r.add(OperatorRecord("DFT", types: f32, shape: .fromFirstShapeAndValues, rows: .mixes) { try DFTKernel(context: $0) })
+        r.add(OperatorRecord("STFT", types: f32, shape: .fromFirstShapeAndValues, rows: .rowwise) {
+            try STFTKernel(context: $0)
+        })
+        for shape in [WindowKernel.Shape.hann, .hamming, .blackman] {
+            r.add(OperatorRecord(shape.rawValue, types: [.int64, .int32], shape: .fromValues, rows: .mixes) {
+                try WindowKernel(context: $0, shape: shape)
+            })
+        }
+        r.add(OperatorRecord("MelWeightMatrix", types: [.int64, .int32], shape: .fromValues, rows: .mixes) {
+            try MelWeightMatrixKernel(context: $0)
+        })
     }
 }
