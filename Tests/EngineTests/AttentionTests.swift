@@ -126,7 +126,8 @@ import Testing
         }
         let node = Node(
             name: "attention", opType: "Attention", inputs: inputs, outputs: ["y", "", "", "qk"], attributes: attributes)
-        let kernel = try AttentionKernel(context: NodeContext(node: node, opset: opset))
+        // Blocks of 32 query rows, so that the shapes below cross blocks.
+        let kernel = try AttentionKernel(context: NodeContext(node: node, opset: opset), maxRowBlock: 32)
         let out = try BLAS.withThreads(threads) { try kernel.run(tensors) }
         let want = Self.reference(c, q: q, k: k, v: v, pastK: pastK, pastV: pastV, mask: mask)
         expectClose(out[0], want.y, shape: [b, c.q[1], c.q[2], c.vHeadSize])
@@ -135,7 +136,7 @@ import Testing
 
     @Test(arguments: [1, 2])
     func groupedHeadsWithCacheCausalSoftcapAndMaskOverSeveralRowBlocks(threads: Int) throws {
-        // 70 query rows: two blocks of rows; 4 query heads on 2 key/value heads; a float mask
+        // 70 query rows: three blocks of rows; 4 query heads on 2 key/value heads; a float mask
         // (-inf in places) of [q, total] shorter than total by 3 keys (padded as masked).
         let c = Case(
             q: [2, 4, 70, 8], kvHeads: 2, kvLength: 70, past: 5, vHeadSize: 6, maskShape: [70, 72], causal: true,

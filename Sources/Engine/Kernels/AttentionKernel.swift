@@ -32,11 +32,18 @@ struct AttentionKernel: BufferedKernel {
     let rightWindow: Int
     let wantsPresent: Bool
     let wantsScores: Bool
+    /// The most query rows per work item (`rowBlock`); tests lower it to cross blocks on small shapes.
+    let maxRowBlock: Int
 
-    /// Query rows per work item: their scores (rows * total length floats) stay in cache.
-    static let rowBlock = 64
+    /// Query rows per work item: up to `maxRowBlock` (K and V are packed by each GEMM call, so
+    /// fewer, larger blocks pack them fewer times), fewer when the keys are many, so that a block's
+    /// scores stay within 1M floats (4 MiB), and at least 16 (or `maxRowBlock` if smaller).
+    func rowBlock(_ g: AttentionGeometry) -> Int {
+        max(min(16, maxRowBlock), min(maxRowBlock, g.qLength, (1 << 20) / max(g.total, 1)))
+    }
 
-    init(context: NodeContext) throws {
+    init(context: NodeContext, maxRowBlock: Int = 256) throws {
+        self.maxRowBlock = max(1, maxRowBlock)
         try context.requireInputs(3, context.opset >= 24 ? 7 : 6)
         qHeadsAttribute = try context.int("q_num_heads")
         kvHeadsAttribute = try context.int("kv_num_heads")
@@ -92,11 +99,14 @@ struct AttentionKernel: BufferedKernel {
         let values = try g.present(past: pastValue, new: v, headSize: g.vHeadSize, build: pastKey != nil || (wantsPresent && g.threeD))
         let scores = wantsScores ? try Tensor(allocating: .float32, shape: [g.batch, g.qHeads, g.qLength, g.total]) : nil
 
-        let blocks = (g.qLength + Self.rowBlock - 1) / Self.rowBlock
+        let rowBlock = self.rowBlock(g)
+        let blocks = (g.qLength + rowBlock - 1) / rowBlock
         let items = g.batch * g.qHeads * blocks
         if items > 0 {
             let slots = max(1, min(BLAS.threads, items))
-            let scratch = try Tensor(allocating: .float32, shape: [slots, Self.rowBlock * max(g.total, 1)])
+            // Per slot: a block's scores and its rows' normalising factors.
+            let slotSize = rowBlock * (max(g.total, 1) + 1)
+            let scratch = try Tensor(allocating: .float32, shape: [slots, slotSize])
             let context = AttentionRows(
                 g: g, mask: mask, lengths: lengths, scale: scale ?? 1 / Float(g.headSize).squareRoot(),
                 isCausal: isCausal, softcap: softcap, qkMode: qkMode, leftWindow: leftWindow,
@@ -108,16 +118,16 @@ struct AttentionKernel: BufferedKernel {
             let ps = scores?.mutableElements(as: Float.self).baseAddress
             let pScratch = scratch.mutableElements(as: Float.self).baseAddress!
             let nextSlot = Atomic<Int>(0)
-            let cost = 2 * min(Self.rowBlock, g.qLength) * g.total * (g.headSize + g.vHeadSize) + 1
+            let cost = 2 * min(rowBlock, g.qLength) * g.total * (g.headSize + g.vHeadSize) + 1
             Parallel.forEach(items, costPerItem: cost) { range in
                 let slot = nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue
-                let buffer = pScratch + slot * Self.rowBlock * max(g.total, 1)
+                let buffer = pScratch + slot * slotSize
                 for item in range {
                     let block = item % blocks
                     let head = (item / blocks) % g.qHeads
                     let batch = item / (blocks * g.qHeads)
                     context.run(
-                        batch: batch, head: head, rows: (block * Self.rowBlock)..<min(g.qLength, (block + 1) * Self.rowBlock),
+                        batch: batch, head: head, rows: (block * rowBlock)..<min(g.qLength, (block + 1) * rowBlock),
                         q: pq, k: pk, keyLayout: keys.layout, v: pv, valueLayout: values.layout, y: py,
                         scores: ps, scratch: buffer)
                 }

@@ -104,25 +104,36 @@ struct AttentionRows: @unchecked Sendable {
                 b: (k ?? UnsafePointer(scratch)) + keyLayout.offset(b, kvHead, c0), ldb: keyLayout.row, beta: 0,
                 c: scratch, ldc: cols)
         }
+        // The rows' 1 / sum of exponentials, applied to their rows of Y after P·V (one pass over
+        // m x v head size instead of m x cols).
+        let factors = scratch + m * cols
         for r in 0..<m {
             let i = rows.lowerBound + r
             let (lo, hi) = window(b, i)
             let out = scores.map { $0 + ((b * g.qHeads + h) * g.qLength + i) * g.total }
-            row(
+            factors[r] = row(
                 scratch + r * cols, cols: cols, lo: min(max(lo - c0, 0), cols), hi: min(max(hi - c0, 0), cols),
                 maskOffset: mask.offset(b, h, i) + c0, out: out)
         }
+        let yBlock = y + g.output.offset(b, h, rows.lowerBound)
         BLAS.gemm(
             transA: false, transB: false, m: m, n: g.vHeadSize, k: cols, alpha: 1, a: scratch, lda: cols,
             b: (v ?? UnsafePointer(scratch)) + valueLayout.offset(b, kvHead, c0), ldb: valueLayout.row, beta: 0,
-            c: y + g.output.offset(b, h, rows.lowerBound), ldc: g.output.row)
+            c: yBlock, ldc: g.output.row)
+        for r in 0..<m where factors[r] != 1 {
+            let f = factors[r]
+            let yr = yBlock + r * g.output.row
+            for e in 0..<g.vHeadSize { yr[e] *= f }
+        }
     }
 
-    /// One row of scores, in place, into probabilities: softcap, the mask within [lo, hi), softmax
-    /// (zeros when no key is allowed), zeros outside; `out` takes the row at the stage `qkMode` says.
+    /// One row of scores, in place, into exponentials: softcap, the mask within [lo, hi), exp(s - max)
+    /// (zeros when no key is allowed), zeros outside; returns the factor that makes them probabilities
+    /// (1 / their sum; 1 when they already are). `out` takes the row at the stage `qkMode` says (mode
+    /// 3: the probabilities, the row normalised here).
     private func row(
         _ s: UnsafeMutablePointer<Float>, cols: Int, lo: Int, hi: Int, maskOffset: Int, out: UnsafeMutablePointer<Float>?
-    ) {
+    ) -> Float {
         if let out, qkMode == 0 { out.update(from: s, count: cols) }
         if softcap > 0 {
             let (from, to) = out == nil ? (lo, hi) : (0, cols)
@@ -160,11 +171,16 @@ struct AttentionRows: @unchecked Sendable {
             out.update(from: s, count: cols)
         }
         let n = hi - lo
+        var factor: Float = 1
         if allowed {
             let row = s + lo
             let top = SoftmaxKernel.rowMax(row, n)
             if top.isFinite {
-                SoftmaxKernel.softmaxRow(row, row, n, max: top)
+                factor = 1 / Self.exponentiate(row, n, max: top)
+                if out != nil && qkMode == 3 {
+                    for j in 0..<n { row[j] *= factor }
+                    factor = 1
+                }
             } else if top == -.infinity {
                 row.update(repeating: 0, count: n)
             } else {
@@ -181,5 +197,56 @@ struct AttentionRows: @unchecked Sendable {
         if lo > 0 { s.update(repeating: 0, count: lo) }
         if cols > hi { (s + hi).update(repeating: 0, count: cols - hi) }
         if let out, qkMode == 3 { out.update(from: s, count: cols) }
+        return factor
+    }
+
+    /// `row[j] = exp(row[j] - max)` sixteen lanes at a time (two independent AVX chains); returns
+    /// their sum.
+    @inline(__always)
+    static func exponentiate(_ row: UnsafeMutablePointer<Float>, _ n: Int, max m: Float) -> Float {
+        let raw = UnsafeMutableRawPointer(row)
+        let vm = SIMD16<Float>(repeating: m)
+        var acc = SIMD16<Float>()
+        var j = 0
+        while j + 16 <= n {
+            let e = expOfNonPositive(raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self) - vm)
+            raw.storeBytes(of: e, toByteOffset: j * 4, as: SIMD16<Float>.self)
+            acc += e
+            j += 16
+        }
+        var sum = acc.sum()
+        while j < n {
+            row[j] = expf(row[j] - m)
+            sum += row[j]
+            j += 1
+        }
+        return sum
+    }
+
+    /// exp(x) for x <= 0 (scores minus their row's maximum): `VectorMath.exp`'s range reduction and
+    /// polynomial in fused multiply-adds, without its overflow handling (x never exceeds 0);
+    /// exactly 0 below -87.34 (and for -inf), NaN stays NaN.
+    @inline(__always)
+    static func expOfNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        typealias V = SIMD16<Float>
+        let low = V(repeating: -87.3365478515625)
+        let underflow = x .< low
+        var v = x
+        v.replace(with: low, where: underflow)
+        let n = V(repeating: 0.5).addingProduct(v, V(repeating: 1.44269504088896341)).rounded(.down)
+        var r = v.addingProduct(n, V(repeating: -0.693359375))
+        r = r.addingProduct(n, V(repeating: 2.12194440e-4))
+        let z = r * r
+        var y = V(repeating: 1.3981999507e-3).addingProduct(V(repeating: 1.9875691500e-4), r)
+        y = V(repeating: 8.3334519073e-3).addingProduct(y, r)
+        y = V(repeating: 4.1665795894e-2).addingProduct(y, r)
+        y = V(repeating: 1.6666665459e-1).addingProduct(y, r)
+        y = V(repeating: 5.0000001201e-1).addingProduct(y, r)
+        y = (r + 1).addingProduct(y, z)
+        // 2^n for n in -126...0, built in the exponent bits.
+        let bits = unsafeBitCast(n + 12_582_912, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        var result = y * unsafeBitCast((bits &+ 127) &<< 23, to: V.self)
+        result.replace(with: V(), where: underflow)
+        return result
     }
 }
