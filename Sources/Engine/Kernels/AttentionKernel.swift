@@ -99,7 +99,14 @@ struct AttentionKernel: BufferedKernel {
         let values = try g.present(past: pastValue, new: v, headSize: g.vHeadSize, build: pastKey != nil || (wantsPresent && g.threeD))
         let scores = wantsScores ? try Tensor(allocating: .float32, shape: [g.batch, g.qHeads, g.qLength, g.total]) : nil
 
-        let rowBlock = self.rowBlock(g)
+        var rowBlock = self.rowBlock(g)
+        // Fewer (batch, head) pairs than threads (one long prompt on few heads): smaller row
+        // blocks, so that every thread has one.
+        let pairs = g.batch * g.qHeads
+        if pairs > 0, pairs < BLAS.threads {
+            let perPair = (BLAS.threads + pairs - 1) / pairs
+            rowBlock = max(min(16, maxRowBlock), min(rowBlock, (g.qLength + perPair - 1) / perPair))
+        }
         let blocks = (g.qLength + rowBlock - 1) / rowBlock
         let items = g.batch * g.qHeads * blocks
         if items > 0 {
