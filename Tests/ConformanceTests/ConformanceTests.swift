@@ -16,7 +16,13 @@ import Testing
     static let atol = 1e-7
 
     /// Per-case tolerance overrides, each with its justification.
-    static let overrides: [String: (rtol: Double, atol: Double)] = [:]
+    static let overrides: [String: (rtol: Double, atol: Double)] = [
+        // Inverse DFT of values up to 54: entries that are exactly 0 hold numpy's float32 rounding
+        // in the expected output (up to 2e-7, float32 epsilon times the magnitude is 6e-6); Swerve's
+        // double-precision FFT gives about 1e-15 there.
+        "node/test_dft_inverse": (rtol: 1e-3, atol: 1e-5),
+        "node/test_dft_inverse_opset19": (rtol: 1e-3, atol: 1e-5),
+    ]
 
     /// The data folder: `SWERVE_NODE_TESTS`, else `.build-conformance-data` at the repository root.
     static func dataDirectory() -> String? {

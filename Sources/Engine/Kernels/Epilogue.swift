@@ -7,11 +7,12 @@ import Tensors
 /// `__beta` (floats); the kernel reads them through `init(context:)`. An immutable value.
 struct Epilogue: Sendable, Equatable {
     enum Kind: String, Sendable {
-        case none, relu, clip, leakyRelu = "leakyrelu", sigmoid, hardSwish = "hardswish", gelu
+        case none, relu, clip, leakyRelu = "leakyrelu", sigmoid, hardSwish = "hardswish", gelu, swish
     }
 
     let kind: Kind
-    /// Clip's lower bound, LeakyRelu's slope; for Gelu, 1 for the tanh approximation, 0 for erf.
+    /// Clip's lower bound, LeakyRelu's slope, Swish's alpha; for Gelu, 1 for the tanh
+    /// approximation, 0 for erf.
     let alpha: Float
     /// Clip's upper bound.
     let beta: Float
@@ -53,7 +54,7 @@ struct Epilogue: Sendable, Equatable {
         case .none: return (-.infinity, .infinity)
         case .relu: return (0, .infinity)
         case .clip: return (alpha, beta)
-        case .leakyRelu, .sigmoid, .hardSwish, .gelu: return nil
+        case .leakyRelu, .sigmoid, .hardSwish, .gelu, .swish: return nil
         }
     }
 
@@ -71,6 +72,8 @@ struct Epilogue: Sendable, Equatable {
             for i in 0..<count { p[i] = p[i] * Swift.max(0, Swift.min(1, p[i] / 6 + 0.5)) }
         case .gelu:
             UnaryKernel.gelu(p, p, count, tanhApproximation: alpha != 0)
+        case .swish:
+            for i in 0..<count { p[i] = p[i] * UnaryKernel.sigmoid(alpha * p[i]) }
         }
     }
 
@@ -116,6 +119,9 @@ extension Epilogue {
             case "tanh": return Epilogue(kind: .gelu, alpha: 1, beta: 0)
             default: return nil
             }
+        case "Swish" where node.inputs.count == 1:
+            guard let alpha = try? context.float("alpha", default: 1) else { return nil }
+            return Epilogue(kind: .swish, alpha: alpha, beta: 0)
         case "LeakyRelu" where node.inputs.count == 1:
             guard let alpha = try? context.float("alpha", default: 0.01) else { return nil }
             return Epilogue(kind: .leakyRelu, alpha: alpha, beta: 0)

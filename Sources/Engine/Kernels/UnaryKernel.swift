@@ -6,9 +6,10 @@ import Darwin
 import Tensors
 
 /// Elementwise float32 functions of one input: activations (Relu, Sigmoid, Tanh, LeakyRelu,
-/// HardSigmoid, HardSwish, Elu, Selu, Celu, Softplus, Softsign, Mish, ThresholdedRelu, Shrink, Gelu)
-/// and math (Erf, Exp, Log, Sqrt, Reciprocal, Neg, Abs, Sign, Floor, Ceil, Round, Sin, Cos, Tan). Neg and Abs also take int64 and int32. Parameters come from
-/// the node's attributes (`alpha`, `beta`, `gamma`, Gelu's `approximate`).
+/// HardSigmoid, HardSwish, Elu, Selu, Celu, Softplus, Softsign, Mish, ThresholdedRelu, Shrink, Gelu,
+/// Swish) and math (Erf, Exp, Log, Sqrt, Reciprocal, Neg, Abs, Sign, Floor, Ceil, Round, the
+/// trigonometric and hyperbolic functions and their inverses). Neg and Abs also take int64 and int32.
+/// Parameters come from the node's attributes (`alpha`, `beta`, `gamma`, Gelu's `approximate`).
 struct UnaryKernel: BufferedKernel {
     enum Op: String, Sendable {
         case relu = "Relu", sigmoid = "Sigmoid", tanh = "Tanh", leakyRelu = "LeakyRelu"
@@ -17,6 +18,8 @@ struct UnaryKernel: BufferedKernel {
         case reciprocal = "Reciprocal", neg = "Neg", abs = "Abs", floor = "Floor", ceil = "Ceil"
         case sin = "Sin", cos = "Cos", tan = "Tan", sign = "Sign", round = "Round", softsign = "Softsign"
         case thresholdedRelu = "ThresholdedRelu", celu = "Celu", mish = "Mish", shrink = "Shrink"
+        case swish = "Swish", asin = "Asin", acos = "Acos", atan = "Atan", sinh = "Sinh", cosh = "Cosh"
+        case asinh = "Asinh", acosh = "Acosh", atanh = "Atanh"
     }
     let op: Op
     let alpha: Float
@@ -33,7 +36,7 @@ struct UnaryKernel: BufferedKernel {
         case .hardSigmoid: alpha = try context.float("alpha", default: 0.2)
         case .elu: alpha = try context.float("alpha", default: 1)
         case .selu: alpha = try context.float("alpha", default: 1.67326319217681884765625)
-        case .thresholdedRelu, .celu: alpha = try context.float("alpha", default: 1)
+        case .thresholdedRelu, .celu, .swish: alpha = try context.float("alpha", default: 1)
         case .shrink: alpha = try context.float("lambd", default: 0.5)
         default: alpha = 0
         }
@@ -100,6 +103,15 @@ struct UnaryKernel: BufferedKernel {
             case .celu: for i in 0..<n { d[i] = Swift.max(0, s[i]) + Swift.min(0, alpha * (expf(s[i] / alpha) - 1)) }
             case .mish: for i in 0..<n { d[i] = s[i] * tanhf(s[i] > 20 ? s[i] : log1pf(expf(s[i]))) }
             case .shrink: for i in 0..<n { d[i] = s[i] < -alpha ? s[i] + beta : (s[i] > alpha ? s[i] - beta : 0) }
+            case .swish: for i in 0..<n { d[i] = s[i] * Self.sigmoid(alpha * s[i]) }
+            case .asin: for i in 0..<n { d[i] = asinf(s[i]) }
+            case .acos: for i in 0..<n { d[i] = acosf(s[i]) }
+            case .atan: for i in 0..<n { d[i] = atanf(s[i]) }
+            case .sinh: for i in 0..<n { d[i] = sinhf(s[i]) }
+            case .cosh: for i in 0..<n { d[i] = coshf(s[i]) }
+            case .asinh: for i in 0..<n { d[i] = asinhf(s[i]) }
+            case .acosh: for i in 0..<n { d[i] = acoshf(s[i]) }
+            case .atanh: for i in 0..<n { d[i] = atanhf(s[i]) }
             }
         }
         return [out]
