@@ -10,5 +10,13 @@ extension OperatorRegistry {
         r.add(OperatorRecord("RoiAlign", types: [.float32], shape: .fromInputShapes, rows: .mixes) {
             try RoiAlignKernel(context: $0)
         })
+
+        // Sampling grids (spatial transformers, flow warping, deformable attention).
+        r.add(OperatorRecord("GridSample", types: [.float32], shape: .fromInputShapes, rows: .mixes) {
+            try GridSampleKernel(context: $0)
+        })
+        r.add(OperatorRecord("AffineGrid", types: [.float32], shape: .fromFirstShapeAndValues, rows: .mixes) {
+            try AffineGridKernel(context: $0)
+        })
     }
 }

@@ -1,0 +1,289 @@
+import Tensors
+
+/// GridSample(X [N, C, d1...dr], grid [N, o1...or, r]) -> [N, C, o1...or]: samples X at the
+/// normalised positions of the grid (component 0 is the last spatial axis, x), by `mode` nearest
+/// (halfway rounds to even), linear (N-linear) or cubic (N-cubic, Keys with a = -0.75), with
+/// `padding_mode` zeros, border or reflection, and `align_corners`. Opset 16 names the modes
+/// bilinear and bicubic and takes 4-D inputs only; opset 20 names them linear and cubic and takes
+/// any number of spatial axes. FP32.
+///
+/// As the ONNX reference (and PyTorch): a coordinate outside the padding borders is first clamped
+/// (border) or reflected (reflection), then each tap outside the input reads 0, the border pixel
+/// or the reflected pixel. A non-finite coordinate reads 0.
+///
+/// Each output position's taps (offsets and weights over all spatial axes) are computed once and
+/// shared by the channels; positions go in blocks so that the channel loop writes contiguously.
+struct GridSampleKernel: BufferedKernel {
+    enum Mode { case nearest, linear, cubic }
+    enum Padding: String { case zeros, border, reflection }
+
+    let mode: Mode
+    let padding: Padding
+    let alignCorners: Bool
+    /// Opset 16's GridSample takes 4-D inputs only.
+    let only2D: Bool
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2)
+        let modern = context.opset >= 20
+        let name = try context.string("mode", default: modern ? "linear" : "bilinear")
+        switch (name, modern) {
+        case ("nearest", _): mode = .nearest
+        case ("linear", true), ("bilinear", false): mode = .linear
+        case ("cubic", true), ("bicubic", false): mode = .cubic
+        default:
+            let names = modern ? "linear, nearest or cubic" : "bilinear, nearest or bicubic"
+            throw context.invalid("has mode '\(name)'; opset \(context.opset) defines \(names)")
+        }
+        let pad = try context.string("padding_mode", default: "zeros")
+        guard let p = Padding(rawValue: pad) else { throw context.invalid("has padding_mode '\(pad)' (zeros, border or reflection)") }
+        padding = p
+        alignCorners = try context.int("align_corners", default: 0) != 0
+        only2D = !modern
+    }
+
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "X")
+        let grid = try Check.input(inputs, 1, "grid")
+        try Check.dataType(x, [.float32], "GridSample's X")
+        try Check.dataType(grid, [.float32], "GridSample's grid")
+        let r = x.rank - 2
+        guard r >= 1, !only2D || r == 2, grid.rank == x.rank, grid.shape[0] == x.shape[0], grid.shape[r + 1] == r else {
+            throw KernelError.shape(
+                "GridSample needs X [N, C, d1...dr] and grid [N, o1...or, r]\(only2D ? " with r = 2 before opset 20" : ""), got \(x.shape) and \(grid.shape)")
+        }
+        let (batches, channels) = (x.shape[0], x.shape[1])
+        let dims = Array(x.shape[2...])
+        let outShape = [batches, channels] + Array(grid.shape[1...r])
+        let out = try Output.tensor(output, .float32, outShape)
+        if out.count == 0 { return [out] }
+        let points = grid.shape[1...r].reduce(1, *)
+        let plane = dims.reduce(1, *)
+        let src = x.elements(as: Float.self).baseAddress!
+        let g = grid.elements(as: Float.self).baseAddress!
+        let dst = out.mutableElements(as: Float.self).baseAddress!
+        let tapsPerAxis = mode == .nearest ? 1 : mode == .linear ? 2 : 4
+        let taps = (0..<r).reduce(1) { p, _ in p * tapsPerAxis }
+        if plane == 0 {
+            dst.initialize(repeating: 0, count: out.count)
+            return [out]
+        }
+        let strides = Broadcast.contiguousStrides(dims)
+        let block = 128
+        let blocks = (points + block - 1) / block
+        Parallel.forEach(batches * blocks, costPerItem: block * (taps * (channels + 4) + 8 * r)) { range in
+            var offsets = [Int](repeating: 0, count: block * taps)
+            var weights = [Float](repeating: 0, count: block * taps)
+            var counts = [Int](repeating: 0, count: block)
+            var axisOffsets = [Int](repeating: 0, count: r * 4)
+            var axisWeights = [Float](repeating: 0, count: r * 4)
+            var axisCounts = [Int](repeating: 0, count: r)
+            for item in range {
+                let (n, b) = (item / blocks, item % blocks)
+                let first = b * block
+                let last = min(first + block, points)
+                // Taps of each position of the block.
+                for p in first..<last {
+                    let slot = p - first
+                    let coords = g + (n * points + p) * r
+                    var valid = true
+                    for i in 0..<r {
+                        let count = axisTaps(
+                            coords[r - 1 - i], size: dims[i], stride: strides[i], offsets: &axisOffsets,
+                            weights: &axisWeights, at: i * 4)
+                        if count == 0 {
+                            valid = false
+                            break
+                        }
+                        axisCounts[i] = count
+                    }
+                    counts[slot] = 0
+                    if !valid { continue }
+                    // The product of the axes' taps.
+                    var k = 1
+                    offsets[slot * taps] = 0
+                    weights[slot * taps] = 1
+                    for i in 0..<r {
+                        let base = slot * taps
+                        var next = k * axisCounts[i]
+                        // Expand in place from the back so that earlier entries are still unread.
+                        var j = k
+                        while j > 0 {
+                            j -= 1
+                            let (o, w) = (offsets[base + j], weights[base + j])
+                            for t in stride(from: axisCounts[i] - 1, through: 0, by: -1) {
+                                next -= 1
+                                offsets[base + next] = o + axisOffsets[i * 4 + t]
+                                weights[base + next] = w * axisWeights[i * 4 + t]
+                            }
+                        }
+                        k *= axisCounts[i]
+                    }
+                    counts[slot] = k
+                }
+                // The channels, each a contiguous run of the block's positions.
+                for c in 0..<channels {
+                    let image = src + (n * channels + c) * plane
+                    let o = dst + (n * channels + c) * points
+                    for p in first..<last {
+                        let slot = p - first
+                        var acc: Float = 0
+                        for t in 0..<counts[slot] { acc += weights[slot * taps + t] * image[offsets[slot * taps + t]] }
+                        o[p] = acc
+                    }
+                }
+            }
+        }
+        return [out]
+    }
+
+    /// The taps of one axis for normalised coordinate `g`: element offsets (index times `stride`)
+    /// and weights written at `at`; returns how many (0: the position reads 0).
+    @inline(__always)
+    private func axisTaps(
+        _ g: Float, size d: Int, stride: Int, offsets: inout [Int], weights: inout [Float], at: Int
+    ) -> Int {
+        var v = alignCorners ? (g + 1) / 2 * Float(d - 1) : ((g + 1) * Float(d) - 1) / 2
+        if mode == .nearest { v = v.rounded(.toNearestOrEven) }
+        let (lo, hi): (Float, Float) = alignCorners ? (0, Float(d - 1)) : (-0.5, Float(d) - 0.5)
+        if v < lo || v > hi {
+            switch padding {
+            case .zeros: break
+            case .border: v = min(max(v, 0), Float(d - 1))
+            case .reflection: v = Self.reflect(v, lo, hi)
+            }
+        }
+        // Far outside (zeros padding) or not a number: nothing to read.
+        guard v > -4, v < Float(d) + 4 else { return 0 }
+        var count = 0
+        func tap(_ i: Int, _ w: Float) {
+            guard let j = index(i, d, lo, hi) else { return }
+            offsets[at + count] = j * stride
+            weights[at + count] = w
+            count += 1
+        }
+        switch mode {
+        case .nearest:
+            tap(Int(v), 1)
+        case .linear:
+            let f = v.rounded(.down)
+            let t = v - f
+            let i = Int(f)
+            tap(i, 1 - t)
+            tap(i + 1, t)
+        case .cubic:
+            let f = v.rounded(.down)
+            let i = Int(f)
+            let c = Self.cubicCoefficients(v - f)
+            tap(i - 1, c.0)
+            tap(i, c.1)
+            tap(i + 1, c.2)
+            tap(i + 2, c.3)
+        }
+        return count
+    }
+
+    /// Where tap `i` of an axis of size `d` reads, nil for a zero (zeros padding).
+    @inline(__always)
+    private func index(_ i: Int, _ d: Int, _ lo: Float, _ hi: Float) -> Int? {
+        if i >= 0 && i < d { return i }
+        switch padding {
+        case .zeros: return nil
+        case .border: return min(max(i, 0), d - 1)
+        case .reflection: return min(max(Int(Self.reflect(Float(i), lo, hi)), 0), d - 1)
+        }
+    }
+
+    /// Reflects `x` by the borders until it lies in [lo, hi] (computed in double, as the reference).
+    static func reflect(_ x: Float, _ lo: Float, _ hi: Float) -> Float {
+        let (v, a, b) = (Double(x), Double(lo), Double(hi))
+        let range = b - a
+        guard range > 0, v.isFinite else { return v.isNaN ? x : lo }
+        if v < a {
+            let dx = a - v
+            let n = (dx / range).rounded(.towardZero)
+            let rest = dx - n * range
+            return Float(n.truncatingRemainder(dividingBy: 2) == 0 ? a + rest : b - rest)
+        }
+        if v > b {
+            let dx = v - b
+            let n = (dx / range).rounded(.towardZero)
+            let rest = dx - n * range
+            return Float(n.truncatingRemainder(dividingBy: 2) == 0 ? b - rest : a + rest)
+        }
+        return x
+    }
+
+    /// Keys' cubic convolution weights (a = -0.75) of the taps at -1, 0, 1, 2 for fraction `t`.
+    static func cubicCoefficients(_ t: Float) -> (Float, Float, Float, Float) {
+        let a: Float = -0.75
+        let x = abs(t)
+        let c0 = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+        let c1 = ((a + 2) * x - (a + 3)) * x * x + 1
+        let c2 = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+        let c3 = ((a * (2 - x) - 5 * a) * (2 - x) + 8 * a) * (2 - x) - 4 * a
+        return (c0, c1, c2, c3)
+    }
+}
+
+/// AffineGrid(theta [N, 2, 3] or [N, 3, 4], size [N, C, H, W] or [N, C, D, H, W]) -> grid
+/// [N, H, W, 2] or [N, D, H, W, 3]: theta applied to the homogeneous position (x, y[, z], 1) of
+/// every output pixel, positions evenly spaced in [-1, 1] (pixel centres at the ends with
+/// `align_corners`, pixel edges without). A size-1 axis with `align_corners` sits at 0, as in
+/// PyTorch (onnxruntime puts it at 1, the ONNX reference at -1). FP32, computed in double.
+struct AffineGridKernel: BufferedKernel {
+    let alignCorners: Bool
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2)
+        alignCorners = try context.int("align_corners", default: 0) != 0
+    }
+
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        let theta = try Check.input(inputs, 0, "theta")
+        try Check.dataType(theta, [.float32], "AffineGrid's theta")
+        let size = try IntInput.values(try Check.input(inputs, 1, "size"), "AffineGrid's size")
+        guard size.count == 4 || size.count == 5 else {
+            throw KernelError.shape("AffineGrid's size must hold 4 (N, C, H, W) or 5 (N, C, D, H, W) values, got \(size)")
+        }
+        let r = size.count - 2
+        guard theta.shape == [size[0], r, r + 1] else {
+            throw KernelError.shape("AffineGrid's theta must be [N, \(r), \(r + 1)] for size \(size), got \(theta.shape)")
+        }
+        let spatial = Array(size[2...])
+        let outShape = [size[0]] + spatial + [r]
+        try Check.computedShape(outShape, "AffineGrid")
+        let out = try Output.tensor(output, .float32, outShape)
+        if out.count == 0 { return [out] }
+        // Positions along each axis, listed x first (the last spatial axis).
+        let axes: [[Double]] = spatial.reversed().map { length in
+            (0..<length).map { i in
+                if alignCorners { return length == 1 ? 0 : -1 + 2 * Double(i) / Double(length - 1) }
+                return (2 * Double(i) + 1) / Double(length) - 1
+            }
+        }
+        let t = theta.elements(as: Float.self).baseAddress!
+        let d = out.mutableElements(as: Float.self).baseAddress!
+        let points = spatial.reduce(1, *)
+        var position = [Double](repeating: 0, count: r)
+        for n in 0..<size[0] {
+            let m = t + n * r * (r + 1)
+            for p in 0..<points {
+                // Point p's coordinates: the last spatial axis varies fastest and is x.
+                var rest = p
+                for a in 0..<r {
+                    let length = spatial[r - 1 - a]
+                    position[a] = axes[a][rest % length]
+                    rest /= length
+                }
+                let o = d + (n * points + p) * r
+                for row in 0..<r {
+                    var acc = Double(m[row * (r + 1) + r])
+                    for a in 0..<r { acc += Double(m[row * (r + 1) + a]) * position[a] }
+                    o[row] = Float(acc)
+                }
+            }
+        }
+        return [out]
+    }
+}
