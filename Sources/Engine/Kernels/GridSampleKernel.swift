@@ -7,9 +7,9 @@ import Tensors
 /// bilinear and bicubic and takes 4-D inputs only; opset 20 names them linear and cubic and takes
 /// any number of spatial axes. FP32.
 ///
-/// As the ONNX reference (and PyTorch): a coordinate outside the padding borders is first clamped
-/// (border) or reflected (reflection), then each tap outside the input reads 0, the border pixel
-/// or the reflected pixel. A non-finite coordinate reads 0.
+/// As onnxruntime and PyTorch: each tap outside the input reads 0 (zeros), the border pixel
+/// (border) or the pixel reflected by the borders (reflection); for cubic this differs from the
+/// ONNX reference, which first moves the coordinate itself inside. A non-finite coordinate reads 0.
 ///
 /// Each output position's taps (offsets and weights over all spatial axes) are computed once and
 /// shared by the channels; positions go in blocks so that the channel loop writes contiguously.
@@ -146,15 +146,28 @@ struct GridSampleKernel: BufferedKernel {
         var v = alignCorners ? (g + 1) / 2 * Float(d - 1) : ((g + 1) * Float(d) - 1) / 2
         if mode == .nearest { v = v.rounded(.toNearestOrEven) }
         let (lo, hi): (Float, Float) = alignCorners ? (0, Float(d - 1)) : (-0.5, Float(d) - 0.5)
-        if v < lo || v > hi {
+        // Linear and nearest move an outside coordinate in first (the same as moving their taps);
+        // cubic moves only its taps, as onnxruntime and PyTorch do (the reference differs).
+        if mode != .cubic && (v < lo || v > hi) {
             switch padding {
             case .zeros: break
             case .border: v = min(max(v, 0), Float(d - 1))
             case .reflection: v = Self.reflect(v, lo, hi)
             }
         }
-        // Far outside (zeros padding) or not a number: nothing to read.
-        guard v > -4, v < Float(d) + 4 else { return 0 }
+        guard v.isFinite else { return 0 }
+        switch padding {
+        case .zeros:
+            // Far outside: nothing to read.
+            guard v > -4, v < Float(d) + 4 else { return 0 }
+        case .border:
+            // Every tap past -4 or d + 4 reads the edge pixel; the weights sum to 1.
+            v = min(max(v, -4), Float(d) + 4)
+        case .reflection:
+            // Reflected taps repeat with period 2 (hi - lo), a whole number of pixels.
+            let period = 2 * (hi - lo)
+            if abs(v) > Float(1 << 20) { v = period > 0 ? v.truncatingRemainder(dividingBy: period) : 0 }
+        }
         var count = 0
         func tap(_ i: Int, _ w: Float) {
             guard let j = index(i, d, lo, hi) else { return }
