@@ -2,8 +2,8 @@ import Tensors
 
 /// Compress(input, condition): the slices along `axis` (the elements of the flattened input when
 /// there is no axis) whose entry of the BOOL vector `condition` is true. A shorter condition drops
-/// the slices past its end; a longer one may only have false entries there. Any element type
-/// (byte copies).
+/// the slices past its end; the entries of a longer one past the last slice are ignored (as
+/// onnxruntime does; numpy refuses true ones). Any element type (byte copies).
 struct CompressKernel: Kernel {
     let axis: Int?
 
@@ -26,9 +26,6 @@ struct CompressKernel: Kernel {
             (outer, n, inner) = (1, x.count, 1)
         }
         let flags = condition.elements(as: Bool.self)
-        if flags.count > n, flags[n...].contains(true) {
-            throw KernelError.shape("Compress's condition (\(flags.count) entries) selects past the \(n) slices of \(x.shape)")
-        }
         let kept = (0..<min(n, flags.count)).filter { flags[$0] }
         var shape = [kept.count]
         if axis != nil {
