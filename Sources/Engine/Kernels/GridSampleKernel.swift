@@ -155,7 +155,7 @@ struct GridSampleKernel: BufferedKernel {
             case .reflection: v = Self.reflect(v, lo, hi)
             }
         }
-        guard v.isFinite else { return 0 }
+        if v.isNaN { return 0 }
         switch padding {
         case .zeros:
             // Far outside: nothing to read.
@@ -166,7 +166,11 @@ struct GridSampleKernel: BufferedKernel {
         case .reflection:
             // Reflected taps repeat with period 2 (hi - lo), a whole number of pixels.
             let period = 2 * (hi - lo)
-            if abs(v) > Float(1 << 20) { v = period > 0 ? v.truncatingRemainder(dividingBy: period) : 0 }
+            if !v.isFinite {
+                v = lo
+            } else if abs(v) > Float(1 << 20) {
+                v = period > 0 ? v.truncatingRemainder(dividingBy: period) : 0
+            }
         }
         var count = 0
         func tap(_ i: Int, _ w: Float) {
