@@ -261,4 +261,58 @@ import Testing
         }
         if case .invalidModel? = mode {} else { Issue.record("mode median: \(String(describing: mode))") }
     }
+
+    /// NonMaxSuppression (classes in parallel), RoiAlign and GridSample (blocks in parallel) give
+    /// at a budget of 3 threads what they give at 1.
+    @Test func parallelLoopsAgreeAcrossBudgets() throws {
+        var rng = TestRNG(seed: 133)
+        let nodes = [
+            Node(name: "nms", opType: "NonMaxSuppression", inputs: ["boxes", "scores", "max", "iou"], outputs: ["sel"]),
+            Node(name: "roi", opType: "RoiAlign", inputs: ["x", "rois", "bi"], outputs: ["pooled"],
+                attributes: ["output_height": .int(7), "output_width": .int(7)]),
+            Node(name: "gs", opType: "GridSample", inputs: ["x", "grid"], outputs: ["warped"]),
+        ]
+        let (n, boxCount, classes) = (2, 400, 12)
+        let boxes = (0..<(n * boxCount)).flatMap { _ -> [Float] in
+            let (y, x) = (rng.float() * 40 + 40, rng.float() * 40 + 40)
+            return [y, x, y + 10 + rng.float() * 5, x + 10 + rng.float() * 5]
+        }
+        var rois: [Float] = []
+        for _ in 0..<40 {
+            let (x0, y0): (Float, Float) = (rng.float() * 10 + 10, rng.float() * 10 + 10)
+            let (x1, y1): (Float, Float) = (rng.float() * 10 + 20, rng.float() * 10 + 20)
+            rois += [x0, y0, x1, y1]
+        }
+        let outputs: [ValueInfo] = ["sel", "pooled", "warped"].map { ValueInfo(name: $0, dataType: nil, shape: nil) }
+        let graph = Graph(
+            nodes: nodes,
+            inputs: [
+                ValueInfo(name: "boxes", dataType: .float32, shape: [.fixed(n), .fixed(boxCount), .fixed(4)]),
+                ValueInfo(name: "scores", dataType: .float32, shape: [.fixed(n), .fixed(classes), .fixed(boxCount)]),
+                ValueInfo(name: "x", dataType: .float32, shape: [.fixed(n), .fixed(16), .fixed(30), .fixed(30)]),
+                ValueInfo(name: "grid", dataType: .float32, shape: [.fixed(n), .fixed(40), .fixed(50), .fixed(2)]),
+            ],
+            outputs: outputs,
+            initializers: [
+                "max": Tensor([Int64(50)], shape: [1]), "iou": Tensor([Float(0.4)], shape: [1]),
+                "rois": Tensor(rois, shape: [40, 4]), "bi": Tensor((0..<40).map { Int64($0 % 2) }, shape: [40]),
+            ])
+        let model = GraphModel(graph: graph, opsets: ["": 16], irVersion: 8)
+        let feeds: [String: Tensor] = [
+            "boxes": Tensor(boxes, shape: [n, boxCount, 4]),
+            "scores": Tensor((0..<(n * classes * boxCount)).map { _ in Float(rng.int(in: 0...10)) / 10 }, shape: [n, classes, boxCount]),
+            "x": rng.tensor([n, 16, 30, 30]), "grid": rng.tensor([n, 40, 50, 2]),
+        ]
+        let expected = try InferenceSession(model: model, options: SessionOptions(blasThreads: 1)).run(feeds)
+        let three = try InferenceSession(model: model, options: SessionOptions(blasThreads: 3))
+        for _ in 0..<2 {
+            let got = try three.run(feeds)
+            #expect(got["sel"]!.scalars(as: Int64.self) == expected["sel"]!.scalars(as: Int64.self))
+            #expect(got["sel"]!.shape[0] > classes * n)
+            for name in ["pooled", "warped"] {
+                #expect(got[name]!.shape == expected[name]!.shape)
+                #expect(got[name]!.scalars(as: Float.self) == expected[name]!.scalars(as: Float.self), "\(name)")
+            }
+        }
+    }
 }
