@@ -72,12 +72,20 @@ struct GridSampleKernel: BufferedKernel {
         let block = 128
         let blocks = (points + block - 1) / block
         Parallel.forEach(batches * blocks, costPerItem: block * (taps * (channels + 4) + 8 * r)) { range in
-            var offsets = [Int](repeating: 0, count: block * taps)
-            var weights = [Float](repeating: 0, count: block * taps)
-            var counts = [Int](repeating: 0, count: block)
-            var axisOffsets = [Int](repeating: 0, count: r * 4)
-            var axisWeights = [Float](repeating: 0, count: r * 4)
-            var axisCounts = [Int](repeating: 0, count: r)
+            let offsets = UnsafeMutablePointer<Int>.allocate(capacity: block * taps)
+            let weights = UnsafeMutablePointer<Float>.allocate(capacity: block * taps)
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: block)
+            let axisOffsets = UnsafeMutablePointer<Int>.allocate(capacity: r * 4)
+            let axisWeights = UnsafeMutablePointer<Float>.allocate(capacity: r * 4)
+            let axisCounts = UnsafeMutablePointer<Int>.allocate(capacity: r)
+            defer {
+                offsets.deallocate()
+                weights.deallocate()
+                counts.deallocate()
+                axisOffsets.deallocate()
+                axisWeights.deallocate()
+                axisCounts.deallocate()
+            }
             for item in range {
                 let (n, b) = (item / blocks, item % blocks)
                 let first = b * block
@@ -89,8 +97,8 @@ struct GridSampleKernel: BufferedKernel {
                     var valid = true
                     for i in 0..<r {
                         let count = axisTaps(
-                            coords[r - 1 - i], size: dims[i], stride: strides[i], offsets: &axisOffsets,
-                            weights: &axisWeights, at: i * 4)
+                            coords[r - 1 - i], size: dims[i], stride: strides[i], offsets: axisOffsets + i * 4,
+                            weights: axisWeights + i * 4)
                         if count == 0 {
                             valid = false
                             break
@@ -99,37 +107,65 @@ struct GridSampleKernel: BufferedKernel {
                     }
                     counts[slot] = 0
                     if !valid { continue }
-                    // The product of the axes' taps.
+                    // The product of the axes' taps, expanded in place from the back so that
+                    // earlier entries are still unread.
+                    let o = offsets + slot * taps
+                    let w = weights + slot * taps
+                    if r == 2 {
+                        // Rows by columns, directly.
+                        var k = 0
+                        for a in 0..<axisCounts[0] {
+                            for b in 0..<axisCounts[1] {
+                                o[k] = axisOffsets[a] + axisOffsets[4 + b]
+                                w[k] = axisWeights[a] * axisWeights[4 + b]
+                                k += 1
+                            }
+                        }
+                        counts[slot] = k
+                        continue
+                    }
                     var k = 1
-                    offsets[slot * taps] = 0
-                    weights[slot * taps] = 1
+                    o[0] = 0
+                    w[0] = 1
                     for i in 0..<r {
-                        let base = slot * taps
-                        var next = k * axisCounts[i]
-                        // Expand in place from the back so that earlier entries are still unread.
+                        let m = axisCounts[i]
+                        var next = k * m
                         var j = k
                         while j > 0 {
                             j -= 1
-                            let (o, w) = (offsets[base + j], weights[base + j])
-                            for t in stride(from: axisCounts[i] - 1, through: 0, by: -1) {
+                            let (oj, wj) = (o[j], w[j])
+                            for t in stride(from: m - 1, through: 0, by: -1) {
                                 next -= 1
-                                offsets[base + next] = o + axisOffsets[i * 4 + t]
-                                weights[base + next] = w * axisWeights[i * 4 + t]
+                                o[next] = oj + axisOffsets[i * 4 + t]
+                                w[next] = wj * axisWeights[i * 4 + t]
                             }
                         }
-                        k *= axisCounts[i]
+                        k *= m
                     }
                     counts[slot] = k
                 }
                 // The channels, each a contiguous run of the block's positions.
                 for c in 0..<channels {
                     let image = src + (n * channels + c) * plane
-                    let o = dst + (n * channels + c) * points
-                    for p in first..<last {
-                        let slot = p - first
-                        var acc: Float = 0
-                        for t in 0..<counts[slot] { acc += weights[slot * taps + t] * image[offsets[slot * taps + t]] }
-                        o[p] = acc
+                    let out = dst + (n * channels + c) * points + first
+                    if taps == 4 {
+                        for slot in 0..<(last - first) {
+                            let (o, w) = (offsets + slot * 4, weights + slot * 4)
+                            if counts[slot] == 4 {
+                                out[slot] = w[0] * image[o[0]] + w[1] * image[o[1]] + w[2] * image[o[2]] + w[3] * image[o[3]]
+                            } else {
+                                var acc: Float = 0
+                                for t in 0..<counts[slot] { acc += w[t] * image[o[t]] }
+                                out[slot] = acc
+                            }
+                        }
+                    } else {
+                        for slot in 0..<(last - first) {
+                            let (o, w) = (offsets + slot * taps, weights + slot * taps)
+                            var acc: Float = 0
+                            for t in 0..<counts[slot] { acc += w[t] * image[o[t]] }
+                            out[slot] = acc
+                        }
                     }
                 }
             }
@@ -138,10 +174,10 @@ struct GridSampleKernel: BufferedKernel {
     }
 
     /// The taps of one axis for normalised coordinate `g`: element offsets (index times `stride`)
-    /// and weights written at `at`; returns how many (0: the position reads 0).
+    /// and weights; returns how many (0: the position reads 0).
     @inline(__always)
     private func axisTaps(
-        _ g: Float, size d: Int, stride: Int, offsets: inout [Int], weights: inout [Float], at: Int
+        _ g: Float, size d: Int, stride: Int, offsets: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>
     ) -> Int {
         var v = alignCorners ? (g + 1) / 2 * Float(d - 1) : ((g + 1) * Float(d) - 1) / 2
         if mode == .nearest { v = v.rounded(.toNearestOrEven) }
@@ -173,31 +209,37 @@ struct GridSampleKernel: BufferedKernel {
             }
         }
         var count = 0
-        func tap(_ i: Int, _ w: Float) {
-            guard let j = index(i, d, lo, hi) else { return }
-            offsets[at + count] = j * stride
-            weights[at + count] = w
-            count += 1
-        }
         switch mode {
         case .nearest:
-            tap(Int(v), 1)
+            tap(Int(v), 1, d, lo, hi, stride, offsets, weights, &count)
         case .linear:
             let f = v.rounded(.down)
             let t = v - f
             let i = Int(f)
-            tap(i, 1 - t)
-            tap(i + 1, t)
+            tap(i, 1 - t, d, lo, hi, stride, offsets, weights, &count)
+            tap(i + 1, t, d, lo, hi, stride, offsets, weights, &count)
         case .cubic:
             let f = v.rounded(.down)
             let i = Int(f)
             let c = Self.cubicCoefficients(v - f)
-            tap(i - 1, c.0)
-            tap(i, c.1)
-            tap(i + 1, c.2)
-            tap(i + 2, c.3)
+            tap(i - 1, c.0, d, lo, hi, stride, offsets, weights, &count)
+            tap(i, c.1, d, lo, hi, stride, offsets, weights, &count)
+            tap(i + 1, c.2, d, lo, hi, stride, offsets, weights, &count)
+            tap(i + 2, c.3, d, lo, hi, stride, offsets, weights, &count)
         }
         return count
+    }
+
+    /// Appends tap `i` (weight `w`) of an axis of size `d` where it reads; nothing for a zero.
+    @inline(__always)
+    private func tap(
+        _ i: Int, _ w: Float, _ d: Int, _ lo: Float, _ hi: Float, _ stride: Int, _ offsets: UnsafeMutablePointer<Int>,
+        _ weights: UnsafeMutablePointer<Float>, _ count: inout Int
+    ) {
+        guard let j = index(i, d, lo, hi) else { return }
+        offsets[count] = j * stride
+        weights[count] = w
+        count += 1
     }
 
     /// Where tap `i` of an axis of size `d` reads, nil for a zero (zeros padding).

@@ -77,9 +77,14 @@ struct RoiAlignKernel: BufferedKernel {
         }
         let src = x.elements(as: Float.self).baseAddress!
         let r = rois.elements(as: Float.self).baseAddress!
-        // The sample rows and columns of every region, checked before any work starts.
-        var geometry: [(rows: Axis, columns: Axis)] = []
-        geometry.reserveCapacity(regions)
+        // The sample rows and columns of every region, checked before any work starts, in two
+        // flat tables: region i's rows start at rowStart[i], `rowGrid[i]` per bin.
+        var rowSamples: [Axis.Sample] = []
+        var columnSamples: [Axis.Sample] = []
+        var rowStart: [Int] = []
+        var columnStart: [Int] = []
+        var rowGrid: [Int] = []
+        var columnGrid: [Int] = []
         let offset: Float = halfPixel ? 0.5 : 0
         for i in 0..<regions {
             let (x1, y1, x2, y2) = (r[i * 4], r[i * 4 + 1], r[i * 4 + 2], r[i * 4 + 3])
@@ -96,45 +101,86 @@ struct RoiAlignKernel: BufferedKernel {
             }
             let rows = try Axis(start: startH, length: roiH, bins: outHeight, size: height, ratio: samplingRatio, stride: width)
             let columns = try Axis(start: startW, length: roiW, bins: outWidth, size: width, ratio: samplingRatio)
-            geometry.append((rows, columns))
+            rowStart.append(rowSamples.count)
+            columnStart.append(columnSamples.count)
+            rowGrid.append(rows.grid)
+            columnGrid.append(columns.grid)
+            rowSamples += rows.samples
+            columnSamples += columns.samples
         }
         let plane = height * width
-        let work = geometry.map { $0.rows.grid * $0.columns.grid }.max() ?? 1
-        Parallel.forEach(regions * channels, costPerItem: bins * max(work, 1) * 8) { range in
-            for item in range {
-                let (i, c) = (item / channels, item % channels)
-                let (rows, columns) = geometry[i]
-                let image = src + (batchIndices[i] * channels + c) * plane
-                let o = dst + item * bins
-                let count = Float(max(rows.grid * columns.grid, 1))
-                for ph in 0..<outHeight {
-                    for pw in 0..<outWidth {
-                        var acc: Float = 0
-                        var first = true
-                        for iy in (ph * rows.grid)..<((ph + 1) * rows.grid) {
-                            let y = rows.samples[iy]
-                            for ix in (pw * columns.grid)..<((pw + 1) * columns.grid) {
-                                let xs = columns.samples[ix]
-                                let (w1, w2, w3, w4) = (y.high * xs.high, y.high * xs.low, y.low * xs.high, y.low * xs.low)
-                                let v1 = w1 * image[y.first + xs.first]
-                                let v2 = w2 * image[y.first + xs.second]
-                                let v3 = w3 * image[y.second + xs.first]
-                                let v4 = w4 * image[y.second + xs.second]
-                                if isMax {
-                                    let v = max(max(v1, v2), max(v3, v4))
-                                    acc = first ? v : max(acc, v)
-                                    first = false
-                                } else {
-                                    acc += v1 + v2 + v3 + v4
-                                }
+        let work = zip(rowGrid, columnGrid).map { $0 * $1 }.max() ?? 1
+        let (outH, outW, isMax) = (outHeight, outWidth, isMax)
+        rowSamples.withUnsafeBufferPointer { rowBuffer in
+            columnSamples.withUnsafeBufferPointer { columnBuffer in
+                let (allRows, allColumns) = (rowBuffer.baseAddress!, columnBuffer.baseAddress!)
+                Parallel.forEach(regions * channels, costPerItem: bins * max(work, 1) * 8) { range in
+                    for item in range {
+                        let (i, c) = (item / channels, item % channels)
+                        let image = src + (batchIndices[i] * channels + c) * plane
+                        let (gh, gw) = (rowGrid[i], columnGrid[i])
+                        let rows = allRows + rowStart[i]
+                        let columns = allColumns + columnStart[i]
+                        let o = dst + item * bins
+                        let scale = 1 / Float(max(gh * gw, 1))
+                        for ph in 0..<outH {
+                            for pw in 0..<outW {
+                                let value =
+                                    isMax
+                                    ? Self.binMax(image, rows + ph * gh, gh, columns + pw * gw, gw)
+                                    : Self.binSum(image, rows + ph * gh, gh, columns + pw * gw, gw) * scale
+                                o[ph * outW + pw] = value
                             }
                         }
-                        o[ph * outWidth + pw] = isMax ? acc : acc / count
                     }
                 }
             }
         }
         return [out]
+    }
+
+    /// The sum of one bin's bilinear samples (rows by columns), a row of columns at a time.
+    @inline(__always)
+    static func binSum(
+        _ image: UnsafePointer<Float>, _ rows: UnsafePointer<Axis.Sample>, _ gh: Int, _ columns: UnsafePointer<Axis.Sample>,
+        _ gw: Int
+    ) -> Float {
+        var acc: Float = 0
+        for iy in 0..<gh {
+            let y = rows[iy]
+            let (r1, r2) = (image + y.first, image + y.second)
+            var top: Float = 0
+            var bottom: Float = 0
+            for ix in 0..<gw {
+                let x = columns[ix]
+                top += x.high * r1[x.first] + x.low * r1[x.second]
+                bottom += x.high * r2[x.first] + x.low * r2[x.second]
+            }
+            acc += y.high * top + y.low * bottom
+        }
+        return acc
+    }
+
+    /// The largest weighted corner over one bin's samples (0 for a bin without samples).
+    @inline(__always)
+    static func binMax(
+        _ image: UnsafePointer<Float>, _ rows: UnsafePointer<Axis.Sample>, _ gh: Int, _ columns: UnsafePointer<Axis.Sample>,
+        _ gw: Int
+    ) -> Float {
+        var acc = -Float.infinity
+        for iy in 0..<gh {
+            let y = rows[iy]
+            let (r1, r2) = (image + y.first, image + y.second)
+            for ix in 0..<gw {
+                let x = columns[ix]
+                let v1 = (y.high * x.high) * r1[x.first]
+                let v2 = (y.high * x.low) * r1[x.second]
+                let v3 = (y.low * x.high) * r2[x.first]
+                let v4 = (y.low * x.low) * r2[x.second]
+                acc = max(acc, max(max(v1, v2), max(v3, v4)))
+            }
+        }
+        return gh * gw > 0 ? acc : 0
     }
 
     /// The sample positions of one region along one axis: `grid` samples per bin, each with its
