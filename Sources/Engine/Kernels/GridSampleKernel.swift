@@ -144,8 +144,36 @@ struct GridSampleKernel: BufferedKernel {
                     }
                     counts[slot] = k
                 }
-                // The channels, each a contiguous run of the block's positions.
-                for c in 0..<channels {
+                // The channels, each a contiguous run of the block's positions; with four taps
+                // (2-D linear), four channels at a time share each position's loaded taps.
+                var c = 0
+                if taps == 4 {
+                    while c + 4 <= channels {
+                        let image = src + (n * channels + c) * plane
+                        let out = dst + (n * channels + c) * points + first
+                        for slot in 0..<(last - first) {
+                            let (o, w) = (offsets + slot * 4, weights + slot * 4)
+                            if counts[slot] == 4 {
+                                let (a, b, e, f) = (o[0], o[1], o[2], o[3])
+                                let (wa, wb, we, wf) = (w[0], w[1], w[2], w[3])
+                                for k in 0..<4 {
+                                    let im = image + k * plane
+                                    out[k * points + slot] = wa * im[a] + wb * im[b] + we * im[e] + wf * im[f]
+                                }
+                            } else {
+                                for k in 0..<4 {
+                                    let im = image + k * plane
+                                    var acc: Float = 0
+                                    for t in 0..<counts[slot] { acc += w[t] * im[o[t]] }
+                                    out[k * points + slot] = acc
+                                }
+                            }
+                        }
+                        c += 4
+                    }
+                }
+                while c < channels {
+                    defer { c += 1 }
                     let image = src + (n * channels + c) * plane
                     let out = dst + (n * channels + c) * points + first
                     if taps == 4 {
