@@ -80,12 +80,14 @@ struct ReverseSequenceKernel: BufferedKernel {
         let batches = x.shape[batchAxis]
         let src = x.rawBytes.baseAddress!
         let dst = out.mutableBytes.baseAddress!
-        // Offset of (batch b, time t) in rows.
-        func offset(_ b: Int, _ t: Int) -> Int { batchAxis == 0 ? b * steps + t : t * batches + b }
-        for b in 0..<batches {
-            for t in 0..<steps {
+        // Rows in output order: (batch, time) pairs with axis 0 outermost.
+        let (first, second) = batchAxis == 0 ? (batches, steps) : (steps, batches)
+        for i in 0..<first {
+            for j in 0..<second {
+                let (b, t) = batchAxis == 0 ? (i, j) : (j, i)
                 let from = t < lens[b] ? lens[b] - 1 - t : t
-                (dst + offset(b, t) * row).copyMemory(from: src + offset(b, from) * row, byteCount: row)
+                let source = batchAxis == 0 ? b * steps + from : from * batches + b
+                (dst + (i * second + j) * row).copyMemory(from: src + source * row, byteCount: row)
             }
         }
         return [out]

@@ -39,29 +39,33 @@ struct CumSumKernel: BufferedKernel {
         return [out]
     }
 
-    /// Running sums or products along the middle axis, a whole inner row at a time (vectorisable).
+    /// Running sums or products along the middle axis, a whole inner row at a time (vectorisable):
+    /// each output row combines the previous output row (the running value) with an input row.
+    @inline(__always)
     private func scan<T>(
         _ x: Tensor, _ out: Tensor, _: T.Type, _ outer: Int, _ n: Int, _ inner: Int, _ identity: T,
         _ combine: (T, T) -> T
     ) {
         let src = x.elements(as: T.self).baseAddress!
         let dst = out.mutableElements(as: T.self).baseAddress!
-        var acc = [T](repeating: identity, count: inner)
+        // Row `step` of the walk, in the direction of the scan.
+        let (first, delta) = reverse ? ((n - 1) * inner, -inner) : (0, inner)
         for o in 0..<outer {
-            for j in 0..<inner { acc[j] = identity }
-            for step in 0..<n {
-                let i = reverse ? n - 1 - step : step
-                let off = (o * n + i) * inner
-                if exclusive {
-                    for j in 0..<inner {
-                        dst[off + j] = acc[j]
-                        acc[j] = combine(acc[j], src[off + j])
-                    }
-                } else {
-                    for j in 0..<inner {
-                        acc[j] = combine(acc[j], src[off + j])
-                        dst[off + j] = acc[j]
-                    }
+            let s = src + o * n * inner + first
+            let d = dst + o * n * inner + first
+            if exclusive {
+                for j in 0..<inner { d[j] = identity }
+                for step in 1..<max(n, 1) {
+                    let (row, previous) = (d + step * delta, d + (step - 1) * delta)
+                    let input = s + (step - 1) * delta
+                    for j in 0..<inner { row[j] = combine(previous[j], input[j]) }
+                }
+            } else {
+                for j in 0..<inner { d[j] = s[j] }
+                for step in 1..<max(n, 1) {
+                    let (row, previous) = (d + step * delta, d + (step - 1) * delta)
+                    let input = s + step * delta
+                    for j in 0..<inner { row[j] = combine(previous[j], input[j]) }
                 }
             }
         }

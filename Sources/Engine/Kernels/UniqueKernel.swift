@@ -9,8 +9,9 @@ import Tensors
 /// Values compare as numbers: 0 and -0 are equal, and every NaN equals every other NaN and sorts
 /// last (numpy.unique's `equal_nan`). All numeric element types but FP16 and BF16.
 ///
-/// Every element becomes a 64-bit key with the same order, so one sort over slice indices (ties
-/// by index, so that each group starts at its first occurrence) serves every type and both forms.
+/// Every element becomes a 64-bit key with the same order and equality, so one hash table of
+/// slices (groups in order of first occurrence) and one sort of the distinct ones serve every type
+/// and both forms.
 struct UniqueKernel: Kernel {
     let axis: Int?
     let sorted: Bool
@@ -38,35 +39,60 @@ struct UniqueKernel: Kernel {
             (outer, m, inner) = (1, x.count, 1)
         }
         let s = outer * inner
+        guard m < Int(Int32.max) else { throw KernelError.shape("Unique: \(m) elements or slices is too many") }
         let keys = try Self.keys(x, outer: outer, m: m, inner: inner)
         // Slice indices ordered by their keys, ties by index.
-        let order: [Int] = keys.withUnsafeBufferPointer { k in
-            let key = k.baseAddress!
-            return (0..<m).sorted { i, j in
-                if s == 1 { return key[i] != key[j] ? key[i] < key[j] : i < j }
-                for e in 0..<s where key[i * s + e] != key[j * s + e] { return key[i * s + e] < key[j * s + e] }
-                return i < j
-            }
-        }
-        func same(_ i: Int, _ j: Int) -> Bool {
-            for e in 0..<s where keys[i * s + e] != keys[j * s + e] { return false }
-            return true
-        }
-        // Groups of equal slices in sorted order: first occurrence and count.
+        // Groups of equal slices in order of first occurrence (an open-addressing hash table of
+        // group ids), with each slice's group and each group's count.
         var firsts: [Int] = []
         var counts: [Int] = []
         var groupOf = [Int](repeating: 0, count: m)
-        for (position, i) in order.enumerated() {
-            if position == 0 || !same(order[position - 1], i) {
-                firsts.append(i)
-                counts.append(0)
+        keys.withUnsafeBufferPointer { k in
+            let key = k.baseAddress!
+            var capacity = 16
+            while capacity < 2 * m { capacity *= 2 }
+            let mask = capacity - 1
+            var table = [Int32](repeating: -1, count: capacity)
+            for i in 0..<m {
+                let slice = key + i * s
+                var h: UInt64 = 0x243F_6A88_85A3_08D3
+                for e in 0..<s { h = (h ^ slice[e]) &* 0x9E37_79B9_7F4A_7C15 }
+                var at = Int(truncatingIfNeeded: (h ^ (h >> 29)) & UInt64(mask))
+                while true {
+                    let g = Int(table[at])
+                    if g < 0 {
+                        table[at] = Int32(firsts.count)
+                        groupOf[i] = firsts.count
+                        firsts.append(i)
+                        counts.append(1)
+                        break
+                    }
+                    let other = key + firsts[g] * s
+                    if (0..<s).allSatisfy({ other[$0] == slice[$0] }) {
+                        counts[g] += 1
+                        groupOf[i] = g
+                        break
+                    }
+                    at = (at + 1) & mask
+                }
             }
-            counts[counts.count - 1] += 1
-            groupOf[i] = firsts.count - 1
         }
-        // The output order of the groups, and each group's place in it.
+        // The output order of the groups (by value when sorted), and each group's place in it.
         var groups = Array(firsts.indices)
-        if !sorted { groups.sort { firsts[$0] < firsts[$1] } }
+        if sorted {
+            keys.withUnsafeBufferPointer { k in
+                let key = k.baseAddress!
+                if s == 1 {
+                    groups.sort { key[firsts[$0]] < key[firsts[$1]] }
+                } else {
+                    groups.sort { a, b in
+                        let (x, y) = (key + firsts[a] * s, key + firsts[b] * s)
+                        for e in 0..<s where x[e] != y[e] { return x[e] < y[e] }
+                        return false
+                    }
+                }
+            }
+        }
         var place = [Int](repeating: 0, count: groups.count)
         for (p, g) in groups.enumerated() { place[g] = p }
         let u = groups.count
