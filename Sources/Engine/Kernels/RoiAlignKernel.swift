@@ -12,7 +12,8 @@ import Tensors
 /// value), as both do. FP32.
 ///
 /// The sample positions are separable: each region's rows and columns of samples are computed once
-/// (`Axis`) and shared by its channels. Parallel over (region, channel) pairs.
+/// (`Axis`) and shared by its channels, and an average sums each row of samples before weighting
+/// it. Parallel over (region, channel) pairs.
 struct RoiAlignKernel: BufferedKernel {
     let isMax: Bool
     let outHeight: Int
@@ -184,7 +185,8 @@ struct RoiAlignKernel: BufferedKernel {
     }
 
     /// The sample positions of one region along one axis: `grid` samples per bin, each with its
-    /// two neighbouring pixels (as element offsets: index times `stride`) and their weights. A sample outside [-1, size] has zero weights.
+    /// two neighbouring pixels (as element offsets: index times `stride`) and their weights. A
+    /// sample outside [-1, size] has zero weights.
     struct Axis {
         struct Sample {
             var first: Int
