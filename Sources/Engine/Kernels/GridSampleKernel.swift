@@ -12,7 +12,8 @@ import Tensors
 /// ONNX reference, which first moves the coordinate itself inside. A non-finite coordinate reads 0.
 ///
 /// Each output position's taps (offsets and weights over all spatial axes) are computed once and
-/// shared by the channels; positions go in blocks so that the channel loop writes contiguously.
+/// shared by the channels; a channel plane is then sampled at a whole block of positions while it
+/// is in cache (onnxruntime's order; position blocks across all channels thrashed the cache).
 struct GridSampleKernel: BufferedKernel {
     enum Mode { case nearest, linear, cubic }
     enum Padding: String { case zeros, border, reflection }
@@ -69,136 +70,190 @@ struct GridSampleKernel: BufferedKernel {
             return [out]
         }
         let strides = Broadcast.contiguousStrides(dims)
-        let block = 128
-        let blocks = (points + block - 1) / block
-        Parallel.forEach(batches * blocks, costPerItem: block * (taps * (channels + 4) + 8 * r)) { range in
-            let offsets = UnsafeMutablePointer<Int>.allocate(capacity: block * taps)
-            let weights = UnsafeMutablePointer<Float>.allocate(capacity: block * taps)
-            let counts = UnsafeMutablePointer<Int>.allocate(capacity: block)
-            let axisOffsets = UnsafeMutablePointer<Int>.allocate(capacity: r * 4)
-            let axisWeights = UnsafeMutablePointer<Float>.allocate(capacity: r * 4)
-            let axisCounts = UnsafeMutablePointer<Int>.allocate(capacity: r)
-            defer {
-                offsets.deallocate()
-                weights.deallocate()
-                counts.deallocate()
-                axisOffsets.deallocate()
-                axisWeights.deallocate()
-                axisCounts.deallocate()
-            }
-            for item in range {
-                let (n, b) = (item / blocks, item % blocks)
-                let first = b * block
-                let last = min(first + block, points)
-                // Taps of each position of the block.
-                for p in first..<last {
-                    let slot = p - first
-                    let coords = g + (n * points + p) * r
-                    var valid = true
-                    for i in 0..<r {
-                        let count = axisTaps(
-                            coords[r - 1 - i], size: dims[i], stride: strides[i], offsets: axisOffsets + i * 4,
-                            weights: axisWeights + i * 4)
-                        if count == 0 {
-                            valid = false
-                            break
-                        }
-                        axisCounts[i] = count
-                    }
-                    counts[slot] = 0
-                    if !valid { continue }
-                    // The product of the axes' taps, expanded in place from the back so that
-                    // earlier entries are still unread.
-                    let o = offsets + slot * taps
-                    let w = weights + slot * taps
-                    if r == 2 {
-                        // Rows by columns, directly.
-                        var k = 0
-                        for a in 0..<axisCounts[0] {
-                            for b in 0..<axisCounts[1] {
-                                o[k] = axisOffsets[a] + axisOffsets[4 + b]
-                                w[k] = axisWeights[a] * axisWeights[4 + b]
-                                k += 1
-                            }
-                        }
-                        counts[slot] = k
-                        continue
-                    }
-                    var k = 1
-                    o[0] = 0
-                    w[0] = 1
-                    for i in 0..<r {
-                        let m = axisCounts[i]
-                        var next = k * m
-                        var j = k
-                        while j > 0 {
-                            j -= 1
-                            let (oj, wj) = (o[j], w[j])
-                            for t in stride(from: m - 1, through: 0, by: -1) {
-                                next -= 1
-                                o[next] = oj + axisOffsets[i * 4 + t]
-                                w[next] = wj * axisWeights[i * 4 + t]
-                            }
-                        }
-                        k *= m
-                    }
-                    counts[slot] = k
+        // Positions go in blocks whose taps fill about 4 MB; each block's taps are computed first
+        // (in parallel over positions), then each channel plane is read for the whole block (in
+        // parallel over channels), so that a plane stays in cache while it is sampled.
+        let block = max(1, min(points, (1 << 19) / taps))
+        let offsets = UnsafeMutablePointer<Int>.allocate(capacity: block * taps)
+        let weights = UnsafeMutablePointer<Float>.allocate(capacity: block * taps)
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: block)
+        defer {
+            offsets.deallocate()
+            weights.deallocate()
+            counts.deallocate()
+        }
+        for n in 0..<batches {
+            for first in stride(from: 0, to: points, by: block) {
+                let size = min(block, points - first)
+                Parallel.forEach(size, costPerItem: 16 * r + 4 * taps) { range in
+                    computeTaps(
+                        g + (n * points + first) * r, range, r: r, taps: taps, dims: dims, strides: strides,
+                        offsets: offsets, weights: weights, counts: counts)
                 }
-                // The channels, each a contiguous run of the block's positions; with four taps
-                // (2-D linear), four channels at a time share each position's loaded taps.
-                var c = 0
-                if taps == 4 {
-                    while c + 4 <= channels {
-                        let image = src + (n * channels + c) * plane
-                        let out = dst + (n * channels + c) * points + first
-                        for slot in 0..<(last - first) {
-                            let (o, w) = (offsets + slot * 4, weights + slot * 4)
-                            if counts[slot] == 4 {
-                                let (a, b, e, f) = (o[0], o[1], o[2], o[3])
-                                let (wa, wb, we, wf) = (w[0], w[1], w[2], w[3])
-                                for k in 0..<4 {
-                                    let im = image + k * plane
-                                    out[k * points + slot] = wa * im[a] + wb * im[b] + we * im[e] + wf * im[f]
-                                }
-                            } else {
-                                for k in 0..<4 {
-                                    let im = image + k * plane
-                                    var acc: Float = 0
-                                    for t in 0..<counts[slot] { acc += w[t] * im[o[t]] }
-                                    out[k * points + slot] = acc
-                                }
-                            }
-                        }
-                        c += 4
-                    }
-                }
-                while c < channels {
-                    defer { c += 1 }
-                    let image = src + (n * channels + c) * plane
-                    let out = dst + (n * channels + c) * points + first
-                    if taps == 4 {
-                        for slot in 0..<(last - first) {
-                            let (o, w) = (offsets + slot * 4, weights + slot * 4)
-                            if counts[slot] == 4 {
-                                out[slot] = w[0] * image[o[0]] + w[1] * image[o[1]] + w[2] * image[o[2]] + w[3] * image[o[3]]
-                            } else {
-                                var acc: Float = 0
-                                for t in 0..<counts[slot] { acc += w[t] * image[o[t]] }
-                                out[slot] = acc
-                            }
-                        }
-                    } else {
-                        for slot in 0..<(last - first) {
-                            let (o, w) = (offsets + slot * taps, weights + slot * taps)
-                            var acc: Float = 0
-                            for t in 0..<counts[slot] { acc += w[t] * image[o[t]] }
-                            out[slot] = acc
-                        }
-                    }
+                Parallel.forEach(channels, costPerItem: size * (taps + 1) * 2) { range in
+                    sampleChannels(
+                        src + n * channels * plane, plane: plane, dst + n * channels * points + first, points: points,
+                        range, size: size, taps: taps, offsets: offsets, weights: weights, counts: counts)
                 }
             }
         }
         return [out]
+    }
+
+    /// The taps (offsets and weights over all spatial axes, zeros left out) of the positions in
+    /// `range` of a block whose grid coordinates start at `coords`.
+    private func computeTaps(
+        _ coords: UnsafePointer<Float>, _ range: Range<Int>, r: Int, taps: Int, dims: [Int], strides: [Int],
+        offsets: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>, counts: UnsafeMutablePointer<Int>
+    ) {
+        let axisOffsets = UnsafeMutablePointer<Int>.allocate(capacity: r * 4)
+        let axisWeights = UnsafeMutablePointer<Float>.allocate(capacity: r * 4)
+        let axisCounts = UnsafeMutablePointer<Int>.allocate(capacity: r)
+        defer {
+            axisOffsets.deallocate()
+            axisWeights.deallocate()
+            axisCounts.deallocate()
+        }
+        if r == 2 && mode == .linear && padding == .zeros {
+            bilinearZerosTaps(coords, range, height: dims[0], width: dims[1], offsets: offsets, weights: weights, counts: counts)
+            return
+        }
+        for slot in range {
+            let point = coords + slot * r
+            var valid = true
+            for i in 0..<r {
+                let count = axisTaps(
+                    point[r - 1 - i], size: dims[i], stride: strides[i], offsets: axisOffsets + i * 4,
+                    weights: axisWeights + i * 4)
+                if count == 0 {
+                    valid = false
+                    break
+                }
+                axisCounts[i] = count
+            }
+            counts[slot] = 0
+            if !valid { continue }
+            let o = offsets + slot * taps
+            let w = weights + slot * taps
+            if r == 2 {
+                // Rows by columns, directly.
+                var k = 0
+                for a in 0..<axisCounts[0] {
+                    for b in 0..<axisCounts[1] {
+                        o[k] = axisOffsets[a] + axisOffsets[4 + b]
+                        w[k] = axisWeights[a] * axisWeights[4 + b]
+                        k += 1
+                    }
+                }
+                counts[slot] = k
+                continue
+            }
+            // The product of the axes' taps, expanded in place from the back so that earlier
+            // entries are still unread.
+            var k = 1
+            o[0] = 0
+            w[0] = 1
+            for i in 0..<r {
+                let m = axisCounts[i]
+                var next = k * m
+                var j = k
+                while j > 0 {
+                    j -= 1
+                    let (oj, wj) = (o[j], w[j])
+                    for t in stride(from: m - 1, through: 0, by: -1) {
+                        next -= 1
+                        o[next] = oj + axisOffsets[i * 4 + t]
+                        w[next] = wj * axisWeights[i * 4 + t]
+                    }
+                }
+                k *= m
+            }
+            counts[slot] = k
+        }
+    }
+
+    /// `computeTaps` for 2-D linear sampling with zeros padding (PyTorch's default), without the
+    /// general per-axis machinery: the same taps in the same order.
+    private func bilinearZerosTaps(
+        _ coords: UnsafePointer<Float>, _ range: Range<Int>, height: Int, width: Int, offsets: UnsafeMutablePointer<Int>,
+        weights: UnsafeMutablePointer<Float>, counts: UnsafeMutablePointer<Int>
+    ) {
+        let (h, w) = (Float(height), Float(width))
+        for slot in range {
+            let (gx, gy) = (coords[slot * 2], coords[slot * 2 + 1])
+            let x = alignCorners ? (gx + 1) / 2 * (w - 1) : ((gx + 1) * w - 1) / 2
+            let y = alignCorners ? (gy + 1) / 2 * (h - 1) : ((gy + 1) * h - 1) / 2
+            // Outside by a pixel or more (or NaN): every tap reads 0.
+            guard x > -1, x < w, y > -1, y < h else {
+                counts[slot] = 0
+                continue
+            }
+            let (fx, fy) = (x.rounded(.down), y.rounded(.down))
+            let (tx, ty) = (x - fx, y - fy)
+            let (x0, y0) = (Int(fx), Int(fy))
+            let o = offsets + slot * 4
+            let wt = weights + slot * 4
+            var k = 0
+            for dy in 0..<2 {
+                let row = y0 + dy
+                if row < 0 || row >= height { continue }
+                let wy = dy == 0 ? 1 - ty : ty
+                for dx in 0..<2 {
+                    let column = x0 + dx
+                    if column < 0 || column >= width { continue }
+                    o[k] = row * width + column
+                    wt[k] = wy * (dx == 0 ? 1 - tx : tx)
+                    k += 1
+                }
+            }
+            counts[slot] = k
+        }
+    }
+
+    /// Samples the channels in `range` at a block's `size` positions from their taps; with four
+    /// taps (2-D linear), four channels at a time share each position's loaded taps.
+    private func sampleChannels(
+        _ images: UnsafePointer<Float>, plane: Int, _ out: UnsafeMutablePointer<Float>, points: Int, _ range: Range<Int>,
+        size: Int, taps: Int, offsets: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>,
+        counts: UnsafeMutablePointer<Int>
+    ) {
+        var c = range.lowerBound
+        if taps == 4 {
+            while c + 4 <= range.upperBound {
+                let image = images + c * plane
+                let o4 = out + c * points
+                for slot in 0..<size {
+                    let (o, w) = (offsets + slot * 4, weights + slot * 4)
+                    if counts[slot] == 4 {
+                        let (a, b, e, f) = (o[0], o[1], o[2], o[3])
+                        let (wa, wb, we, wf) = (w[0], w[1], w[2], w[3])
+                        for k in 0..<4 {
+                            let im = image + k * plane
+                            o4[k * points + slot] = wa * im[a] + wb * im[b] + we * im[e] + wf * im[f]
+                        }
+                    } else {
+                        for k in 0..<4 {
+                            let im = image + k * plane
+                            var acc: Float = 0
+                            for t in 0..<counts[slot] { acc += w[t] * im[o[t]] }
+                            o4[k * points + slot] = acc
+                        }
+                    }
+                }
+                c += 4
+            }
+        }
+        while c < range.upperBound {
+            let image = images + c * plane
+            let o1 = out + c * points
+            for slot in 0..<size {
+                let (o, w) = (offsets + slot * taps, weights + slot * taps)
+                var acc: Float = 0
+                for t in 0..<counts[slot] { acc += w[t] * image[o[t]] }
+                o1[slot] = acc
+            }
+            c += 1
+        }
     }
 
     /// The taps of one axis for normalised coordinate `g`: element offsets (index times `stride`)
