@@ -129,7 +129,7 @@ struct MLP {
     }
 
     @Test func unsupportedOperatorNamesOpOpsetAndNode() {
-        for (op, domain, opsets) in [("NonMaxSuppression", "", ["": 12]), ("FusedGemm", "com.microsoft", ["": 13, "com.microsoft": 1])] {
+        for (op, domain, opsets) in [("StringNormalizer", "", ["": 12]), ("FusedGemm", "com.microsoft", ["": 13, "com.microsoft": 1])] {
             let graph = Graph(
                 nodes: [Node(name: "mystery_node", opType: op, domain: domain, inputs: ["x"], outputs: ["y"])],
                 inputs: [ValueInfo(name: "x", dataType: .float32, shape: nil)],

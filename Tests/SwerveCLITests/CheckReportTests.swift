@@ -5,12 +5,12 @@ import Testing
 
 @testable import swerve
 
-/// A graph with two Relu, one Gemm and two nodes the CPU registry lacks (RoiAlign twice, one custom op).
+/// A graph with two Relu, one Gemm and two nodes the CPU registry lacks (StringNormalizer twice, one custom op).
 private func sampleModel() -> GraphModel {
     let nodes = [
-        Node(name: "c1", opType: "RoiAlign", inputs: ["x", "w"], outputs: ["a"]),
+        Node(name: "c1", opType: "StringNormalizer", inputs: ["x", "w"], outputs: ["a"]),
         Node(name: "r1", opType: "Relu", inputs: ["a"], outputs: ["b"]),
-        Node(name: "", opType: "RoiAlign", inputs: ["b", "w"], outputs: ["c"]),
+        Node(name: "", opType: "StringNormalizer", inputs: ["b", "w"], outputs: ["c"]),
         Node(name: "r2", opType: "Relu", inputs: ["c"], outputs: ["d"]),
         Node(name: "g", opType: "Gemm", inputs: ["d", "w2"], outputs: ["e"]),
         Node(name: "fused", opType: "FusedThing", domain: "com.microsoft", inputs: ["e"], outputs: ["y"]),
@@ -24,14 +24,14 @@ private func sampleModel() -> GraphModel {
 
 @Test func operatorCountsMostUsedFirstThenByName() {
     let counts = CheckReport(model: sampleModel()).operatorCounts
-    #expect(counts.map(\.op) == ["Relu", "RoiAlign", "Gemm", "com.microsoft.FusedThing"])
+    #expect(counts.map(\.op) == ["Relu", "StringNormalizer", "Gemm", "com.microsoft.FusedThing"])
     #expect(counts.map(\.count) == [2, 2, 1, 1])
 }
 
 @Test func unsupportedOperatorsNameOpsetAndNodes() {
     let missing = CheckReport(model: sampleModel()).unsupported
     #expect(missing == [
-        .init(opType: "RoiAlign", domain: "", opset: 17, nodes: ["c1", "c"]),
+        .init(opType: "StringNormalizer", domain: "", opset: 17, nodes: ["c1", "c"]),
         .init(opType: "FusedThing", domain: "com.microsoft", opset: 1, nodes: ["fused"]),
     ])
     #expect(missing.count > 1 && missing[1].qualifiedName == "com.microsoft.FusedThing")
@@ -54,7 +54,7 @@ private func sampleModel() -> GraphModel {
     #expect(lines.contains("  x  FP32  [batch, 3, ?]"))
     #expect(lines.contains("  y  (type not declared)  (rank unknown)"))
     #expect(lines.contains("operators   6 nodes, 4 types"))
-    #expect(lines.contains("  RoiAlign (opset 17): 2 node(s): 'c1', 'c'"))
+    #expect(lines.contains("  StringNormalizer (opset 17): 2 node(s): 'c1', 'c'"))
     #expect(lines.contains("  com.microsoft.FusedThing (opset 1): 1 node(s): 'fused'"))
 }
 

@@ -1,58 +1,71 @@
 import Tensors
 
-/// CumSum along the axis given by input 1 (an INT64 or INT32 scalar), inclusive or `exclusive`,
-/// forward or `reverse`. FP32, INT64 and INT32 (integers wrap on overflow).
+/// CumSum (and CumProd, `product`) along the axis given by input 1 (an INT64 or INT32 scalar),
+/// inclusive or `exclusive`, forward or `reverse`. FP32, INT64 and INT32 (integers wrap on
+/// overflow).
 struct CumSumKernel: BufferedKernel {
     let exclusive: Bool
     let reverse: Bool
+    let product: Bool
 
-    init(context: NodeContext) throws {
+    init(context: NodeContext, product: Bool = false) throws {
         try context.requireInputs(2)
         exclusive = try context.int("exclusive", default: 0) != 0
         reverse = try context.int("reverse", default: 0) != 0
+        self.product = product
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        let op = product ? "CumProd" : "CumSum"
         let x = try Check.input(inputs, 0, "x")
-        let axes = try IntInput.values(try Check.input(inputs, 1, "axis"), "CumSum's axis")
-        guard axes.count == 1 else { throw KernelError.shape("CumSum's axis must hold one value, got \(axes.count)") }
-        guard x.rank >= 1 else { throw KernelError.shape("CumSum needs an input of rank 1 or more, got a scalar") }
+        let axes = try IntInput.values(try Check.input(inputs, 1, "axis"), "\(op)'s axis")
+        guard axes.count == 1 else { throw KernelError.shape("\(op)'s axis must hold one value, got \(axes.count)") }
+        guard x.rank >= 1 else { throw KernelError.shape("\(op) needs an input of rank 1 or more, got a scalar") }
         let a = try Check.axis(axes[0], rank: x.rank)
         let out = try Output.tensor(output, x.dataType, x.shape)
         if out.count == 0 { return [out] }
         let n = x.shape[a]
         let outer = x.shape[..<a].reduce(1, *)
         let inner = x.shape[(a + 1)...].reduce(1, *)
-        switch x.dataType {
-        case .float32: scan(x.elements(as: Float.self).baseAddress!, out.mutableElements(as: Float.self).baseAddress!, outer, n, inner, +)
-        case .int64: scan(x.elements(as: Int64.self).baseAddress!, out.mutableElements(as: Int64.self).baseAddress!, outer, n, inner, &+)
-        case .int32: scan(x.elements(as: Int32.self).baseAddress!, out.mutableElements(as: Int32.self).baseAddress!, outer, n, inner, &+)
-        default: throw KernelError.failed("CumSum supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
+        switch (x.dataType, product) {
+        case (.float32, false): scan(x, out, Float.self, outer, n, inner, 0, +)
+        case (.float32, true): scan(x, out, Float.self, outer, n, inner, 1, *)
+        case (.int64, false): scan(x, out, Int64.self, outer, n, inner, 0, &+)
+        case (.int64, true): scan(x, out, Int64.self, outer, n, inner, 1, &*)
+        case (.int32, false): scan(x, out, Int32.self, outer, n, inner, 0, &+)
+        case (.int32, true): scan(x, out, Int32.self, outer, n, inner, 1, &*)
+        default: throw KernelError.failed("\(op) supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
         }
         return [out]
     }
 
-    /// Running sums along the middle axis, a whole inner row at a time (vectorisable).
-    private func scan<T: AdditiveArithmetic>(
-        _ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ outer: Int, _ n: Int, _ inner: Int,
-        _ add: (T, T) -> T
+    /// Running sums or products along the middle axis, a whole inner row at a time (vectorisable):
+    /// each output row combines the previous output row (the running value) with an input row.
+    @inline(__always)
+    private func scan<T>(
+        _ x: Tensor, _ out: Tensor, _: T.Type, _ outer: Int, _ n: Int, _ inner: Int, _ identity: T,
+        _ combine: (T, T) -> T
     ) {
-        var acc = [T](repeating: .zero, count: inner)
+        let src = x.elements(as: T.self).baseAddress!
+        let dst = out.mutableElements(as: T.self).baseAddress!
+        // Row `step` of the walk, in the direction of the scan.
+        let (first, delta) = reverse ? ((n - 1) * inner, -inner) : (0, inner)
         for o in 0..<outer {
-            for j in 0..<inner { acc[j] = .zero }
-            for step in 0..<n {
-                let i = reverse ? n - 1 - step : step
-                let off = (o * n + i) * inner
-                if exclusive {
-                    for j in 0..<inner {
-                        dst[off + j] = acc[j]
-                        acc[j] = add(acc[j], src[off + j])
-                    }
-                } else {
-                    for j in 0..<inner {
-                        acc[j] = add(acc[j], src[off + j])
-                        dst[off + j] = acc[j]
-                    }
+            let s = src + o * n * inner + first
+            let d = dst + o * n * inner + first
+            if exclusive {
+                for j in 0..<inner { d[j] = identity }
+                for step in 1..<max(n, 1) {
+                    let (row, previous) = (d + step * delta, d + (step - 1) * delta)
+                    let input = s + (step - 1) * delta
+                    for j in 0..<inner { row[j] = combine(previous[j], input[j]) }
+                }
+            } else {
+                for j in 0..<inner { d[j] = s[j] }
+                for step in 1..<max(n, 1) {
+                    let (row, previous) = (d + step * delta, d + (step - 1) * delta)
+                    let input = s + step * delta
+                    for j in 0..<inner { row[j] = combine(previous[j], input[j]) }
                 }
             }
         }

@@ -225,3 +225,67 @@ struct DepthSpaceKernel: BufferedKernel {
         return [out]
     }
 }
+
+/// TensorScatter(past_cache, update, write_indices): a copy of the cache in which, for each batch
+/// entry b, the `update` rows along `axis` (default -2, never 0) are written from position
+/// write_indices[b] (0 when the input is absent) on; `mode` linear requires them to fit, circular
+/// wraps them around the cache's length. Any element type (byte copies).
+struct TensorScatterKernel: BufferedKernel {
+    let axis: Int
+    let circular: Bool
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2, 3)
+        axis = try context.int("axis", default: -2)
+        let mode = try context.string("mode", default: "linear")
+        guard mode == "linear" || mode == "circular" else { throw context.invalid("has mode '\(mode)' (linear or circular)") }
+        circular = mode == "circular"
+    }
+
+    func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        let cache = try Check.input(inputs, 0, "past_cache")
+        let update = try Check.input(inputs, 1, "update")
+        guard update.dataType == cache.dataType else {
+            throw KernelError.failed("TensorScatter's update is \(update.dataType.v2Name), the cache \(cache.dataType.v2Name)")
+        }
+        let a = try Check.axis(axis, rank: cache.rank)
+        guard a != 0 else { throw KernelError.shape("TensorScatter's axis \(axis) is the batch axis of \(cache.shape)") }
+        var expected = cache.shape
+        expected[a] = update.rank == cache.rank ? update.shape[a] : -1
+        guard update.shape == expected, update.shape[a] <= cache.shape[a] else {
+            throw KernelError.shape("TensorScatter cannot write update \(update.shape) into cache \(cache.shape) along axis \(axis)")
+        }
+        let batches = cache.shape[0]
+        var writes = [Int](repeating: 0, count: batches)
+        if let w = try IntInput.optional(inputs, 2, "TensorScatter's write_indices") {
+            guard w.count == batches else {
+                throw KernelError.shape("TensorScatter's write_indices hold \(w.count) values for a batch of \(batches)")
+            }
+            writes = w
+        }
+        let length = cache.shape[a]
+        let steps = update.shape[a]
+        for w in writes where w < 0 || (!circular && w + steps > length) {
+            throw KernelError.shape("TensorScatter's write index \(w) with \(steps) updates does not fit a cache of \(length)")
+        }
+        let out = try Output.tensor(output, cache.dataType, cache.shape)
+        if out.count == 0 { return [out] }
+        out.mutableBytes.baseAddress!.copyMemory(from: cache.rawBytes.baseAddress!, byteCount: cache.byteCount)
+        if update.count == 0 { return [out] }
+        let row = cache.shape[(a + 1)...].reduce(1, *) * cache.dataType.byteSize
+        let perBatch = cache.shape[1..<a].reduce(1, *)
+        let src = update.rawBytes.baseAddress!
+        let dst = out.mutableBytes.baseAddress!
+        for b in 0..<batches {
+            for p in 0..<perBatch {
+                let prefix = b * perBatch + p
+                for s in 0..<steps {
+                    var t = writes[b] + s
+                    if circular { t %= length }
+                    (dst + (prefix * length + t) * row).copyMemory(from: src + (prefix * steps + s) * row, byteCount: row)
+                }
+            }
+        }
+        return [out]
+    }
+}
