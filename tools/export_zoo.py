@@ -182,6 +182,16 @@ class DetectionOutputs(nn.Module):
         return tuple(result[k] for k in self.keys)
 
 
+def damp_box_regression(model: nn.Module) -> None:
+    """Untrained box regressors predict large deltas; through exp() and clipping to the image they
+    make the boxes chaotic functions of the input (onnxruntime and PyTorch disagree by pixels).
+    Trained ones predict small corrections: scale the regression layers down to that regime."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if any(k in name for k in ("bbox_pred", "bbox_reg", "regression_head", "kps_score")):
+                p.mul_(0.1)
+
+
 def spread_scores(model: nn.Module, heads: tuple[str, ...], size: int) -> float:
     """Untrained classification heads give scores that are all equal, all saturated or all below the
     detector's threshold; trained ones spread them. Scales the head's weights by the first factor
@@ -207,6 +217,7 @@ def detection(ctor: Callable[[], nn.Module], keys: list[str], heads: tuple[str, 
         # The backbone alone (a detector in training mode wants targets); head norms keep defaults.
         calibrate_batch_norm(model.backbone, lambda: (torch.rand(2, 3, size, size),))
         model.eval()
+        damp_box_regression(model)
         spread_scores(model, heads, size)
         return Built(DetectionOutputs(model, keys).eval(), (torch.rand(3, size, size),),
                      [{"name": "image", "dtype": "float32", "shape": [3, "height", "width"], "uniform": True}],
