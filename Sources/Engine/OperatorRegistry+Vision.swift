@@ -3,5 +3,9 @@ import Tensors
 extension OperatorRegistry {
     /// The records of ConvTranspose, pooling with indices, the normalisations beyond Batch/Instance/Layer.
     static func registerVisionOperators(_ r: inout OperatorRegistry) {
+        let f32: [DataType] = [.float32]
+        r.add(OperatorRecord("ConvTranspose", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try ConvTransposeKernel(context: $0)
+        })
     }
 }
