@@ -16,5 +16,17 @@ extension OperatorRegistry {
         r.add(OperatorRecord("MeanVarianceNormalization", types: f32, shape: .fromInputShapes, rows: .reduce) {
             try MeanVarianceNormalizationKernel(context: $0)
         })
+        r.add(OperatorRecord("LpPool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            try PoolKernel(context: $0, lpPool: ())
+        })
+        r.add(OperatorRecord("MaxUnpool", types: f32, shape: .fromFirstShapeAndValues, rows: .mixes) {
+            try MaxUnpoolKernel(context: $0)
+        })
+        r.add(OperatorRecord("Col2Im", types: f32, shape: .fromFirstShapeAndValues, rows: .rowwise) {
+            try Col2ImKernel(context: $0)
+        })
+        r.add(OperatorRecord("CenterCropPad", types: DataType.allNumeric, shape: .fromFirstShapeAndValues, rows: .mixes) {
+            try CenterCropPadKernel(context: $0)
+        })
     }
 }
