@@ -157,7 +157,8 @@ extension ShapePlan {
             let ok: Bool
             switch step.batchRows {
             case .rowwise:
-                ok = xRows && ins.dropFirst().allSatisfy(fixedConstant)
+                // MaxPool's Indices count from the start of the whole batch: a slice's would not.
+                ok = xRows && ins.dropFirst().allSatisfy(fixedConstant) && (step.kernel as? PoolKernel)?.indices != true
             case .broadcasting:
                 ok = ins.allSatisfy { s in
                     s >= 0 && (rows[s] ? shapes[s].count == rank : broadcastConstant(s, rank: rank))

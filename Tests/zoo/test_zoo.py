@@ -27,11 +27,7 @@ RTOL = 1e-3
 ATOL_SCALE = 1e-4  # atol = this * max(1, max |expected|)
 
 # Exports swerve does not serve yet, with the reason; each runs as a strict xfail.
-EXPECTED_FAILURES: dict[str, str] = {
-    "decoder_convtranspose": "ConvTranspose is not implemented yet (issue 13)",
-    "maskrcnn_resnet18_fpn": "ConvTranspose (the mask head) is not implemented yet (issue 13)",
-    "keypointrcnn_resnet18_fpn": "ConvTranspose (the keypoint head) is not implemented yet (issue 13)",
-}
+EXPECTED_FAILURES: dict[str, str] = {}
 
 MANIFEST = zoo_manifest()
 CASES = [pytest.param(name, i, id=f"{name}-{'-'.join(f'{k}{v}' for k, v in dims.items())}",

@@ -1,13 +1,22 @@
+import Glibc
 import Tensors
 
-/// MaxPool and AveragePool (float32, 1 to 3 spatial dimensions): `kernel_shape`, strides, pads or
+/// MaxPool, AveragePool and LpPool (float32, 1 to 3 spatial dimensions): `kernel_shape`, strides, pads or
 /// `auto_pad`, dilations, `ceil_mode`; AveragePool's `count_include_pad` divides by the window's size
-/// clipped to the padded input instead of by the number of real elements. MaxPool's Indices output is
-/// not supported.
+/// clipped to the padded input instead of by the number of real elements; LpPool takes
+/// (sum of |x|^p)^(1/p) over the window's real elements. MaxPool's optional Indices
+/// output holds, per output element, the flat index into X of the element it took (the first
+/// maximum of its window), within each plane row-major (`storage_order` 0) or column-major (1).
 struct PoolKernel: BufferedKernel {
     let isMax: Bool
     let window: WindowAttributes
     let countIncludePad: Bool
+    /// LpPool's p (nil for MaxPool and AveragePool).
+    let lpPower: Float?
+    /// Whether the node asks for MaxPool's Indices output.
+    let indices: Bool
+    /// Indices in column-major order within each plane (`storage_order` 1).
+    let columnMajor: Bool
 
     init(context: NodeContext, isMax: Bool) throws {
         try context.requireInputs(1)
@@ -16,9 +25,31 @@ struct PoolKernel: BufferedKernel {
         guard window.kernelShape != nil else { throw context.invalid("has no 'kernel_shape'") }
         countIncludePad = try context.int("count_include_pad", default: 0) != 0
         let storageOrder = try context.int("storage_order", default: 0)
-        if isMax && (context.hasOutput(1) || storageOrder != 0) {
-            throw context.unsupported()
+        guard storageOrder == 0 || storageOrder == 1 else {
+            throw context.invalid("has storage_order \(storageOrder); it must be 0 (row-major) or 1 (column-major)")
         }
+        indices = isMax && context.hasOutput(1)
+        columnMajor = storageOrder == 1
+        lpPower = nil
+    }
+
+    /// LpPool: `p` is a float attribute in opset 1, an int from opset 2 (default 2).
+    init(context: NodeContext, lpPool: Void) throws {
+        try context.requireInputs(1)
+        isMax = false
+        window = try WindowAttributes(context: context)
+        guard window.kernelShape != nil else { throw context.invalid("has no 'kernel_shape'") }
+        countIncludePad = false
+        indices = false
+        columnMajor = false
+        let p: Float
+        switch context.node.attributes["p"] {
+        case .float(let v)?: p = v
+        case _?: p = Float(try context.int("p", default: 2))
+        case nil: p = 2
+        }
+        guard p > 0, p.isFinite else { throw context.invalid("has p \(p); it must be positive") }
+        lpPower = p
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
@@ -31,6 +62,19 @@ struct PoolKernel: BufferedKernel {
         if out.count == 0 { return [out] }
         let px = x.elements(as: Float.self).baseAddress!
         let py = out.mutableElements(as: Float.self).baseAddress!
+        if indices {
+            let positions = try Tensor(allocating: .int64, shape: out.shape)
+            let pi = positions.mutableElements(as: Int64.self).baseAddress!
+            let strides = columnMajor ? Self.columnMajorStrides(geo) : [geo.input[1] * geo.input[2], geo.input[2], 1]
+            Parallel.forEach(planes, costPerItem: geo.outputSize * geo.kernelSize) { range in
+                for p in range {
+                    Self.maxWithIndices(
+                        px + p * geo.inputSize, py + p * geo.outputSize, pi + p * geo.outputSize, geo,
+                        planeOffset: p * geo.inputSize, strides: strides)
+                }
+            }
+            return [out, positions]
+        }
         let plane2D = isMax && geo.kernel[0] == 1 && geo.output[0] == 1 && geo.input[0] == 1
         if plane2D {
             Parallel.forEach(planes, costPerItem: geo.outputSize * geo.kernelSize) { range in
@@ -78,6 +122,8 @@ struct PoolKernel: BufferedKernel {
                                 let v = row[xi]
                                 if isMax {
                                     if v > best || v != v { best = v }
+                                } else if let p = lpPower {
+                                    sum += p == 2 ? v * v : p == 1 ? abs(v) : powf(abs(v), p)
                                 } else {
                                     sum += v
                                     count += 1
@@ -87,6 +133,8 @@ struct PoolKernel: BufferedKernel {
                     }
                     if isMax {
                         y[o] = best
+                    } else if let p = lpPower {
+                        y[o] = p == 2 ? sum.squareRoot() : p == 1 ? sum : powf(sum, 1 / p)
                     } else {
                         if countIncludePad {
                             // Window positions inside the padded input (ceil_mode overhang excluded).
@@ -96,6 +144,64 @@ struct PoolKernel: BufferedKernel {
                         }
                         y[o] = count > 0 ? sum / Float(count) : 0
                     }
+                    o += 1
+                }
+            }
+        }
+    }
+
+    /// Index strides of the 3-D dimensions for column-major indices: the first spatial dimension
+    /// of the original rank varies fastest.
+    private static func columnMajorStrides(_ g: WindowGeometry) -> [Int] {
+        var strides = [0, 0, 0]
+        var step = 1
+        for d in (3 - g.spatialRank)..<3 {
+            strides[d] = step
+            step *= g.input[d]
+        }
+        return strides
+    }
+
+    /// One channel plane of MaxPool with its Indices: each output takes the first maximum of its
+    /// window (a NaN wins, as in `pool`), and its index is `planeOffset` plus the position's
+    /// coordinates times `strides`.
+    private static func maxWithIndices(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int64>,
+        _ g: WindowGeometry, planeOffset: Int, strides: [Int]
+    ) {
+        let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
+        let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
+        let (kd, kh, kw) = (g.kernel[0], g.kernel[1], g.kernel[2])
+        let (dd, dh, dw) = (g.dilations[0], g.dilations[1], g.dilations[2])
+        var o = 0
+        for z in 0..<od {
+            let z0 = z * g.strides[0] - g.padBegin[0]
+            for yy in 0..<oh {
+                let y0 = yy * g.strides[1] - g.padBegin[1]
+                for xx in 0..<ow {
+                    let x0 = xx * g.strides[2] - g.padBegin[2]
+                    var best = -Float.infinity
+                    var at = -1
+                    for a in 0..<kd {
+                        let zi = z0 + a * dd
+                        if zi < 0 || zi >= id { continue }
+                        for b in 0..<kh {
+                            let yi = y0 + b * dh
+                            if yi < 0 || yi >= ih { continue }
+                            let row = x + (zi * ih + yi) * iw
+                            for c in 0..<kw {
+                                let xi = x0 + c * dw
+                                if xi < 0 || xi >= iw { continue }
+                                let v = row[xi]
+                                if at < 0 || v > best || (v != v && best == best) {
+                                    best = v
+                                    at = zi * strides[0] + yi * strides[1] + xi * strides[2]
+                                }
+                            }
+                        }
+                    }
+                    y[o] = best
+                    indices[o] = Int64(planeOffset + max(at, 0))
                     o += 1
                 }
             }
