@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from swerve_e2e import V2_DTYPES
-from zoostore import zoo_manifest
+from zoostore import feeds_for, zoo_manifest
 
 RTOL = 1e-3
 ATOL_SCALE = 1e-4  # atol = this * max(1, max |expected|)
@@ -36,26 +36,6 @@ CASES = [pytest.param(name, i, id=f"{name}-{'-'.join(f'{k}{v}' for k, v in dims.
          for name, entry in sorted(MANIFEST.items()) for i, dims in enumerate(entry["shapes"])]
 
 NUMPY_OF_V2 = {v: k for k, v in V2_DTYPES.items()}
-
-
-def feeds_for(inputs: list[dict], dims: dict, seed: int) -> dict[str, np.ndarray]:
-    """The inputs tools/export_zoo.py checks the export with (same seeds, same distributions)."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in inputs:
-        shape = [dims[d] if isinstance(d, str) else d for d in spec["shape"]]
-        if spec.get("mask"):
-            mask = np.ones(shape, dtype=np.int64)
-            for row in range(1, shape[0]):
-                mask[row, max(1, shape[1] - 3 * row):] = 0
-            feeds[spec["name"]] = mask
-        elif spec["dtype"] == "int64":
-            feeds[spec["name"]] = rng.integers(0, spec["high"], size=shape, dtype=np.int64)
-        elif spec.get("uniform"):
-            feeds[spec["name"]] = rng.random(shape, dtype=np.float32)
-        else:
-            feeds[spec["name"]] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
 
 
 def infer_binary(server, model: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

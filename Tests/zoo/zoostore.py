@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-# The end-to-end helpers (server start/stop, V2 types) live in Tests/e2e/swerve_e2e.py.
+# The end-to-end helpers (server start/stop, V2 types) live in Tests/e2e/swerve_e2e.py; the inputs
+# each export is checked with come from the exporter itself (tools/export_zoo.py's `feeds_for`).
 sys.path.insert(0, str(REPO_ROOT / "Tests" / "e2e"))
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+
+from export_zoo import feeds_for  # noqa: E402, F401 - re-exported for the tests
 
 
 def zoo_path() -> Path:

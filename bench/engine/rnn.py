@@ -11,19 +11,16 @@ VM hits both) and prints the medians and the median of the per-round ratios Swer
 weights (scaled so the gates do not saturate).
 """
 import argparse
-import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+from peer import compare, cpu_model, isa_flags
 
 SEQ, INPUT, HIDDEN = 64, 256, 256
 
@@ -64,32 +61,6 @@ def make_model(op: str, batch: int, directory: str, extra: dict) -> str:
     return path
 
 
-def time_ort(session, feeds, iterations: int) -> float:
-    times = []
-    for _ in range(iterations):
-        t = time.perf_counter()
-        session.run(None, feeds)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
-
-
-def time_swerve(swerve: str, path: str, threads: int, iterations: int, warmup: int) -> float:
-    out = subprocess.run([swerve, "bench", path, "--threads", str(threads), "--iterations", str(iterations),
-                          "--warmup", str(warmup)], check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["median_ms"]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--swerve", default=".build/release/swerve")
@@ -101,7 +72,7 @@ def main():
                         help="also time the LSTM's GEMMs alone as MatMul nodes (projection, one step)")
     args = parser.parse_args()
     directory = tempfile.mkdtemp()
-    print(f"CPU: {cpu_model()}; {os.cpu_count()} CPUs; threads {args.threads}; onnxruntime {ort.__version__}")
+    print(f"CPU: {cpu_model()} ({isa_flags()}); {os.cpu_count()} CPUs; threads {args.threads}; onnxruntime {ort.__version__}")
     print()
     print("| layer | batch | Swerve ms | onnxruntime ms | ratio (range) |")
     print("|---|---|---|---|---|")
@@ -112,29 +83,15 @@ def main():
         rows += [("MatMul", {"m": SEQ * 16}, 16), ("MatMul", {"m": 16}, 16)]
     for op, extra, batch in rows:
         path = make_model(op, batch, directory, extra)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         # swerve bench feeds uniform [0, 1) values; so does this.
         shape = (extra["m"], INPUT) if op == "MatMul" else (SEQ, batch, INPUT)
         feeds = {"x": np.random.default_rng(1).random(shape, dtype=np.float32)}
-        for _ in range(args.warmup):
-            session.run(None, feeds)
-        mine, theirs, ratios = [], [], []
-        for _ in range(args.rounds):
-            m = time_swerve(args.swerve, path, args.threads, args.iterations, args.warmup)
-            t = time_ort(session, feeds, args.iterations)
-            mine.append(m)
-            theirs.append(t)
-            ratios.append(m / t)
+        row = compare(args.swerve, path, feeds, args.threads, args.rounds, args.iterations, args.warmup)
         if op == "MatMul":
             name = f"MatMul [{extra['m']}, {INPUT}] x [{INPUT}, {4 * HIDDEN}] (constant)"
         else:
             name = op + (" (linear_before_reset 1)" if extra else "")
-        print(f"| {name} | {batch} | {statistics.median(mine):.3f} | {statistics.median(theirs):.3f} | "
-              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |", flush=True)
+        print(f"| {name} | {batch} | {row} |", flush=True)
 
 
 if __name__ == "__main__":

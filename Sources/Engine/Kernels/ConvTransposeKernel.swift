@@ -172,7 +172,7 @@ struct ConvTransposeKernel: ScratchKernel, ConstantAbsorbingKernel {
     }
 
     /// Adds the columns of one output channel ([kernel, in]: one row per tap) onto its plane `y`.
-    static func col2im(_ col: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: TransposedWindowGeometry) {
+    static func col2im(_ col: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
         let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
         let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
         let (sd, sh, sw) = (g.strides[0], g.strides[1], g.strides[2])
@@ -248,7 +248,7 @@ struct TransposedWindowAttributes: Sendable {
     /// - SAME_UPPER / SAME_LOWER: size in * stride, pads split the same way;
     /// - VALID: the natural size, no pads;
     /// - NOTSET: the natural size less both pads.
-    func resolve(spatial: [Int], kernel: [Int]) throws -> TransposedWindowGeometry {
+    func resolve(spatial: [Int], kernel: [Int]) throws -> WindowGeometry {
         let r = spatial.count
         guard (1...3).contains(r), kernel.count == r else {
             throw KernelError.shape("ConvTranspose over \(r) spatial dimensions (kernel \(kernel)) is not supported (1 to 3)")
@@ -267,6 +267,7 @@ struct TransposedWindowAttributes: Sendable {
         }
         var begin = [Int](repeating: 0, count: r)
         var out = [Int](repeating: 0, count: r)
+        var naturals = [Int](repeating: 0, count: r)
         func checked(_ v: (partialValue: Int, overflow: Bool)) throws -> Int {
             if v.overflow { throw KernelError.shape("ConvTranspose's output size overflows for input \(spatial)") }
             return v.partialValue
@@ -275,6 +276,7 @@ struct TransposedWindowAttributes: Sendable {
             let extent = try checked((kernel[i] - 1).multipliedReportingOverflow(by: d[i])) + 1
             let stretched = try checked(s[i].multipliedReportingOverflow(by: max(spatial[i] - 1, 0)))
             let natural = try checked(stretched.addingReportingOverflow(op[i] + extent))
+            naturals[i] = natural
             func split(_ size: Int) {
                 let total = max(0, natural - size)
                 begin[i] = autoPad == .sameUpper ? total / 2 : total - total / 2
@@ -299,25 +301,12 @@ struct TransposedWindowAttributes: Sendable {
             }
         }
         let pad3 = { (v: [Int], fill: Int) in [Int](repeating: fill, count: 3 - r) + v }
-        return TransposedWindowGeometry(
+        // Seen from the output, ConvTranspose is Conv's window geometry read backwards: input position
+        // i and tap t of a dimension land on output position i * stride - padBegin + t * dilation.
+        let end = (0..<r).map { naturals[$0] - begin[$0] - out[$0] }
+        return WindowGeometry(
             input: pad3(spatial, 1), output: pad3(out, 1), kernel: pad3(kernel, 1), strides: pad3(s, 1),
-            dilations: pad3(d, 1), padBegin: pad3(begin, 0), spatialRank: r)
+            dilations: pad3(d, 1), padBegin: pad3(begin, 0), padEnd: pad3(end, 0), spatialRank: r)
     }
 }
 
-/// A resolved 3-D ConvTranspose geometry (lower ranks padded with leading 1s): input position i
-/// and tap t of a dimension land on output position i * stride - padBegin + t * dilation.
-struct TransposedWindowGeometry {
-    let input: [Int]
-    let output: [Int]
-    let kernel: [Int]
-    let strides: [Int]
-    let dilations: [Int]
-    let padBegin: [Int]
-    let spatialRank: Int
-
-    var inputSize: Int { input[0] * input[1] * input[2] }
-    var outputSize: Int { output[0] * output[1] * output[2] }
-    var kernelSize: Int { kernel[0] * kernel[1] * kernel[2] }
-    var outputSpatial: [Int] { Array(output.suffix(spatialRank)) }
-}

@@ -111,8 +111,8 @@ struct LayerNormalizationKernel: BufferedKernel {
         let n = x.shape[a...].reduce(1, *)
         let normShape = Array(x.shape[a...])
         // Scale and B broadcast to the normalised shape.
-        let sc = try expanded(scale, normShape, "Scale")
-        let bs = try bias.map { try expanded($0, normShape, "B") }
+        let sc = try Self.expanded(scale, normShape, "Scale")
+        let bs = try bias.map { try Self.expanded($0, normShape, "B") }
         let out = try Output.tensor(output, .float32, x.shape)
         var statShape = x.shape
         for d in a..<x.rank { statShape[d] = 1 }
@@ -156,11 +156,13 @@ struct LayerNormalizationKernel: BufferedKernel {
         }
     }
 
-    private func expanded(_ t: Tensor, _ shape: [Int], _ what: String) throws -> Tensor {
+    /// `t` (FP32) broadcast to the normalised shape `shape`, copied only when it differs (the scale
+    /// and bias of LayerNormalization and RMSNormalization).
+    static func expanded(_ t: Tensor, _ shape: [Int], _ what: String, op: String = "LayerNormalization") throws -> Tensor {
         try Check.dataType(t, [.float32], what)
         if t.shape == shape { return t }
         guard let b = Broadcast.shape([t.shape, shape]), b == shape else {
-            throw KernelError.shape("LayerNormalization's \(what) \(t.shape) does not broadcast to \(shape)")
+            throw KernelError.shape("\(op)'s \(what) \(t.shape) does not broadcast to \(shape)")
         }
         return try StridedCopy.tensor(t, shape: shape, strides: Broadcast.strides(of: t.shape, broadcastTo: shape))
     }

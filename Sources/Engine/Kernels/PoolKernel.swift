@@ -95,56 +95,89 @@ struct PoolKernel: BufferedKernel {
     /// One channel plane. For each output position, the window's valid ranges per dimension are
     /// computed once and the inner loop runs over contiguous input where the stride allows.
     private func pool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
-        let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
-        let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
-        let (kd, kh, kw) = (g.kernel[0], g.kernel[1], g.kernel[2])
-        let (dd, dh, dw) = (g.dilations[0], g.dilations[1], g.dilations[2])
+        let taps = Taps(g)
+        // Where the padded input ends and starts, for count_include_pad.
+        let padded = (g.input[0] + g.padEnd[0], g.input[1] + g.padEnd[1], g.input[2] + g.padEnd[2])
+        let low = (-g.padBegin[0], -g.padBegin[1], -g.padBegin[2])
+        Self.forEachWindow(g) { o, z0, y0, x0 in
+            var best = -Float.infinity
+            var sum: Float = 0
+            var count = 0
+            Self.forEachTap(x, taps, z0, y0, x0) { v, _, _, _ in
+                if isMax {
+                    if v > best || v != v { best = v }
+                } else if let p = lpPower {
+                    sum += p == 2 ? v * v : p == 1 ? abs(v) : powf(abs(v), p)
+                } else {
+                    sum += v
+                    count += 1
+                }
+            }
+            if isMax {
+                y[o] = best
+            } else if let p = lpPower {
+                y[o] = p == 2 ? sum.squareRoot() : p == 1 ? sum : powf(sum, 1 / p)
+            } else {
+                if countIncludePad {
+                    // Window positions inside the padded input (ceil_mode overhang excluded).
+                    count = Self.span(z0, taps.kernel.0, taps.dilations.0, padded.0, low.0)
+                        * Self.span(y0, taps.kernel.1, taps.dilations.1, padded.1, low.1)
+                        * Self.span(x0, taps.kernel.2, taps.dilations.2, padded.2, low.2)
+                }
+                y[o] = count > 0 ? sum / Float(count) : 0
+            }
+        }
+    }
+
+    /// Calls `body(o, z0, y0, x0)` for every output position o of one plane, in order, with the
+    /// input coordinates of its window's first tap (negative inside the leading padding).
+    @inline(__always)
+    private static func forEachWindow(_ g: WindowGeometry, _ body: (Int, Int, Int, Int) -> Void) {
         var o = 0
-        for z in 0..<od {
+        for z in 0..<g.output[0] {
             let z0 = z * g.strides[0] - g.padBegin[0]
-            for yy in 0..<oh {
+            for yy in 0..<g.output[1] {
                 let y0 = yy * g.strides[1] - g.padBegin[1]
-                for xx in 0..<ow {
-                    let x0 = xx * g.strides[2] - g.padBegin[2]
-                    var best = -Float.infinity
-                    var sum: Float = 0
-                    var count = 0
-                    for a in 0..<kd {
-                        let zi = z0 + a * dd
-                        if zi < 0 || zi >= id { continue }
-                        for b in 0..<kh {
-                            let yi = y0 + b * dh
-                            if yi < 0 || yi >= ih { continue }
-                            let row = x + (zi * ih + yi) * iw
-                            for c in 0..<kw {
-                                let xi = x0 + c * dw
-                                if xi < 0 || xi >= iw { continue }
-                                let v = row[xi]
-                                if isMax {
-                                    if v > best || v != v { best = v }
-                                } else if let p = lpPower {
-                                    sum += p == 2 ? v * v : p == 1 ? abs(v) : powf(abs(v), p)
-                                } else {
-                                    sum += v
-                                    count += 1
-                                }
-                            }
-                        }
-                    }
-                    if isMax {
-                        y[o] = best
-                    } else if let p = lpPower {
-                        y[o] = p == 2 ? sum.squareRoot() : p == 1 ? sum : powf(sum, 1 / p)
-                    } else {
-                        if countIncludePad {
-                            // Window positions inside the padded input (ceil_mode overhang excluded).
-                            count = Self.span(z0, kd, dd, id + g.padEnd[0], -g.padBegin[0])
-                                * Self.span(y0, kh, dh, ih + g.padEnd[1], -g.padBegin[1])
-                                * Self.span(x0, kw, dw, iw + g.padEnd[2], -g.padBegin[2])
-                        }
-                        y[o] = count > 0 ? sum / Float(count) : 0
-                    }
+                for xx in 0..<g.output[2] {
+                    body(o, z0, y0, xx * g.strides[2] - g.padBegin[2])
                     o += 1
+                }
+            }
+        }
+    }
+
+    /// A plane's window extents as plain integers (read once per plane, not per window).
+    struct Taps {
+        let input: (Int, Int, Int)
+        let kernel: (Int, Int, Int)
+        let dilations: (Int, Int, Int)
+
+        init(_ g: WindowGeometry) {
+            input = (g.input[0], g.input[1], g.input[2])
+            kernel = (g.kernel[0], g.kernel[1], g.kernel[2])
+            dilations = (g.dilations[0], g.dilations[1], g.dilations[2])
+        }
+    }
+
+    /// Calls `body(value, zi, yi, xi)` for every tap of the window at (z0, y0, x0) that falls
+    /// inside the input plane `x`, in row-major order.
+    @inline(__always)
+    private static func forEachTap(
+        _ x: UnsafePointer<Float>, _ t: Taps, _ z0: Int, _ y0: Int, _ x0: Int, _ body: (Float, Int, Int, Int) -> Void
+    ) {
+        let (id, ih, iw) = t.input
+        let (dd, dh, dw) = t.dilations
+        for a in 0..<t.kernel.0 {
+            let zi = z0 + a * dd
+            if zi < 0 || zi >= id { continue }
+            for b in 0..<t.kernel.1 {
+                let yi = y0 + b * dh
+                if yi < 0 || yi >= ih { continue }
+                let row = x + (zi * ih + yi) * iw
+                for c in 0..<t.kernel.2 {
+                    let xi = x0 + c * dw
+                    if xi < 0 || xi >= iw { continue }
+                    body(row[xi], zi, yi, xi)
                 }
             }
         }
@@ -169,42 +202,19 @@ struct PoolKernel: BufferedKernel {
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int64>,
         _ g: WindowGeometry, planeOffset: Int, strides: [Int]
     ) {
-        let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
-        let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
-        let (kd, kh, kw) = (g.kernel[0], g.kernel[1], g.kernel[2])
-        let (dd, dh, dw) = (g.dilations[0], g.dilations[1], g.dilations[2])
-        var o = 0
-        for z in 0..<od {
-            let z0 = z * g.strides[0] - g.padBegin[0]
-            for yy in 0..<oh {
-                let y0 = yy * g.strides[1] - g.padBegin[1]
-                for xx in 0..<ow {
-                    let x0 = xx * g.strides[2] - g.padBegin[2]
-                    var best = -Float.infinity
-                    var at = -1
-                    for a in 0..<kd {
-                        let zi = z0 + a * dd
-                        if zi < 0 || zi >= id { continue }
-                        for b in 0..<kh {
-                            let yi = y0 + b * dh
-                            if yi < 0 || yi >= ih { continue }
-                            let row = x + (zi * ih + yi) * iw
-                            for c in 0..<kw {
-                                let xi = x0 + c * dw
-                                if xi < 0 || xi >= iw { continue }
-                                let v = row[xi]
-                                if at < 0 || v > best || (v != v && best == best) {
-                                    best = v
-                                    at = zi * strides[0] + yi * strides[1] + xi * strides[2]
-                                }
-                            }
-                        }
-                    }
-                    y[o] = best
-                    indices[o] = Int64(planeOffset + max(at, 0))
-                    o += 1
+        let (s0, s1, s2) = (strides[0], strides[1], strides[2])
+        let taps = Taps(g)
+        forEachWindow(g) { o, z0, y0, x0 in
+            var best = -Float.infinity
+            var at = -1
+            forEachTap(x, taps, z0, y0, x0) { v, zi, yi, xi in
+                if at < 0 || v > best || (v != v && best == best) {
+                    best = v
+                    at = zi * s0 + yi * s1 + xi * s2
                 }
             }
+            y[o] = best
+            indices[o] = Int64(planeOffset + max(at, 0))
         }
     }
 

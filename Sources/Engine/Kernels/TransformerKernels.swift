@@ -16,20 +16,12 @@ struct RMSNormalizationKernel: BufferedKernel {
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
-        var scale = try Check.input(inputs, 1, "scale")
         try Check.dataType(x, [.float32], "X")
-        try Check.dataType(scale, [.float32], "scale")
         let a = try Check.axis(axis, rank: x.rank)
         let rows = x.shape[..<a].reduce(1, *)
         let n = x.shape[a...].reduce(1, *)
-        let normShape = Array(x.shape[a...])
-        if scale.shape != normShape {
-            guard let b = Broadcast.shape([scale.shape, normShape]), b == normShape else {
-                throw KernelError.shape("RMSNormalization's scale \(scale.shape) does not broadcast to \(normShape)")
-            }
-            scale = try StridedCopy.tensor(
-                scale, shape: normShape, strides: Broadcast.strides(of: scale.shape, broadcastTo: normShape))
-        }
+        let scale = try LayerNormalizationKernel.expanded(
+            try Check.input(inputs, 1, "scale"), Array(x.shape[a...]), "scale", op: "RMSNormalization")
         let out = try Output.tensor(output, .float32, x.shape)
         guard x.count > 0 else { return [out] }
         let s = scale.elements(as: Float.self).baseAddress!

@@ -145,9 +145,9 @@ struct Col2ImKernel: Kernel {
         let out = try Tensor(allocating: .float32, shape: [n, c] + image, zeroed: true)
         if out.count == 0 || x.count == 0 { return [out] }
         let pad3 = { (v: [Int], fill: Int) in [Int](repeating: fill, count: 3 - r) + v }
-        let geo = TransposedWindowGeometry(
+        let geo = WindowGeometry(
             input: pad3(windows, 1), output: pad3(image, 1), kernel: pad3(block, 1), strides: pad3(s, 1),
-            dilations: pad3(d, 1), padBegin: pad3(Array(p[..<r]), 0), spatialRank: r)
+            dilations: pad3(d, 1), padBegin: pad3(Array(p[..<r]), 0), padEnd: pad3(Array(p[r...]), 0), spatialRank: r)
         let px = x.elements(as: Float.self).baseAddress!
         let py = out.mutableElements(as: Float.self).baseAddress!
         let planeIn = blockSize * count
