@@ -284,6 +284,7 @@ extension OperatorRegistry {
         registerVisionOperators(&r)
         registerDetectionOperators(&r)
         registerNewerOperators(&r)
+        registerRemainingOperators(&r)
         return r
     }
 }
