@@ -1,9 +1,14 @@
 import Tensors
 
 extension OperatorRegistry {
-    /// The records of SwiGLU.
+    /// The records of TfIdfVectorizer and SwiGLU.
     static func registerRemainingOperators(_ r: inout OperatorRegistry) {
         let f32: [DataType] = [.float32]
+        // Token ids only: the engine holds no string tensors. A 1-D input is one row whose n-grams
+        // run along axis 0, so its rows are not kept apart.
+        r.add(OperatorRecord("TfIdfVectorizer", types: [.int64, .int32], shape: .fromInputShapes, rows: .mixes) {
+            try TfIdfVectorizerKernel(context: $0)
+        })
         // Elementwise over two operands of one shape, both carrying the batch's rows.
         r.add(OperatorRecord("SwiGLU", types: f32, shape: .fromInputShapes, rows: .broadcasting) {
             try SwiGLUKernel(context: $0)
