@@ -170,7 +170,8 @@ import Testing
         let offset = Tensor(
             [Float](repeating: 0, count: p.n * volume(p.kernel) * p.spatial.count * volume(out)),
             shape: [p.n, volume(p.kernel) * p.spatial.count] + out)
-        let conv = try Self.session("Conv", p, inputs: ["x", "w", "b"], feeds: [("x", x)], initializers: ["w": w, "b": b], threads: 1)
+        let conv = try Self.session(
+            "Conv", p, inputs: ["x", "w", "b"], feeds: [("x", x)], initializers: ["w": w, "b": b], threads: 1)
         let expected = try conv.run(["x": x])["y"]!
         for threads in [1, 2] {
             let deform = try Self.session(
