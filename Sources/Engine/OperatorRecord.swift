@@ -68,6 +68,9 @@ public struct OperatorRecord: Sendable {
     public let outputShape: OutputShape
     public let batchRows: BatchRows
     public let fusion: FusionRole
+    /// Its outputs differ from run to run (random generators, Dropout in training mode): never
+    /// folded into a constant, even when every input is one.
+    public let random: Bool
     let factory: KernelFactory
     /// For `.activation`: the epilogue equivalent to a node, nil when its attributes or inputs
     /// do not allow one. The context carries the node's constant inputs.
@@ -77,7 +80,7 @@ public struct OperatorRecord: Sendable {
     /// (`OperatorVersions`); every record runs up to `OperatorRegistry.newestOpset`.
     init(
         _ opType: String, types: [DataType], shape: OutputShape, rows: BatchRows, fusion: FusionRole = .none,
-        firstOpset: Int? = nil, epilogue: (@Sendable (NodeContext) -> Epilogue?)? = nil,
+        firstOpset: Int? = nil, random: Bool = false, epilogue: (@Sendable (NodeContext) -> Epilogue?)? = nil,
         factory: @escaping KernelFactory
     ) {
         self.opType = opType
@@ -87,6 +90,7 @@ public struct OperatorRecord: Sendable {
         self.outputShape = shape
         self.batchRows = rows
         self.fusion = fusion
+        self.random = random
         self.factory = factory
         self.epilogue = epilogue
     }

@@ -162,7 +162,8 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Identity", types: any, shape: .fromInputShapes, rows: .rowwise, fusion: .passThrough) {
             try IdentityKernel(context: $0)
         })
-        r.add(OperatorRecord("Dropout", types: any, shape: .fromInputShapes, rows: .rowwise, fusion: .passThrough) {
+        // Removed at inference; in training mode (opset 12+) it draws its mask at every run.
+        r.add(OperatorRecord("Dropout", types: any, shape: .fromInputShapes, rows: .rowwise, fusion: .passThrough, random: true) {
             try DropoutKernel(context: $0)
         })
 
@@ -284,6 +285,7 @@ extension OperatorRegistry {
         registerVisionOperators(&r)
         registerDetectionOperators(&r)
         registerNewerOperators(&r)
+        registerRandomOperators(&r)
         return r
     }
 }

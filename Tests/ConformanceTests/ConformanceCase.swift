@@ -63,6 +63,22 @@ struct ConformanceCase {
         } catch {
             return .failed("run failed: \(error)")
         }
+        if let random = RandomCase.cases[key] {
+            do {
+                let expected = try model.graph.outputs.indices.map { i in
+                    try ONNXLoader.loadValue(
+                        path: "\(data)/output_\(i).pb", kind: model.graph.outputs[i].kind, elementType: model.graph.outputs[i].dataType)
+                }
+                let outputs = try model.graph.outputs.map { o in
+                    guard let t = results[o.name] else { throw KernelError.failed("output '\(o.name)' missing") }
+                    return t
+                }
+                let inputs = model.graph.inputs.compactMap { feeds[$0.name] }
+                return random.check(inputs: inputs, outputs: outputs, expected: expected).map { .failed("random outputs: \($0)") } ?? .passed
+            } catch {
+                return .failed("\(error)")
+            }
+        }
         for (i, output) in model.graph.outputs.enumerated() {
             let expected: Tensor
             do {
@@ -84,7 +100,12 @@ struct ConformanceCase {
         let g = model.graph
         for v in g.inputs + g.outputs {
             if v.kind == .other { return "io: '\(v.name)' is a map or sparse tensor" }
-            guard let t = v.dataType else { return "io: '\(v.name)' is not a tensor of a known element type (sequence, map, optional, float8 or float4)" }
+            guard let t = v.dataType else {
+                if v.kind == .tensor {
+                    return "type: '\(v.name)' has an element type the engine does not hold (float8, float4, int4 or int2)"
+                }
+                return "io: '\(v.name)' is a \(v.kind.rawValue) of an element type the engine does not hold"
+            }
             if !supportedTypes.contains(t) { return "type: '\(v.name)' is \(t.onnxName)" }
         }
         for t in g.initializers.values where !supportedTypes.contains(t.dataType) {
