@@ -10,6 +10,11 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Attention", types: f32, shape: .fromInputShapes, rows: .mixes) {
             try AttentionKernel(context: $0)
         })
+        // PyTorch's flex_attention (ai.onnx.preview): modifier subgraphs around the softmax.
+        r.add(
+            OperatorRecord("FlexAttention", domain: "ai.onnx.preview", domainOpsets: 1...1, types: f32, shape: .fromInputShapes, rows: .mixes) {
+                try FlexAttentionKernel(context: $0)
+            })
         r.add(OperatorRecord("RMSNormalization", types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
             try RMSNormalizationKernel(context: $0)
         })
