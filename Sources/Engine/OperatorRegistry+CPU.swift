@@ -7,12 +7,11 @@ extension OperatorRegistry {
     static func makeCPU() -> OperatorRegistry {
         var r = OperatorRegistry()
         let f32: [DataType] = [.float32]
-        let numeric: [DataType] = [.float32, .int64, .int32]
         let real = DataType.realNumbers
         let any = DataType.allNumeric
 
         // Matrix products: the producers every activation fuses into.
-        r.add(OperatorRecord("Gemm", types: f32, shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
+        r.add(OperatorRecord("Gemm", types: [.float32, .float64], shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
             try GemmKernel(context: $0)
         })
         r.add(OperatorRecord("MatMul", types: [.float32, .float64], shape: .fromInputShapes, rows: .matMul, fusion: .producer) {
@@ -189,11 +188,11 @@ extension OperatorRegistry {
         r.add(OperatorRecord("ConstantOfShape", types: [.int64], shape: .fromValues, rows: .mixes) {
             try ConstantOfShapeKernel(context: $0)
         })
-        r.add(OperatorRecord("Range", types: numeric, shape: .fromValues, rows: .mixes) { try RangeKernel(context: $0) })
+        r.add(OperatorRecord("Range", types: RangeKernel.types, shape: .fromValues, rows: .mixes) { try RangeKernel(context: $0) })
         r.add(OperatorRecord("Constant", types: any, shape: .fromValues, rows: .mixes) { try ConstantKernel(context: $0) })
 
         // Pooling and normalisation.
-        r.add(OperatorRecord("MaxPool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("MaxPool", types: PoolKernel.maxTypes, shape: .fromInputShapes, rows: .rowwise) {
             try PoolKernel(context: $0, isMax: true)
         })
         r.add(OperatorRecord("AveragePool", types: f32, shape: .fromInputShapes, rows: .rowwise) {

@@ -120,4 +120,19 @@ import Testing
         let d = try runSimple("Cast", [Tensor([1.5, -2.5] as [Float], shape: [2])], attributes: ["to": .int(Int(DataType.float64.rawValue))])
         #expect(d.scalars(as: Double.self) == [1.5, -2.5])
     }
+
+    @Test func gemmMaxPoolAndRangeOnFloat64AndIntegers() throws {
+        let a = Tensor([1, 2, 3, 4] as [Double], shape: [2, 2])
+        let b = Tensor([1, 0, 0, 1] as [Double], shape: [2, 2])
+        let c = Tensor([1e-12, 2e-12] as [Double], shape: [2])
+        let y = try runSimple("Gemm", [a, b, c], attributes: ["alpha": .float(2), "beta": .float(1), "transA": .int(1)])
+        #expect(y.dataType == .float64)
+        let expected: [Double] = [2 + 1e-12, 6 + 2e-12, 4 + 1e-12, 8 + 2e-12]
+        #expect(y.scalars(as: Double.self) == expected)
+        let x = Tensor([-128, -5, 7, 3, 0, -1, 100, 127, -128] as [Int8], shape: [1, 1, 3, 3])
+        let pooled = try runSimple("MaxPool", [x], attributes: ["kernel_shape": .ints([2, 2])])
+        #expect(pooled.scalars(as: Int8.self) == [3, 7, 127, 127])
+        let r = try runSimple("Range", [Tensor(scalar: 0.5), Tensor(scalar: 2.0), Tensor(scalar: 0.5)])
+        #expect(r.scalars(as: Double.self) == [0.5, 1, 1.5])
+    }
 }

@@ -48,8 +48,10 @@ struct ConstantOfShapeKernel: Kernel {
     }
 }
 
-/// Range(start, limit, delta): scalars of float32, int64 or int32; ceil((limit - start) / delta) values.
+/// Range(start, limit, delta): scalars of float32, float64, int64, int32 or int16 (the spec's types);
+/// ceil((limit - start) / delta) values.
 struct RangeKernel: Kernel {
+    static let types: [DataType] = [.float32, .float64, .int64, .int32, .int16]
     init(context: NodeContext) throws { try context.requireInputs(3) }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -68,9 +70,18 @@ struct RangeKernel: Kernel {
             let p = out.mutableElements(as: Float.self)
             for i in 0..<n { p[i] = s + Float(i) * d }
             return [out]
+        case .float64:
+            let s = start.elements(as: Double.self)[0]
+            let d = delta.elements(as: Double.self)[0]
+            let n = try count(s, limit.elements(as: Double.self)[0], d)
+            let out = try Tensor(allocating: .float64, shape: [n])
+            let p = out.mutableElements(as: Double.self)
+            for i in 0..<n { p[i] = s + Double(i) * d }
+            return [out]
         case .int64: return [try integer(Int64.self, start, limit, delta)]
         case .int32: return [try integer(Int32.self, start, limit, delta)]
-        default: throw KernelError.failed("Range supports FP32, INT64 and INT32, got \(start.dataType.v2Name)")
+        case .int16: return [try integer(Int16.self, start, limit, delta)]
+        default: throw KernelError.unsupportedType("Range", start.dataType, supported: Self.types)
         }
     }
 
