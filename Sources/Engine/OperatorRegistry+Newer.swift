@@ -24,13 +24,13 @@ extension OperatorRegistry {
         // Swish (x * sigmoid(alpha * x), SiLU at alpha 1) fuses into the MatMul/Gemm/Conv before it.
         r.add(
             OperatorRecord(
-                "Swish", types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
+                "Swish", types: UnaryKernel.types(.swish), shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
                 epilogue: { Epilogue.equivalent(to: $0) }
             ) { try UnaryKernel(context: $0, op: .swish) })
 
         // The inverse trigonometric and the hyperbolic functions.
         for op in [UnaryKernel.Op.asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh, .atanh] {
-            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            r.add(OperatorRecord(op.rawValue, types: UnaryKernel.types(op), shape: .fromInputShapes, rows: .rowwise) {
                 try UnaryKernel(context: $0, op: op)
             })
         }

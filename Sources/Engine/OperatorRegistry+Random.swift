@@ -20,7 +20,7 @@ extension OperatorRegistry {
         r.add(OperatorRecord("RandomNormalLike", types: like, shape: .fromInputShapes, rows: .rowwise, random: true) {
             try RandomKernel(context: $0, distribution: .normal, like: true)
         })
-        r.add(OperatorRecord("Bernoulli", types: f32, shape: .fromInputShapes, rows: .rowwise, random: true) {
+        r.add(OperatorRecord("Bernoulli", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise, random: true) {
             try BernoulliKernel(context: $0)
         })
         r.add(OperatorRecord("Multinomial", types: f32, shape: .fromInputShapes, rows: .rowwise, random: true) {

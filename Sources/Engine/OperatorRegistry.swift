@@ -33,7 +33,7 @@ public struct OperatorRegistry: Sendable {
     public func record(_ opType: String) -> OperatorRecord? { records[opType] }
 
     /// The record of `opType` in `domain`.
-    func record(_ opType: String, domain: String) -> OperatorRecord? {
+    public func record(_ opType: String, domain: String) -> OperatorRecord? {
         Self.isDefaultDomain(domain) ? records[opType] : records["\(domain).\(opType)"]
     }
 

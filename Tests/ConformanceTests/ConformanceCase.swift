@@ -18,8 +18,11 @@ struct ConformanceCase {
         case failed(String)
     }
 
-    /// Element types Swerve's engine runs (float32 compute, int64/int32/bool shape and mask paths).
-    static let supportedTypes: Set<DataType> = [.float32, .int64, .int32, .bool]
+    /// Element types Swerve's engine runs: float32 and float64, every integer type, bool. Which of
+    /// them an operator implements its record says (`OperatorRecord.elementTypes`, checked below).
+    static let supportedTypes: Set<DataType> = [
+        .float32, .float64, .int64, .int32, .int16, .int8, .uint64, .uint32, .uint16, .uint8, .bool,
+    ]
 
     /// Loads, checks and runs the case, comparing with `rtol`/`atol` as onnx's runner does.
     func run(rtol: Double, atol: Double) -> Outcome {
@@ -115,6 +118,16 @@ struct ConformanceCase {
         if let missing = OperatorRegistry.cpu.unsupportedOperators(in: model).first {
             return "operator: \(missing.qualifiedName)"
         }
+        // A node whose main input comes straight from the graph with a type its record does not list.
+        var known: [String: DataType] = [:]
+        for v in g.inputs + g.valueInfo { if let t = v.dataType { known[v.name] = t } }
+        for (name, t) in g.initializers { known[name] = t.dataType }
+        for node in g.nodes {
+            guard let record = OperatorRegistry.cpu.record(node.opType, domain: node.domain), let first = node.inputs.first,
+                let t = known[first], !record.elementTypes.contains(t)
+            else { continue }
+            return "type: '\(first)' is \(t.onnxName), which \(node.opType) does not implement"
+        }
         return nil
     }
 
@@ -131,6 +144,7 @@ struct ConformanceCase {
         let a = actual.doubleValues()
         let e = expected.doubleValues()
         let exact = !actual.dataType.isFloatingPoint
+        let size = actual.dataType.byteSize
         var bad = 0
         var first = ""
         for i in e.indices {
@@ -138,7 +152,8 @@ struct ConformanceCase {
             let y = e[i]
             let ok: Bool
             if exact {
-                ok = x == y
+                // Bytes, not Doubles: 64-bit integers above 2^53 must match exactly too.
+                ok = memcmp(actual.rawBytes.baseAddress! + i * size, expected.rawBytes.baseAddress! + i * size, size) == 0
             } else if y.isNaN || x.isNaN {
                 ok = y.isNaN && x.isNaN
             } else if y.isInfinite || x.isInfinite {

@@ -13,6 +13,10 @@ enum RandomCase {
     case dropout
 
     static let cases: [String: RandomCase] = [
+        "node/test_bernoulli": .bernoulli,
+        "node/test_bernoulli_expanded": .bernoulli,
+        "node/test_bernoulli_double": .bernoulli,
+        "node/test_bernoulli_double_expanded": .bernoulli,
         "node/test_bernoulli_seed": .bernoulli,
         "node/test_bernoulli_seed_expanded": .bernoulli,
         "node/test_training_dropout": .dropout,

@@ -13,6 +13,11 @@ enum FloatSub: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Fl
 enum FloatMul: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a * b } }
 enum FloatDiv: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a / b } }
 
+enum RealAdd<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a + b } }
+enum RealSub<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a - b } }
+enum RealMul<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a * b } }
+enum RealDiv<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a / b } }
+
 enum IntAdd<Element: FixedWidthInteger>: BinaryOperation {
     static func apply(_ a: Element, _ b: Element) -> Element { a &+ b }
 }
@@ -30,7 +35,8 @@ enum IntDiv<Element: FixedWidthInteger>: BinaryOperation {
     }
 }
 
-/// Add, Sub, Mul, Div with multidirectional (numpy) broadcasting for float32, int64 and int32.
+/// Add, Sub, Mul, Div with multidirectional (numpy) broadcasting for float32, float64 and every
+/// integer type (wrapping; Div truncates toward zero and fails on a zero divisor).
 struct BinaryKernel: BufferedKernel {
     enum Op: String, Sendable { case add = "Add", sub = "Sub", mul = "Mul", div = "Div" }
     let op: Op
@@ -56,25 +62,41 @@ struct BinaryKernel: BufferedKernel {
         case (.float32, .sub): return [try BinaryLoop<FloatSub>.run(a, b, into: output)]
         case (.float32, .mul): return [try BinaryLoop<FloatMul>.run(a, b, into: output)]
         case (.float32, .div): return [try BinaryLoop<FloatDiv>.run(a, b, into: output)]
-        case (.int64, _): return [try runInteger(Int64.self, a, b, output)]
-        case (.int32, _): return [try runInteger(Int32.self, a, b, output)]
         default:
-            throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
+            guard let out = try a.dataType.dispatch(Arithmetic(op: op, a: a, b: b, output: output)) else {
+                throw KernelError.unsupportedType(op.rawValue, a.dataType, supported: DataType.realNumbers)
+            }
+            return [out]
         }
     }
 
-    private func runInteger<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, _ output: Tensor?)
-        throws -> Tensor
-    {
-        switch op {
-        case .add: return try BinaryLoop<IntAdd<T>>.run(a, b, into: output)
-        case .sub: return try BinaryLoop<IntSub<T>>.run(a, b, into: output)
-        case .mul: return try BinaryLoop<IntMul<T>>.run(a, b, into: output)
-        case .div:
-            if b.elements(as: T.self).contains(0) {
-                throw KernelError.failed("integer division by zero in Div")
+    /// The operation on any other numeric type.
+    private struct Arithmetic: NumericBody {
+        let op: Op
+        let a: Tensor
+        let b: Tensor
+        let output: Tensor?
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
+            switch op {
+            case .add: return try BinaryLoop<IntAdd<T>>.run(a, b, into: output)
+            case .sub: return try BinaryLoop<IntSub<T>>.run(a, b, into: output)
+            case .mul: return try BinaryLoop<IntMul<T>>.run(a, b, into: output)
+            case .div:
+                if b.elements(as: T.self).contains(0) {
+                    throw KernelError.failed("integer division by zero in Div")
+                }
+                return try BinaryLoop<IntDiv<T>>.run(a, b, into: output)
             }
-            return try BinaryLoop<IntDiv<T>>.run(a, b, into: output)
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws -> Tensor {
+            switch op {
+            case .add: return try BinaryLoop<RealAdd<T>>.run(a, b, into: output)
+            case .sub: return try BinaryLoop<RealSub<T>>.run(a, b, into: output)
+            case .mul: return try BinaryLoop<RealMul<T>>.run(a, b, into: output)
+            case .div: return try BinaryLoop<RealDiv<T>>.run(a, b, into: output)
+            }
         }
     }
 }

@@ -72,7 +72,7 @@ final class RandomStream: Sendable {
 /// What the random operators share: the `seed` attribute's stream and the output element type.
 enum RandomDraw {
     /// Element types a random value is written as (through Cast's conversion).
-    static let outputTypes: [DataType] = [.float32, .int64, .int32, .int16, .int8, .uint8, .bool]
+    static let outputTypes: [DataType] = [.float32, .float64, .int64, .int32, .int16, .int8, .uint8, .bool]
 
     /// The stream of the node's `seed` attribute (a float for the generators, an int for Dropout).
     static func stream(_ context: NodeContext) throws -> RandomStream {
@@ -95,6 +95,7 @@ enum RandomDraw {
 
     /// `values` as a tensor of `shape` and type `type`.
     static func tensor(_ values: [Double], _ shape: [Int], _ type: DataType) throws -> Tensor {
+        if type == .float64 { return Tensor(values, shape: shape) }
         let floats = Tensor(values.map { Float($0) }, shape: shape)
         return try CastKernel.convert(floats, to: type)
     }
@@ -162,9 +163,9 @@ struct BernoulliKernel: Kernel {
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let p = try Check.input(inputs, 0, "input")
-        try Check.dataType(p, [.float32], "input")
-        let probabilities = p.elements(as: Float.self)
-        let values = stream.draw { next in probabilities.map { next() < Double($0) ? 1.0 : 0.0 } }
+        try Check.dataType(p, [.float32, .float64], "input")
+        let probabilities = p.doubleValues()
+        let values = stream.draw { next in probabilities.map { next() < $0 ? 1.0 : 0.0 } }
         return [try RandomDraw.tensor(values, p.shape, dataType ?? p.dataType)]
     }
 }
