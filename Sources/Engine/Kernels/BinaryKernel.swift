@@ -40,19 +40,31 @@ enum IntDiv<Element: FixedWidthInteger>: BinaryOperation {
 struct BinaryKernel: BufferedKernel {
     enum Op: String, Sendable { case add = "Add", sub = "Sub", mul = "Mul", div = "Div" }
     let op: Op
+    /// Opsets 1-6 with `broadcast` = 1 and `axis`: B's dimensions line up with A's from `axis` on
+    /// (not from the right, as numpy's do). nil for numpy broadcasting.
+    let legacyAxis: Int?
 
     init(context: NodeContext, op: Op) throws {
         try context.requireInputs(2)
-        if context.opset < 7, try context.int("broadcast", default: 0) != 0, context.has("axis") {
-            // Legacy broadcasting aligned at an explicit axis is not numpy broadcasting.
-            throw context.unsupported()
+        if context.opset < 7, try context.int("broadcast", default: 0) != 0, let axis = try context.int("axis") {
+            legacyAxis = axis
+        } else {
+            legacyAxis = nil
         }
         self.op = op
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
-        let b = try Check.input(inputs, 1, "B")
+        var b = try Check.input(inputs, 1, "B")
+        if let legacyAxis {
+            // B aligned at `axis`: trailing size-1 dimensions make numpy broadcasting do the same.
+            let axis = legacyAxis < 0 ? legacyAxis + a.rank : legacyAxis
+            guard axis >= 0, axis + b.rank <= a.rank else {
+                throw KernelError.shape("\(op.rawValue): B \(b.shape) does not fit A \(a.shape) from axis \(legacyAxis)")
+            }
+            b = b.reshaped(b.shape + [Int](repeating: 1, count: a.rank - axis - b.rank))
+        }
         guard a.dataType == b.dataType else {
             throw KernelError.failed(
                 "\(op.rawValue) needs inputs of one type, got \(a.dataType.v2Name) and \(b.dataType.v2Name)")

@@ -1,6 +1,6 @@
 import Tensors
 
-/// Einsum (float32, float64) without repeated labels inside one operand (no diagonals). Operands are
+/// Einsum (float32, float64); a label repeated inside one operand takes its diagonal first. Operands are
 /// contracted left to right, two at a time: labels only one side needs are summed first, then both
 /// sides are laid out as [batch, free, contracted] (a transpose only when their order differs; a
 /// B stored as [batch, free, contracted] is used as is with transB) and multiplied with one sgemm
@@ -39,8 +39,12 @@ struct EinsumKernel: BufferedKernel {
         guard terms.count == context.inputCount else {
             throw context.invalid("has \(terms.count) terms in '\(equation)' for \(context.inputCount) inputs")
         }
-        for t in terms + [output ?? []] where t.contains(where: { !$0.isLetter && $0 != "*" }) || Set(t).count != t.count {
-            throw context.unsupported()
+        // A label repeated inside an input term takes that operand's diagonal; the output's are unique.
+        for t in terms + [output ?? []] where t.contains(where: { !$0.isLetter && $0 != "*" }) {
+            throw context.invalid("has a label that is not a letter in '\(equation)'")
+        }
+        if let output, Set(output).count != output.count {
+            throw context.invalid("repeats a label in the output of '\(equation)'")
         }
     }
 
@@ -66,6 +70,11 @@ struct EinsumKernel: BufferedKernel {
             let own = x.rank - term.filter { $0 != "*" }.count
             labels.append(term.flatMap { $0 == "*" ? Array(hidden.suffix(own)) : [$0] })
         }
+        var operands = xs
+        for i in operands.indices where Set(labels[i]).count != labels[i].count {
+            (operands[i], labels[i]) = try Self.diagonal(T.self, operands[i], labels[i])
+        }
+        let xs = operands
         var outLabels: [Character]
         if let output {
             outLabels = output.flatMap { $0 == "*" ? hidden : [$0] }
@@ -107,6 +116,43 @@ struct EinsumKernel: BufferedKernel {
             Self.permute(summed, summedLabels, to: outLabels, into: out)
         }
         return [out]
+    }
+
+    /// The diagonal of `x` over each label `labels` repeats ("ii" -> "i"): one dimension per distinct
+    /// label, in first-occurrence order, reading the elements whose repeated indices are equal.
+    static func diagonal<T: BLASElement>(_: T.Type, _ x: Tensor, _ labels: [Character]) throws -> (Tensor, [Character]) {
+        var unique: [Character] = []
+        for c in labels where !unique.contains(c) { unique.append(c) }
+        var strides = [Int](repeating: 1, count: x.rank)
+        for d in stride(from: x.rank - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * x.shape[d + 1] }
+        var shape: [Int] = []
+        var steps: [Int] = []  // input stride of one step along each output dimension
+        for c in unique {
+            let at = labels.indices.filter { labels[$0] == c }
+            guard Set(at.map { x.shape[$0] }).count == 1 else {
+                throw KernelError.shape("Einsum label '\(c)' has different sizes within one operand \(x.shape)")
+            }
+            shape.append(x.shape[at[0]])
+            steps.append(at.reduce(0) { $0 + strides[$1] })
+        }
+        let out = try Tensor(allocating: T.dataType, shape: shape)
+        let src = x.elements(as: T.self)
+        let dst = out.mutableElements(as: T.self)
+        var index = [Int](repeating: 0, count: shape.count)
+        var offset = 0
+        for k in 0..<out.count {
+            dst[k] = src[offset]
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                offset += steps[d]
+                if index[d] < shape[d] { break }
+                offset -= steps[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return (out, unique)
     }
 
     /// Sums `x` over the labels not in `keep` into `out` (of the kept labels' sizes, in `labels`' order).
