@@ -157,10 +157,13 @@ extension ShapePlan {
             let ok: Bool
             switch step.batchRows {
             case .rowwise:
-                // MaxPool's Indices count from the start of the whole batch: a slice's would not.
+                // MaxPool's Indices count from the start of the whole batch: a slice's would not; a
+                // training-mode BatchNormalization takes its statistics from the whole batch.
                 ok = xRows && ins.dropFirst().allSatisfy(fixedConstant) && (step.kernel as? PoolKernel)?.indices != true
+                    && (step.kernel as? BatchNormalizationKernel)?.training != true
             case .broadcasting:
-                ok = ins.allSatisfy { s in
+                // Legacy axis-aligned broadcasting (opsets 1-6) may index B by row: kept whole.
+                ok = (step.kernel as? BinaryKernel)?.legacyAxis == nil && ins.allSatisfy { s in
                     s >= 0 && (rows[s] ? shapes[s].count == rank : broadcastConstant(s, rank: rank))
                 } && ins.contains { $0 >= 0 && rows[$0] }
             case .reshaping:

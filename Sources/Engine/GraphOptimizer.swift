@@ -115,7 +115,7 @@ enum GraphOptimizer {
         mutating func foldConstants(opset: Int) {
             for i in nodes.indices {
                 guard let node = nodes[i], OperatorRegistry.isDefaultDomain(node.domain),
-                    registry.supports(node.opType),
+                    let record = registry.record(node.opType, domain: node.domain), !record.random,
                     !node.attributes.values.contains(where: { if case .graph = $0 { true } else { false } }),
                     node.outputs.allSatisfy({ !graphInputs.contains($0) })
                 else { continue }

@@ -61,39 +61,56 @@ public struct OperatorRecord: Sendable {
     }
 
     public let opType: String
-    /// Opsets of the default domain whose definition of the operator the kernel follows.
+    /// The operator's domain: "" for the default ONNX domain, else e.g. `ai.onnx.preview`.
+    public let domain: String
+    /// Opsets of the operator's domain whose definition of the operator the kernel follows.
     public let opsets: ClosedRange<Int>
     /// Element types of the operator's main input (its type T) that the kernel accepts.
     public let elementTypes: [DataType]
     public let outputShape: OutputShape
     public let batchRows: BatchRows
     public let fusion: FusionRole
+    /// Its outputs differ from run to run (random generators, Dropout in training mode): never
+    /// folded into a constant, even when every input is one.
+    public let random: Bool
     let factory: KernelFactory
     /// For `.activation`: the epilogue equivalent to a node, nil when its attributes or inputs
     /// do not allow one. The context carries the node's constant inputs.
     let epilogue: (@Sendable (NodeContext) -> Epilogue?)?
 
-    /// A record for an ONNX operator. `firstOpset` defaults to the opset that introduced it
-    /// (`OperatorVersions`); every record runs up to `OperatorRegistry.newestOpset`.
+    /// A record for an ONNX operator. In the default domain `firstOpset` defaults to the opset that
+    /// introduced it (`OperatorVersions`) and every record runs up to `OperatorRegistry.newestOpset`;
+    /// an operator of another domain gives that domain's opsets it implements (`domainOpsets`).
     init(
-        _ opType: String, types: [DataType], shape: OutputShape, rows: BatchRows, fusion: FusionRole = .none,
-        firstOpset: Int? = nil, epilogue: (@Sendable (NodeContext) -> Epilogue?)? = nil,
+        _ opType: String, domain: String = "", domainOpsets: ClosedRange<Int>? = nil, types: [DataType],
+        shape: OutputShape, rows: BatchRows, fusion: FusionRole = .none,
+        firstOpset: Int? = nil, random: Bool = false, epilogue: (@Sendable (NodeContext) -> Epilogue?)? = nil,
         factory: @escaping KernelFactory
     ) {
         self.opType = opType
+        self.domain = OperatorRegistry.isDefaultDomain(domain) ? "" : domain
         let first = firstOpset ?? OperatorVersions.since[opType]?.first ?? 1
-        self.opsets = first...max(first, OperatorVersions.newestOpset)
+        self.opsets = domainOpsets ?? first...max(first, OperatorVersions.newestOpset)
         self.elementTypes = types
         self.outputShape = shape
         self.batchRows = rows
         self.fusion = fusion
+        self.random = random
         self.factory = factory
         self.epilogue = epilogue
     }
 
+    /// The name a model's node uses: `Relu`, or `ai.onnx.preview.FlexAttention` in another domain.
+    public var qualifiedName: String { domain.isEmpty ? opType : "\(domain).\(opType)" }
+
     /// What this record leaves incomplete or inconsistent; empty when it is complete.
     public var problems: [String] {
         var found: [String] = []
+        if !domain.isEmpty {
+            // Another domain's versions are not in OperatorVersions: the record states them.
+            if opsets.lowerBound < 1 { found.append("opsets start below 1") }
+            return (found + typeProblems).map { "\(qualifiedName): \($0)" }
+        }
         guard let since = OperatorVersions.since[opType] else {
             return ["'\(opType)' is not an operator of the default ONNX domain (onnx \(OperatorVersions.onnxRelease))"]
         }
@@ -103,13 +120,19 @@ public struct OperatorRecord: Sendable {
         if opsets.upperBound != OperatorVersions.newestOpset {
             found.append("opsets end at \(opsets.upperBound), not at the newest opset \(OperatorVersions.newestOpset)")
         }
+        return (found + typeProblems).map { "\(opType): \($0)" }
+    }
+
+    /// The problems of the element types and fusion role, whatever the domain.
+    private var typeProblems: [String] {
+        var found: [String] = []
         if elementTypes.isEmpty { found.append("no element types") }
         if elementTypes.contains(.string) { found.append("string tensors are not supported by the engine") }
         if Set(elementTypes).count != elementTypes.count { found.append("an element type is listed twice") }
         if (fusion == .activation) != (epilogue != nil) {
             found.append(fusion == .activation ? "an activation without an epilogue" : "an epilogue without the activation role")
         }
-        return found.map { "\(opType): \($0)" }
+        return found
     }
 }
 

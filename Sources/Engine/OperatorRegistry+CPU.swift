@@ -7,14 +7,14 @@ extension OperatorRegistry {
     static func makeCPU() -> OperatorRegistry {
         var r = OperatorRegistry()
         let f32: [DataType] = [.float32]
-        let numeric: [DataType] = [.float32, .int64, .int32]
+        let real = DataType.realNumbers
         let any = DataType.allNumeric
 
         // Matrix products: the producers every activation fuses into.
-        r.add(OperatorRecord("Gemm", types: f32, shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
+        r.add(OperatorRecord("Gemm", types: [.float32, .float64], shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
             try GemmKernel(context: $0)
         })
-        r.add(OperatorRecord("MatMul", types: f32, shape: .fromInputShapes, rows: .matMul, fusion: .producer) {
+        r.add(OperatorRecord("MatMul", types: [.float32, .float64], shape: .fromInputShapes, rows: .matMul, fusion: .producer) {
             try MatMulKernel(context: $0)
         })
         r.add(OperatorRecord("Conv", types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .producer) {
@@ -22,18 +22,18 @@ extension OperatorRegistry {
         })
 
         // Elementwise arithmetic with broadcasting.
-        r.add(OperatorRecord("Add", types: numeric, shape: .fromInputShapes, rows: .broadcasting, fusion: .bias) {
+        r.add(OperatorRecord("Add", types: real, shape: .fromInputShapes, rows: .broadcasting, fusion: .bias) {
             try BinaryKernel(context: $0, op: .add)
         })
         for (name, op) in [("Sub", BinaryKernel.Op.sub), ("Mul", .mul), ("Div", .div)] {
-            r.add(OperatorRecord(name, types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+            r.add(OperatorRecord(name, types: real, shape: .fromInputShapes, rows: .broadcasting) {
                 try BinaryKernel(context: $0, op: op)
             })
         }
-        r.add(OperatorRecord("Pow", types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+        r.add(OperatorRecord("Pow", types: real, shape: .fromInputShapes, rows: .broadcasting) {
             try PowModKernel(context: $0, isPow: true)
         })
-        r.add(OperatorRecord("Mod", types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+        r.add(OperatorRecord("Mod", types: real, shape: .fromInputShapes, rows: .broadcasting) {
             try PowModKernel(context: $0, isPow: false)
         })
         r.add(OperatorRecord("PRelu", types: f32, shape: .fromInputShapes, rows: .broadcasting) {
@@ -43,11 +43,11 @@ extension OperatorRegistry {
             try WhereKernel(context: $0)
         })
         for op in [CompareKernel.Op.less, .lessEqual, .greater, .greaterEqual] {
-            r.add(OperatorRecord(op.rawValue, types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+            r.add(OperatorRecord(op.rawValue, types: real, shape: .fromInputShapes, rows: .broadcasting) {
                 try CompareKernel(context: $0, op: op)
             })
         }
-        r.add(OperatorRecord("Equal", types: numeric + [.bool], shape: .fromInputShapes, rows: .broadcasting) {
+        r.add(OperatorRecord("Equal", types: real + [.bool], shape: .fromInputShapes, rows: .broadcasting) {
             try CompareKernel(context: $0, op: .equal)
         })
         for op in [CompareKernel.Op.and, .or, .xor] {
@@ -56,11 +56,11 @@ extension OperatorRegistry {
             })
         }
         for op in [VariadicKernel.Op.sum, .max, .min] {
-            r.add(OperatorRecord(op.rawValue, types: numeric, shape: .fromInputShapes, rows: .broadcasting) {
+            r.add(OperatorRecord(op.rawValue, types: real, shape: .fromInputShapes, rows: .broadcasting) {
                 try VariadicKernel(context: $0, op: op)
             })
         }
-        r.add(OperatorRecord("Mean", types: f32, shape: .fromInputShapes, rows: .broadcasting) {
+        r.add(OperatorRecord("Mean", types: [.float32, .float64], shape: .fromInputShapes, rows: .broadcasting) {
             try VariadicKernel(context: $0, op: .mean)
         })
 
@@ -69,26 +69,26 @@ extension OperatorRegistry {
             .neg, .abs, .floor, .ceil, .sin, .cos, .tan, .sign, .round, .softsign, .thresholdedRelu, .celu, .mish,
             .shrink]
         {
-            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            r.add(OperatorRecord(op.rawValue, types: UnaryKernel.types(op), shape: .fromInputShapes, rows: .rowwise) {
                 try UnaryKernel(context: $0, op: op)
             })
         }
         for op in [UnaryKernel.Op.relu, .sigmoid, .hardSwish, .gelu, .leakyRelu] {
             r.add(
                 OperatorRecord(
-                    op.rawValue, types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
+                    op.rawValue, types: UnaryKernel.types(op), shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
                     epilogue: { Epilogue.equivalent(to: $0) }
                 ) { try UnaryKernel(context: $0, op: op) })
         }
         r.add(
             OperatorRecord(
-                "Clip", types: numeric, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
+                "Clip", types: real, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
                 epilogue: { Epilogue.equivalent(to: $0) }
             ) { try ClipKernel(context: $0) })
-        r.add(OperatorRecord("IsNaN", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("IsNaN", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise) {
             try PredicateKernel(context: $0, op: .isNaN)
         })
-        r.add(OperatorRecord("IsInf", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("IsInf", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise) {
             try PredicateKernel(context: $0, op: .isInf)
         })
         r.add(OperatorRecord("Not", types: [.bool], shape: .fromInputShapes, rows: .rowwise) {
@@ -102,33 +102,23 @@ extension OperatorRegistry {
         })
 
         // Reductions over axes, and the softmax family.
-        for op in [ReduceKernel.Op.sum, .prod] {
-            r.add(OperatorRecord(op.rawValue, types: numeric, shape: .fromFirstShapeAndValues, rows: .reduce) {
-                try ReduceKernel(context: $0, op: op)
-            })
-        }
-        for op in [ReduceKernel.Op.max, .min] {
-            r.add(OperatorRecord(op.rawValue, types: numeric + [.bool], shape: .fromFirstShapeAndValues, rows: .reduce) {
-                try ReduceKernel(context: $0, op: op)
-            })
-        }
-        for op in [ReduceKernel.Op.mean, .sumSquare, .l1, .l2, .logSum, .logSumExp] {
-            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromFirstShapeAndValues, rows: .reduce) {
+        for op in [ReduceKernel.Op.sum, .prod, .max, .min, .mean, .sumSquare, .l1, .l2, .logSum, .logSumExp] {
+            r.add(OperatorRecord(op.rawValue, types: ReduceKernel.types(op), shape: .fromFirstShapeAndValues, rows: .reduce) {
                 try ReduceKernel(context: $0, op: op)
             })
         }
         for op in [SoftmaxKernel.Op.softmax, .logSoftmax, .hardmax] {
-            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
+            r.add(OperatorRecord(op.rawValue, types: [.float32, .float64], shape: .fromInputShapes, rows: .axisNotZero) {
                 try SoftmaxKernel(context: $0, op: op)
             })
         }
-        r.add(OperatorRecord("ArgMax", types: numeric, shape: .fromInputShapes, rows: .mixes) {
+        r.add(OperatorRecord("ArgMax", types: real, shape: .fromInputShapes, rows: .mixes) {
             try ArgMaxKernel(context: $0)
         })
-        r.add(OperatorRecord("ArgMin", types: numeric, shape: .fromInputShapes, rows: .mixes) {
+        r.add(OperatorRecord("ArgMin", types: real, shape: .fromInputShapes, rows: .mixes) {
             try ArgMaxKernel(context: $0, isMin: true)
         })
-        r.add(OperatorRecord("Einsum", types: f32, shape: .fromInputShapes, rows: .mixes) { try EinsumKernel(context: $0) })
+        r.add(OperatorRecord("Einsum", types: [.float32, .float64], shape: .fromInputShapes, rows: .mixes) { try EinsumKernel(context: $0) })
 
         // Layout and shapes: byte copies, so any element type.
         r.add(OperatorRecord("Flatten", types: any, shape: .fromInputShapes, rows: .reshaping) { try FlattenKernel(context: $0) })
@@ -149,7 +139,7 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Slice", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try SliceKernel(context: $0) })
         r.add(OperatorRecord("Expand", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try ExpandKernel(context: $0) })
         r.add(OperatorRecord("Tile", types: any, shape: .fromFirstShapeAndValues, rows: .mixes) { try TileKernel(context: $0) })
-        r.add(OperatorRecord("Pad", types: numeric + [.bool], shape: .fromFirstShapeAndValues, rows: .mixes) {
+        r.add(OperatorRecord("Pad", types: real + [.bool], shape: .fromFirstShapeAndValues, rows: .mixes) {
             try PadKernel(context: $0)
         })
         r.add(OperatorRecord("Gather", types: any, shape: .fromInputShapes, rows: .mixes) { try GatherKernel(context: $0) })
@@ -162,15 +152,16 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Identity", types: any, shape: .fromInputShapes, rows: .rowwise, fusion: .passThrough) {
             try IdentityKernel(context: $0)
         })
-        r.add(OperatorRecord("Dropout", types: any, shape: .fromInputShapes, rows: .rowwise, fusion: .passThrough) {
+        // Removed at inference; in training mode (opset 12+) it draws its mask at every run.
+        r.add(OperatorRecord("Dropout", types: any, shape: .fromInputShapes, rows: .rowwise, fusion: .passThrough, random: true) {
             try DropoutKernel(context: $0)
         })
 
         // Selection, scans, triangles, one-hot, scatters, depth/space and resizing (detection,
         // segmentation and transformer exports).
-        r.add(OperatorRecord("TopK", types: numeric, shape: .fromFirstShapeAndValues, rows: .mixes) { try TopKKernel(context: $0) })
+        r.add(OperatorRecord("TopK", types: real, shape: .fromFirstShapeAndValues, rows: .mixes) { try TopKKernel(context: $0) })
         r.add(OperatorRecord("NonZero", types: any, shape: .fromValues, rows: .mixes) { try NonZeroKernel(context: $0) })
-        r.add(OperatorRecord("CumSum", types: numeric, shape: .fromInputShapes, rows: .mixes) { try CumSumKernel(context: $0) })
+        r.add(OperatorRecord("CumSum", types: real, shape: .fromInputShapes, rows: .mixes) { try CumSumKernel(context: $0) })
         r.add(OperatorRecord("Trilu", types: any, shape: .fromInputShapes, rows: .mixes) { try TriluKernel(context: $0) })
         r.add(
             OperatorRecord(
@@ -198,11 +189,11 @@ extension OperatorRegistry {
         r.add(OperatorRecord("ConstantOfShape", types: [.int64], shape: .fromValues, rows: .mixes) {
             try ConstantOfShapeKernel(context: $0)
         })
-        r.add(OperatorRecord("Range", types: numeric, shape: .fromValues, rows: .mixes) { try RangeKernel(context: $0) })
+        r.add(OperatorRecord("Range", types: RangeKernel.types, shape: .fromValues, rows: .mixes) { try RangeKernel(context: $0) })
         r.add(OperatorRecord("Constant", types: any, shape: .fromValues, rows: .mixes) { try ConstantKernel(context: $0) })
 
         // Pooling and normalisation.
-        r.add(OperatorRecord("MaxPool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("MaxPool", types: PoolKernel.maxTypes, shape: .fromInputShapes, rows: .rowwise) {
             try PoolKernel(context: $0, isMax: true)
         })
         r.add(OperatorRecord("AveragePool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
@@ -284,6 +275,7 @@ extension OperatorRegistry {
         registerVisionOperators(&r)
         registerDetectionOperators(&r)
         registerNewerOperators(&r)
+        registerRandomOperators(&r)
         registerRemainingOperators(&r)
         return r
     }

@@ -29,7 +29,7 @@ extension OperatorRegistry {
         r.add(OperatorRecord("ReverseSequence", types: DataType.allNumeric, shape: .fromInputShapes, rows: .mixes) {
             try ReverseSequenceKernel(context: $0)
         })
-        r.add(OperatorRecord("CumProd", types: [.float32, .int64, .int32], shape: .fromInputShapes, rows: .mixes) {
+        r.add(OperatorRecord("CumProd", types: DataType.realNumbers, shape: .fromInputShapes, rows: .mixes) {
             try CumSumKernel(context: $0, product: true)
         })
         // Opset 9's Scatter is ScatterElements without a reduction (deprecated in opset 11).

@@ -10,6 +10,11 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Attention", types: f32, shape: .fromInputShapes, rows: .mixes) {
             try AttentionKernel(context: $0)
         })
+        // PyTorch's flex_attention (ai.onnx.preview): modifier subgraphs around the softmax.
+        r.add(
+            OperatorRecord("FlexAttention", domain: "ai.onnx.preview", domainOpsets: 1...1, types: f32, shape: .fromInputShapes, rows: .mixes) {
+                try FlexAttentionKernel(context: $0)
+            })
         r.add(OperatorRecord("RMSNormalization", types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
             try RMSNormalizationKernel(context: $0)
         })
@@ -19,13 +24,13 @@ extension OperatorRegistry {
         // Swish (x * sigmoid(alpha * x), SiLU at alpha 1) fuses into the MatMul/Gemm/Conv before it.
         r.add(
             OperatorRecord(
-                "Swish", types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
+                "Swish", types: UnaryKernel.types(.swish), shape: .fromInputShapes, rows: .rowwise, fusion: .activation,
                 epilogue: { Epilogue.equivalent(to: $0) }
             ) { try UnaryKernel(context: $0, op: .swish) })
 
         // The inverse trigonometric and the hyperbolic functions.
         for op in [UnaryKernel.Op.asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh, .atanh] {
-            r.add(OperatorRecord(op.rawValue, types: f32, shape: .fromInputShapes, rows: .rowwise) {
+            r.add(OperatorRecord(op.rawValue, types: UnaryKernel.types(op), shape: .fromInputShapes, rows: .rowwise) {
                 try UnaryKernel(context: $0, op: op)
             })
         }

@@ -4,8 +4,8 @@ import Tensors
 /// `EngineError.invalidModel` (via `context.invalid`) or `.unsupportedOperator` when it cannot.
 public typealias KernelFactory = @Sendable (NodeContext) throws -> any Kernel
 
-/// The table of operators the engine can run: ONNX op type (default domain) -> its
-/// `OperatorRecord` (kernel factory, opsets, element types, output shape, batch rows, fusion role).
+/// The table of operators the engine can run: ONNX op type (qualified by its domain outside the
+/// default one, `ai.onnx.preview.FlexAttention`) -> its `OperatorRecord` (kernel factory, opsets, element types, output shape, batch rows, fusion role).
 ///
 /// Registering an operator is adding its record: `registry.add(OperatorRecord("Relu", types: ...,
 /// shape: .fromInputShapes, rows: .rowwise) { try UnaryKernel(context: $0, op: .relu) })`.
@@ -17,9 +17,9 @@ public struct OperatorRegistry: Sendable {
     /// An empty registry (see `cpu` for the engine's operators).
     public init() {}
 
-    /// Adds or replaces the record of `record.opType`.
+    /// Adds or replaces the record of `record.qualifiedName`.
     mutating func add(_ record: OperatorRecord) {
-        records[record.opType] = record
+        records[record.qualifiedName] = record
     }
 
     /// Adds or replaces `opType` with a bare factory (tests and experiments): every opset, every
@@ -32,15 +32,15 @@ public struct OperatorRegistry: Sendable {
     /// The record of `opType` (default domain), nil when it is not implemented.
     public func record(_ opType: String) -> OperatorRecord? { records[opType] }
 
-    /// The record of `opType` when `domain` is the default one.
-    func record(_ opType: String, domain: String) -> OperatorRecord? {
-        Self.isDefaultDomain(domain) ? records[opType] : nil
+    /// The record of `opType` in `domain`.
+    public func record(_ opType: String, domain: String) -> OperatorRecord? {
+        Self.isDefaultDomain(domain) ? records[opType] : records["\(domain).\(opType)"]
     }
 
     /// Whether `opType` is implemented (default domain).
     public func supports(_ opType: String) -> Bool { records[opType] != nil }
 
-    /// The op types this registry implements, sorted (for `swerve check --list-ops`).
+    /// The op types this registry implements (qualified outside the default domain), sorted.
     public var supportedOperators: [String] { records.keys.sorted() }
 
     /// Every record, sorted by op type.
@@ -56,7 +56,8 @@ public struct OperatorRegistry: Sendable {
     /// `newestOpset`: it reads the model's opset and follows that version's definition.
     public static func opsetChanges(of opType: String) -> [Int]? { OperatorVersions.since[opType] }
 
-    /// The domains whose operators this engine implements: the default ONNX domain only.
+    /// Whether `domain` names the default ONNX domain (other domains' operators are records with
+    /// their `domain`: ai.onnx.preview).
     public static func isDefaultDomain(_ domain: String) -> Bool { domain.isEmpty || domain == "ai.onnx" }
 
     /// Builds the kernel for `context.node`, or throws `.unsupportedOperator` when the op type (or

@@ -23,6 +23,8 @@ public struct Plan: Sendable {
         /// From the operator's record: how its output shape is known, how it treats batch rows.
         let outputShape: OperatorRecord.OutputShape
         let batchRows: OperatorRecord.BatchRows
+        /// The record's `random`: the step never folds into a constant.
+        var random = false
     }
 
     /// A declared graph input and the slot it is bound to.
@@ -104,11 +106,11 @@ public struct Plan: Sendable {
                 }
                 continue
             }
+            let record = registry.record(node.opType, domain: node.domain)
             steps.append(
                 Step(node: node.displayName, opType: node.opType, kernel: kernel, inputs: inputSlots,
-                    outputs: outputSlots, release: [],
-                    outputShape: registry.record(node.opType, domain: node.domain)?.outputShape ?? .fromValues,
-                    batchRows: registry.record(node.opType, domain: node.domain)?.batchRows ?? .mixes))
+                    outputs: outputSlots, release: [], outputShape: record?.outputShape ?? .fromValues,
+                    batchRows: record?.batchRows ?? .mixes, random: record?.random ?? false))
         }
 
         var outputs: [(name: String, slot: Int)] = []
@@ -179,7 +181,7 @@ public struct Plan: Sendable {
         }
         return steps.enumerated().map { i, s in
             Step(node: s.node, opType: s.opType, kernel: s.kernel, inputs: s.inputs, outputs: s.outputs,
-                release: releases[i], outputShape: s.outputShape, batchRows: s.batchRows)
+                release: releases[i], outputShape: s.outputShape, batchRows: s.batchRows, random: s.random)
         }
     }
 }

@@ -39,7 +39,7 @@ extension ShapePlan {
             }
             let reads = step.inputs.filter { $0 >= 0 }
             let fold =
-                reads.allSatisfy { constant[$0] }
+                !step.random && reads.allSatisfy { constant[$0] }
                 || ((step.opType == "Shape" || step.opType == "Size") && reads.first.map { shapeKnown[$0] } == true)
             if fold {
                 let sized = reads.contains { batchSized[$0] } || reads.contains { !constant[$0] }

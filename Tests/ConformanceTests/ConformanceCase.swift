@@ -18,8 +18,11 @@ struct ConformanceCase {
         case failed(String)
     }
 
-    /// Element types Swerve's engine runs (float32 compute, int64/int32/bool shape and mask paths).
-    static let supportedTypes: Set<DataType> = [.float32, .int64, .int32, .bool]
+    /// Element types Swerve's engine runs: float32 and float64, every integer type, bool. Which of
+    /// them an operator implements its record says (`OperatorRecord.elementTypes`, checked below).
+    static let supportedTypes: Set<DataType> = [
+        .float32, .float64, .int64, .int32, .int16, .int8, .uint64, .uint32, .uint16, .uint8, .bool,
+    ]
 
     /// Loads, checks and runs the case, comparing with `rtol`/`atol` as onnx's runner does.
     func run(rtol: Double, atol: Double) -> Outcome {
@@ -63,6 +66,22 @@ struct ConformanceCase {
         } catch {
             return .failed("run failed: \(error)")
         }
+        if let random = RandomCase.cases[key] {
+            do {
+                let expected = try model.graph.outputs.indices.map { i in
+                    try ONNXLoader.loadValue(
+                        path: "\(data)/output_\(i).pb", kind: model.graph.outputs[i].kind, elementType: model.graph.outputs[i].dataType)
+                }
+                let outputs = try model.graph.outputs.map { o in
+                    guard let t = results[o.name] else { throw KernelError.failed("output '\(o.name)' missing") }
+                    return t
+                }
+                let inputs = model.graph.inputs.compactMap { feeds[$0.name] }
+                return random.check(inputs: inputs, outputs: outputs, expected: expected).map { .failed("random outputs: \($0)") } ?? .passed
+            } catch {
+                return .failed("\(error)")
+            }
+        }
         for (i, output) in model.graph.outputs.enumerated() {
             let expected: Tensor
             do {
@@ -84,7 +103,12 @@ struct ConformanceCase {
         let g = model.graph
         for v in g.inputs + g.outputs {
             if v.kind == .other { return "io: '\(v.name)' is a map or sparse tensor" }
-            guard let t = v.dataType else { return "io: '\(v.name)' is not a tensor of a known element type (sequence, map, optional, float8 or float4)" }
+            guard let t = v.dataType else {
+                if v.kind == .tensor {
+                    return "type: '\(v.name)' has an element type the engine does not hold (float8, float4, int4 or int2)"
+                }
+                return "io: '\(v.name)' is a \(v.kind.rawValue) of an element type the engine does not hold"
+            }
             if !supportedTypes.contains(t) { return "type: '\(v.name)' is \(t.onnxName)" }
         }
         for t in g.initializers.values where !supportedTypes.contains(t.dataType) {
@@ -93,6 +117,16 @@ struct ConformanceCase {
         // Subgraphs included (If branches, Loop and Scan bodies).
         if let missing = OperatorRegistry.cpu.unsupportedOperators(in: model).first {
             return "operator: \(missing.qualifiedName)"
+        }
+        // A node whose main input comes straight from the graph with a type its record does not list.
+        var known: [String: DataType] = [:]
+        for v in g.inputs + g.valueInfo { if let t = v.dataType { known[v.name] = t } }
+        for (name, t) in g.initializers { known[name] = t.dataType }
+        for node in g.nodes {
+            guard let record = OperatorRegistry.cpu.record(node.opType, domain: node.domain), let first = node.inputs.first,
+                let t = known[first], !record.elementTypes.contains(t)
+            else { continue }
+            return "type: '\(first)' is \(t.onnxName), which \(node.opType) does not implement"
         }
         return nil
     }
@@ -110,6 +144,7 @@ struct ConformanceCase {
         let a = actual.doubleValues()
         let e = expected.doubleValues()
         let exact = !actual.dataType.isFloatingPoint
+        let size = actual.dataType.byteSize
         var bad = 0
         var first = ""
         for i in e.indices {
@@ -117,7 +152,8 @@ struct ConformanceCase {
             let y = e[i]
             let ok: Bool
             if exact {
-                ok = x == y
+                // Bytes, not Doubles: 64-bit integers above 2^53 must match exactly too.
+                ok = memcmp(actual.rawBytes.baseAddress! + i * size, expected.rawBytes.baseAddress! + i * size, size) == 0
             } else if y.isNaN || x.isNaN {
                 ok = y.isNaN && x.isNaN
             } else if y.isInfinite || x.isInfinite {

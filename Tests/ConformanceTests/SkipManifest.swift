@@ -2,8 +2,8 @@ import Foundation
 
 /// The committed list of conformance cases Swerve does not run (`skipped.txt` next to this file):
 /// one line per case, `SUITE/test_NAME  category: detail`, where the category is `operator` (not
-/// implemented, or an attribute value it refuses), `type` (an element type outside float32, int64,
-/// int32 and bool) or `io` (sequence, map or optional inputs and outputs). `#` starts a comment.
+/// implemented, or an attribute value it refuses), `type` (an element type the engine does not hold,
+/// or one the operator's record does not list) or `io` (sequence, map or optional inputs and outputs). `#` starts a comment.
 struct SkipManifest {
     static let path: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("skipped.txt").path

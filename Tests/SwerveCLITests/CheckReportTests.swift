@@ -118,7 +118,7 @@ private func sampleModel() -> GraphModel {
     @Test func listOpsNamesEveryRecordWithItsTypes() {
         let text = Check.operatorList(OperatorRegistry.cpu).joined(separator: "\n")
         #expect(text.contains("Sign"))
-        #expect(text.contains("types FP32, INT64, INT32"))
+        #expect(text.contains("types FP32, FP64, INT64, INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8"))
         #expect(!text.contains("load and use the opset"), "opsets above the newest are refused, not mapped")
     }
 }

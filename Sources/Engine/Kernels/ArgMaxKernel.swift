@@ -1,7 +1,7 @@
 import Tensors
 
 /// ArgMax (and ArgMin) along `axis` (default 0), `keepdims` (default 1), `select_last_index` (default 0, opset 12+).
-/// Output INT64. Inputs float32, int64 or int32. NaN never wins against a number.
+/// Output INT64. Inputs float32, float64 or any integer type. NaN never wins against a number.
 struct ArgMaxKernel: BufferedKernel {
     /// ArgMin when true (the same scan on the other order).
     let isMin: Bool
@@ -29,16 +29,29 @@ struct ArgMaxKernel: BufferedKernel {
         let outer = x.shape[..<a].reduce(1, *)
         let inner = x.shape[(a + 1)...].reduce(1, *)
         let dst = out.mutableElements(as: Int64.self).baseAddress!
-        switch x.dataType {
-        case .float32: scan(x.elements(as: Float.self).baseAddress!, dst, outer, n, inner)
-        case .int64: scan(x.elements(as: Int64.self).baseAddress!, dst, outer, n, inner)
-        case .int32: scan(x.elements(as: Int32.self).baseAddress!, dst, outer, n, inner)
-        default: throw KernelError.failed("ArgMax supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
+        if x.dataType == .float32 {
+            scan(x.elements(as: Float.self).baseAddress!, dst, outer, n, inner)
+        } else if try x.dataType.dispatch(Scan(kernel: self, x: x, dst: dst, outer: outer, n: n, inner: inner)) == nil {
+            throw KernelError.unsupportedType(isMin ? "ArgMin" : "ArgMax", x.dataType, supported: DataType.realNumbers)
         }
         return [out]
     }
 
-    private func scan<T: Comparable>(
+    private struct Scan: ComparableBody {
+        typealias Result = Void
+        let kernel: ArgMaxKernel
+        let x: Tensor
+        let dst: UnsafeMutablePointer<Int64>
+        let outer: Int
+        let n: Int
+        let inner: Int
+
+        func run<T: Comparable & TensorElement>(_: T.Type) throws {
+            kernel.scan(x.elements(as: T.self).baseAddress!, dst, outer, n, inner)
+        }
+    }
+
+    fileprivate func scan<T: Comparable>(
         _ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<Int64>, _ outer: Int, _ n: Int, _ inner: Int
     ) {
         for o in 0..<outer {

@@ -82,3 +82,40 @@ enum BLAS {
             beta, c, blasint(max(ldc, 1)))
     }
 }
+
+/// The float types BLAS multiplies (sgemm, dgemm), so that a kernel's unpacked GEMM path is written
+/// once for float32 and float64.
+protocol BLASElement: FloatElement {
+    /// `BLAS.gemm` on this type.
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
+        b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int)
+}
+
+extension Float: BLASElement {
+    @inline(__always)
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        BLAS.gemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c,
+            ldc: ldc)
+    }
+}
+
+extension Double: BLASElement {
+    /// `C = op(A) * op(B)` with dgemm (C fully written, whatever it held).
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int,
+        b: UnsafePointer<Double>, ldb: Int, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        if m == 0 || n == 0 { return }
+        for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        if k == 0 { return }
+        cblas_dgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            blasint(m), blasint(n), blasint(k), 1, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)),
+            0, c, blasint(max(ldc, 1)))
+    }
+}

@@ -13,6 +13,11 @@ enum FloatSub: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Fl
 enum FloatMul: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a * b } }
 enum FloatDiv: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a / b } }
 
+enum RealAdd<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a + b } }
+enum RealSub<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a - b } }
+enum RealMul<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a * b } }
+enum RealDiv<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a / b } }
+
 enum IntAdd<Element: FixedWidthInteger>: BinaryOperation {
     static func apply(_ a: Element, _ b: Element) -> Element { a &+ b }
 }
@@ -30,23 +35,36 @@ enum IntDiv<Element: FixedWidthInteger>: BinaryOperation {
     }
 }
 
-/// Add, Sub, Mul, Div with multidirectional (numpy) broadcasting for float32, int64 and int32.
+/// Add, Sub, Mul, Div with multidirectional (numpy) broadcasting for float32, float64 and every
+/// integer type (wrapping; Div truncates toward zero and fails on a zero divisor).
 struct BinaryKernel: BufferedKernel {
     enum Op: String, Sendable { case add = "Add", sub = "Sub", mul = "Mul", div = "Div" }
     let op: Op
+    /// Opsets 1-6 with `broadcast` = 1 and `axis`: B's dimensions line up with A's from `axis` on
+    /// (not from the right, as numpy's do). nil for numpy broadcasting.
+    let legacyAxis: Int?
 
     init(context: NodeContext, op: Op) throws {
         try context.requireInputs(2)
-        if context.opset < 7, try context.int("broadcast", default: 0) != 0, context.has("axis") {
-            // Legacy broadcasting aligned at an explicit axis is not numpy broadcasting.
-            throw context.unsupported()
+        if context.opset < 7, try context.int("broadcast", default: 0) != 0, let axis = try context.int("axis") {
+            legacyAxis = axis
+        } else {
+            legacyAxis = nil
         }
         self.op = op
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
-        let b = try Check.input(inputs, 1, "B")
+        var b = try Check.input(inputs, 1, "B")
+        if let legacyAxis {
+            // B aligned at `axis`: trailing size-1 dimensions make numpy broadcasting do the same.
+            let axis = legacyAxis < 0 ? legacyAxis + a.rank : legacyAxis
+            guard axis >= 0, axis + b.rank <= a.rank else {
+                throw KernelError.shape("\(op.rawValue): B \(b.shape) does not fit A \(a.shape) from axis \(legacyAxis)")
+            }
+            b = b.reshaped(b.shape + [Int](repeating: 1, count: a.rank - axis - b.rank))
+        }
         guard a.dataType == b.dataType else {
             throw KernelError.failed(
                 "\(op.rawValue) needs inputs of one type, got \(a.dataType.v2Name) and \(b.dataType.v2Name)")
@@ -56,25 +74,41 @@ struct BinaryKernel: BufferedKernel {
         case (.float32, .sub): return [try BinaryLoop<FloatSub>.run(a, b, into: output)]
         case (.float32, .mul): return [try BinaryLoop<FloatMul>.run(a, b, into: output)]
         case (.float32, .div): return [try BinaryLoop<FloatDiv>.run(a, b, into: output)]
-        case (.int64, _): return [try runInteger(Int64.self, a, b, output)]
-        case (.int32, _): return [try runInteger(Int32.self, a, b, output)]
         default:
-            throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
+            guard let out = try a.dataType.dispatch(Arithmetic(op: op, a: a, b: b, output: output)) else {
+                throw KernelError.unsupportedType(op.rawValue, a.dataType, supported: DataType.realNumbers)
+            }
+            return [out]
         }
     }
 
-    private func runInteger<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, _ output: Tensor?)
-        throws -> Tensor
-    {
-        switch op {
-        case .add: return try BinaryLoop<IntAdd<T>>.run(a, b, into: output)
-        case .sub: return try BinaryLoop<IntSub<T>>.run(a, b, into: output)
-        case .mul: return try BinaryLoop<IntMul<T>>.run(a, b, into: output)
-        case .div:
-            if b.elements(as: T.self).contains(0) {
-                throw KernelError.failed("integer division by zero in Div")
+    /// The operation on any other numeric type.
+    private struct Arithmetic: NumericBody {
+        let op: Op
+        let a: Tensor
+        let b: Tensor
+        let output: Tensor?
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
+            switch op {
+            case .add: return try BinaryLoop<IntAdd<T>>.run(a, b, into: output)
+            case .sub: return try BinaryLoop<IntSub<T>>.run(a, b, into: output)
+            case .mul: return try BinaryLoop<IntMul<T>>.run(a, b, into: output)
+            case .div:
+                if b.elements(as: T.self).contains(0) {
+                    throw KernelError.failed("integer division by zero in Div")
+                }
+                return try BinaryLoop<IntDiv<T>>.run(a, b, into: output)
             }
-            return try BinaryLoop<IntDiv<T>>.run(a, b, into: output)
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws -> Tensor {
+            switch op {
+            case .add: return try BinaryLoop<RealAdd<T>>.run(a, b, into: output)
+            case .sub: return try BinaryLoop<RealSub<T>>.run(a, b, into: output)
+            case .mul: return try BinaryLoop<RealMul<T>>.run(a, b, into: output)
+            case .div: return try BinaryLoop<RealDiv<T>>.run(a, b, into: output)
+            }
         }
     }
 }

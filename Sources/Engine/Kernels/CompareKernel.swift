@@ -19,7 +19,7 @@ enum OpOr: BinaryOperation { static func apply(_ a: Bool, _ b: Bool) -> Bool { a
 enum OpXor: BinaryOperation { static func apply(_ a: Bool, _ b: Bool) -> Bool { a != b } }
 
 /// Comparisons (Equal, Less, LessOrEqual, Greater, GreaterOrEqual) with numpy broadcasting, giving
-/// BOOL; float32, int64, int32 (and bool for Equal). And, Or, Xor on BOOL.
+/// BOOL; float32, float64, every integer type (and bool for Equal). And, Or, Xor on BOOL.
 struct CompareKernel: BufferedKernel {
     enum Op: String, Sendable {
         case equal = "Equal", less = "Less", lessEqual = "LessOrEqual", greater = "Greater"
@@ -50,35 +50,40 @@ struct CompareKernel: BufferedKernel {
             }
         default: break
         }
-        switch a.dataType {
-        case .float32: return [try compare(Float.self, a, b, output)]
-        case .int64: return [try compare(Int64.self, a, b, output)]
-        case .int32: return [try compare(Int32.self, a, b, output)]
-        case .bool where op == .equal: return [try BinaryLoop<OpEqual<Bool>>.run(a, b, into: output)]
-        default:
-            throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
+        if a.dataType == .bool && op == .equal { return [try BinaryLoop<OpEqual<Bool>>.run(a, b, into: output)] }
+        guard let out = try a.dataType.dispatch(Comparison(op: op, a: a, b: b, output: output)) else {
+            throw KernelError.unsupportedType(op.rawValue, a.dataType, supported: DataType.realNumbers)
         }
+        return [out]
     }
 
-    private func compare<T: Comparable & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, _ output: Tensor?) throws
-        -> Tensor
-    {
-        switch op {
-        case .equal: return try BinaryLoop<OpEqual<T>>.run(a, b, into: output)
-        case .less: return try BinaryLoop<OpLess<T>>.run(a, b, into: output)
-        case .lessEqual: return try BinaryLoop<OpLessEqual<T>>.run(a, b, into: output)
-        case .greater: return try BinaryLoop<OpGreater<T>>.run(a, b, into: output)
-        default: return try BinaryLoop<OpGreaterEqual<T>>.run(a, b, into: output)
+    private struct Comparison: ComparableBody {
+        typealias Result = Tensor
+        let op: Op
+        let a: Tensor
+        let b: Tensor
+        let output: Tensor?
+
+        func run<T: Comparable & TensorElement>(_: T.Type) throws -> Tensor {
+            switch op {
+            case .equal: return try BinaryLoop<OpEqual<T>>.run(a, b, into: output)
+            case .less: return try BinaryLoop<OpLess<T>>.run(a, b, into: output)
+            case .lessEqual: return try BinaryLoop<OpLessEqual<T>>.run(a, b, into: output)
+            case .greater: return try BinaryLoop<OpGreater<T>>.run(a, b, into: output)
+            default: return try BinaryLoop<OpGreaterEqual<T>>.run(a, b, into: output)
+            }
         }
     }
 }
 
-enum FloatPow: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { powf(a, b) } }
-enum FloatFmod: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { fmodf(a, b) } }
+enum FloatPow<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a.power(b) } }
+enum FloatFmod<Element: FloatElement>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element { a.truncatingRemainder(dividingBy: b) }
+}
 /// Float Mod with fmod = 0: the remainder takes the divisor's sign (Python's %).
-enum FloatMod: BinaryOperation {
-    static func apply(_ a: Float, _ b: Float) -> Float {
-        let r = fmodf(a, b)
+enum FloatMod<Element: FloatElement>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element {
+        let r = a.truncatingRemainder(dividingBy: b)
         return r != 0 && ((r < 0) != (b < 0)) ? r + b : r
     }
 }
@@ -92,9 +97,11 @@ enum IntMod<Element: FixedWidthInteger>: BinaryOperation {
 enum IntFmod<Element: FixedWidthInteger>: BinaryOperation {
     static func apply(_ a: Element, _ b: Element) -> Element { a.remainderReportingOverflow(dividingBy: b).partialValue }
 }
+/// Integer power by squaring, wrapping on overflow; a negative exponent gives the truncated
+/// quotient 1 / a^-b (1 for 1, +-1 for -1, 0 otherwise).
 enum IntPow<Element: FixedWidthInteger>: BinaryOperation {
     static func apply(_ a: Element, _ b: Element) -> Element {
-        if b < 0 { return a == 1 ? 1 : (a == -1 ? (b & 1 == 0 ? 1 : -1) : 0) }
+        if b < 0 { return a == 1 ? 1 : (a == 0 &- 1 ? (b & 1 == 0 ? 1 : a) : 0) }
         var result: Element = 1
         var base = a
         var e = b
@@ -114,8 +121,9 @@ enum OpMin<Element: Comparable>: BinaryOperation {
     static func apply(_ a: Element, _ b: Element) -> Element { a != a ? a : (b < a ? b : a) }
 }
 
-/// Pow (the exponent may have another numeric type: it is converted to the base's type) and Mod
-/// (`fmod` attribute; integer Mod follows the divisor's sign), with numpy broadcasting.
+/// Pow (the exponent may have another numeric type: it is converted to the base's type; integer
+/// powers wrap) and Mod (`fmod` attribute; integer Mod follows the divisor's sign, fmod the
+/// dividend's), with numpy broadcasting, on float32, float64 and every integer type.
 struct PowModKernel: BufferedKernel {
     let isPow: Bool
     let fmod: Bool
@@ -133,29 +141,34 @@ struct PowModKernel: BufferedKernel {
         guard a.dataType == b.dataType else {
             throw KernelError.failed("Mod needs inputs of one type, got \(a.dataType.v2Name) and \(b.dataType.v2Name)")
         }
-        switch (a.dataType, isPow) {
-        case (.float32, true): return [try BinaryLoop<FloatPow>.run(a, b, into: output)]
-        case (.int64, true): return [try BinaryLoop<IntPow<Int64>>.run(a, b, into: output)]
-        case (.int32, true): return [try BinaryLoop<IntPow<Int32>>.run(a, b, into: output)]
-        case (.float32, false):
-            return [fmod ? try BinaryLoop<FloatFmod>.run(a, b, into: output) : try BinaryLoop<FloatMod>.run(a, b, into: output)]
-        case (.int64, false): return [try intMod(Int64.self, a, b, output)]
-        case (.int32, false): return [try intMod(Int32.self, a, b, output)]
-        default:
-            throw KernelError.failed("\(isPow ? "Pow" : "Mod") supports FP32, INT64 and INT32, got \(a.dataType.v2Name)")
+        guard let out = try a.dataType.dispatch(PowMod(isPow: isPow, fmod: fmod, a: a, b: b, output: output)) else {
+            throw KernelError.unsupportedType(isPow ? "Pow" : "Mod", a.dataType, supported: DataType.realNumbers)
         }
+        return [out]
     }
 
-    private func intMod<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, _ output: Tensor?)
-        throws -> Tensor
-    {
-        if b.elements(as: T.self).contains(0) { throw KernelError.failed("integer modulo by zero in Mod") }
-        return fmod ? try BinaryLoop<IntFmod<T>>.run(a, b, into: output) : try BinaryLoop<IntMod<T>>.run(a, b, into: output)
+    private struct PowMod: NumericBody {
+        let isPow: Bool
+        let fmod: Bool
+        let a: Tensor
+        let b: Tensor
+        let output: Tensor?
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
+            if isPow { return try BinaryLoop<IntPow<T>>.run(a, b, into: output) }
+            if b.elements(as: T.self).contains(0) { throw KernelError.failed("integer modulo by zero in Mod") }
+            return fmod ? try BinaryLoop<IntFmod<T>>.run(a, b, into: output) : try BinaryLoop<IntMod<T>>.run(a, b, into: output)
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws -> Tensor {
+            if isPow { return try BinaryLoop<FloatPow<T>>.run(a, b, into: output) }
+            return fmod ? try BinaryLoop<FloatFmod<T>>.run(a, b, into: output) : try BinaryLoop<FloatMod<T>>.run(a, b, into: output)
+        }
     }
 }
 
-/// Sum, Mean, Max, Min over one or more inputs with numpy broadcasting (float32; Max/Min/Sum also
-/// int64 and int32). Folds the inputs left to right into the output: the first two straight into it
+/// Sum, Mean, Max, Min over one or more inputs with numpy broadcasting (float32 and float64; Sum,
+/// Max and Min also every integer type, Sum wrapping). Folds the inputs left to right into the output: the first two straight into it
 /// (input 0 broadcast-copied first when those two alone do not have the output's shape), each later
 /// one in place.
 struct VariadicKernel: BufferedKernel {
@@ -184,10 +197,10 @@ struct VariadicKernel: BufferedKernel {
             shape = s
             xs.append(x)
         }
-        if xs.count > 1, ![.float32, .int64, .int32].contains(first.dataType) {
-            throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(first.dataType.v2Name)")
+        let supported = op == .mean ? [.float32, .float64] : DataType.realNumbers
+        if xs.count > 1 || op == .mean, !supported.contains(first.dataType) {
+            throw KernelError.unsupportedType(op.rawValue, first.dataType, supported: supported)
         }
-        if op == .mean, first.dataType != .float32 { throw KernelError.failed("Mean supports FP32 only") }
         let out = try Output.tensor(output, first.dataType, shape)
         var rest = xs.dropFirst()
         if xs.count >= 2 && Broadcast.shape([xs[0].shape, xs[1].shape]) == shape {
@@ -200,9 +213,13 @@ struct VariadicKernel: BufferedKernel {
         }
         // In place: each element of `out` is read once, then written.
         for x in rest { try combine(out, x, into: out) }
-        if op == .mean {
+        if op == .mean, out.dataType == .float32 {
             let d = out.mutableElements(as: Float.self)
             let r = Float(inputs.count)
+            for i in 0..<d.count { d[i] /= r }
+        } else if op == .mean {
+            let d = out.mutableElements(as: Double.self)
+            let r = Double(inputs.count)
             for i in 0..<d.count { d[i] /= r }
         }
         return [out]
@@ -210,24 +227,37 @@ struct VariadicKernel: BufferedKernel {
 
     /// out = a op b.
     private func combine(_ a: Tensor, _ b: Tensor, into out: Tensor) throws {
-        switch a.dataType {
-        case .float32:
+        if a.dataType == .float32 {
             switch op {
             case .sum, .mean: _ = try BinaryLoop<FloatAdd>.run(a, b, into: out)
             case .max: _ = try BinaryLoop<OpMax<Float>>.run(a, b, into: out)
             case .min: _ = try BinaryLoop<OpMin<Float>>.run(a, b, into: out)
             }
-        case .int64: try integer(Int64.self, a, b, into: out)
-        default: try integer(Int32.self, a, b, into: out)
+        } else {
+            _ = try a.dataType.dispatch(Combine(op: op, a: a, b: b, out: out))
         }
     }
 
-    private func integer<T: FixedWidthInteger & TensorElement>(_: T.Type, _ a: Tensor, _ b: Tensor, into out: Tensor) throws {
-        switch op {
-        case .sum: _ = try BinaryLoop<IntAdd<T>>.run(a, b, into: out)
-        case .max: _ = try BinaryLoop<OpMax<T>>.run(a, b, into: out)
-        case .min: _ = try BinaryLoop<OpMin<T>>.run(a, b, into: out)
-        case .mean: throw KernelError.failed("Mean supports FP32 only")
+    private struct Combine: NumericBody {
+        let op: Op
+        let a: Tensor
+        let b: Tensor
+        let out: Tensor
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws {
+            switch op {
+            case .sum, .mean: _ = try BinaryLoop<IntAdd<T>>.run(a, b, into: out)
+            case .max: _ = try BinaryLoop<OpMax<T>>.run(a, b, into: out)
+            case .min: _ = try BinaryLoop<OpMin<T>>.run(a, b, into: out)
+            }
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws {
+            switch op {
+            case .sum, .mean: _ = try BinaryLoop<RealAdd<T>>.run(a, b, into: out)
+            case .max: _ = try BinaryLoop<OpMax<T>>.run(a, b, into: out)
+            case .min: _ = try BinaryLoop<OpMin<T>>.run(a, b, into: out)
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 import Tensors
 
-/// Einsum (float32) without repeated labels inside one operand (no diagonals). Operands are
+/// Einsum (float32, float64); a label repeated inside one operand takes its diagonal first. Operands are
 /// contracted left to right, two at a time: labels only one side needs are summed first, then both
 /// sides are laid out as [batch, free, contracted] (a transpose only when their order differs; a
 /// B stored as [batch, free, contracted] is used as is with transB) and multiplied with one sgemm
@@ -39,14 +39,23 @@ struct EinsumKernel: BufferedKernel {
         guard terms.count == context.inputCount else {
             throw context.invalid("has \(terms.count) terms in '\(equation)' for \(context.inputCount) inputs")
         }
-        for t in terms + [output ?? []] where t.contains(where: { !$0.isLetter && $0 != "*" }) || Set(t).count != t.count {
-            throw context.unsupported()
+        // A label repeated inside an input term takes that operand's diagonal; the output's are unique.
+        for t in terms + [output ?? []] where t.contains(where: { !$0.isLetter && $0 != "*" }) {
+            throw context.invalid("has a label that is not a letter in '\(equation)'")
+        }
+        if let output, Set(output).count != output.count {
+            throw context.invalid("repeats a label in the output of '\(equation)'")
         }
     }
 
     func run(_ inputs: [Tensor?], into buffer: Tensor?) throws -> [Tensor] {
         let xs = try inputs.indices.map { try Check.input(inputs, $0, "input \($0)") }
-        for x in xs { try Check.dataType(x, [.float32], "Einsum input") }
+        for x in xs { try Check.dataType(x, [xs[0].dataType == .float64 ? .float64 : .float32], "Einsum input") }
+        return xs[0].dataType == .float64 ? try run(xs, Double.self, into: buffer) : try run(xs, Float.self, into: buffer)
+    }
+
+    /// Einsum of inputs of float type `T`: contracted pairwise left to right with GEMMs.
+    private func run<T: BLASElement>(_ xs: [Tensor], _: T.Type, into buffer: Tensor?) throws -> [Tensor] {
         // Expand the ellipsis into private labels (uppercase Greek), right-aligned across operands.
         let ellipsisRank = try zip(terms, xs).map { term, x -> Int in
             let named = term.filter { $0 != "*" }.count
@@ -61,6 +70,11 @@ struct EinsumKernel: BufferedKernel {
             let own = x.rank - term.filter { $0 != "*" }.count
             labels.append(term.flatMap { $0 == "*" ? Array(hidden.suffix(own)) : [$0] })
         }
+        var operands = xs
+        for i in operands.indices where Set(labels[i]).count != labels[i].count {
+            (operands[i], labels[i]) = try Self.diagonal(T.self, operands[i], labels[i])
+        }
+        let xs = operands
         var outLabels: [Character]
         if let output {
             outLabels = output.flatMap { $0 == "*" ? hidden : [$0] }
@@ -80,7 +94,7 @@ struct EinsumKernel: BufferedKernel {
         guard Set(outLabels).isSubset(of: labels.flatMap { $0 }) else {
             throw KernelError.failed("Einsum output labels \(String(outLabels)) do not appear in the inputs")
         }
-        let out = try Output.tensor(buffer, .float32, outLabels.map { sizes[$0]! })
+        let out = try Output.tensor(buffer, T.dataType, outLabels.map { sizes[$0]! })
         var current = xs[0]
         var currentLabels = labels[0]
         var written = false  // whether `current` is the output
@@ -88,7 +102,7 @@ struct EinsumKernel: BufferedKernel {
             let later = Set(outLabels + labels[(i + 1)...].flatMap { $0 })
             let last = i == xs.count - 1
             (current, currentLabels, written) = try Self.contract(
-                current, currentLabels, xs[i], labels[i], keep: later,
+                T.self, current, currentLabels, xs[i], labels[i], keep: later,
                 into: last ? (outLabels, out) : nil)
         }
         if written { return [out] }
@@ -96,21 +110,58 @@ struct EinsumKernel: BufferedKernel {
         if currentLabels.allSatisfy(keep.contains) {
             Self.permute(current, currentLabels, to: outLabels, into: out)
         } else if currentLabels.filter(keep.contains) == outLabels {
-            Self.sumOut(current, currentLabels, keep: keep, into: out)
+            Self.sumOut(T.self, current, currentLabels, keep: keep, into: out)
         } else {
-            let (summed, summedLabels) = Self.sumOut(current, currentLabels, keep: keep)
+            let (summed, summedLabels) = Self.sumOut(T.self, current, currentLabels, keep: keep)
             Self.permute(summed, summedLabels, to: outLabels, into: out)
         }
         return [out]
     }
 
+    /// The diagonal of `x` over each label `labels` repeats ("ii" -> "i"): one dimension per distinct
+    /// label, in first-occurrence order, reading the elements whose repeated indices are equal.
+    static func diagonal<T: BLASElement>(_: T.Type, _ x: Tensor, _ labels: [Character]) throws -> (Tensor, [Character]) {
+        var unique: [Character] = []
+        for c in labels where !unique.contains(c) { unique.append(c) }
+        var strides = [Int](repeating: 1, count: x.rank)
+        for d in stride(from: x.rank - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * x.shape[d + 1] }
+        var shape: [Int] = []
+        var steps: [Int] = []  // input stride of one step along each output dimension
+        for c in unique {
+            let at = labels.indices.filter { labels[$0] == c }
+            guard Set(at.map { x.shape[$0] }).count == 1 else {
+                throw KernelError.shape("Einsum label '\(c)' has different sizes within one operand \(x.shape)")
+            }
+            shape.append(x.shape[at[0]])
+            steps.append(at.reduce(0) { $0 + strides[$1] })
+        }
+        let out = try Tensor(allocating: T.dataType, shape: shape)
+        let src = x.elements(as: T.self)
+        let dst = out.mutableElements(as: T.self)
+        var index = [Int](repeating: 0, count: shape.count)
+        var offset = 0
+        for k in 0..<out.count {
+            dst[k] = src[offset]
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                offset += steps[d]
+                if index[d] < shape[d] { break }
+                offset -= steps[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return (out, unique)
+    }
+
     /// Sums `x` over the labels not in `keep` into `out` (of the kept labels' sizes, in `labels`' order).
-    static func sumOut(_ x: Tensor, _ labels: [Character], keep: Set<Character>, into out: Tensor) {
+    static func sumOut<T: BLASElement>(_: T.Type, _ x: Tensor, _ labels: [Character], keep: Set<Character>, into out: Tensor) {
         var outShape = x.shape
         for (i, c) in labels.enumerated() where !keep.contains(c) { outShape[i] = 1 }
         ReduceKernel.reduce(
-            x.elements(as: Float.self).baseAddress, x.shape, outShape, Float(0),
-            into: out.mutableElements(as: Float.self).baseAddress!
+            x.elements(as: T.self).baseAddress, x.shape, outShape, T(0),
+            into: out.mutableElements(as: T.self).baseAddress!
         ) { $0 + $1 }
     }
 
@@ -121,16 +172,16 @@ struct EinsumKernel: BufferedKernel {
         let perm = target.map { c in labels.firstIndex(of: c)! }
         StridedCopy.copy(
             x.rawBytes.baseAddress!, strides: perm.map { strides[$0] }, shape: perm.map { x.shape[$0] },
-            to: out.mutableBytes.baseAddress!, elementSize: 4)
+            to: out.mutableBytes.baseAddress!, elementSize: x.dataType.byteSize)
     }
 
     /// Sums over the labels of `x` that are not in `keep`.
-    static func sumOut(_ x: Tensor, _ labels: [Character], keep: Set<Character>) -> (Tensor, [Character]) {
+    static func sumOut<T: BLASElement>(_: T.Type, _ x: Tensor, _ labels: [Character], keep: Set<Character>) -> (Tensor, [Character]) {
         let kept = labels.filter { keep.contains($0) }
         if kept.count == labels.count { return (x, labels) }
         var outShape = x.shape
         for (i, c) in labels.enumerated() where !keep.contains(c) { outShape[i] = 1 }
-        let r = ReduceKernel.reduce(x, outShape, Float(0)) { $0 + $1 }
+        let r = ReduceKernel.reduce(x, outShape, T(0)) { $0 + $1 }
         return (r.reshaped(zip(labels, x.shape).filter { keep.contains($0.0) }.map(\.1)), kept)
     }
 
@@ -145,12 +196,12 @@ struct EinsumKernel: BufferedKernel {
     /// Contracts two operands, keeping the labels in `keep` (plus those both share and `keep` holds).
     /// When `final` is given (the output's labels and tensor) and the product's labels are in that
     /// order, the product is written into that tensor (third result true).
-    static func contract(
-        _ a0: Tensor, _ la0: [Character], _ b0: Tensor, _ lb0: [Character], keep: Set<Character>,
+    static func contract<T: BLASElement>(
+        _: T.Type, _ a0: Tensor, _ la0: [Character], _ b0: Tensor, _ lb0: [Character], keep: Set<Character>,
         into final: ([Character], Tensor)? = nil
     ) throws -> (Tensor, [Character], Bool) {
-        let (a, la) = sumOut(a0, la0, keep: keep.union(lb0))
-        let (b, lb) = sumOut(b0, lb0, keep: keep.union(la0))
+        let (a, la) = sumOut(T.self, a0, la0, keep: keep.union(lb0))
+        let (b, lb) = sumOut(T.self, b0, lb0, keep: keep.union(la0))
         let batch = la.filter { lb.contains($0) && keep.contains($0) }
         let inner = la.filter { lb.contains($0) && !keep.contains($0) }
         let aFree = la.filter { !lb.contains($0) }
@@ -168,15 +219,15 @@ struct EinsumKernel: BufferedKernel {
         let outLabels = batch + aFree + bFree
         let outShape = outLabels.map { c in la.firstIndex(of: c).map { a.shape[$0] } ?? b.shape[lb.firstIndex(of: c)!] }
         let written = final.map { $0.0 == outLabels } ?? false
-        let out = written ? final!.1 : try Tensor(allocating: .float32, shape: outShape)
+        let out = written ? final!.1 : try Tensor(allocating: T.dataType, shape: outShape)
         if out.count == 0 { return (out, outLabels, written) }
-        let x = pa.elements(as: Float.self).baseAddress!
-        let y = pb.elements(as: Float.self).baseAddress!
-        let z = out.mutableElements(as: Float.self).baseAddress!
+        let x = pa.elements(as: T.self).baseAddress!
+        let y = pb.elements(as: T.self).baseAddress!
+        let z = out.mutableElements(as: T.self).baseAddress!
         for i in 0..<batchCount {
-            BLAS.gemm(
-                transA: false, transB: transB, m: m, n: n, k: k, alpha: 1, a: x + i * m * k, lda: k, b: y + i * k * n,
-                ldb: transB ? k : n, beta: 0, c: z + i * m * n, ldc: n)
+            T.gemm(
+                transA: false, transB: transB, m: m, n: n, k: k, a: x + i * m * k, lda: k, b: y + i * k * n,
+                ldb: transB ? k : n, c: z + i * m * n, ldc: n)
         }
         return (out, outLabels, written)
     }

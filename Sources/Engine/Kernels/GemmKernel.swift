@@ -1,6 +1,7 @@
 import Tensors
 
-/// ONNX Gemm: `Y = alpha * op(A) * op(B) + beta * C`, float32. A and B are 2-D; C (optional from
+/// ONNX Gemm: `Y = alpha * op(A) * op(B) + beta * C`, float32 (float64 through dgemm, without a
+/// fused activation). A and B are 2-D; C (optional from
 /// opset 11) broadcasts unidirectionally to (M, N): a scalar, [N], [1, N], [M, 1], [M, N], [1], [1, 1].
 struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
     let alpha: Float
@@ -38,6 +39,7 @@ struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
         if b == nil && usePacked == nil { _ = try Check.input(inputs, 1, "B") }
         let bShape = b?.shape ?? usePacked!.shape
         let c = inputs.count > 2 ? inputs[2] : nil
+        if a.dataType == .float64, let b { return [try double(a, b, c, into: output)] }
         try Check.dataType(a, [.float32], "A")
         if let b { try Check.dataType(b, [.float32], "B") }
         guard a.rank == 2, bShape.count == 2 else {
@@ -71,6 +73,36 @@ struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
         }
         if m * n > 0 { epilogue.apply(y.baseAddress!, count: m * n) }
         return [out]
+    }
+
+    /// Gemm on float64: the product with dgemm, then alpha and beta * C (broadcast) applied after.
+    private func double(_ a: Tensor, _ b: Tensor, _ c: Tensor?, into output: Tensor?) throws -> Tensor {
+        try Check.dataType(b, [.float64], "B")
+        guard epilogue.kind == .none else { throw KernelError.failed("Gemm's fused activation is float32 only, got FP64") }
+        guard a.rank == 2, b.rank == 2 else { throw KernelError.shape("Gemm needs 2-D A and B, got A \(a.shape) and B \(b.shape)") }
+        let (m, ka) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (kb, n) = transB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        guard ka == kb else {
+            throw KernelError.shape("Gemm inner dimensions differ: op(A) is [\(m), \(ka)] and op(B) is [\(kb), \(n)]")
+        }
+        let out = try Output.tensor(output, .float64, [m, n])
+        if m * n == 0 { return out }
+        let y = out.mutableElements(as: Double.self).baseAddress!
+        Double.gemm(
+            transA: transA, transB: transB, m: m, n: n, k: ka, a: a.elements(as: Double.self).baseAddress!, lda: a.shape[1],
+            b: b.elements(as: Double.self).baseAddress!, ldb: b.shape[1], c: y, ldc: n)
+        let alpha = Double(self.alpha)
+        if alpha != 1 { for i in 0..<(m * n) { y[i] *= alpha } }
+        guard let c, beta != 0 else { return out }
+        try Check.dataType(c, [.float64], "C")
+        guard c.rank <= 2, Broadcast.shape([c.shape, [m, n]]) == [m, n] else { throw biasError(c.shape, m, n) }
+        let strides = Broadcast.strides(of: c.shape, broadcastTo: [m, n])
+        let pc = c.elements(as: Double.self).baseAddress!
+        let beta = Double(self.beta)
+        for i in 0..<m {
+            for j in 0..<n { y[i * n + j] += beta * pc[i * strides[0] + j * strides[1]] }
+        }
+        return out
     }
 
     /// Writes `beta * C` broadcast to (m, n) into `y`.

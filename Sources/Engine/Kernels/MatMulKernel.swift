@@ -1,6 +1,6 @@
 import Tensors
 
-/// ONNX MatMul with numpy `matmul` semantics, float32: N-D operands with broadcast batch dimensions;
+/// ONNX MatMul with numpy `matmul` semantics, float32 and float64 (dgemm): N-D operands with broadcast batch dimensions;
 /// a 1-D A is promoted to [1, K] and a 1-D B to [K, 1], and the added dimension is removed from the
 /// result. One sgemm per batch matrix, or a single sgemm when B is 2-D (A's batch folds into M).
 ///
@@ -31,6 +31,9 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         let y = out[0]
         let n = y.shape.last ?? 1
         guard y.count > 0 else { return out }
+        guard y.dataType == .float32 else {
+            throw KernelError.failed("MatMul's fused bias and activation are float32 only, got \(y.dataType.v2Name)")
+        }
         let p = y.mutableElements(as: Float.self).baseAddress!
         if let bias {
             guard bias.count == n, y.rank >= 1 else {
@@ -58,8 +61,8 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         let usePacked = b == nil ? packed : nil
         if b == nil && usePacked == nil { _ = try Check.input(inputs, 1, "B") }
         let bStored = b?.shape ?? [usePacked!.k, usePacked!.n]
-        try Check.dataType(a, [.float32], "A")
-        if let b { try Check.dataType(b, [.float32], "B") }
+        try Check.dataType(a, [.float32, .float64], "A")
+        if let b { try Check.dataType(b, [a.dataType], "B") }
         guard a.rank >= 1, bStored.count >= 1 else {
             throw KernelError.shape("MatMul needs operands of rank 1 or more, got \(a.shape) and \(bStored)")
         }
@@ -81,9 +84,15 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         var outShape = batch
         if a.rank > 1 { outShape.append(m) }
         if bStored.count > 1 { outShape.append(n) }
-        let out = try Output.tensor(output, .float32, outShape)
+        let out = try Output.tensor(output, a.dataType, outShape)
         let batchCount = Tensor.elementCount(batch)
         if batchCount * m * n == 0 { return ([out], false) }
+        let shapes = (m: m, n: n, k: k, batch: batch, aBatch: aBatch, bBatch: bBatch)
+        if a.dataType == .float64 {
+            guard let b else { throw KernelError.failed("MatMul needs inputs of one type, got FP64 and FP32") }
+            Self.multiply(a, b, Double.self, shapes, into: out)
+            return ([out], false)
+        }
 
         let pa = a.elements(as: Float.self).baseAddress!
         let pc = out.mutableElements(as: Float.self).baseAddress!
@@ -103,17 +112,29 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
             PackedGemm.multiply(a: pa, lda: k, m: batchCount * m, usePacked, c: pc, ldc: n, epilogue: epilogue)
             return ([out], true)
         }
-        let pb = b!.elements(as: Float.self).baseAddress!
-        let bMatrices = Tensor.elementCount(bBatch)
+        Self.multiply(a, b!, Float.self, shapes, into: out)
+        return ([out], false)
+    }
+
+    /// A times B with BLAS (no packed weights), one GEMM when B is a single matrix, else one per
+    /// batch matrix, split over the thread budget.
+    private static func multiply<T: BLASElement>(
+        _ a: Tensor, _ b: Tensor, _: T.Type,
+        _ shapes: (m: Int, n: Int, k: Int, batch: [Int], aBatch: [Int], bBatch: [Int]), into out: Tensor
+    ) {
+        let (m, n, k, batch) = (shapes.m, shapes.n, shapes.k, shapes.batch)
+        let batchCount = Tensor.elementCount(batch)
+        let pa = a.elements(as: T.self).baseAddress!
+        let pb = b.elements(as: T.self).baseAddress!
+        let pc = out.mutableElements(as: T.self).baseAddress!
+        let bMatrices = Tensor.elementCount(shapes.bBatch)
         if bMatrices == 1 {
             // B is one matrix: A's batch folds into M (A is contiguous, its batch count = batchCount).
-            BLAS.gemm(
-                transA: false, transB: false, m: batchCount * m, n: n, k: k, alpha: 1, a: pa, lda: k,
-                b: pb, ldb: n, beta: 0, c: pc, ldc: n)
-            return ([out], false)
+            T.gemm(transA: false, transB: false, m: batchCount * m, n: n, k: k, a: pa, lda: k, b: pb, ldb: n, c: pc, ldc: n)
+            return
         }
-        let aStrides = Broadcast.strides(of: aBatch, broadcastTo: batch)
-        let bStrides = Broadcast.strides(of: bBatch, broadcastTo: batch)
+        let aStrides = Broadcast.strides(of: shapes.aBatch, broadcastTo: batch)
+        let bStrides = Broadcast.strides(of: shapes.bBatch, broadcastTo: batch)
         // The batch's matrices split over the thread budget (OpenBLAS runs on one thread each).
         Parallel.forEach(batchCount, costPerItem: 2 * m * n * k) { range in
             // Odometer over the batch index, started at the range's first matrix; offsets count matrices.
@@ -128,9 +149,9 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
                 bOffset += index[d] * bStrides[d]
             }
             for i in range {
-                BLAS.gemm(
-                    transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: pa + aOffset * m * k, lda: k,
-                    b: pb + bOffset * k * n, ldb: n, beta: 0, c: pc + i * m * n, ldc: n)
+                T.gemm(
+                    transA: false, transB: false, m: m, n: n, k: k, a: pa + aOffset * m * k, lda: k,
+                    b: pb + bOffset * k * n, ldb: n, c: pc + i * m * n, ldc: n)
                 var d = batch.count - 1
                 while d >= 0 {
                     index[d] += 1
@@ -144,6 +165,5 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
                 }
             }
         }
-        return ([out], false)
     }
 }

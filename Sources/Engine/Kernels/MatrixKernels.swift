@@ -1,8 +1,8 @@
 import Tensors
 
 /// CumSum (and CumProd, `product`) along the axis given by input 1 (an INT64 or INT32 scalar),
-/// inclusive or `exclusive`, forward or `reverse`. FP32, INT64 and INT32 (integers wrap on
-/// overflow).
+/// inclusive or `exclusive`, forward or `reverse`. FP32, FP64 and every integer type (integers wrap
+/// on overflow).
 struct CumSumKernel: BufferedKernel {
     let exclusive: Bool
     let reverse: Bool
@@ -30,19 +30,43 @@ struct CumSumKernel: BufferedKernel {
         switch (x.dataType, product) {
         case (.float32, false): scan(x, out, Float.self, outer, n, inner, 0, +)
         case (.float32, true): scan(x, out, Float.self, outer, n, inner, 1, *)
-        case (.int64, false): scan(x, out, Int64.self, outer, n, inner, 0, &+)
-        case (.int64, true): scan(x, out, Int64.self, outer, n, inner, 1, &*)
-        case (.int32, false): scan(x, out, Int32.self, outer, n, inner, 0, &+)
-        case (.int32, true): scan(x, out, Int32.self, outer, n, inner, 1, &*)
-        default: throw KernelError.failed("\(op) supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
+        default:
+            if try x.dataType.dispatch(Scan(kernel: self, x: x, out: out, outer: outer, n: n, inner: inner)) == nil {
+                throw KernelError.unsupportedType(op, x.dataType, supported: DataType.realNumbers)
+            }
         }
         return [out]
+    }
+
+    private struct Scan: NumericBody {
+        let kernel: CumSumKernel
+        let x: Tensor
+        let out: Tensor
+        let outer: Int
+        let n: Int
+        let inner: Int
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws {
+            if kernel.product {
+                kernel.scan(x, out, T.self, outer, n, inner, 1, &*)
+            } else {
+                kernel.scan(x, out, T.self, outer, n, inner, 0, &+)
+            }
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws {
+            if kernel.product {
+                kernel.scan(x, out, T.self, outer, n, inner, 1, *)
+            } else {
+                kernel.scan(x, out, T.self, outer, n, inner, 0, +)
+            }
+        }
     }
 
     /// Running sums or products along the middle axis, a whole inner row at a time (vectorisable):
     /// each output row combines the previous output row (the running value) with an input row.
     @inline(__always)
-    private func scan<T>(
+    fileprivate func scan<T>(
         _ x: Tensor, _ out: Tensor, _: T.Type, _ outer: Int, _ n: Int, _ inner: Int, _ identity: T,
         _ combine: (T, T) -> T
     ) {

@@ -5,19 +5,30 @@ import Darwin
 #endif
 import Tensors
 
-/// BatchNormalization at inference: y = (x - mean) / sqrt(var + epsilon) * scale + B per channel
-/// (dimension 1). The legacy attributes of opsets 6-9 (`is_test`, `spatial`, `consumed_inputs`) are
-/// accepted; `spatial` = 0 and `training_mode` = 1 are not supported.
+/// BatchNormalization: y = (x - mean) / sqrt(var + epsilon) * scale + B per channel (dimension 1).
+/// At inference mean and var are inputs. With `training_mode` = 1 (opsets 14+) they are the batch's
+/// own statistics (mean and population variance over every axis but 1), and the optional outputs
+/// 1 and 2 are the running statistics updated with `momentum`:
+/// running = input * momentum + batch * (1 - momentum). A training-mode step mixes the rows of a
+/// batch, so `BatchSplit` keeps a batch whole through it. The legacy attributes of opsets 6-9
+/// (`is_test`, `spatial`, `consumed_inputs`) are accepted; `spatial` = 0 and the legacy training
+/// outputs of opsets before 14 are not supported.
 struct BatchNormalizationKernel: BufferedKernel {
     let epsilon: Float
+    let momentum: Double
+    /// Statistics from the batch (training_mode = 1) rather than from the mean and var inputs.
+    let training: Bool
 
     init(context: NodeContext) throws {
         try context.requireInputs(5)
         epsilon = try context.float("epsilon", default: 1e-5)
-        if try context.int("spatial", default: 1) == 0 || context.int("training_mode", default: 0) != 0 {
+        momentum = Double(try context.float("momentum", default: 0.9))
+        training = try context.int("training_mode", default: 0) != 0
+        if try context.int("spatial", default: 1) == 0 { throw context.unsupported() }
+        let statistics = (1..<context.node.outputs.count).contains(where: context.hasOutput)
+        if statistics && !(training && context.opset >= 14 && context.node.outputs.count <= 3) {
             throw context.unsupported()
         }
-        if (1..<context.node.outputs.count).contains(where: context.hasOutput) { throw context.unsupported() }
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
@@ -34,22 +45,54 @@ struct BatchNormalizationKernel: BufferedKernel {
         }
         let scale = params[0].elements(as: Float.self)
         let bias = params[1].elements(as: Float.self)
-        let mean = params[2].elements(as: Float.self)
-        let variance = params[3].elements(as: Float.self)
         let out = try Output.tensor(output, .float32, x.shape)
         let inner = x.shape[2...].reduce(1, *)
-        let src = x.elements(as: Float.self).baseAddress
+        let images = x.shape[0]
+        let src = x.elements(as: Float.self)
+        var mean = Array(params[2].elements(as: Float.self))
+        var variance = Array(params[3].elements(as: Float.self))
+        var extra: [Tensor] = []
+        if training {
+            // The batch's statistics in double (two passes), then the running ones.
+            let n = Double(images * inner)
+            let runningMean = try Tensor(allocating: .float32, shape: [c])
+            let runningVar = try Tensor(allocating: .float32, shape: [c])
+            let rm = runningMean.mutableElements(as: Float.self)
+            let rv = runningVar.mutableElements(as: Float.self)
+            for ch in 0..<c {
+                var sum = 0.0
+                for img in 0..<images {
+                    let off = (img * c + ch) * inner
+                    for i in 0..<inner { sum += Double(src[off + i]) }
+                }
+                let m = n > 0 ? sum / n : 0
+                var squares = 0.0
+                for img in 0..<images {
+                    let off = (img * c + ch) * inner
+                    for i in 0..<inner {
+                        let d = Double(src[off + i]) - m
+                        squares += d * d
+                    }
+                }
+                let v = n > 0 ? squares / n : 0
+                rm[ch] = Float(Double(mean[ch]) * momentum + m * (1 - momentum))
+                rv[ch] = Float(Double(variance[ch]) * momentum + v * (1 - momentum))
+                mean[ch] = Float(m)
+                variance[ch] = Float(v)
+            }
+            extra = [runningMean, runningVar]
+        }
         let dst = out.mutableElements(as: Float.self).baseAddress
-        guard let src, let dst, x.count > 0 else { return [out] }
-        for n in 0..<x.shape[0] {
+        guard let base = src.baseAddress, let dst, x.count > 0 else { return [out] + extra }
+        for n in 0..<images {
             for ch in 0..<c {
                 let a = scale[ch] / (variance[ch] + epsilon).squareRoot()
                 let b = bias[ch] - mean[ch] * a
                 let off = (n * c + ch) * inner
-                for i in 0..<inner { dst[off + i] = src[off + i] * a + b }
+                for i in 0..<inner { dst[off + i] = base[off + i] * a + b }
             }
         }
-        return [out]
+        return [out] + extra
     }
 }
 

@@ -81,21 +81,39 @@ struct PadKernel: BufferedKernel {
                 v = t.elements(as: Float.self)[0]
             }
             fill(x, out, maps, v)
-        case .int64: fill(x, out, maps, try constant(inputs, Int64(0)))
-        case .int32: fill(x, out, maps, try constant(inputs, Int32(0)))
         case .bool: fill(x, out, maps, try constant(inputs, false))
-        default: throw KernelError.failed("Pad supports FP32, INT64, INT32 and BOOL, got \(x.dataType.v2Name)")
+        default:
+            if try x.dataType.dispatch(Fill(kernel: self, x: x, out: out, maps: maps, inputs: inputs)) == nil {
+                throw KernelError.unsupportedType("Pad", x.dataType, supported: DataType.realNumbers + [.bool])
+            }
         }
         return [out]
     }
 
-    private func constant<T: TensorElement>(_ inputs: [Tensor?], _ zero: T) throws -> T {
+    /// Pad of float64 or an integer type (opset 2's float `value` applies to float64 only).
+    private struct Fill: NumericBody {
+        let kernel: PadKernel
+        let x: Tensor
+        let out: Tensor
+        let maps: [[Int]]
+        let inputs: [Tensor?]
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws {
+            kernel.fill(x, out, maps, try kernel.constant(inputs, T(0)))
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws {
+            kernel.fill(x, out, maps, try kernel.constant(inputs, T(kernel.attributeValue)))
+        }
+    }
+
+    fileprivate func constant<T: TensorElement>(_ inputs: [Tensor?], _ zero: T) throws -> T {
         guard inputs.count > 2, let t = inputs[2], t.count > 0 else { return zero }
         try Check.dataType(t, [T.dataType], "constant_value")
         return t.elements(as: T.self)[0]
     }
 
-    private func fill<T: TensorElement>(_ x: Tensor, _ out: Tensor, _ maps: [[Int]], _ value: T) {
+    fileprivate func fill<T: TensorElement>(_ x: Tensor, _ out: Tensor, _ maps: [[Int]], _ value: T) {
         let src = x.elements(as: T.self).baseAddress
         let dst = out.mutableElements(as: T.self).baseAddress!
         let shape = out.shape

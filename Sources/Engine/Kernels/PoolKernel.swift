@@ -1,7 +1,8 @@
 import Glibc
 import Tensors
 
-/// MaxPool, AveragePool and LpPool (float32, 1 to 3 spatial dimensions): `kernel_shape`, strides, pads or
+/// MaxPool (float32; also float64, int8 and uint8 without Indices), AveragePool and LpPool (float32),
+/// 1 to 3 spatial dimensions: `kernel_shape`, strides, pads or
 /// `auto_pad`, dilations, `ceil_mode`; AveragePool's `count_include_pad` divides by the window's size
 /// clipped to the padded input instead of by the number of real elements; LpPool takes
 /// (sum of |x|^p)^(1/p) over the window's real elements. MaxPool's optional Indices
@@ -54,12 +55,19 @@ struct PoolKernel: BufferedKernel {
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
-        try Check.dataType(x, [.float32], "X")
+        try Check.dataType(x, isMax && !indices ? Self.maxTypes : [.float32], "X")
         guard x.rank >= 3 else { throw KernelError.shape("pooling needs X [N, C, ...] of rank 3 to 5, got \(x.shape)") }
         let geo = try window.resolve(spatial: Array(x.shape[2...]), kernel: window.kernelShape!)
         let planes = x.shape[0] * x.shape[1]
-        let out = try Output.tensor(output, .float32, Array(x.shape[..<2]) + geo.outputSpatial)
+        let out = try Output.tensor(output, x.dataType, Array(x.shape[..<2]) + geo.outputSpatial)
         if out.count == 0 { return [out] }
+        switch x.dataType {
+        case .float64: Self.maxPool(x, out, Double.self, -.infinity, planes, geo)
+        case .int8: Self.maxPool(x, out, Int8.self, .min, planes, geo)
+        case .uint8: Self.maxPool(x, out, UInt8.self, .min, planes, geo)
+        default: break
+        }
+        if x.dataType != .float32 { return [out] }
         let px = x.elements(as: Float.self).baseAddress!
         let py = out.mutableElements(as: Float.self).baseAddress!
         if indices {
@@ -90,6 +98,29 @@ struct PoolKernel: BufferedKernel {
             }
         }
         return [out]
+    }
+
+    /// MaxPool's element types (its Indices output and the other pools: float32 only).
+    static let maxTypes: [DataType] = [.float32, .float64, .int8, .uint8]
+
+    /// MaxPool of another element type, plane by plane, one window at a time.
+    private static func maxPool<T: Comparable & TensorElement>(
+        _ x: Tensor, _ out: Tensor, _: T.Type, _ lowest: T, _ planes: Int, _ g: WindowGeometry
+    ) {
+        let px = x.elements(as: T.self).baseAddress!
+        let py = out.mutableElements(as: T.self).baseAddress!
+        let taps = Taps(g)
+        for p in 0..<planes {
+            let plane = px + p * g.inputSize
+            let y = py + p * g.outputSize
+            forEachWindow(g) { o, z0, y0, x0 in
+                var best = lowest
+                forEachTap(plane, taps, z0, y0, x0) { v, _, _, _ in
+                    if v > best || v != v { best = v }
+                }
+                y[o] = best
+            }
+        }
     }
 
     /// One channel plane. For each output position, the window's valid ranges per dimension are
@@ -162,8 +193,8 @@ struct PoolKernel: BufferedKernel {
     /// Calls `body(value, zi, yi, xi)` for every tap of the window at (z0, y0, x0) that falls
     /// inside the input plane `x`, in row-major order.
     @inline(__always)
-    private static func forEachTap(
-        _ x: UnsafePointer<Float>, _ t: Taps, _ z0: Int, _ y0: Int, _ x0: Int, _ body: (Float, Int, Int, Int) -> Void
+    private static func forEachTap<T>(
+        _ x: UnsafePointer<T>, _ t: Taps, _ z0: Int, _ y0: Int, _ x0: Int, _ body: (T, Int, Int, Int) -> Void
     ) {
         let (id, ih, iw) = t.input
         let (dd, dh, dw) = t.dilations

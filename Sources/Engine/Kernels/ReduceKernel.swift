@@ -7,8 +7,9 @@ import Tensors
 
 /// The Reduce* family: Sum, Mean, Max, Min, Prod, SumSquare, L1, L2, LogSum, LogSumExp over `axes`
 /// (attribute before opset 13 for ReduceSum and 18 for the others, an optional input after, possibly
-/// computed at run time), `keepdims` (default 1), `noop_with_empty_axes`. float32; Sum, Max, Min and
-/// Prod also int64 and int32. One pass over the input in memory order, accumulating into the output.
+/// computed at run time), `keepdims` (default 1), `noop_with_empty_axes`. float32 and float64; every
+/// op but LogSum and LogSumExp also every integer type (wrapping; integer Mean and L2 truncate);
+/// Max and Min also bool. One pass over the input in memory order, accumulating into the output.
 struct ReduceKernel: BufferedKernel {
     enum Op: String, Sendable {
         case sum = "ReduceSum", mean = "ReduceMean", max = "ReduceMax", min = "ReduceMin", prod = "ReduceProd"
@@ -49,15 +50,6 @@ struct ReduceKernel: BufferedKernel {
             let out = try Output.tensor(output, .float32, finalShape)
             floatReduce(x, outShape, reduced, into: out.mutableElements(as: Float.self).baseAddress!)
             return [out]
-        case .int64 where op == .sum || op == .max || op == .min || op == .prod:
-            let out = try Output.tensor(output, .int64, finalShape)
-            intReduce(x, outShape, into: out.mutableElements(as: Int64.self).baseAddress!)
-            return [out]
-        case .int32 where op == .sum || op == .max || op == .min || op == .prod:
-            let out = try Output.tensor(output, .int32, finalShape)
-            intReduce(x, outShape, into: out.mutableElements(as: Int32.self).baseAddress!)
-            return [out]
-        case .int64, .int32: throw KernelError.failed("\(op.rawValue) supports FP32 only, got \(x.dataType.v2Name)")
         case .bool where op == .max || op == .min:
             // Any / all, on the bytes (0 or 1).
             let out = try Output.tensor(output, .bool, finalShape)
@@ -69,7 +61,46 @@ struct ReduceKernel: BufferedKernel {
                 Self.reduce(s, x.shape, outShape, UInt8(1), into: d) { Swift.min($0, $1) }
             }
             return [out]
-        default: throw KernelError.failed("\(op.rawValue) supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
+        default:
+            let body = Reduction(kernel: self, x: x, outShape: outShape, finalShape: finalShape, reduced: reduced, output: output)
+            guard let out = try x.dataType.dispatch(body) else {
+                throw KernelError.unsupportedType(op.rawValue, x.dataType, supported: Self.types(op))
+            }
+            return [out]
+        }
+    }
+
+    /// The element types an op implements.
+    static func types(_ op: Op) -> [DataType] {
+        switch op {
+        case .logSum, .logSumExp: return [.float32, .float64]
+        case .max, .min: return DataType.realNumbers + [.bool]
+        default: return DataType.realNumbers
+        }
+    }
+
+    /// The reduction on float64 or an integer type.
+    private struct Reduction: NumericBody {
+        let kernel: ReduceKernel
+        let x: Tensor
+        let outShape: [Int]
+        let finalShape: [Int]
+        let reduced: Int
+        let output: Tensor?
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
+            guard ReduceKernel.types(kernel.op).contains(T.dataType) else {
+                throw KernelError.unsupportedType(kernel.op.rawValue, T.dataType, supported: ReduceKernel.types(kernel.op))
+            }
+            let out = try Output.tensor(output, T.dataType, finalShape)
+            kernel.intReduce(x, outShape, reduced, into: out.mutableElements(as: T.self).baseAddress!)
+            return out
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws -> Tensor {
+            let out = try Output.tensor(output, T.dataType, finalShape)
+            kernel.floatReduce(x, outShape, reduced, into: out.mutableElements(as: T.self).baseAddress!)
+            return out
         }
     }
 
@@ -81,54 +112,79 @@ struct ReduceKernel: BufferedKernel {
         return noopWithEmptyAxes ? nil : Array(0..<rank)
     }
 
-    /// Reduces float32 `x` into `d` (as many floats as `outShape` holds).
-    private func floatReduce(_ x: Tensor, _ outShape: [Int], _ reduced: Int, into d: UnsafeMutablePointer<Float>) {
-        let s = x.elements(as: Float.self).baseAddress
+    /// Reduces float `x` into `d` (as many values as `outShape` holds).
+    fileprivate func floatReduce<T: FloatElement>(_ x: Tensor, _ outShape: [Int], _ reduced: Int, into d: UnsafeMutablePointer<T>) {
+        let s = x.elements(as: T.self).baseAddress
         let count = Tensor.elementCount(outShape)
         switch op {
-        case .sum, .mean, .logSum: Self.reduce(s, x.shape, outShape, Float(0), into: d) { $0 + $1 }
-        case .max: Self.reduce(s, x.shape, outShape, -Float.infinity, into: d) { OpMax.apply($0, $1) }
-        case .min: Self.reduce(s, x.shape, outShape, Float.infinity, into: d) { OpMin.apply($0, $1) }
-        case .prod: Self.reduce(s, x.shape, outShape, Float(1), into: d) { $0 * $1 }
-        case .sumSquare, .l2: Self.reduce(s, x.shape, outShape, Float(0), into: d) { $0 + $1 * $1 }
-        case .l1: Self.reduce(s, x.shape, outShape, Float(0), into: d) { $0 + Swift.abs($1) }
+        case .sum, .mean, .logSum: Self.reduce(s, x.shape, outShape, T(0), into: d) { $0 + $1 }
+        case .max: Self.reduce(s, x.shape, outShape, -T.infinity, into: d) { OpMax.apply($0, $1) }
+        case .min: Self.reduce(s, x.shape, outShape, T.infinity, into: d) { OpMin.apply($0, $1) }
+        case .prod: Self.reduce(s, x.shape, outShape, T(1), into: d) { $0 * $1 }
+        case .sumSquare, .l2: Self.reduce(s, x.shape, outShape, T(0), into: d) { $0 + $1 * $1 }
+        case .l1: Self.reduce(s, x.shape, outShape, T(0), into: d) { $0 + Swift.abs($1) }
         case .logSumExp:
-            // Stable: max first, then sum of exp(x - max). The maxima and the shifted copy live in this
-            // thread's scratch: [exp(x - max) (x.count) | max (count)].
+            // Stable: max first, then sum of exp(x - max). The maxima and the shifted copy live in
+            // scratch: [exp(x - max) (x.count) | max (count)].
             let n = x.count
-            ThreadScratch.withFloats(n + count) { scratch in
+            Self.withScratch(T.self, n + count) { scratch in
                 let m = scratch + n
-                Self.reduce(s, x.shape, outShape, -Float.infinity, into: m) { OpMax.apply($0, $1) }
+                Self.reduce(s, x.shape, outShape, -T.infinity, into: m) { OpMax.apply($0, $1) }
                 if n > 0 {
                     // The maxima broadcast to x's shape, then exp(x - max) in place.
                     StridedCopy.copy(
                         UnsafeRawPointer(m), strides: Broadcast.strides(of: outShape, broadcastTo: x.shape),
-                        shape: x.shape, to: UnsafeMutableRawPointer(scratch), elementSize: 4)
-                    for i in 0..<n { scratch[i] = expf(s![i] - scratch[i]) }
+                        shape: x.shape, to: UnsafeMutableRawPointer(scratch), elementSize: MemoryLayout<T>.stride)
+                    for i in 0..<n { scratch[i] = (s![i] - scratch[i]).exponential() }
                 }
-                Self.reduce(UnsafePointer(scratch), x.shape, outShape, Float(0), into: d) { $0 + $1 }
-                for i in 0..<count { d[i] = logf(d[i]) + (m[i].isInfinite ? 0 : m[i]) }
+                Self.reduce(UnsafePointer(scratch), x.shape, outShape, T(0), into: d) { $0 + $1 }
+                for i in 0..<count { d[i] = d[i].logarithm() + (m[i].isInfinite ? 0 : m[i]) }
             }
             return
         }
         switch op {
         case .mean:
-            let r = 1 / Float(reduced)
+            let r = 1 / T(reduced)
             for i in 0..<count { d[i] *= r }
         case .l2: for i in 0..<count { d[i] = d[i].squareRoot() }
-        case .logSum: for i in 0..<count { d[i] = logf(d[i]) }
+        case .logSum: for i in 0..<count { d[i] = d[i].logarithm() }
         default: break
         }
     }
 
-    /// Sum, Max, Min or Prod of integer `x` into `d`.
-    private func intReduce<T: FixedWidthInteger & TensorElement>(_ x: Tensor, _ outShape: [Int], into d: UnsafeMutablePointer<T>) {
+    /// `count` values of scratch: this thread's float buffer for float32, a temporary one otherwise.
+    @inline(__always)
+    private static func withScratch<T: FloatElement>(_: T.Type, _ count: Int, _ body: (UnsafeMutablePointer<T>) -> Void) {
+        if T.self == Float.self {
+            ThreadScratch.withFloats(count) { body(UnsafeMutableRawPointer($0).assumingMemoryBound(to: T.self)) }
+            return
+        }
+        let buffer = UnsafeMutablePointer<T>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        body(buffer)
+    }
+
+    /// Sum, Max, Min, Prod, Mean, SumSquare, L1 or L2 of integer `x` into `d` (wrapping; Mean and L2
+    /// truncate toward zero).
+    fileprivate func intReduce<T: FixedWidthInteger & TensorElement>(
+        _ x: Tensor, _ outShape: [Int], _ reduced: Int, into d: UnsafeMutablePointer<T>
+    ) {
         let s = x.elements(as: T.self).baseAddress
+        let count = Tensor.elementCount(outShape)
         switch op {
         case .max: Self.reduce(s, x.shape, outShape, T.min, into: d) { Swift.max($0, $1) }
         case .min: Self.reduce(s, x.shape, outShape, T.max, into: d) { Swift.min($0, $1) }
         case .prod: Self.reduce(s, x.shape, outShape, T(1), into: d) { $0 &* $1 }
+        case .sumSquare, .l2: Self.reduce(s, x.shape, outShape, T(0), into: d) { $0 &+ $1 &* $1 }
+        case .l1: Self.reduce(s, x.shape, outShape, T(0), into: d) { $0 &+ ($1 < 0 ? 0 &- $1 : $1) }
         default: Self.reduce(s, x.shape, outShape, T(0), into: d) { $0 &+ $1 }
+        }
+        switch op {
+        case .mean:
+            guard let r = T(exactly: reduced), r != 0 else { break }
+            for i in 0..<count { d[i] = d[i] / r }
+        case .l2: for i in 0..<count { d[i] = T(Double(d[i]).squareRoot().rounded(.towardZero)) }
+        default: break
         }
     }
 

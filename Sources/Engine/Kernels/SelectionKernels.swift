@@ -4,7 +4,7 @@ import Tensors
 /// and their INT64 indices. `k` is an attribute in opset 1 and a one-element input from opset 10.
 /// Outputs are always sorted (for `sorted` = 0 the spec leaves the order open); equal values keep
 /// the lower index first. NaN counts as larger than every number (first when largest, last when
-/// smallest). FP32, INT64 and INT32. Each slice keeps a heap of its best `k` candidates: O(n log k).
+/// smallest). FP32, FP64 and every integer type. Each slice keeps a heap of its best `k` candidates: O(n log k).
 struct TopKKernel: Kernel {
     let axis: Int
     let largest: Bool
@@ -48,13 +48,29 @@ struct TopKKernel: Kernel {
         let outer = x.shape[..<a].reduce(1, *)
         let inner = x.shape[(a + 1)...].reduce(1, *)
         let dst = indices.mutableElements(as: Int64.self).baseAddress!
-        switch x.dataType {
-        case .float32: select(x.elements(as: Float.self).baseAddress!, values.mutableElements(as: Float.self).baseAddress!, dst, outer, n, inner, k)
-        case .int64: select(x.elements(as: Int64.self).baseAddress!, values.mutableElements(as: Int64.self).baseAddress!, dst, outer, n, inner, k)
-        case .int32: select(x.elements(as: Int32.self).baseAddress!, values.mutableElements(as: Int32.self).baseAddress!, dst, outer, n, inner, k)
-        default: throw KernelError.failed("TopK supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
+        let body = Selection(kernel: self, x: x, values: values, indices: dst, outer: outer, n: n, inner: inner, k: k)
+        if try x.dataType.dispatch(body) == nil {
+            throw KernelError.unsupportedType("TopK", x.dataType, supported: DataType.realNumbers)
         }
         return [values, indices]
+    }
+
+    private struct Selection: ComparableBody {
+        typealias Result = Void
+        let kernel: TopKKernel
+        let x: Tensor
+        let values: Tensor
+        let indices: UnsafeMutablePointer<Int64>
+        let outer: Int
+        let n: Int
+        let inner: Int
+        let k: Int
+
+        func run<T: Comparable & TensorElement>(_: T.Type) throws {
+            kernel.select(
+                x.elements(as: T.self).baseAddress!, values.mutableElements(as: T.self).baseAddress!, indices, outer, n,
+                inner, k)
+        }
     }
 
     /// Whether (v, i) comes before (w, j) in the output order.
@@ -70,7 +86,7 @@ struct TopKKernel: Kernel {
         return largest ? v > w : v < w
     }
 
-    private func select<T: Comparable>(
+    fileprivate func select<T: Comparable>(
         _ src: UnsafePointer<T>, _ vals: UnsafeMutablePointer<T>, _ idx: UnsafeMutablePointer<Int64>,
         _ outer: Int, _ n: Int, _ inner: Int, _ k: Int
     ) {

@@ -104,31 +104,6 @@ struct IdentityKernel: Kernel {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] { [try Check.input(inputs, 0, "input")] }
 }
 
-/// Dropout at inference: output = input; the optional mask output is all true (BOOL). A
-/// `training_mode` input (opset 12+) that is not a constant false is refused at load: the engine
-/// serves, it does not train.
-struct DropoutKernel: Kernel {
-    let wantsMask: Bool
-
-    init(context: NodeContext) throws {
-        try context.requireInputs(1, 3)
-        wantsMask = context.hasOutput(1)
-        if context.hasInput(2) {
-            guard let t = context.constantInput(2), t.dataType == .bool, t.count == 1, !t.elements(as: Bool.self)[0] else {
-                throw context.unsupported()
-            }
-        }
-    }
-
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        let x = try Check.input(inputs, 0, "data")
-        guard wantsMask else { return [x] }
-        let mask = try Tensor(allocating: .bool, shape: x.shape)
-        if mask.count > 0 { mask.mutableElements(as: Bool.self).initialize(repeating: true) }
-        return [x, mask]
-    }
-}
-
 /// Constant: a tensor from `value`, `value_float`, `value_floats`, `value_int` or `value_ints`. The plan
 /// runs it once when it is built.
 struct ConstantKernel: Kernel {

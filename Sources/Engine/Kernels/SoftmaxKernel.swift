@@ -7,7 +7,7 @@ import Tensors
 
 /// Softmax, LogSoftmax and Hardmax. Opset < 13 coerces the input to 2-D at `axis` (default 1) and
 /// normalises over the flattened trailing part; opset >= 13 normalises along `axis` (default -1).
-/// Subtracts the maximum first, so large inputs do not overflow.
+/// Subtracts the maximum first, so large inputs do not overflow. float32 (vector loops) and float64.
 struct SoftmaxKernel: BufferedKernel {
     enum Op: String, Sendable { case softmax = "Softmax", logSoftmax = "LogSoftmax", hardmax = "Hardmax" }
     let op: Op
@@ -23,7 +23,7 @@ struct SoftmaxKernel: BufferedKernel {
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "input")
-        try Check.dataType(x, [.float32], "input")
+        try Check.dataType(x, [.float32, .float64], "input")
         let s = x.shape
         let outer: Int
         let n: Int
@@ -39,8 +39,12 @@ struct SoftmaxKernel: BufferedKernel {
             n = s[a]
             inner = s[(a + 1)...].reduce(1, *)
         }
-        let out = try Output.tensor(output, .float32, s)
+        let out = try Output.tensor(output, x.dataType, s)
         if x.count == 0 { return [out] }
+        if x.dataType == .float64 {
+            real(x.elements(as: Double.self).baseAddress!, out.mutableElements(as: Double.self).baseAddress!, outer, n, inner)
+            return [out]
+        }
         let src = x.elements(as: Float.self).baseAddress!
         let dst = out.mutableElements(as: Float.self).baseAddress!
         // Rows split over the thread budget (the worker pool) when there is enough work.
@@ -83,6 +87,38 @@ struct SoftmaxKernel: BufferedKernel {
             }
         }
         return [out]
+    }
+
+    /// The op on another float type (float64), with the scalar loops of the float32 path.
+    private func real<T: FloatElement>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ outer: Int, _ n: Int, _ inner: Int) {
+        for o in 0..<outer {
+            for j in 0..<inner {
+                let base = o * n * inner + j
+                var m = -T.infinity
+                var arg = 0
+                for i in 0..<n where src[base + i * inner] > m {
+                    m = src[base + i * inner]
+                    arg = i
+                }
+                switch op {
+                case .hardmax:
+                    for i in 0..<n { dst[base + i * inner] = i == arg ? 1 : 0 }
+                case .softmax:
+                    var sum: T = 0
+                    for i in 0..<n {
+                        let e = (src[base + i * inner] - m).exponential()
+                        dst[base + i * inner] = e
+                        sum += e
+                    }
+                    for i in 0..<n { dst[base + i * inner] /= sum }
+                case .logSoftmax:
+                    var sum: T = 0
+                    for i in 0..<n { sum += (src[base + i * inner] - m).exponential() }
+                    let l = sum.logarithm() + m
+                    for i in 0..<n { dst[base + i * inner] = src[base + i * inner] - l }
+                }
+            }
+        }
     }
 
     /// The largest value of a contiguous row, eight lanes at a time, with the scalar loop's rule:

@@ -8,7 +8,9 @@ import Tensors
 /// Elementwise float32 functions of one input: activations (Relu, Sigmoid, Tanh, LeakyRelu,
 /// HardSigmoid, HardSwish, Elu, Selu, Celu, Softplus, Softsign, Mish, ThresholdedRelu, Shrink, Gelu,
 /// Swish) and math (Erf, Exp, Log, Sqrt, Reciprocal, Neg, Abs, Sign, Floor, Ceil, Round, the
-/// trigonometric and hyperbolic functions and their inverses). Neg and Abs also take int64 and int32.
+/// trigonometric and hyperbolic functions and their inverses), on float32 (the fast loops below) and
+/// float64 (`real`, one generic loop). Neg, Abs, Sign and Relu also take the integer types (Neg and
+/// Relu the signed ones; Neg and Abs wrap at the minimum).
 /// Parameters come from the node's attributes (`alpha`, `beta`, `gamma`, Gelu's `approximate`).
 struct UnaryKernel: BufferedKernel {
     enum Op: String, Sendable {
@@ -55,9 +57,12 @@ struct UnaryKernel: BufferedKernel {
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
-        if x.dataType == .int64 && (op == .neg || op == .abs) { return [try integer(x, Int64.self, output)] }
-        if x.dataType == .int32 && (op == .neg || op == .abs) { return [try integer(x, Int32.self, output)] }
-        try Check.dataType(x, [.float32], "X")
+        if x.dataType != .float32 {
+            guard let out = try x.dataType.dispatch(Typed(kernel: self, x: x, output: output)) else {
+                throw KernelError.unsupportedType(op.rawValue, x.dataType, supported: Self.types(op))
+            }
+            return [out]
+        }
         let out = try Output.tensor(output, .float32, x.shape)
         let total = x.count
         if total == 0 { return [out] }
@@ -117,15 +122,102 @@ struct UnaryKernel: BufferedKernel {
         return [out]
     }
 
-    /// Neg and Abs on integers (wrapping at the minimum, as C does).
-    private func integer<T: FixedWidthInteger & SignedInteger & TensorElement>(_ x: Tensor, _: T.Type, _ output: Tensor?)
-        throws -> Tensor
-    {
-        let out = try Output.tensor(output, T.dataType, x.shape)
-        let s = x.elements(as: T.self)
-        let d = out.mutableElements(as: T.self)
-        for i in 0..<x.count { d[i] = op == .neg ? 0 &- s[i] : (s[i] < 0 ? 0 &- s[i] : s[i]) }
-        return out
+    /// The element types an op implements: float32 and float64, the signed integers for Neg and
+    /// Relu, every integer for Abs and Sign.
+    static func types(_ op: Op) -> [DataType] {
+        switch op {
+        case .abs, .sign: return DataType.realNumbers
+        case .neg, .relu: return DataType.signedNumbers
+        default: return [.float32, .float64]
+        }
+    }
+
+    /// The op on float64 (`real`) or an integer type.
+    private struct Typed: NumericBody {
+        let kernel: UnaryKernel
+        let x: Tensor
+        let output: Tensor?
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
+            let op = kernel.op
+            guard UnaryKernel.types(op).contains(T.dataType) else {
+                throw KernelError.unsupportedType(op.rawValue, T.dataType, supported: UnaryKernel.types(op))
+            }
+            let out = try Output.tensor(output, T.dataType, x.shape)
+            let s = x.elements(as: T.self)
+            let d = out.mutableElements(as: T.self)
+            switch op {
+            case .neg: for i in 0..<s.count { d[i] = 0 &- s[i] }
+            case .abs: for i in 0..<s.count { d[i] = s[i] < 0 ? 0 &- s[i] : s[i] }
+            case .sign: for i in 0..<s.count { d[i] = s[i] > 0 ? 1 : (s[i] == 0 ? 0 : 0 &- 1) }
+            default: for i in 0..<s.count { d[i] = s[i] < 0 ? 0 : s[i] }  // relu
+            }
+            return out
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws -> Tensor {
+            let out = try Output.tensor(output, T.dataType, x.shape)
+            kernel.real(x.elements(as: T.self), out.mutableElements(as: T.self))
+            return out
+        }
+    }
+
+    /// The op on any float type, one element at a time (float64; float32 runs the loops of `run`).
+    fileprivate func real<T: FloatElement>(_ s: UnsafeBufferPointer<T>, _ d: UnsafeMutableBufferPointer<T>) {
+        let alpha = T(self.alpha)
+        let beta = T(self.beta)
+        let gamma = T(self.gamma)
+        func sigmoid(_ v: T) -> T {
+            if v >= 0 { return 1 / (1 + (-v).exponential()) }
+            let e = v.exponential()
+            return e / (1 + e)
+        }
+        func softplus(_ v: T) -> T { v > 20 ? v : v.exponential().logOnePlus() }
+        let f: (T) -> T
+        switch op {
+        case .relu: f = { $0 > 0 ? $0 : 0 }
+        case .sigmoid: f = sigmoid
+        case .tanh: f = { $0.hyperbolicTangent() }
+        case .leakyRelu: f = { $0 < 0 ? alpha * $0 : $0 }
+        case .hardSigmoid: f = { Swift.max(0, Swift.min(1, alpha * $0 + beta)) }
+        case .hardSwish: f = { $0 * Swift.max(0, Swift.min(1, $0 / 6 + 0.5)) }
+        case .elu: f = { $0 < 0 ? alpha * ($0.exponential() - 1) : $0 }
+        case .selu: f = { $0 <= 0 ? gamma * alpha * ($0.exponential() - 1) : gamma * $0 }
+        case .softplus: f = softplus
+        case .gelu where tanhApproximation:
+            let c = T(0.7978845608028654)  // sqrt(2 / pi)
+            f = { 0.5 * $0 * (1 + (c * ($0 + 0.044715 * $0 * $0 * $0)).hyperbolicTangent()) }
+        case .gelu: f = { 0.5 * $0 * (1 + ($0 * T(0.70710678118654752)).errorFunction()) }
+        case .erf: f = { $0.errorFunction() }
+        case .exp: f = { $0.exponential() }
+        case .log: f = { $0.logarithm() }
+        case .sqrt: f = { $0.squareRoot() }
+        case .reciprocal: f = { 1 / $0 }
+        case .neg: f = { -$0 }
+        case .abs: f = { Swift.abs($0) }
+        case .floor: f = { $0.rounded(.down) }
+        case .ceil: f = { $0.rounded(.up) }
+        case .sin: f = { $0.sine() }
+        case .cos: f = { $0.cosine() }
+        case .tan: f = { $0.tangent() }
+        case .sign: f = { $0 > 0 ? 1 : ($0 < 0 ? -1 : $0) }
+        case .round: f = { $0.rounded(.toNearestOrEven) }
+        case .softsign: f = { $0 / (1 + Swift.abs($0)) }
+        case .thresholdedRelu: f = { $0 > alpha ? $0 : 0 }
+        case .celu: f = { Swift.max(0, $0) + Swift.min(0, alpha * (($0 / alpha).exponential() - 1)) }
+        case .mish: f = { $0 * softplus($0).hyperbolicTangent() }
+        case .shrink: f = { $0 < -alpha ? $0 + beta : ($0 > alpha ? $0 - beta : 0) }
+        case .swish: f = { $0 * sigmoid(alpha * $0) }
+        case .asin: f = { $0.arcSine() }
+        case .acos: f = { $0.arcCosine() }
+        case .atan: f = { $0.arcTangent() }
+        case .sinh: f = { $0.hyperbolicSine() }
+        case .cosh: f = { $0.hyperbolicCosine() }
+        case .asinh: f = { $0.areaHyperbolicSine() }
+        case .acosh: f = { $0.areaHyperbolicCosine() }
+        case .atanh: f = { $0.areaHyperbolicTangent() }
+        }
+        for i in 0..<s.count { d[i] = f(s[i]) }
     }
 
     /// Gelu of `n` floats from `s` into `d` (may be the same): exact (erf, eight lanes at a time)
@@ -152,7 +244,7 @@ struct UnaryKernel: BufferedKernel {
     }
 }
 
-/// IsNaN (float32 -> bool), IsInf, Not (bool -> bool).
+/// IsNaN (float32 or float64 -> bool), IsInf, Not (bool -> bool).
 struct PredicateKernel: BufferedKernel {
     enum Op: String, Sendable { case isNaN = "IsNaN", isInf = "IsInf", not = "Not" }
     let op: Op
@@ -176,21 +268,28 @@ struct PredicateKernel: BufferedKernel {
             for i in 0..<x.count { d[i] = !s[i] }
             return [out]
         }
-        try Check.dataType(x, [.float32], "X")
-        let s = x.elements(as: Float.self)
+        switch x.dataType {
+        case .float32: classify(x.elements(as: Float.self), d)
+        case .float64: classify(x.elements(as: Double.self), d)
+        default: throw KernelError.unsupportedType(op.rawValue, x.dataType, supported: [.float32, .float64])
+        }
+        return [out]
+    }
+
+    private func classify<T: BinaryFloatingPoint>(_ s: UnsafeBufferPointer<T>, _ d: UnsafeMutableBufferPointer<Bool>) {
         if op == .isNaN {
-            for i in 0..<x.count { d[i] = s[i].isNaN }
+            for i in 0..<s.count { d[i] = s[i].isNaN }
         } else {
-            for i in 0..<x.count {
+            for i in 0..<s.count {
                 d[i] = s[i].isInfinite && (s[i] > 0 ? detectPositive : detectNegative)
             }
         }
-        return [out]
     }
 }
 
 /// Clip: bounds from attributes `min`/`max` before opset 11, from optional inputs 1 and 2 after (they
-/// may be computed at run time). float32, int64, int32.
+/// may be computed at run time). float32, float64 and every integer type (opset 11 on; opset 6's
+/// attribute bounds are float32 only).
 struct ClipKernel: BufferedKernel {
     let attributeBounds: (Float, Float)?
 
@@ -221,21 +320,37 @@ struct ClipKernel: BufferedKernel {
                 if let t = try bound(inputs, 2, x) { hi = t.elements(as: Float.self)[0] }
             }
             return [try clip(x, Float.self, lo, hi, into: output)]
-        case .int64: return [try clipInt(x, Int64.self, inputs, into: output)]
-        case .int32: return [try clipInt(x, Int32.self, inputs, into: output)]
-        default: throw KernelError.failed("Clip supports FP32, INT64 and INT32, got \(x.dataType.v2Name)")
+        default:
+            guard attributeBounds == nil,
+                let out = try x.dataType.dispatch(Bounded(kernel: self, x: x, inputs: inputs, output: output))
+            else { throw KernelError.unsupportedType("Clip", x.dataType, supported: DataType.realNumbers) }
+            return [out]
         }
     }
 
-    private func clipInt<T: FixedWidthInteger & TensorElement>(
-        _ x: Tensor, _: T.Type, _ inputs: [Tensor?], into output: Tensor?
-    ) throws -> Tensor {
-        let lo = try bound(inputs, 1, x).map { $0.elements(as: T.self)[0] } ?? T.min
-        let hi = try bound(inputs, 2, x).map { $0.elements(as: T.self)[0] } ?? T.max
-        return try clip(x, T.self, lo, hi, into: output)
+    /// Clip of another type: bounds default to the type's range.
+    private struct Bounded: NumericBody {
+        let kernel: ClipKernel
+        let x: Tensor
+        let inputs: [Tensor?]
+        let output: Tensor?
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
+            try clip(T.self, T.min, T.max)
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws -> Tensor {
+            try clip(T.self, -T.infinity, T.infinity)
+        }
+
+        private func clip<T: Comparable & TensorElement>(_: T.Type, _ lowest: T, _ highest: T) throws -> Tensor {
+            let lo = try kernel.bound(inputs, 1, x).map { $0.elements(as: T.self)[0] } ?? lowest
+            let hi = try kernel.bound(inputs, 2, x).map { $0.elements(as: T.self)[0] } ?? highest
+            return try kernel.clip(x, T.self, lo, hi, into: output)
+        }
     }
 
-    private func bound(_ inputs: [Tensor?], _ i: Int, _ x: Tensor) throws -> Tensor? {
+    fileprivate func bound(_ inputs: [Tensor?], _ i: Int, _ x: Tensor) throws -> Tensor? {
         guard i < inputs.count, let t = inputs[i] else { return nil }
         guard t.dataType == x.dataType, t.count == 1 else {
             throw KernelError.failed("Clip's bound \(i) must be a single \(x.dataType.v2Name), got \(t.dataType.v2Name) \(t.shape)")
@@ -243,7 +358,7 @@ struct ClipKernel: BufferedKernel {
         return t
     }
 
-    private func clip<T: Comparable & TensorElement>(
+    fileprivate func clip<T: Comparable & TensorElement>(
         _ x: Tensor, _: T.Type, _ lo: T, _ hi: T, into output: Tensor?
     ) throws -> Tensor {
         let out = try Output.tensor(output, x.dataType, x.shape)

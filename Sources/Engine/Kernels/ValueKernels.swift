@@ -48,8 +48,10 @@ struct ConstantOfShapeKernel: Kernel {
     }
 }
 
-/// Range(start, limit, delta): scalars of float32, int64 or int32; ceil((limit - start) / delta) values.
+/// Range(start, limit, delta): scalars of float32, float64, int64, int32 or int16 (the spec's types);
+/// ceil((limit - start) / delta) values.
 struct RangeKernel: Kernel {
+    static let types: [DataType] = [.float32, .float64, .int64, .int32, .int16]
     init(context: NodeContext) throws { try context.requireInputs(3) }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -68,9 +70,18 @@ struct RangeKernel: Kernel {
             let p = out.mutableElements(as: Float.self)
             for i in 0..<n { p[i] = s + Float(i) * d }
             return [out]
+        case .float64:
+            let s = start.elements(as: Double.self)[0]
+            let d = delta.elements(as: Double.self)[0]
+            let n = try count(s, limit.elements(as: Double.self)[0], d)
+            let out = try Tensor(allocating: .float64, shape: [n])
+            let p = out.mutableElements(as: Double.self)
+            for i in 0..<n { p[i] = s + Double(i) * d }
+            return [out]
         case .int64: return [try integer(Int64.self, start, limit, delta)]
         case .int32: return [try integer(Int32.self, start, limit, delta)]
-        default: throw KernelError.failed("Range supports FP32, INT64 and INT32, got \(start.dataType.v2Name)")
+        case .int16: return [try integer(Int16.self, start, limit, delta)]
+        default: throw KernelError.unsupportedType("Range", start.dataType, supported: Self.types)
         }
     }
 
@@ -93,19 +104,19 @@ struct RangeKernel: Kernel {
     }
 }
 
-/// Cast between float32, float64, int64, int32, int8, uint8 and bool (`to` attribute). Float to
-/// integer truncates toward zero; NaN and out-of-range values saturate instead of trapping.
+/// Cast between float32, float64, every integer type and bool (`to` attribute). Float to integer
+/// truncates toward zero, NaN and out-of-range values saturating instead of trapping; integer to
+/// integer keeps the low bits (two's complement, as numpy's astype); anything to bool is `!= 0`.
 struct CastKernel: BufferedKernel {
     let to: DataType
-    static let supported: Set<DataType> = [.float32, .float64, .int64, .int32, .int16, .int8, .uint8, .bool]
+    static let supported: Set<DataType> = Set(DataType.realNumbers + [.bool])
 
     init(context: NodeContext) throws {
         try context.requireInputs(1)
         guard let raw = try context.int("to"), let t = DataType(rawValue: Int32(truncatingIfNeeded: raw)) else {
             throw context.invalid("has no valid 'to' attribute")
         }
-        // float64 is accepted as a source only: the engine computes in float32.
-        guard Self.supported.contains(t), t != .float64 else { throw context.unsupported() }
+        guard Self.supported.contains(t) else { throw context.unsupported() }
         to = t
     }
 
@@ -122,60 +133,86 @@ struct CastKernel: BufferedKernel {
             if x.byteCount > 0 { out.mutableBytes.baseAddress!.copyMemory(from: x.rawBytes.baseAddress!, byteCount: x.byteCount) }
             return out
         }
+        guard supported.contains(to) else { throw KernelError.failed("Cast to \(to.v2Name) is not supported") }
         let out = try Output.tensor(output, to, x.shape)
-        switch x.dataType {
-        case .float32: try from(x.elements(as: Float.self), to, into: out)
-        case .float64: try from(x.elements(as: Double.self), to, into: out)
-        case .int64: try from(x.elements(as: Int64.self).lazy.map(Double.init), to, into: out, exact: x.elements(as: Int64.self))
-        case .int32: try from(x.elements(as: Int32.self).lazy.map(Double.init), to, into: out)
-        case .int16: try from(x.elements(as: Int16.self).lazy.map(Double.init), to, into: out)
-        case .int8: try from(x.elements(as: Int8.self).lazy.map(Double.init), to, into: out)
-        case .uint8: try from(x.elements(as: UInt8.self).lazy.map(Double.init), to, into: out)
-        case .bool: try from(x.elements(as: Bool.self).lazy.map { $0 ? 1.0 : 0.0 }, to, into: out)
-        default: throw KernelError.failed("Cast from \(x.dataType.v2Name) is not supported")
+        // A bool is one byte holding 0 or 1: read as UInt8.
+        let source = x.dataType == .bool ? DataType.uint8 : x.dataType
+        guard try source.dispatch(Source(x: x, out: out)) != nil else {
+            throw KernelError.failed("Cast from \(x.dataType.v2Name) is not supported")
         }
         return out
     }
 
-    /// Converts through Double (exact for every supported source except large int64, which `exact`
-    /// carries for integer targets) into `out` (of type `to`, as many elements as `values`).
-    private static func from<S: Collection>(
-        _ values: S, _ to: DataType, into out: Tensor, exact: UnsafeBufferPointer<Int64>? = nil
-    ) throws where S.Element: BinaryFloatingPoint {
-        func fill<T: TensorElement>(_: T.Type, _ f: (S.Element) -> T) {
+    /// Reads the source type, then converts to the target's.
+    private struct Source: NumericBody {
+        let x: Tensor
+        let out: Tensor
+
+        func integer<S: FixedWidthInteger & TensorElement>(_: S.Type) throws {
+            let s = UnsafeBufferPointer(start: x.rawBytes.baseAddress?.assumingMemoryBound(to: S.self), count: x.count)
+            try target(FromInteger(source: s, out: out))
+        }
+
+        func float<S: FloatElement>(_: S.Type) throws {
+            try target(FromFloat(source: x.elements(as: S.self), out: out))
+        }
+
+        private func target<B: NumericBody & CastSource>(_ body: B) throws where B.Result == Void {
+            if out.dataType == .bool {
+                body.toBool(out.mutableElements(as: Bool.self))
+            } else {
+                _ = try out.dataType.dispatch(body)
+            }
+        }
+    }
+
+    private struct FromInteger<S: FixedWidthInteger>: NumericBody, CastSource {
+        let source: UnsafeBufferPointer<S>
+        let out: Tensor
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws {
             let d = out.mutableElements(as: T.self)
-            var i = 0
-            for v in values {
-                d[i] = f(v)
-                i += 1
+            for i in 0..<source.count { d[i] = T(truncatingIfNeeded: source[i]) }
+        }
+
+        func float<T: FloatElement>(_: T.Type) throws {
+            let d = out.mutableElements(as: T.self)
+            for i in 0..<source.count { d[i] = T(source[i]) }
+        }
+
+        func toBool(_ d: UnsafeMutableBufferPointer<Bool>) {
+            for i in 0..<source.count { d[i] = source[i] != 0 }
+        }
+    }
+
+    private struct FromFloat<S: FloatElement>: NumericBody, CastSource {
+        let source: UnsafeBufferPointer<S>
+        let out: Tensor
+
+        func integer<T: FixedWidthInteger & TensorElement>(_: T.Type) throws {
+            let d = out.mutableElements(as: T.self)
+            // T.max may round up in S (Int64.max to 2^63): values at or past it saturate.
+            let top = S(T.max)
+            let bottom = S(T.min)
+            for i in 0..<source.count {
+                let v = source[i]
+                d[i] = v.isNaN ? T.min : (v >= top ? T.max : (v <= bottom ? T.min : T(v.rounded(.towardZero))))
             }
         }
-        func int<T: FixedWidthInteger & TensorElement>(_: T.Type) {
-            if let exact {
-                let d = out.mutableElements(as: T.self)
-                for i in 0..<exact.count { d[i] = T(truncatingIfNeeded: exact[i]) }
-                return
-            }
-            fill(T.self) { v in
-                if v.isNaN { return T.min }
-                if v >= S.Element(T.max) { return T.max }
-                if v <= S.Element(T.min) { return T.min }
-                return T(v.rounded(.towardZero))
-            }
+
+        func float<T: FloatElement>(_: T.Type) throws {
+            let d = out.mutableElements(as: T.self)
+            for i in 0..<source.count { d[i] = T(source[i]) }
         }
-        switch to {
-        case .float32: fill(Float.self) { Float($0) }
-        case .float64: fill(Double.self) { Double($0) }
-        case .int64: int(Int64.self)
-        case .int32: int(Int32.self)
-        case .int16: int(Int16.self)
-        case .int8: int(Int8.self)
-        case .uint8: int(UInt8.self)
-        case .bool: fill(Bool.self) { $0 != 0 }
-        default: throw KernelError.failed("Cast to \(to.v2Name) is not supported")
+
+        func toBool(_ d: UnsafeMutableBufferPointer<Bool>) {
+            for i in 0..<source.count { d[i] = source[i] != 0 }
         }
     }
 }
+
+/// A Cast source that can also write bools.
+private protocol CastSource { func toBool(_ d: UnsafeMutableBufferPointer<Bool>) }
 
 /// CastLike: casts input 0 to the element type of input 1.
 struct CastLikeKernel: BufferedKernel {
