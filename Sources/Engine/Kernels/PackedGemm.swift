@@ -124,15 +124,35 @@ enum PackedGemm {
         finish: TileFinish, level: CPULevel
     ) {
         let m = packed.rows
-        if level == .avx512 {
+        // Shallow blocks (K < 32: mobilenet_v2's 16-channel 1x1 convolution) stay on the AVX2
+        // tiles: there the 12 x 32 tile's start and end (24 accumulators set, clamped and stored
+        // per 16-32 FMAs each) cost more than its FMAs save (1.2-1.4x slower in the step profile;
+        // 15-25 % in a C micro-bench at K 16, even at K 256).
+        if level == .avx512 && kcb >= 32 {
             if panels.isEmpty || columns <= 0 { return }
             let first = panels.lowerBound * mr
-            var f = swerve_tile_finish(
-                bias: finish.bias.map { $0 + first }, from_bias: finish.fromBias ? 1 : 0, clamp: finish.clamp ? 1 : 0,
-                lo: finish.lo, hi: finish.hi)
-            swerve_sgemm_packed_avx512(
-                kcb, packed.panel(panels.lowerBound, block: pc), min(m, panels.upperBound * mr) - first, b, bStride,
-                columns, c + (first - rowBase) * ldc, ldc, &f)
+            // A last panel of 1 to 4 columns (N = 49 leaves 1) goes to the row-vectorised `narrow`
+            // tiles: as a 16-lane column vector it would cost a whole panel's FMAs (mobilenet_v2's
+            // 1x1 convolutions at 7x7 were 1.4x slower that way).
+            let tail = columns % nr
+            let wide = tail > 0 && tail <= 4 ? columns - tail : columns
+            if wide > 0 {
+                var f = swerve_tile_finish(
+                    bias: finish.bias.map { $0 + first }, from_bias: finish.fromBias ? 1 : 0,
+                    clamp: finish.clamp ? 1 : 0, lo: finish.lo, hi: finish.hi)
+                swerve_sgemm_packed_avx512(
+                    kcb, packed.panel(panels.lowerBound, block: pc), min(m, panels.upperBound * mr) - first, b, bStride,
+                    wide, c + (first - rowBase) * ldc, ldc, &f)
+            }
+            if wide < columns {
+                let j = wide / nr
+                for p in panels {
+                    let row = p * mr
+                    tile(
+                        kcb, packed.panel(p, block: pc), b + j * bStride, c + (row - rowBase) * ldc + wide, ldc,
+                        rows: min(mr, m - row), columns: columns - wide, finish: finish, row: row)
+                }
+            }
             return
         }
         let bPanels = (columns + nr - 1) / nr
