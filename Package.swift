@@ -38,10 +38,15 @@ let package = Package(
         // Header-only 8x8 float transposes (AVX intrinsics) for the engine's channel-blocked kernels.
         .systemLibrary(name: "CShuffle"),
 
+        // The engine's per-instruction-set kernels (AVX-512 SGEMM) and CPU feature detection, in C:
+        // built for baseline x86-64, each kernel with its own __attribute__((target)); the engine
+        // calls a level's kernels only where the CPU supports them (Sources/Engine/CPU/CPULevel.swift).
+        // -O3 in every configuration: at -O0 the intrinsics kernels spill every accumulator.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Tensor, DataType, shapes and broadcasting. Imports nothing.
         .target(name: "Tensors", swiftSettings: engineSettings),
         // Graph IR, operators, CPU kernels, plans and sessions.
-        .target(name: "Engine", dependencies: ["Tensors", "COpenBLAS", "CShuffle"], swiftSettings: engineSettings),
+        .target(name: "Engine", dependencies: ["Tensors", "COpenBLAS", "CShuffle", "CKernels"], swiftSettings: engineSettings),
         // CUDA device: NVIDIA libraries loaded at run time (dlopen), probe, device selection, NVML readings.
         .target(name: "CUDA", dependencies: ["Engine"], swiftSettings: swiftSettings),
         // Zero-copy ONNX ModelProto decoding (mmap, external data) into the engine graph.

@@ -1,3 +1,4 @@
+import Engine
 import ModelStore
 import Prometheus
 import Synchronization
@@ -28,6 +29,7 @@ public final class ServerMetrics: Sendable {
         self.gpuSamples = gpuSamples
         families = MetricFamilies(registry: PrometheusCollectorRegistry())
         unresolved = ModelMetrics(model: "", version: "", families: families)
+        families.registry.makeGauge(descriptor: families.cpuLevel, labels: [("level", CPULevel.active.rawValue)]).set(to: 1)
         startTime = ProcessMetrics.startTime() ?? wallClockNow()
     }
 

@@ -191,6 +191,7 @@ struct MetricFamilies: @unchecked Sendable {
     let loadDuration = d("model_load_duration", "seconds", "Time to load one model version (parse, plan, warm-up)")
     let versions = d("model_versions", "", "Model versions by state")
     let http = d("http_requests", "total", "HTTP requests on the inference port by route pattern, method and status")
+    let cpuLevel = d("cpu_level", "info", "Instruction-set level of the engine's CPU kernels: 1 for the level in use")
 
     private static func d(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "swerve", metricName: name, unitName: unit, helpText: help)

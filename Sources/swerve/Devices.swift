@@ -6,7 +6,8 @@ import Glibc
 
 /// `swerve devices`: probes CUDA the way `serve --device auto` does and prints what it found (driver,
 /// devices, cuBLAS, NVRTC, cuDNN, NVML, and the device `serve` would use). Exit status 0 when a
-/// CUDA device answered, 1 when CUDA is not available. `bench/gpu/run.sh` runs it first.
+/// CUDA device answered, 1 when CUDA is not available. `bench/gpu/run.sh` runs it first. The first
+/// line is the CPU and the instruction-set level of the engine's kernels (`CPULevelChoice`).
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Probe for CUDA devices and the NVIDIA libraries, and say which device 'serve' would use.")
@@ -22,7 +23,8 @@ struct Devices: ParsableCommand {
     static func report(
         _ result: Result<CUDAReport, CUDAUnavailable>, search: LibrarySearch, nvml: Result<NVMLMonitor, CUDAUnavailable>
     ) -> String {
-        var out = "searched: " + (search.directories.isEmpty ? "(no candidate directory exists)" : search.directories.map {
+        var out = "cpu: \(CPULevelChoice.process.report)\n"
+        out += "searched: " + (search.directories.isEmpty ? "(no candidate directory exists)" : search.directories.map {
             "\($0.path) [\($0.origin.rawValue)]"
         }.joined(separator: ", ")) + "; then the dynamic linker's path\n"
         switch result {

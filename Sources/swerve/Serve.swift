@@ -108,6 +108,14 @@ struct Serve: ParsableCommand {
             throw ExitCode(2)
         }
         let device = choice.device
+        let cpu = CPULevelChoice.process
+        logger.info(
+            "cpu level \(cpu.level)",
+            metadata: [
+                "event": "cpu_level", "level": "\(cpu.level)", "chosen": "\(cpu.requested.map { "SWERVE_CPU_LEVEL=\($0)" } ?? "detected")",
+                "cpu": "\(CPUModel.name)", "family": "\(CPUFeatures.host.family)", "model": "\(CPUFeatures.host.model)",
+                "flags": "\(CPUFeatures.host.flags)",
+            ])
         logger.info(
             "device selected",
             metadata: ["event": "device", "requested": "\(settings.device)", "device": "\(device)", "reason": "\(choice.reason)"])

@@ -35,6 +35,13 @@ struct Swerve: ParsableCommand {
             _ = message.withCString { write(2, $0, strlen($0)) }
             Glibc.exit(70)  // EX_SOFTWARE
         }
+        // The kernels' level (CPULevel): a SWERVE_CPU_LEVEL that cannot be followed stops here
+        // rather than running at another level than asked.
+        if let problem = CPULevelChoice.process.problem {
+            let message = "swerve: \(problem)\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            Glibc.exit(64)  // EX_USAGE
+        }
         main(nil)
     }
 }

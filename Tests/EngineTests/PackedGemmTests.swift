@@ -5,7 +5,9 @@ import Testing
 /// The engine's GEMM for packed constant weights (`PackedGemm`) against a double-precision
 /// definition, over shapes that hit every edge: rows not a multiple of the 6-row panel, columns not a
 /// multiple of the 16-column panel (1 to 8 and 9 to 15 left over), K and N over one cache block, and
-/// the two ways a call is split between threads.
+/// the two ways a call is split between threads. Every case runs at each CPU level this machine
+/// supports (`CPULevel`: the Swift AVX2 kernels and the C AVX-512 ones); levels it lacks are
+/// skipped with a printed note.
 @Suite struct PackedGemmTests {
     struct Shape: CustomStringConvertible, Sendable {
         var m: Int, n: Int, k: Int
@@ -43,6 +45,10 @@ import Testing
 
     @Test(arguments: shapes)
     func matchesTheDefinition(_ s: Shape) {
+        for level in CPULevel.testable { CPULevel.withLevel(level) { matchesTheDefinition(s, level) } }
+    }
+
+    func matchesTheDefinition(_ s: Shape, _ level: CPULevel) {
         let a = Self.random(s.m * s.k, seed: 1)
         let b = Self.random(s.k * s.n, seed: 2)
         let c0 = Self.random(s.m * s.n, seed: 3)
@@ -55,7 +61,7 @@ import Testing
                 PackedGemm.multiply(packed, b: pb.baseAddress!, ldb: s.n, n: s.n, c: pc.baseAddress!, ldc: s.n)
             }
         }
-        Self.check(c, want, s, "multiply")
+        Self.check(c, want, s, "\(level) multiply")
         // The two ways of splitting it between threads, run here one task after the other.
         for splitN in [true, false] {
             var c = c0
@@ -77,7 +83,7 @@ import Testing
                     }
                 }
             }
-            Self.check(c, want, s, splitN ? "split by columns" : "split by rows")
+            Self.check(c, want, s, "\(level) " + (splitN ? "split by columns" : "split by rows"))
         }
     }
 
@@ -90,6 +96,10 @@ import Testing
         Shape(m: 100, n: 32, k: 300), Shape(m: 13, n: 64, k: 20), Shape(m: 12, n: 16, k: 513),
     ])
     func packedColumnsMatchTheDefinition(_ s: Shape) {
+        for level in CPULevel.testable { CPULevel.withLevel(level) { packedColumnsMatchTheDefinition(s, level) } }
+    }
+
+    func packedColumnsMatchTheDefinition(_ s: Shape, _ level: CPULevel) {
         let a = Self.random(s.m * s.k, seed: 4)
         let b = Self.random(s.k * s.n, seed: 5)
         let c0 = Self.random(s.m * s.n, seed: 6)
@@ -106,7 +116,7 @@ import Testing
                     PackedGemm.multiply(a: pa.baseAddress!, lda: s.k, m: s.m, packed, c: pc.baseAddress!, ldc: s.n)
                 }
             }
-            Self.check(c, want, s, transposed ? "packed from B transposed" : "packed from B")
+            Self.check(c, want, s, "\(level) " + (transposed ? "packed from B transposed" : "packed from B"))
             for splitN in [true, false] {
                 var c = c0
                 a.withUnsafeBufferPointer { pa in
@@ -126,7 +136,7 @@ import Testing
                         }
                     }
                 }
-                Self.check(c, want, s, splitN ? "columns split by panels" : "columns split by rows")
+                Self.check(c, want, s, "\(level) " + (splitN ? "columns split by panels" : "columns split by rows"))
             }
         }
     }

@@ -88,6 +88,11 @@ import Testing
 
     @Test(arguments: cases)
     func winogradMatchesTheDefinition(_ p: Case) throws {
+        // Every CPU level this machine runs (the 16 products are PackedGemm's loop nest).
+        for level in CPULevel.testable { try CPULevel.withLevel(level) { try winogradMatchesTheDefinition(p, level) } }
+    }
+
+    func winogradMatchesTheDefinition(_ p: Case, _ level: CPULevel) throws {
         var rng = TestRNG(seed: 77)
         let x = rng.tensor([p.n, p.c, p.h, p.w])
         let w = rng.tensor([p.m, p.c, 3, 3])
@@ -116,7 +121,8 @@ import Testing
             let ratio = abs(Double(got[i]) - want[i]) / (1e-5 * scale[i] + 1e-6)
             if !(ratio <= worstRatio) { worstRatio = ratio; worst = i }
         }
-        #expect(worstRatio <= 1, "element \(worst): got \(got[worst]), expected \(want[worst]) (scale \(scale[worst]))")
+        #expect(
+            worstRatio <= 1, "\(level) element \(worst): got \(got[worst]), expected \(want[worst]) (scale \(scale[worst]))")
     }
 
     /// The kernel a Conv node with constant weights of `shape` builds.

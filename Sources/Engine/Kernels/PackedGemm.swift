@@ -1,3 +1,4 @@
+import CKernels
 import Glibc
 
 /// The engine's own single-precision GEMM for a constant left operand:
@@ -52,6 +53,7 @@ enum PackedGemm {
         // otherwise split the A panels (each task packs the same B block: cheap when N is narrow).
         let splitN = n >= tasks * nr * 4
         let cAddress = Int(bitPattern: c)
+        let level = CPULevel.current
         Parallel.forEach(tasks, costPerItem: flops / tasks) { range in
             let c = UnsafeMutablePointer<Float>(bitPattern: cAddress)!
             for task in range {
@@ -65,7 +67,9 @@ enum PackedGemm {
                     let hi = panels * (task + 1) / tasks
                     (rows, columns, taskPanels) = (min(m, lo * mr)..<min(m, hi * mr), 0..<n, lo..<hi)
                 }
-                run(packed, panels: taskPanels, source: source, columns: columns, c: c, ldc: ldc, finish: finish.tiles)
+                run(
+                    packed, panels: taskPanels, source: source, columns: columns, c: c, ldc: ldc, finish: finish.tiles,
+                    level: level)
                 finish.finish(rows: rows, columns: columns, c: c, ldc: ldc)
             }
         }
@@ -74,16 +78,18 @@ enum PackedGemm {
     /// One task on a row-major B (tests call it to check both ways of splitting).
     static func run(
         _ packed: PackedMatrix, panels: Range<Int>, b: UnsafePointer<Float>, ldb: Int, columns: Range<Int>,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int, finish: TileFinish = .accumulate, level: CPULevel = .current
     ) {
-        run(packed, panels: panels, source: MatrixSource(b: b, ldb: ldb), columns: columns, c: c, ldc: ldc)
+        run(
+            packed, panels: panels, source: MatrixSource(b: b, ldb: ldb), columns: columns, c: c, ldc: ldc,
+            finish: finish, level: level)
     }
 
     /// One task: the A panels `panels` against the B columns `columns`, on this thread; each tile
     /// starts and ends as `finish` says (by default it accumulates onto C).
     static func run<Source: PanelSource>(
         _ packed: PackedMatrix, panels: Range<Int>, source: Source, columns: Range<Int>,
-        c: UnsafeMutablePointer<Float>, ldc: Int, finish: TileFinish = .accumulate
+        c: UnsafeMutablePointer<Float>, ldc: Int, finish: TileFinish = .accumulate, level: CPULevel = .current
     ) {
         if panels.isEmpty || columns.isEmpty { return }
         let k = packed.k
@@ -97,8 +103,8 @@ enum PackedGemm {
                     let blockFinish = finish.block(first: pc == 0, last: pc + kcb == k)
                     source.pack(rows: pc..<(pc + kcb), columns: jc..<(jc + ncb), into: bp)
                     kBlock(
-                        packed, panels: panels, pc: pc, kcb: kcb, columns: ncb, bPanel: { UnsafePointer(bp + $0 * kcb * nr) },
-                        c: c + jc, ldc: ldc, rowBase: 0, finish: blockFinish)
+                        packed, panels: panels, pc: pc, kcb: kcb, columns: ncb, b: UnsafePointer(bp), bStride: kcb * nr,
+                        c: c + jc, ldc: ldc, rowBase: 0, finish: blockFinish, level: level)
                     pc += kcb
                 }
                 jc += ncb
@@ -107,27 +113,59 @@ enum PackedGemm {
     }
 
     /// One K block (`kcb` steps from `pc`) of A's `panels` against `columns` columns of B in
-    /// `nr`-wide panels (`bPanel(j)`, k-major from step `pc`), A in blocks of `mcPanels` panels
-    /// (kept in L2) against each B panel (in L1). `c` is C's first column of the block at row
-    /// `rowBase`. The loop nest of `run` and of `WinogradConv`'s 16 products.
+    /// `nr`-wide panels (panel j at `b + j * bStride`, k-major from step `pc`), A in blocks of
+    /// `mcPanels` panels (kept in L2) against each B panel (in L1). `c` is C's first column of the
+    /// block at row `rowBase`. The loop nest of `run` and of `WinogradConv`'s 16 products; at
+    /// `level` avx512 the whole block is one call of the C kernel (12 x 32 tiles on the same layout).
     @inline(__always)
     static func kBlock(
         _ packed: PackedMatrix, panels: Range<Int>, pc: Int, kcb: Int, columns: Int,
-        bPanel: (Int) -> UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, rowBase: Int,
-        finish: TileFinish
+        b: UnsafePointer<Float>, bStride: Int, c: UnsafeMutablePointer<Float>, ldc: Int, rowBase: Int,
+        finish: TileFinish, level: CPULevel
     ) {
         let m = packed.rows
+        // Shallow blocks (K < 32: mobilenet_v2's 16-channel 1x1 convolution) stay on the AVX2
+        // tiles: there the 12 x 32 tile's start and end (24 accumulators set, clamped and stored
+        // per 16-32 FMAs each) cost more than its FMAs save (1.2-1.4x slower in the step profile;
+        // 15-25 % in a C micro-bench at K 16, even at K 256).
+        if level == .avx512 && kcb >= 32 {
+            if panels.isEmpty || columns <= 0 { return }
+            let first = panels.lowerBound * mr
+            // A last panel of 1 to 4 columns (N = 49 leaves 1) goes to the row-vectorised `narrow`
+            // tiles: as a 16-lane column vector it would cost a whole panel's FMAs (mobilenet_v2's
+            // 1x1 convolutions at 7x7 were 1.4x slower that way).
+            let tail = columns % nr
+            let wide = tail > 0 && tail <= 4 ? columns - tail : columns
+            if wide > 0 {
+                var f = swerve_tile_finish(
+                    bias: finish.bias.map { $0 + first }, from_bias: finish.fromBias ? 1 : 0,
+                    clamp: finish.clamp ? 1 : 0, lo: finish.lo, hi: finish.hi)
+                swerve_sgemm_packed_avx512(
+                    kcb, packed.panel(panels.lowerBound, block: pc), min(m, panels.upperBound * mr) - first, b, bStride,
+                    wide, c + (first - rowBase) * ldc, ldc, &f)
+            }
+            if wide < columns {
+                let j = wide / nr
+                for p in panels {
+                    let row = p * mr
+                    tile(
+                        kcb, packed.panel(p, block: pc), b + j * bStride, c + (row - rowBase) * ldc + wide, ldc,
+                        rows: min(mr, m - row), columns: columns - wide, finish: finish, row: row)
+                }
+            }
+            return
+        }
         let bPanels = (columns + nr - 1) / nr
         var ic = panels.lowerBound
         while ic < panels.upperBound {
             let icEnd = min(ic + mcPanels, panels.upperBound)
             for j in 0..<bPanels {
                 let cols = min(nr, columns - j * nr)
-                let b = bPanel(j)
+                let bj = b + j * bStride
                 for p in ic..<icEnd {
                     let row = p * mr
                     tile(
-                        kcb, packed.panel(p, block: pc), b, c + (row - rowBase) * ldc + j * nr, ldc,
+                        kcb, packed.panel(p, block: pc), bj, c + (row - rowBase) * ldc + j * nr, ldc,
                         rows: min(mr, m - row), columns: cols, finish: finish, row: row)
                 }
             }
@@ -850,6 +888,7 @@ extension PackedGemm {
         let rowPanels = (m + mr - 1) / mr
         // Split the B panels when there are enough of them, else the rows.
         let splitN = packed.panels >= tasks * 2 || rowPanels < tasks
+        let level = CPULevel.current
         let aAddress = Int(bitPattern: a)
         let cAddress = Int(bitPattern: c)
         Parallel.forEach(tasks, costPerItem: flops / tasks) { range in
@@ -860,12 +899,12 @@ extension PackedGemm {
                 if splitN {
                     let lo = packed.panels * task / tasks
                     let hi = packed.panels * (task + 1) / tasks
-                    run(a: a, lda: lda, rows: 0..<m, packed, panels: lo..<hi, c: c, ldc: ldc)
+                    run(a: a, lda: lda, rows: 0..<m, packed, panels: lo..<hi, c: c, ldc: ldc, level: level)
                     (rows, columns) = (0..<m, min(n, lo * nr)..<min(n, hi * nr))
                 } else {
                     let lo = rowPanels * task / tasks * mr
                     let hi = min(m, rowPanels * (task + 1) / tasks * mr)
-                    run(a: a, lda: lda, rows: lo..<hi, packed, panels: 0..<packed.panels, c: c, ldc: ldc)
+                    run(a: a, lda: lda, rows: lo..<hi, packed, panels: 0..<packed.panels, c: c, ldc: ldc, level: level)
                     (rows, columns) = (lo..<hi, 0..<n)
                 }
                 if epilogue.kind != .none && !columns.isEmpty {
@@ -875,13 +914,33 @@ extension PackedGemm {
         }
     }
 
-    /// One task: rows `rows` of A against the B panels `panels`, on this thread.
+    /// One task: rows `rows` of A against the B panels `panels`, on this thread. At `level`
+    /// avx512 each K block (the whole K below 4 rows) is one call of the C kernel, which reads A in
+    /// place for every row count (12 x 32 tiles down to 1 x 64; partial panels through masks, so A
+    /// is never packed).
     static func run(
         a: UnsafePointer<Float>, lda: Int, rows: Range<Int>, _ packed: PackedColumns, panels: Range<Int>,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int, level: CPULevel = .current
     ) {
         if rows.isEmpty || panels.isEmpty { return }
         let (k, n) = (packed.k, packed.n)
+        if level == .avx512 {
+            let first = panels.lowerBound * nr
+            let columns = min(n, panels.upperBound * nr) - first
+            // K blocks keep a B block in cache for the next row tiles; up to 3 rows there are no
+            // next tiles, and one pass over the whole depth reads each panel as one sequential
+            // stream (a C micro-bench, 1 x 784 x 512: 24 us against 40 us in blocks of 256).
+            let depth = rows.count < 4 ? k : kc
+            var pc = 0
+            while pc < k {
+                let kcb = min(depth, k - pc)
+                swerve_sgemm_direct_avx512(
+                    kcb, a + rows.lowerBound * lda + pc, lda, rows.count, packed.panel(panels.lowerBound) + pc * nr, k * nr,
+                    columns, c + rows.lowerBound * ldc + first, ldc)
+                pc += kcb
+            }
+            return
+        }
         if rows.count < 4 {
             for r in rows {
                 for j in panels {

@@ -102,13 +102,14 @@ final class WinogradConv: @unchecked Sendable {
         let yAddress = Int(bitPattern: y)
         let biasAddress = bias.map { Int(bitPattern: $0) } ?? 0
         let flops = 2 * 16 * m * c * b.blockTiles / b.parts
+        let level = CPULevel.current
         Parallel.forEach(b.blocks * b.parts, costPerItem: flops) { items in
             let x = UnsafePointer<Float>(bitPattern: xAddress)!
             let y = UnsafeMutablePointer<Float>(bitPattern: yAddress)!
             let bias = UnsafePointer<Float>(bitPattern: biasAddress)
             ThreadScratch.withFloats(b.scratchFloats) { scratch in
                 for item in items {
-                    runBlock(item / b.parts, part: item % b.parts, b, x, geo, bias, epilogue, y, scratch)
+                    runBlock(item / b.parts, part: item % b.parts, b, x, geo, bias, epilogue, y, scratch, level)
                 }
             }
         }
@@ -118,7 +119,7 @@ final class WinogradConv: @unchecked Sendable {
     private func runBlock(
         _ block: Int, part: Int, _ b: Blocking, _ x: UnsafePointer<Float>, _ geo: WindowGeometry,
         _ bias: UnsafePointer<Float>?, _ epilogue: Epilogue, _ y: UnsafeMutablePointer<Float>,
-        _ scratch: UnsafeMutablePointer<Float>
+        _ scratch: UnsafeMutablePointer<Float>, _ level: CPULevel
     ) {
         let tiles = b.tileRange(block)
         if tiles.isEmpty { return }
@@ -134,7 +135,8 @@ final class WinogradConv: @unchecked Sendable {
             inputTransform(segment, x, geo, b, v, lines)
         }
         for xi in 0..<16 {
-            multiply(xi, v + xi * b.vStride, columns: tiles.count, panels: panels, out + xi * mStride, ldm: b.ldm)
+            multiply(
+                xi, v + xi * b.vStride, columns: tiles.count, panels: panels, out + xi * mStride, ldm: b.ldm, level: level)
         }
         b.forEachSegment(tiles) { segment in
             outputTransform(segment, out, mStride: mStride, ldm: b.ldm, rows: rows, geo, bias, epilogue, y)
@@ -146,7 +148,7 @@ final class WinogradConv: @unchecked Sendable {
     /// the first K block's tiles start from zero instead of reading M.
     private func multiply(
         _ xi: Int, _ v: UnsafePointer<Float>, columns: Int, panels: Range<Int>, _ out: UnsafeMutablePointer<Float>,
-        ldm: Int
+        ldm: Int, level: CPULevel
     ) {
         let (mr, nr) = (PackedGemm.mr, PackedGemm.nr)
         let fromZero = TileFinish(fromBias: true)
@@ -154,8 +156,9 @@ final class WinogradConv: @unchecked Sendable {
         while pc < c {
             let kcb = min(PackedGemm.kc, c - pc)
             PackedGemm.kBlock(
-                weights[xi], panels: panels, pc: pc, kcb: kcb, columns: columns, bPanel: { v + $0 * c * nr + pc * nr },
-                c: out, ldc: ldm, rowBase: panels.lowerBound * mr, finish: fromZero.block(first: pc == 0, last: false))
+                weights[xi], panels: panels, pc: pc, kcb: kcb, columns: columns, b: v + pc * nr, bStride: c * nr,
+                c: out, ldc: ldm, rowBase: panels.lowerBound * mr, finish: fromZero.block(first: pc == 0, last: false),
+                level: level)
             pc += kcb
         }
     }
