@@ -115,6 +115,7 @@ struct JSONWriter {
     mutating func bfloat16(_ bits: UInt16) {
         let v = HalfConversion.float(fromBFloat16: bits)
         guard v.isFinite else { return nonFinite(Double(v)) }
+        if v == 0 { return raw(v.sign == .minus ? "-0.0" : "0") }  // "-0" would read back as the integer 0
         if v == v.rounded(), abs(v) < 1e6 {
             raw(String(Int(v)))
             return
