@@ -65,13 +65,29 @@ public enum HalfConversion {
         _ source: UnsafePointer<UInt16>, format: DataType, into destination: UnsafeMutablePointer<Float>, count: Int
     ) {
         precondition(isHalf(format), "\(format) is not a 16-bit float format")
+        let s = UnsafeRawPointer(source)
+        let d = UnsafeMutableRawPointer(destination)
+        var i = 0
         if format == .float16 {
-            source.withMemoryRebound(to: Float16.self, capacity: count) { s in
-                for i in 0..<count { destination[i] = Float(s[i]) }
+            while i + 8 <= count {
+                let v = s.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self)
+                d.storeBytes(of: SIMD8<Float>(v), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < count {
+                destination[i] = float(fromFloat16: source[i])
+                i += 1
             }
         } else {
-            let d = UnsafeMutableRawPointer(destination).assumingMemoryBound(to: UInt32.self)
-            for i in 0..<count { d[i] = UInt32(source[i]) << 16 }
+            while i + 8 <= count {
+                let v = SIMD8<UInt32>(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self))
+                d.storeBytes(of: v &<< 16, toByteOffset: 4 * i, as: SIMD8<UInt32>.self)
+                i += 8
+            }
+            while i < count {
+                destination[i] = float(fromBFloat16: source[i])
+                i += 1
+            }
         }
     }
 
@@ -80,22 +96,24 @@ public enum HalfConversion {
         _ source: UnsafePointer<Float>, format: DataType, into destination: UnsafeMutablePointer<UInt16>, count: Int
     ) {
         precondition(isHalf(format), "\(format) is not a 16-bit float format")
+        let s = UnsafeRawPointer(source)
+        let d = UnsafeMutableRawPointer(destination)
+        var i = 0
         if format == .float16 {
-            destination.withMemoryRebound(to: Float16.self, capacity: count) { d in
-                for i in 0..<count { d[i] = Float16(source[i]) }
+            while i + 8 <= count {
+                let v = s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+                d.storeBytes(of: SIMD8<Float16>(v), toByteOffset: 2 * i, as: SIMD8<Float16>.self)
+                i += 8
+            }
+            while i < count {
+                destination[i] = float16Bits(source[i])
+                i += 1
             }
             return
         }
-        let bits = UnsafeRawPointer(source).assumingMemoryBound(to: UInt32.self)
-        var i = 0
         while i + 8 <= count {
-            let v = UnsafeRawPointer(bits + i).loadUnaligned(as: SIMD8<UInt32>.self)
-            let magnitude = v & 0x7FFF_FFFF
-            let rounded = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) &>> 16
-            let quiet = (v &>> 16) | 0x0040
-            let r = rounded.replacing(with: quiet, where: magnitude .> 0x7F80_0000)
-            UnsafeMutableRawPointer(destination + i).storeBytes(
-                of: SIMD8<UInt16>(truncatingIfNeeded: r), as: SIMD8<UInt16>.self)
+            let r = bfloat16Lanes(s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<UInt32>.self))
+            d.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: r), toByteOffset: 2 * i, as: SIMD8<UInt16>.self)
             i += 8
         }
         while i < count {
@@ -108,25 +126,34 @@ public enum HalfConversion {
     /// `format` of a value the engine holds as float32).
     public static func roundInPlace(_ values: UnsafeMutablePointer<Float>, count: Int, to format: DataType) {
         precondition(isHalf(format), "\(format) is not a 16-bit float format")
-        if format == .float16 {
-            for i in 0..<count { values[i] = Float(Float16(values[i])) }
-            return
-        }
-        let bits = UnsafeMutableRawPointer(values).assumingMemoryBound(to: UInt32.self)
+        let p = UnsafeMutableRawPointer(values)
         var i = 0
         while i + 8 <= count {
-            let v = UnsafeRawPointer(bits + i).loadUnaligned(as: SIMD8<UInt32>.self)
-            let magnitude = v & 0x7FFF_FFFF
-            let rounded = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) & 0xFFFF_0000
-            let quiet = v | 0x0040_0000
-            let r = rounded.replacing(with: quiet & 0xFFFF_0000, where: magnitude .> 0x7F80_0000)
-            UnsafeMutableRawPointer(bits + i).storeBytes(of: r, as: SIMD8<UInt32>.self)
+            if format == .float16 {
+                let v = p.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+                p.storeBytes(of: SIMD8<Float>(SIMD8<Float16>(v)), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            } else {
+                let r = bfloat16Lanes(p.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<UInt32>.self))
+                p.storeBytes(of: r &<< 16, toByteOffset: 4 * i, as: SIMD8<UInt32>.self)
+            }
             i += 8
         }
         while i < count {
-            values[i] = float(fromBFloat16: bfloat16Bits(values[i]))
+            values[i] = rounded(values[i], to: format)
             i += 1
         }
+    }
+
+    /// `bfloat16Bits` of eight float32 bit patterns, in the low halves of the lanes. Selects the
+    /// quiet NaN with arithmetic rather than a lane comparison, which Swift's SIMD types would
+    /// build lane by lane; LLVM turns this into one compare and one blend.
+    @inline(__always)
+    static func bfloat16Lanes(_ v: SIMD8<UInt32>) -> SIMD8<UInt32> {
+        // All ones in the lanes whose magnitude is above infinity's (NaN): the subtraction wraps.
+        let nan = SIMD8<UInt32>(repeating: 0) &- ((SIMD8<UInt32>(repeating: 0x7F80_0000) &- (v & 0x7FFF_FFFF)) &>> 31)
+        let rounded = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) &>> 16
+        let quiet = (v &>> 16) | 0x0040
+        return rounded ^ ((rounded ^ quiet) & nan)
     }
 }
 
