@@ -10,6 +10,7 @@ must equal numpy's bit for bit.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import ml_dtypes
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 import tritonclient.http as httpclient
 from onnx import TensorProto, helper, numpy_helper
 
-from swerve_e2e import assert_error, assert_ok, finish_server, start_server
+from swerve_e2e import assert_error, assert_ok, finish_server, start_server, swerve_binary
 
 # V2 name -> (numpy dtype, ONNX type, TF Serving name).
 TYPES = {
@@ -73,15 +74,28 @@ def build_model(v2: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def typed_server(tmp_path_factory):
+def typed_store(tmp_path_factory):
     store = tmp_path_factory.mktemp("types") / "models"
     for v2 in TYPES:
         version = store / model_name(v2) / "1"
         version.mkdir(parents=True)
         (version / "model.onnx").write_bytes(build_model(v2))
-    srv = start_server(store)
+    return store
+
+
+@pytest.fixture(scope="module")
+def typed_server(typed_store):
+    srv = start_server(typed_store)
     yield srv
     finish_server(srv)
+
+
+@pytest.mark.parametrize("v2", sorted(TYPES))
+def test_check_generates_inputs_of_every_type(typed_store, v2):
+    path = typed_store / model_name(v2) / "1" / "model.onnx"
+    run = subprocess.run([str(swerve_binary()), "check", str(path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"input       x {v2} [1, 4]" in run.stdout and f"output      y {v2} [1, 4]" in run.stdout, run.stdout
 
 
 def json_values(array: np.ndarray) -> list:
