@@ -8,7 +8,8 @@ import Tensors
 /// subgraph interfaces become float32, `dtype`/`output_dtype` attributes asking for a 16-bit type
 /// ask for float32, and a CastLike whose target is known to be 16-bit becomes a Cast to that type.
 /// A Cast to FLOAT16/BFLOAT16 stays: its kernel rounds to the 16-bit value and keeps it as float32,
-/// so a model that narrows on purpose computes what onnxruntime computes. `Edges` records the
+/// so a model that narrows on purpose computes what onnxruntime computes. A BitCast from or to a
+/// 16-bit float is refused (`EngineError.unsupportedOperator`): those bits do not exist inside. `Edges` records the
 /// declared 16-bit inputs and outputs of the top graph; the session widens the first on entry and
 /// narrows the second on exit. A value type; the lowering is a pure function of the model.
 struct HalfPrecision: Sendable {
@@ -21,22 +22,29 @@ struct HalfPrecision: Sendable {
     /// The model with every 16-bit value held as float32, and its 16-bit edges.
     static func lower(_ model: GraphModel) throws -> (GraphModel, HalfPrecision) {
         var edges = HalfPrecision()
-        for v in model.graph.inputs where v.kind == .tensor { if let t = v.dataType, HalfConversion.isHalf(t) { edges.inputs[v.name] = t } }
-        for v in model.graph.outputs where v.kind == .tensor { if let t = v.dataType, HalfConversion.isHalf(t) { edges.outputs[v.name] = t } }
+        for v in model.graph.inputs where v.kind == .tensor {
+            if let t = v.dataType, HalfConversion.isHalf(t) { edges.inputs[v.name] = t }
+        }
+        for v in model.graph.outputs where v.kind == .tensor {
+            if let t = v.dataType, HalfConversion.isHalf(t) { edges.outputs[v.name] = t }
+        }
         guard mentionsHalf(model.graph) else { return (model, edges) }
         var out = model
-        out.graph = try lower(model.graph, outer: [:])
+        out.graph = try lower(model.graph, outer: [:], opset: model.defaultOpset)
         return (out, edges)
     }
 
-    /// `feeds` with the declared 16-bit inputs widened to float32. A feed of another type for a
-    /// 16-bit input is refused here, naming the declared type (the plan only knows float32).
+    /// `feeds` with the declared 16-bit inputs widened to float32. A feed of another type or shape
+    /// for a 16-bit input is refused here, naming the declared type (the plan only knows float32).
     func widen(_ feeds: [String: Tensor], declared: [ValueInfo]) throws -> [String: Tensor] {
         var out = feeds
         for (name, type) in inputs {
             guard let t = feeds[name], t.container == nil else { continue }
-            guard t.dataType == type else {
-                let info = declared.first { $0.name == name } ?? ValueInfo(name: name, dataType: type, shape: nil)
+            let info = declared.first { $0.name == name } ?? ValueInfo(name: name, dataType: type, shape: nil)
+            let shapeFits = info.shape.map { dims in
+                dims.count == t.rank && zip(dims, t.shape).allSatisfy { d, n in d.value == nil || d.value == n }
+            } ?? true
+            guard t.dataType == type, shapeFits else {
                 throw EngineError.invalidInput(
                     "input '\(name)': expected \(Plan.describe(info)), got \(t.dataType.v2Name) \(t.shape); "
                         + "send the datatype and shape that GET /v2/models/{name} reports")
@@ -78,7 +86,7 @@ struct HalfPrecision: Sendable {
         return false
     }
 
-    private static func lower(_ g: Graph, outer: [String: DataType]) throws -> Graph {
+    private static func lower(_ g: Graph, outer: [String: DataType], opset: Int) throws -> Graph {
         let types = logicalTypes(g, outer: outer)
         var out = g
         out.inputs = g.inputs.map(widenedInfo)
@@ -87,7 +95,7 @@ struct HalfPrecision: Sendable {
         for (name, t) in g.initializers where HalfConversion.isHalf(t.dataType) {
             out.initializers[name] = try t.widenedToFloat32()
         }
-        out.nodes = try g.nodes.map { try lower($0, types: types) }
+        out.nodes = try g.nodes.map { try lower($0, types: types, opset: opset) }
         return out
     }
 
@@ -98,8 +106,17 @@ struct HalfPrecision: Sendable {
         return w
     }
 
-    private static func lower(_ node: Node, types: [String: DataType]) throws -> Node {
+    private static func lower(_ node: Node, types: [String: DataType], opset: Int) throws -> Node {
         var n = node
+        if node.opType == "BitCast", OperatorRegistry.isDefaultDomain(node.domain) {
+            // A 16-bit float's bits do not exist inside (it is held as float32): refused at load
+            // rather than reinterpreting the wrong bytes.
+            var to: Int?
+            if case .int(let raw)? = node.attributes["to"] { to = raw }
+            if to.map(isHalfCode) == true || node.inputs.first.flatMap({ types[$0] }).map(HalfConversion.isHalf) == true {
+                throw EngineError.unsupportedOperator(opType: "BitCast", domain: "", opset: opset, node: node.displayName)
+            }
+        }
         if node.opType == "CastLike", OperatorRegistry.isDefaultDomain(node.domain), node.inputs.count >= 2,
             let target = types[node.inputs[1]], HalfConversion.isHalf(target)
         {
@@ -119,9 +136,9 @@ struct HalfPrecision: Sendable {
             case .int(let v) where (key == "dtype" || key == "output_dtype") && isHalfCode(v):
                 n.attributes[key] = .int(Int(DataType.float32.rawValue))
             case .graph(let sub):
-                n.attributes[key] = .graph(try lower(sub, outer: types))
+                n.attributes[key] = .graph(try lower(sub, outer: types, opset: opset))
             case .graphs(let subs):
-                n.attributes[key] = .graphs(try subs.map { try lower($0, outer: types) })
+                n.attributes[key] = .graphs(try subs.map { try lower($0, outer: types, opset: opset) })
             default: continue
             }
         }

@@ -91,12 +91,23 @@ import Testing
         #expect(try out["i"]!.widenedToFloat32().scalars(as: Float.self) == [1, 0, 0, 1])
     }
 
+    @Test func bitCastOfASixteenBitFloatIsRefusedAtLoad() {
+        let error = engineError {
+            _ = try session(
+                [Node(name: "bits", opType: "BitCast", inputs: ["x"], outputs: ["y"], attributes: ["to": .int(5)])],
+                inputs: [("x", .float16, [2])], outputs: [("y", .int16, [2])])
+        }
+        #expect(error.map { "\($0)".contains("'BitCast'") && "\($0)".contains("'bits'") } == true)
+    }
+
     @Test func aFeedOfAnotherTypeForASixteenBitInputNamesTheDeclaredType() throws {
         let s = try session(
             [Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["y"])],
             inputs: [("x", .float16, [2])], outputs: [("y", .float16, [2])])
         let error = engineError { _ = try s.run(["x": Tensor([1, -1] as [Float], shape: [2])]) }
         #expect(error.map { "\($0)".contains("FP16") && "\($0)".contains("got FP32") } == true)
+        let shape = engineError { _ = try s.run(["x": try half([1, -1, 2], .float16, shape: [3])]) }
+        #expect(shape.map { "\($0)".contains("expected FP16 tensor of shape [2], got FP16 [3]") } == true)
         let y = try s.run(["x": try half([1, -1], .float16, shape: [2])])["y"]!
         #expect(y.elements(as: UInt16.self).map { $0 } == [0x3C00, 0x0000])
     }
