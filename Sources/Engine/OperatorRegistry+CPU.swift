@@ -276,6 +276,7 @@ extension OperatorRegistry {
         registerDetectionOperators(&r)
         registerNewerOperators(&r)
         registerRandomOperators(&r)
+        registerRemainingOperators(&r)
         return r
     }
 }

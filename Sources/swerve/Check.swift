@@ -111,10 +111,11 @@ struct Check: ParsableCommand {
         for record in records {
             let name = record.qualifiedName.padding(toLength: width, withPad: " ", startingAt: 0)
             let changes = record.domain.isEmpty ? OperatorRegistry.opsetChanges(of: record.opType) ?? [] : []
-            let changed = changes.isEmpty ? "" : " (changed at \(changes.map(String.init).joined(separator: ", ")))"
-            let domain = record.domain.isEmpty ? "" : "\(record.domain) "
+            let changed =
+                record.domain.isEmpty
+                ? " (changed at \(changes.map(String.init).joined(separator: ", ")))" : " (of domain \(record.domain))"
             lines.append(
-                "  \(name)\(domain)opsets \(record.opsets.lowerBound)-\(record.opsets.upperBound)\(changed); "
+                "  \(name)opsets \(record.opsets.lowerBound)-\(record.opsets.upperBound)\(changed); "
                     + "types \(typeList(record.elementTypes))")
         }
         lines.append("""

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The heavy operators of the zoo, one model each at typical sizes, in Swerve (`swerve bench`) and
-onnxruntime in the same run, same thread count: ConvTranspose (decoder layers, groups, 3-D), Resize
+onnxruntime in the same run, same thread count: ConvTranspose (decoder layers, groups, 3-D), DeformConv, Resize
 (nearest, linear, cubic), LSTM, GRU, ScatterND, NonMaxSuppression, RoiAlign, GridSample, Unique and
 Attention (opset 23).
 
@@ -140,6 +140,19 @@ def unique(sorted_):
     return detection_model(nodes, [("u", [1000, 1000])], outputs, {"k": np.array(1000, np.float32)}, 11)
 
 
+def deform_conv(x_shape, m, offset_groups, mask, attributes):
+    """A deformable 3x3 convolution (DCN detectors and segmenters), offsets of about a pixel."""
+    n, c, h, w = x_shape
+    pads, strides = attributes.get("pads", [0, 0, 0, 0]), attributes.get("strides", [1, 1])
+    oh, ow = (h + pads[0] + pads[2] - 3) // strides[0] + 1, (w + pads[1] + pads[3] - 3) // strides[1] + 1
+    inputs = [("x", x_shape), ("offset", [n, offset_groups * 18, oh, ow])]
+    if mask:
+        inputs.append(("mask", [n, offset_groups * 9, oh, ow]))
+    node = helper.make_node("DeformConv", ["x", "w", "offset", "", "mask"] if mask else ["x", "w", "offset"], ["y"],
+                            offset_group=offset_groups, **attributes)
+    return node_model("deform_conv", [node], inputs, [("y", None)], [weights([m, c, 3, 3], 0.05, "w")], 19)
+
+
 CASES = {
     "ConvTranspose 64->32 k4 s2 p1 56x56": lambda: conv_transpose([1, 64, 56, 56], 32, [4, 4], {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     "ConvTranspose same, batch 4": lambda: conv_transpose([4, 64, 56, 56], 32, [4, 4], {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
@@ -147,6 +160,10 @@ CASES = {
     "ConvTranspose 64->64 k3 s2 op1 group 4": lambda: conv_transpose(
         [1, 64, 32, 32], 64, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1], "group": 4}),
     "ConvTranspose 3-D 32->16 k2 s2 16^3": lambda: conv_transpose([1, 32, 16, 16, 16], 16, [2, 2, 2], {"strides": [2, 2, 2]}),
+    "DeformConv 64->64 k3 p1 56x56": lambda: deform_conv([1, 64, 56, 56], 64, 1, False, {"pads": [1, 1, 1, 1]}),
+    "DeformConv same, mask, 4 offset groups, batch 2": lambda: deform_conv(
+        [2, 64, 56, 56], 64, 4, True, {"pads": [1, 1, 1, 1]}),
+    "DeformConv 256->256 k3 p1 28x28": lambda: deform_conv([1, 256, 28, 28], 256, 1, False, {"pads": [1, 1, 1, 1]}),
     "Resize nearest x2 64x80x80": lambda: resize("nearest"),
     "Resize linear x2 64x80x80": lambda: resize("linear"),
     "Resize cubic x2 64x80x80": lambda: resize("cubic"),
