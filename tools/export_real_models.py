@@ -20,9 +20,18 @@ Models (fixed seeds, `weights=None`, no hub access):
 - `gru`                  `nn.GRU` (input 32, hidden 48, 1 layer, batch_first), same input;
                          outputs the sequence and h_n
 
+- `small_cnn`            two Conv+BatchNorm+ReLU blocks, global average pool, Linear: input `input`
+                         FP32 [batch, 3, 32, 32]
+
 each exported twice: `torchscript` (`torch.onnx.export(..., dynamo=False)`) and `dynamo`
 (`dynamo=True`, the default exporter), with a dynamic batch dimension (and sequence for the
 transformers). Every export is checked with onnx's checker and run once in onnxruntime.
+
+Precision variants (`PRECISIONS`): `small_cnn` and `transformer_encoder` also as float16
+(`model.half()`), bfloat16 and float64, and `resnet18` as float16 (`<model>_<fp16|bf16|fp64>_<exporter>`,
+manifest `precision`). Each variant has an fp32 twin with the same (rounded) weights in
+`<name>/reference/model.onnx`, outside the versions the server loads: onnxruntime's CPU provider has no
+bfloat16 Conv/MatMul and no float64 Conv, so the tests compare those with the twin.
 
     .venv-realmodels/bin/python tools/export_real_models.py [--out DIR] [--only NAME ...]
 
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import json
 import sys
 import time
@@ -172,6 +182,30 @@ def make_recurrent(kind: str):
     return build
 
 
+class SmallCNN(nn.Module):
+    """Conv-BN-ReLU twice (the second with stride 2), global average pool, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, input):
+        return self.head(self.features(input))
+
+
+def make_small_cnn():
+    torch.manual_seed(SEED)
+    model = SmallCNN()
+    calibrate_batch_norm(model, (8, 3, 32, 32))
+    example = (torch.randn(2, 3, 32, 32),)
+    inputs = [{"name": "input", "dtype": "float32", "shape": ["batch", 3, 32, 32]}]
+    return model, example, inputs, ["output"], {"input": {0: "batch"}}
+
+
 # Exports whose dimensions the exporter fixes: the TorchScript tracer bakes the example's sequence
 # length into nn.MultiheadAttention's reshapes (onnxruntime then fails on any other length), so
 # that export is made with a fixed sequence of 16 and only a dynamic batch.
@@ -185,8 +219,14 @@ MODELS = {
     "transformer_encoder": make_transformer_encoder,
     "lstm": make_recurrent("lstm"),
     "gru": make_recurrent("gru"),
+    "small_cnn": make_small_cnn,
 }
 EXPORTERS = ("torchscript", "dynamo")
+
+# Precision variants: the module converted with `.to(dtype)` (`.half()` for float16), exported as
+# `<model>_<precision>_<exporter>`.
+PRECISIONS = {"fp16": (torch.float16, "float16"), "bf16": (torch.bfloat16, "bfloat16"), "fp64": (torch.float64, "float64")}
+VARIANTS = {"small_cnn": ("fp16", "bf16", "fp64"), "transformer_encoder": ("fp16", "bf16", "fp64"), "resnet18": ("fp16",)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +277,14 @@ def random_feeds(inputs: list[dict], batch: int, sequence: int, rng: np.random.G
     return feeds
 
 
+def convert(module: nn.Module, precision: str) -> tuple[nn.Module, nn.Module]:
+    """The module in `precision`, and its fp32 twin holding the same (rounded) weights."""
+    dtype = PRECISIONS[precision][0]
+    converted = copy.deepcopy(module).half() if precision == "fp16" else copy.deepcopy(module).to(dtype)
+    twin = copy.deepcopy(converted).float()
+    return converted.eval(), twin.eval()
+
+
 def check(path: Path, inputs: list[dict], module: nn.Module) -> tuple[float, float]:
     """onnx checker, then onnxruntime at batch 3 against torch; returns the largest difference and
     the largest output magnitude."""
@@ -270,23 +318,39 @@ def main() -> None:
     for base in args.only or MODELS:
         module, example, inputs, output_names, dims = MODELS[base]()
         module.eval()
-        for exporter in args.exporter:
-            name = f"{base}_{exporter}"
-            path = out / name / "1" / "model.onnx"
-            fixed = FIXED_DIMS.get((base, exporter), {})
-            specs = [{**s, "shape": [fixed.get(d, d) for d in s["shape"]]} for s in inputs]
-            free = {n: {a: d for a, d in axes.items() if d not in fixed} for n, axes in dims.items()}
-            start = time.monotonic()
-            export(module, example, [s["name"] for s in inputs], output_names, free, exporter, path)
-            seconds = time.monotonic() - start
-            diff, scale = check(path, specs, module)
-            inv = inventory(path)
-            manifest[name] = {"model": base, "exporter": exporter, "path": f"{name}/1/model.onnx",
-                              "inputs": specs, "outputs": output_names, **inv,
-                              "file_bytes": sum(p.stat().st_size for p in path.parent.iterdir())}
-            ops = ", ".join(f"{k} {v}" for k, v in inv["ops"].items())
-            print(f"{name}: {seconds:.1f} s, opsets {inv['opsets']}, {inv['nodes']} nodes, "
-                  f"output max |y| {scale:.3g}, ort-vs-torch max diff {diff:.2g}\n    {ops}", flush=True)
+        for precision in (None, *VARIANTS.get(base, ())):
+            if precision is None:
+                variant, twin, example_in, typed = module, None, example, inputs
+            else:
+                variant, twin = convert(module, precision)
+                example_in = tuple(x.to(PRECISIONS[precision][0]) if x.is_floating_point() else x for x in example)
+                typed = [{**s, "dtype": PRECISIONS[precision][1]} if s["dtype"] == "float32" else s for s in inputs]
+            for exporter in args.exporter:
+                name = f"{base}_{exporter}" if precision is None else f"{base}_{precision}_{exporter}"
+                path = out / name / "1" / "model.onnx"
+                fixed = FIXED_DIMS.get((base, exporter), {})
+                specs = [{**s, "shape": [fixed.get(d, d) for d in s["shape"]]} for s in typed]
+                free = {n: {a: d for a, d in axes.items() if d not in fixed} for n, axes in dims.items()}
+                start = time.monotonic()
+                export(variant, example_in, [s["name"] for s in inputs], output_names, free, exporter, path)
+                seconds = time.monotonic() - start
+                entry = {"model": base, "exporter": exporter, "path": f"{name}/1/model.onnx"}
+                if twin is None:
+                    diff, scale = check(path, specs, module)
+                else:
+                    # The fp32 twin is what onnxruntime can always run; the variant gets onnx's checker.
+                    onnx.checker.check_model(str(path))
+                    reference = out / name / "reference" / "model.onnx"
+                    export(twin, example, [s["name"] for s in inputs], output_names, free, exporter, reference)
+                    twin_specs = [{**s, "shape": [fixed.get(d, d) for d in s["shape"]]} for s in inputs]
+                    diff, scale = check(reference, twin_specs, twin)
+                    entry.update(precision=precision, reference=f"{name}/reference/model.onnx")
+                inv = inventory(path)
+                manifest[name] = {**entry, "inputs": specs, "outputs": output_names, **inv,
+                                  "file_bytes": sum(p.stat().st_size for p in path.parent.iterdir())}
+                ops = ", ".join(f"{k} {v}" for k, v in inv["ops"].items())
+                print(f"{name}: {seconds:.1f} s, opsets {inv['opsets']}, {inv['nodes']} nodes, "
+                      f"output max |y| {scale:.3g}, ort-vs-torch max diff {diff:.2g}\n    {ops}", flush=True)
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     print(f"export_real_models: wrote {len(manifest)} models to {out} in {time.monotonic() - total:.1f} s")
 

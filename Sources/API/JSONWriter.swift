@@ -1,3 +1,4 @@
+import Glibc
 import HTTP
 import Tensors
 
@@ -97,7 +98,39 @@ struct JSONWriter {
         case .uint32: raw(String(tensor.elements(as: UInt32.self)[i]))
         case .uint64: raw(String(tensor.elements(as: UInt64.self)[i]))
         case .bool: bool(tensor.elements(as: Bool.self)[i])
-        case .float16, .bfloat16, .string: raw("null")
+        case .float16: float16(tensor.elements(as: UInt16.self)[i])
+        case .bfloat16: bfloat16(tensor.elements(as: UInt16.self)[i])
+        case .string: raw("null")
+        }
+    }
+
+    /// Writes a float16 in the shortest form that reads back to the same float16.
+    mutating func float16(_ bits: UInt16) {
+        let v = Float16(bitPattern: bits)
+        if v.isFinite { raw(v.description) } else { nonFinite(Double(Float(v))) }
+    }
+
+    /// Writes a bfloat16 in the shortest form that reads back to the same bfloat16 (at most 4
+    /// significant digits for 8 bits of mantissa; 9, float32's, as a bound).
+    mutating func bfloat16(_ bits: UInt16) {
+        let v = HalfConversion.float(fromBFloat16: bits)
+        guard v.isFinite else { return nonFinite(Double(v)) }
+        if v == 0 { return raw(v.sign == .minus ? "-0.0" : "0") }  // "-0" would read back as the integer 0
+        if v == v.rounded(), abs(v) < 1e6 {
+            raw(String(Int(v)))
+            return
+        }
+        var buffer = [CChar](repeating: 0, count: 40)
+        for digits in 2...9 {
+            let n = buffer.withUnsafeMutableBufferPointer { b in
+                withVaList([Int32(digits), Double(v)]) { vsnprintf(b.baseAddress, b.count, "%.*g", $0) }
+            }
+            // Read back as the request parser reads a BF16 number: a double, rounded once.
+            let parsed = buffer.withUnsafeBufferPointer { strtod($0.baseAddress!, nil) }
+            if HalfConversion.bfloat16Bits(fromDouble: parsed) == bits || digits == 9 {
+                bytes.append(contentsOf: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) })
+                return
+            }
         }
     }
 }

@@ -46,8 +46,13 @@ enum TensorJSON {
                 if let i = v.int, i == 0 || i == 1 { return i == 1 }
                 return nil
             }
-        case .float16, .bfloat16, .string:
-            throw .badRequest("\(what): datatype \(dataType.v2Name) is not supported in JSON yet; use FP32, FP64, INTn, UINTn or BOOL")
+        case .float16:
+            // Numbers, rounded once from the decimal to the nearest float16 (ties to even).
+            try filler.fill(rows, tensor.mutableElements(as: UInt16.self)) { $0.double.map { HalfConversion.float16Bits(fromDouble: $0) } }
+        case .bfloat16:
+            try filler.fill(rows, tensor.mutableElements(as: UInt16.self)) { $0.double.map { HalfConversion.bfloat16Bits(fromDouble: $0) } }
+        case .string:
+            throw .badRequest("\(what): datatype BYTES is not supported; use a numeric datatype or BOOL")
         }
         guard filler.written == total else {
             throw .badRequest("\(what): shape \(shape) needs \(total) values but data has \(filler.written); make data match the shape")

@@ -109,7 +109,9 @@ struct V2InferRequest: Sendable {
                 throw APIError.badRequest("input '\(name)': unknown datatype '\(typeName)'; use FP32, INT64, INT32, BOOL, ...")
             }
             if let expected = info.dataType, expected != dataType {
-                throw APIError.badRequest("input '\(name)': the model expects datatype \(expected.v2Name), got \(typeName)")
+                throw APIError.badRequest(
+                    "input '\(name)': the model expects datatype \(expected.v2Name), got \(typeName); "
+                        + "send \(expected.v2Name) data (GET /v2/models/{name} lists each input's datatype)")
             }
             let shape = try shape(input["shape"], name: name)
             let what = "input '\(name)'"
@@ -210,11 +212,12 @@ struct V2InferRequest: Sendable {
     }
 }
 
-/// Raw tensor bytes (little-endian, row-major; BOOL one byte each) to and from tensors.
+/// Raw tensor bytes (little-endian, row-major; BOOL one byte each; FP16 and BF16 as their 16-bit
+/// patterns) to and from tensors.
 enum BinaryTensor {
     static func decode(_ bytes: ArraySlice<UInt8>, dataType: DataType, shape: [Int], what: String) throws(APIError) -> Tensor {
-        guard dataType.byteSize > 0, dataType != .float16, dataType != .bfloat16 else {
-            throw .badRequest("\(what): datatype \(dataType.v2Name) is not supported in binary form yet")
+        guard dataType.byteSize > 0 else {
+            throw .badRequest("\(what): datatype \(dataType.v2Name) is not supported in binary form; use a numeric datatype or BOOL")
         }
         var count = 1
         for d in shape {

@@ -65,7 +65,8 @@ public struct OperatorRecord: Sendable {
     public let domain: String
     /// Opsets of the operator's domain whose definition of the operator the kernel follows.
     public let opsets: ClosedRange<Int>
-    /// Element types of the operator's main input (its type T) that the kernel accepts.
+    /// Element types of the operator's main input (its type T) that the kernel accepts; float16 and
+    /// bfloat16 wherever float32 is (a session holds them as float32).
     public let elementTypes: [DataType]
     public let outputShape: OutputShape
     public let batchRows: BatchRows
@@ -91,7 +92,11 @@ public struct OperatorRecord: Sendable {
         self.domain = OperatorRegistry.isDefaultDomain(domain) ? "" : domain
         let first = firstOpset ?? OperatorVersions.since[opType]?.first ?? 1
         self.opsets = domainOpsets ?? first...max(first, OperatorVersions.newestOpset)
-        self.elementTypes = types
+        // float16 and bfloat16 values are held as float32 inside a session (`HalfPrecision`), so an
+        // operator that implements float32 runs them too.
+        var all = types
+        if types.contains(.float32) { for t in [DataType.float16, .bfloat16] where !all.contains(t) { all.append(t) } }
+        self.elementTypes = all
         self.outputShape = shape
         self.batchRows = rows
         self.fusion = fusion

@@ -37,6 +37,9 @@ public final class InferenceSession: Sendable {
     public let options: SessionOptions
     /// The executable plan built from `model`.
     public let plan: Plan
+    /// The declared float16/bfloat16 inputs and outputs: the plan computes in float32, so feeds are
+    /// widened on entry and these outputs narrowed on exit (`HalfPrecision`).
+    let halfEdges: HalfPrecision
 
     /// Declared real inputs and outputs of the model.
     public var inputs: [ValueInfo] { model.graph.inputs }
@@ -66,9 +69,13 @@ public final class InferenceSession: Sendable {
         let ledger = MemoryLedger(
             limit: options.maxLoadMemory, purpose: MemoryLedger.loadPurpose, setting: "the load limit, 3/4 of memory")
         do {
-            self.plan = try MemoryLedger.withCurrent(ledger) {
-                try Plan(model: GraphOptimizer.optimize(model, registry: registry), registry: registry)
+            // 16-bit floats are held as float32 from here on: weights widened once (HalfPrecision).
+            let (plan, edges) = try MemoryLedger.withCurrent(ledger) {
+                let (lowered, edges) = try HalfPrecision.lower(model)
+                return (try Plan(model: GraphOptimizer.optimize(lowered, registry: registry), registry: registry), edges)
             }
+            self.plan = plan
+            self.halfEdges = edges
         } catch let error as MemoryLimitError {
             throw EngineError.memoryLimit(error)
         }
@@ -84,7 +91,8 @@ public final class InferenceSession: Sendable {
 
     /// Runs the model. `feeds` maps input names to tensors; every declared input is required and
     /// must match its declared type and fixed dimensions (`EngineError.invalidInput` otherwise).
-    /// Returns every graph output by name.
+    /// Returns every graph output by name, of its declared type (float16/bfloat16 inputs and
+    /// outputs are converted to and from the float32 the plan computes in).
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
         try run(feeds, profile: nil)
     }
@@ -95,7 +103,11 @@ public final class InferenceSession: Sendable {
             limit: options.maxRunMemory, purpose: MemoryLedger.requestPurpose, setting: "--max-request-memory")
         do {
             return try MemoryLedger.withCurrent(ledger) {
-                try BLAS.withThreads(options.blasThreads) { try plan.run(feeds, profile: profile) }
+                try BLAS.withThreads(options.blasThreads) {
+                    if halfEdges.isEmpty { return try plan.run(feeds, profile: profile) }
+                    let widened = try halfEdges.widen(feeds, declared: inputs)
+                    return try halfEdges.narrow(try plan.run(widened, profile: profile))
+                }
             }
         } catch let error as MemoryLimitError {
             throw EngineError.memoryLimit(error)

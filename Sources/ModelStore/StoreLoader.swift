@@ -174,6 +174,11 @@ public struct StoreLoader: Sendable {
         case .int64: tensor.mutableElements(as: Int64.self).update(repeating: 1)
         case .int32: tensor.mutableElements(as: Int32.self).update(repeating: 1)
         case .int16: tensor.mutableElements(as: Int16.self).update(repeating: 1)
+        case .uint16: tensor.mutableElements(as: UInt16.self).update(repeating: 1)
+        case .uint32: tensor.mutableElements(as: UInt32.self).update(repeating: 1)
+        case .uint64: tensor.mutableElements(as: UInt64.self).update(repeating: 1)
+        case .float16: tensor.mutableElements(as: UInt16.self).update(repeating: HalfConversion.float16Bits(Float(1)))
+        case .bfloat16: tensor.mutableElements(as: UInt16.self).update(repeating: HalfConversion.bfloat16Bits(Float(1)))
         default:
             if type.byteSize == 1 && n > 0 { tensor.mutableBytes.initializeMemory(as: UInt8.self, repeating: 1) }
         }

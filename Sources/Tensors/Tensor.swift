@@ -154,7 +154,9 @@ extension Tensor {
         case .uint32: return elements(as: UInt32.self).map { Double($0) }
         case .uint64: return elements(as: UInt64.self).map { Double($0) }
         case .bool: return elements(as: Bool.self).map { $0 ? 1 : 0 }
-        case .float16, .bfloat16, .string: return []
+        case .float16: return elements(as: UInt16.self).map { Double(HalfConversion.float(fromFloat16: $0)) }
+        case .bfloat16: return elements(as: UInt16.self).map { Double(HalfConversion.float(fromBFloat16: $0)) }
+        case .string: return []
         }
     }
 }

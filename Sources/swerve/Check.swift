@@ -136,7 +136,7 @@ struct Check: ParsableCommand {
             "# Supported operators",
             "",
             "\(registry.allRecords.count) operators, of the default ONNX domain unless their name says another, opsets as of onnx \(OperatorRegistry.onnxRelease). "
-                + "Types: the element types of the operator's main input. Output shape: what it follows from, "
+                + "Types: the element types of the operator's main input (FP16 and BF16 are held as FP32 inside, docs/architecture.md, \"16-bit floats\"). Output shape: what it follows from, "
                 + "for the shape plans (docs/architecture.md). Batch rows: how the operator treats the rows of "
                 + "a batch, for running one in slices. Fusion: what the optimizer does with it.",
             "",

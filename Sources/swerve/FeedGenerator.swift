@@ -4,7 +4,7 @@ import Tensors
 
 /// Makes the generated inputs of `swerve check` and `swerve bench`: shapes from the declared ones
 /// (symbolic dimensions from `--dim NAME=VALUE`, else `batch` for the first one when given, else 1),
-/// floats uniform in [0, 1) from a fixed seed, integers 1, booleans true. A value type; deterministic.
+/// floats (float16 and bfloat16 too) uniform in [0, 1) from a fixed seed, integers 1, booleans true. A value type; deterministic.
 struct FeedGenerator {
     /// Values of named symbolic dimensions.
     var overrides: [String: Int]
@@ -65,6 +65,9 @@ struct FeedGenerator {
             case .uint32: feeds[info.name] = Tensor([UInt32](repeating: 1, count: n), shape: shape)
             case .uint64: feeds[info.name] = Tensor([UInt64](repeating: 1, count: n), shape: shape)
             case .bool: feeds[info.name] = Tensor([Bool](repeating: true, count: n), shape: shape)
+            case .float16, .bfloat16:
+                let type = info.dataType ?? .float16
+                feeds[info.name] = try Tensor((0..<n).map { _ in rng.nextUnitFloat() }, shape: shape).narrowed(to: type)
             case let other:
                 throw EngineError.invalidInput("input '\(info.name)' has type \(other.v2Name), which Swerve cannot generate")
             }

@@ -59,6 +59,40 @@ import Testing
         #expect(String(decoding: special.bytes, as: UTF8.self) == "[NaN,Infinity,-Infinity]")
     }
 
+    @Test(arguments: [DataType.float16, .bfloat16])
+    func sixteenBitFloatsRoundTripEveryFinitePatternThroughJSON(format: DataType) throws {
+        // Every finite 16-bit value is written in a short form that reads back to the same bits.
+        let bits = (0...0xFFFF).map { UInt16($0) }.filter { b in
+            let v = format == .float16 ? HalfConversion.float(fromFloat16: b) : HalfConversion.float(fromBFloat16: b)
+            return v.isFinite
+        }
+        let tensor = Tensor(uninitialized: format, shape: [bits.count])
+        _ = tensor.mutableElements(as: UInt16.self).initialize(from: bits)
+        var w = JSONWriter()
+        w.flatArray(tensor)
+        let back = try TensorJSON.decode(try parse(String(decoding: w.bytes, as: UTF8.self)).rootValue, dataType: format, shape: [bits.count], what: "x")
+        let wrong = zip(back.elements(as: UInt16.self), bits).filter { $0 != $1 }
+        #expect(wrong.isEmpty, "first: \(wrong.first.map { String($0.1, radix: 16) + " read back as " + String($0.0, radix: 16) } ?? "")")
+        // Short: 0.1's nearest value is written as 0.1, not as its exact decimal expansion.
+        var one = JSONWriter()
+        let tenth = Tensor(uninitialized: format, shape: [1])
+        tenth.mutableElements(as: UInt16.self)[0] =
+            format == .float16 ? HalfConversion.float16Bits(Float(0.1)) : HalfConversion.bfloat16Bits(Float(0.1))
+        one.flatArray(tenth)
+        #expect(String(decoding: one.bytes, as: UTF8.self) == "[0.1]")
+    }
+
+    @Test func sixteenBitFloatsFromJSONRoundOnceAndOverflowToInfinity() throws {
+        let doc = try parse("[0.1, 1e6, -1e6, 65519, 1.00390625]")
+        let h = try TensorJSON.decode(doc.rootValue, dataType: .float16, shape: [5], what: "x")
+        #expect(Array(h.elements(as: UInt16.self)) == [0x2E66, 0x7C00, 0xFC00, 0x7BFF, 0x3C04])
+        let b = try TensorJSON.decode(doc.rootValue, dataType: .bfloat16, shape: [5], what: "x")
+        #expect(Array(b.elements(as: UInt16.self)) == [0x3DCD, 0x4974, 0xC974, 0x4780, 0x3F80])
+        #expect(throws: APIError.self) { try TensorJSON.decode(try parse("[true]").rootValue, dataType: .float16, shape: [1], what: "x") }
+        let binary = try BinaryTensor.decode([0x00, 0x3C, 0x80, 0x3F][...], dataType: .bfloat16, shape: [2], what: "x")
+        #expect(try binary.widenedToFloat32().scalars(as: Float.self) == [Float(bitPattern: 0x3C00_0000), 1])
+    }
+
     @Test func writerNestsByShape() {
         var w = JSONWriter()
         let t = Tensor([Int32(1), 2, 3, 4, 5, 6], shape: [2, 3])

@@ -18,10 +18,11 @@ struct ConformanceCase {
         case failed(String)
     }
 
-    /// Element types Swerve's engine runs: float32 and float64, every integer type, bool. Which of
-    /// them an operator implements its record says (`OperatorRecord.elementTypes`, checked below).
+    /// Element types Swerve's engine runs: float32, float64, float16 and bfloat16 (held as float32),
+    /// every integer type, bool. Which of them an operator implements its record says
+    /// (`OperatorRecord.elementTypes`, checked below).
     static let supportedTypes: Set<DataType> = [
-        .float32, .float64, .int64, .int32, .int16, .int8, .uint64, .uint32, .uint16, .uint8, .bool,
+        .float32, .float64, .float16, .bfloat16, .int64, .int32, .int16, .int8, .uint64, .uint32, .uint16, .uint8, .bool,
     ]
 
     /// Loads, checks and runs the case, comparing with `rtol`/`atol` as onnx's runner does.
@@ -144,6 +145,10 @@ struct ConformanceCase {
         let a = actual.doubleValues()
         let e = expected.doubleValues()
         let exact = !actual.dataType.isFloatingPoint
+        // A 16-bit output is compared at its type's precision: the reference rounds every
+        // intermediate to 16 bits where the engine computes in float32 and rounds once, so results
+        // may differ by an ulp or two (float16: 2^-10 relative, bfloat16: 2^-7).
+        let rtol = actual.dataType == .float16 ? max(rtol, 0x1p-9) : actual.dataType == .bfloat16 ? max(rtol, 0x1p-6) : rtol
         let size = actual.dataType.byteSize
         var bad = 0
         var first = ""

@@ -87,6 +87,23 @@ private func sampleModel() -> GraphModel {
     #expect(throws: EngineError.self) { try generator.shape(of: ValueInfo(name: "r", dataType: .float32, shape: nil)) }
 }
 
+@Test func generatedInputsOfEveryNumericType() throws {
+    // swerve check and bench make an input of every type the engine holds; only strings are refused.
+    let generator = FeedGenerator(overrides: [:], batch: 2)
+    for type in DataType.allNumeric {
+        let info = ValueInfo(name: "x", dataType: type, shape: [.symbolic("batch"), .fixed(3)])
+        let feed = try #require(try generator.feeds(for: [info])["x"])
+        #expect(feed.dataType == type && feed.shape == [2, 3], "\(type)")
+        let values = feed.doubleValues()
+        #expect(values.count == 6 && values.allSatisfy { $0 >= 0 && $0 <= 1 }, "\(type)")
+    }
+    let half = try generator.feeds(for: [ValueInfo(name: "h", dataType: .float16, shape: [.fixed(64)])])["h"]!
+    #expect(Set(half.doubleValues()).count > 8)  // uniform values, not a constant
+    #expect(throws: EngineError.self) {
+        try generator.feeds(for: [ValueInfo(name: "s", dataType: .string, shape: [.fixed(1)])])
+    }
+}
+
 @Test func listOpsPrintsEachOperatorsOpsets() {
     let lines = Check.operatorList(.cpu)
     #expect(lines.first?.hasPrefix("Supported operators") == true)

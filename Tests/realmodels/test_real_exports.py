@@ -2,17 +2,25 @@
 store .realmodels) and, with `make test-tf` (also in `make test`), Keras through tf2onnx (tools/export_keras_models.py,
 store .realmodels-tf; choose the store with $SWERVE_REALMODELS).
 
-For every export in the manifest (MLP, resnet18, mobilenet_v2, tiny BERT, nn.TransformerEncoder, nn.LSTM, nn.GRU;
-TorchScript and dynamo exporters) and two input shapes (batch 1, and a larger batch with another
+For every export in the manifest (MLP, resnet18, mobilenet_v2, tiny BERT, nn.TransformerEncoder, nn.LSTM, nn.GRU,
+a small CNN; TorchScript and dynamo exporters) and two input shapes (batch 1, and a larger batch with another
 sequence length where the sequence is dynamic), the same random inputs go to Swerve over HTTP
 (KServe V2 JSON) and to onnxruntime on the same file; every output must match with rtol 1e-3,
 atol 1e-5. A model that Swerve cannot load fails here with the reason the server gives.
+
+Precision variants (float16 from `model.half()`, bfloat16, float64; manifest `precision`) go over HTTP
+in JSON and in binary tensors, and are compared with onnxruntime on the same file where its CPU
+provider runs it (float16; float64 without Conv), else on the export's fp32 twin holding the same
+rounded weights, fed the same rounded inputs. Tolerances are the type's: float16 and bfloat16 results
+may differ from onnxruntime's by a few units in the last place of the 16-bit type.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
+import ml_dtypes
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -33,6 +41,7 @@ SHAPES = {
     "transformer_encoder": [(1, 16), (4, 29)],
     "lstm": [(1, 16), (4, 29)],
     "gru": [(1, 16), (4, 29)],
+    "small_cnn": [(1, None), (8, None)],
     # tools/export_keras_models.py (`make test-tf`)
     "keras_mlp": [(1, None), (32, None)],
     "keras_cnn": [(1, None), (8, None)],
@@ -42,8 +51,25 @@ SHAPES = {
     "keras_simple_rnn": [(1, None), (5, None)],
     "keras_bidirectional": [(1, None), (5, None)],
 }
-TORCH_EXPORTS = {f"{m}_{e}" for m in ("mlp", "resnet18", "mobilenet_v2", "bert_tiny", "transformer_encoder", "lstm", "gru")
+TORCH_EXPORTS = {f"{m}_{e}" for m in ("mlp", "resnet18", "mobilenet_v2", "bert_tiny", "transformer_encoder", "lstm", "gru",
+                                      "small_cnn", "small_cnn_fp16", "small_cnn_bf16", "small_cnn_fp64",
+                                      "transformer_encoder_fp16", "transformer_encoder_bf16", "transformer_encoder_fp64",
+                                      "resnet18_fp16")
                  for e in ("torchscript", "dynamo")}
+
+# Element types of the precision variants: numpy dtype, V2 datatype, and the tolerance against the reference
+# (rtol, atol relative to the largest output magnitude): four float16 ulps (2^-10 each) and two bfloat16
+# ulps (2^-7). Measured (docs/benchmarks.md): float16 at most 1.1e-3 of the largest output, bfloat16 2.6e-3.
+PRECISION = {
+    "float16": (np.dtype(np.float16), "FP16", 4e-3, 4e-3),
+    "bfloat16": (np.dtype(ml_dtypes.bfloat16), "BF16", 1.6e-2, 1.6e-2),
+    "float64": (np.dtype(np.float64), "FP64", 1e-6, 1e-8),
+}
+# Variants Swerve cannot run yet (operators without a float64 kernel), with what its error must say.
+EXPECTED_FAILURES = {
+    "small_cnn_fp64": "Conv: X has type FP64",
+    "transformer_encoder_fp64": "LayerNormalization: X has type FP64",
+}
 KERAS_EXPORTS = {f"keras_{m}_tf2onnx" for m in ("mlp", "cnn", "mobilenet_v2", "lstm", "gru", "simple_rnn", "bidirectional")}
 
 MANIFEST = load_manifest()
@@ -55,7 +81,7 @@ def _dynamic_sequence(entry: dict) -> bool:
 
 CASES = [pytest.param(name, batch, seq if _dynamic_sequence(entry) else None,
                       id=f"{name}-b{batch}" + (f"-s{seq}" if seq and _dynamic_sequence(entry) else ""))
-         for name, entry in sorted(MANIFEST.items()) for batch, seq in SHAPES[entry["model"]]]
+         for name, entry in sorted(MANIFEST.items()) if "precision" not in entry for batch, seq in SHAPES[entry["model"]]]
 
 
 def random_feeds(inputs: list[dict], batch: int, sequence: int | None, seed: int) -> dict[str, np.ndarray]:
@@ -73,7 +99,8 @@ def random_feeds(inputs: list[dict], batch: int, sequence: int | None, seed: int
         elif spec["dtype"] == "int64":
             feeds[spec["name"]] = rng.integers(0, spec["high"], size=shape, dtype=np.int64)
         else:
-            feeds[spec["name"]] = rng.standard_normal(shape).astype(np.float32)
+            dtype = PRECISION[spec["dtype"]][0] if spec["dtype"] in PRECISION else np.float32
+            feeds[spec["name"]] = rng.standard_normal(shape).astype(np.float32).astype(dtype)
     return feeds
 
 
@@ -121,3 +148,81 @@ def test_export_matches_onnxruntime(real_server, store, name, batch, sequence):
             values = np.asarray(out["data"], dtype=np.float64).reshape(want.shape)
             np.testing.assert_allclose(values, want.astype(np.float64), rtol=RTOL, atol=ATOL,
                                        err_msg=f"{name} output {out_name} (batch {batch}, sequence {sequence}, {run})")
+
+
+PRECISION_CASES = [pytest.param(name, batch, seq if _dynamic_sequence(entry) else None, binary,
+                                id=f"{name}-b{batch}" + (f"-s{seq}" if seq and _dynamic_sequence(entry) else "")
+                                + ("-binary" if binary else "-json"))
+                   for name, entry in sorted(MANIFEST.items()) if "precision" in entry
+                   for batch, seq in SHAPES[entry["model"]] for binary in (False, True)]
+
+
+def reference_outputs(store, entry: dict, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """onnxruntime on the export itself when its CPU provider can run it, else on the fp32 twin
+    (same rounded weights) fed the same rounded inputs; float64 arrays either way."""
+    try:
+        session = ort.InferenceSession(str(store / entry["path"]), providers=["CPUExecutionProvider"])
+        run_feeds = feeds
+    except Exception:  # noqa: BLE001 - onnxruntime has no kernel for the type (bfloat16 Conv, float64 Conv)
+        session = ort.InferenceSession(str(store / entry["reference"]), providers=["CPUExecutionProvider"])
+        run_feeds = {k: v.astype(np.float32) if v.dtype.kind == "f" or v.dtype == ml_dtypes.bfloat16 else v
+                     for k, v in feeds.items()}
+    names = [o.name for o in session.get_outputs()]
+    return {n: v.astype(np.float64) for n, v in zip(names, session.run(names, run_feeds))}
+
+
+def infer(server, name: str, feeds: dict[str, np.ndarray], binary: bool) -> dict[str, tuple[str, np.ndarray]]:
+    """One V2 request, JSON or binary tensors both ways; outputs as (datatype, float64 array)."""
+    v2 = {dtype: v2name for dtype, v2name, _, _ in PRECISION.values()}
+    if not binary:
+        inputs = [{"name": k, "shape": list(v.shape), "datatype": v2[v.dtype] if v.dtype in v2 else "INT64",
+                   "data": v.astype(np.float64 if v.dtype.kind == "f" or v.dtype == ml_dtypes.bfloat16 else v.dtype)
+                   .reshape(-1).tolist()} for k, v in feeds.items()]
+        answer = assert_ok(server.post(f"/v2/models/{name}/infer", json={"inputs": inputs}))
+        return {o["name"]: (o["datatype"], np.asarray(o["data"], dtype=np.float64).reshape(o["shape"]))
+                for o in answer["outputs"]}
+    header = {"inputs": [{"name": k, "shape": list(v.shape), "datatype": v2[v.dtype] if v.dtype in v2 else "INT64",
+                          "parameters": {"binary_data_size": v.nbytes}} for k, v in feeds.items()],
+              "parameters": {"binary_data_output": True}}
+    head = json.dumps(header).encode()
+    resp = server.post(f"/v2/models/{name}/infer", data=head + b"".join(v.tobytes() for v in feeds.values()),
+                       headers={"Inference-Header-Content-Length": str(len(head))})
+    assert resp.status_code == 200, f"{name}: {resp.status_code} {resp.text[:500]}"
+    n = int(resp.headers["Inference-Header-Content-Length"])
+    offset = n
+    outputs = {}
+    for o in json.loads(resp.content[:n])["outputs"]:
+        dtype = {v2name: dtype for dtype, v2name, _, _ in PRECISION.values()}.get(o["datatype"], np.dtype(np.float32))
+        size = o["parameters"]["binary_data_size"]
+        array = np.frombuffer(resp.content[offset:offset + size], dtype=dtype).reshape(o["shape"])
+        outputs[o["name"]] = (o["datatype"], array.astype(np.float64))
+        offset += size
+    assert offset == len(resp.content), f"{name}: {len(resp.content) - offset} bytes after the binary outputs"
+    return outputs
+
+
+@pytest.mark.parametrize("name,batch,sequence,binary", PRECISION_CASES)
+def test_precision_variant_matches_onnxruntime(real_server, store, name, batch, sequence, binary):
+    entry = MANIFEST[name]
+    base = f"{entry['model']}_{entry['precision']}"
+    require_ready(real_server, name)
+    dtype, v2name, rtol, atol = PRECISION[entry["inputs"][0]["dtype"]]
+    feeds = random_feeds(entry["inputs"], batch, sequence, seed=batch * 1000 + (sequence or 0))
+    if base in EXPECTED_FAILURES:
+        inputs = [{"name": k, "shape": list(v.shape), "datatype": v2name, "data": v.reshape(-1).tolist()}
+                  for k, v in feeds.items()]
+        resp = real_server.post(f"/v2/models/{name}/infer", json={"inputs": inputs})
+        assert resp.status_code != 200, f"{name} runs now: remove it from EXPECTED_FAILURES"
+        assert EXPECTED_FAILURES[base] in resp.text, resp.text
+        pytest.xfail(f"{name}: {resp.json()['error']}")
+    expected = reference_outputs(store, entry, feeds)
+    for run in ("first run", "shape plan"):
+        got = infer(real_server, name, feeds, binary)
+        assert set(got) == set(expected), f"{name}: outputs {sorted(got)}, onnxruntime has {sorted(expected)}"
+        for out_name, want in expected.items():
+            datatype, values = got[out_name]
+            assert datatype == v2name, f"{name}.{out_name}: datatype {datatype}, expected {v2name}"
+            scale = max(1.0, float(np.max(np.abs(want))))
+            np.testing.assert_allclose(values, want, rtol=rtol, atol=atol * scale,
+                                       err_msg=f"{name} output {out_name} (batch {batch}, sequence {sequence}, "
+                                               f"{'binary' if binary else 'JSON'}, {run})")

@@ -107,9 +107,13 @@ struct RangeKernel: Kernel {
 /// Cast between float32, float64, every integer type and bool (`to` attribute). Float to integer
 /// truncates toward zero, NaN and out-of-range values saturating instead of trapping; integer to
 /// integer keeps the low bits (two's complement, as numpy's astype); anything to bool is `!= 0`.
+/// A Cast to FLOAT16 or BFLOAT16 rounds to the nearest 16-bit value (ties to even) and keeps it
+/// as float32: the engine holds 16-bit floats as float32 (`HalfPrecision`), and the session
+/// narrows declared 16-bit outputs on exit. A 16-bit source (only a kernel called outside a
+/// session sees one) is widened first.
 struct CastKernel: BufferedKernel {
     let to: DataType
-    static let supported: Set<DataType> = Set(DataType.realNumbers + [.bool])
+    static let supported: Set<DataType> = Set(DataType.realNumbers + [.bool, .float16, .bfloat16])
 
     init(context: NodeContext) throws {
         try context.requireInputs(1)
@@ -127,6 +131,18 @@ struct CastKernel: BufferedKernel {
     /// `x` converted to `to`, into `output` when given (a slice of the shape plan's arena), else
     /// into a new tensor; `x` itself when it already has that type and no output is given.
     static func convert(_ x: Tensor, to: DataType, into output: Tensor? = nil) throws -> Tensor {
+        if HalfConversion.isHalf(x.dataType) {
+            return try convert(try x.widenedToFloat32(), to: to, into: output)
+        }
+        if HalfConversion.isHalf(to) {
+            let out = try Output.tensor(output, .float32, x.shape)
+            _ = try convert(x, to: .float32, into: out)
+            if out.count > 0 {
+                HalfConversion.roundInPlace(
+                    out.mutableBytes.baseAddress!.assumingMemoryBound(to: Float.self), count: out.count, to: to)
+            }
+            return out
+        }
         if x.dataType == to {
             guard let output else { return x }
             let out = try Output.tensor(output, to, x.shape)
@@ -219,6 +235,8 @@ struct CastLikeKernel: BufferedKernel {
     init(context: NodeContext) throws { try context.requireInputs(2) }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
+        // A 16-bit target here is a real 16-bit tensor (a kernel called outside a session); in a
+        // session the lowering has turned a CastLike to a 16-bit type into a Cast.
         let target = try Check.input(inputs, 1, "target_type").dataType
         guard CastKernel.supported.contains(target) else {
             throw KernelError.failed("CastLike to \(target.v2Name) is not supported")
