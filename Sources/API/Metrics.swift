@@ -15,6 +15,9 @@ public final class ServerMetrics: Sendable {
     private let httpCounters = Mutex<[HTTPKey: Counter]>([:])
     /// (model, state) gauges set at each scrape; models seen once stay (at 0) so series do not vanish.
     private let stateGauges = Mutex<[String: [Gauge]]>([:])
+    /// `swerve_model_memory_bytes` per loaded version, set at each scrape; a version's series goes
+    /// when it is no longer loaded.
+    private let memoryGauges = Mutex<[VersionKey: Gauge]>([:])
     /// Wall-clock start of the process, for `process_start_time_seconds`.
     let startTime: Double
     /// Reads the GPUs at each scrape for the `swerve_gpu_*` metrics; nil = none exported.
@@ -105,9 +108,32 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    /// Sets `swerve_model_memory_bytes{model,version}` from a registry snapshot (measured now).
+    func updateMemory(_ snapshot: RegistrySnapshot) {
+        var current: [VersionKey: Int] = [:]
+        for (name, model) in snapshot.models {
+            for v in model.versions.values {
+                if let servable = v.servable { current[VersionKey(model: name, version: String(v.version))] = servable.memory.total }
+            }
+        }
+        memoryGauges.withLock { gauges in
+            for (key, gauge) in gauges where current[key] == nil {
+                families.registry.unregisterGauge(gauge)
+                gauges[key] = nil
+            }
+            for (key, bytes) in current {
+                let gauge = gauges[key] ?? families.registry.makeGauge(
+                    descriptor: families.memory, labels: [("model", key.model), ("version", key.version)])
+                gauges[key] = gauge
+                gauge.set(Double(bytes))
+            }
+        }
+    }
+
     /// The whole exposition text: the registry's families, then the `process_*` metrics.
     public func render(_ snapshot: RegistrySnapshot) -> [UInt8] {
         updateVersionStates(snapshot)
+        updateMemory(snapshot)
         var out: [UInt8] = []
         out.reserveCapacity(16 << 10)
         families.registry.emit(into: &out)

@@ -190,6 +190,7 @@ struct MetricFamilies: @unchecked Sendable {
     let loads = d("model_loads", "total", "Model version loads by outcome")
     let loadDuration = d("model_load_duration", "seconds", "Time to load one model version (parse, plan, warm-up)")
     let versions = d("model_versions", "", "Model versions by state")
+    let memory = d("model_memory", "bytes", "Measured resident bytes of a loaded model version (weights, packed copies, arenas)")
     let http = d("http_requests", "total", "HTTP requests on the inference port by route pattern, method and status")
 
     private static func d(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {

@@ -43,6 +43,7 @@ extension InferenceAPI {
                 w.field("state", v.state.rawValue)
                 w.raw(",\"error\":")
                 writeOptional(&w, v.error)
+                if let memory = v.servable?.memory { w.raw(",\"memory_bytes\":\(memory.total)") }
                 if let m = metrics?.model(name, version: v.version) { writeTraffic(&w, m, now: now) }
                 w.raw("}")
             }

@@ -83,7 +83,7 @@ footer a { color: var(--accent); text-decoration: none; margin-right: 14px; }
     <table>
       <thead><tr><th>Model</th><th>Version</th><th>State</th><th class="num">req/s</th><th class="num">p50</th>
         <th class="num">p99</th><th class="num">Mean batch</th><th class="num">Requests</th><th class="num">Failures</th>
-        <th class="num">Pending</th></tr></thead>
+        <th class="num">Pending</th><th class="num">Memory</th></tr></thead>
       <tbody id="models"><tr><td colspan="10" class="empty">Loading&hellip;</td></tr></tbody>
     </table>
   </section>
@@ -211,11 +211,11 @@ function render(s) {
 
   const body = document.getElementById("models");
   body.innerHTML = "";
-  if (!versions.length) body.innerHTML = '<tr><td colspan="10" class="empty">The model store holds no models.</td></tr>';
+  if (!versions.length) body.innerHTML = '<tr><td colspan="11" class="empty">The model store holds no models.</td></tr>';
   s.models.forEach(m => {
     if (!m.versions.length) {
       const tr = document.createElement("tr");
-      tr.innerHTML = "<td></td><td>\u2013</td><td></td><td colspan='7' class='err'></td>";
+      tr.innerHTML = "<td></td><td>\u2013</td><td></td><td colspan='8' class='err'></td>";
       tr.children[0].textContent = m.name;
       tr.children[3].textContent = m.error || "no version to serve";
       body.appendChild(tr);
@@ -228,7 +228,8 @@ function render(s) {
     tr.onclick = () => { selected = key(entry); render(s); };
     const cells = [entry.model.name, v.version, "", v.now ? fmt(v.now.rps) : "\u2013", ms(v.now && v.now.p50_ms),
       ms(v.now && v.now.p99_ms), v.now ? fmt(v.now.batch) : "\u2013", v.requests === undefined ? "\u2013" : v.requests.toLocaleString("en-US"),
-      v.failures === undefined ? "\u2013" : v.failures.toLocaleString("en-US"), v.pending === undefined ? "\u2013" : String(v.pending)];
+      v.failures === undefined ? "\u2013" : v.failures.toLocaleString("en-US"), v.pending === undefined ? "\u2013" : String(v.pending),
+      v.memory_bytes === undefined ? "\u2013" : (v.memory_bytes / 1048576).toFixed(1) + " MiB"];
     cells.forEach((c0, i) => {
       let c = c0;
       const td = document.createElement("td");

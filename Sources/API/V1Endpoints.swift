@@ -34,7 +34,18 @@ extension InferenceAPI {
             w.field("error_message", v.error ?? (v.state == .available ? status.error : nil) ?? "")
             w.raw("}}")
         }
-        w.raw("}")
+        // Swerve's addition, beside TF Serving's list (whose entries stay exactly TF Serving's):
+        // the measured resident bytes of each loaded version.
+        w.raw(",\"memory_bytes\":{")
+        var first = true
+        for v in versions {
+            guard let memory = v.servable?.memory.total else { continue }
+            if !first { w.comma() }
+            first = false
+            w.key(String(v.version))
+            w.raw("\(memory)")
+        }
+        w.raw("}}")
         return .json(200, w.bytes)
     }
 

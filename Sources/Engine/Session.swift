@@ -37,6 +37,9 @@ public final class InferenceSession: Sendable {
     public let options: SessionOptions
     /// The executable plan built from `model`.
     public let plan: Plan
+    /// The load's ledger: after `init` it holds what the plan kept of the load's allocations
+    /// (packed weights, folded constants); the version's memory account reads it.
+    let loadLedger: MemoryLedger
 
     /// Declared real inputs and outputs of the model.
     public var inputs: [ValueInfo] { model.graph.inputs }
@@ -65,6 +68,7 @@ public final class InferenceSession: Sendable {
         BLAS.setThreads(options.blasThreads)
         let ledger = MemoryLedger(
             limit: options.maxLoadMemory, purpose: MemoryLedger.loadPurpose, setting: "the load limit, 3/4 of memory")
+        self.loadLedger = ledger
         do {
             self.plan = try MemoryLedger.withCurrent(ledger) {
                 try Plan(model: GraphOptimizer.optimize(model, registry: registry), registry: registry)

@@ -49,6 +49,9 @@ public final class ServableVersion: Sendable {
         self.batching = batching
     }
 
+    /// The memory this version holds now, measured (`MemoryFootprint`).
+    public var memory: MemoryFootprint { session.memoryFootprint() }
+
     /// The last reference is gone (no request in flight, out of the registry): stop the
     /// scheduler's workers.
     deinit { scheduler.stop() }
