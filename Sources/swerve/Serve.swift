@@ -179,7 +179,7 @@ struct Serve: ParsableCommand {
         var received: Int32 = 0
         sigwait(&signals, &received)
         let shutdown = GracefulShutdown(
-            inference: inference, servers: [server, managementServer], registry: registry,
+            inference: inference, servers: [server, managementServer], manager: manager,
             timeout: settings.shutdownTimeout, logger: logger)
         guard shutdown.run(signal: received, signals: signals) else { throw ExitCode(1) }
     }

@@ -1,0 +1,64 @@
+import Logging
+
+/// The one writer of version states. Every change of a version's `VersionState` in the registry
+/// goes through `transition`, which checks it against the diagram (docs/model-store.md, "Version
+/// lifecycle"):
+///
+///     (new) --> START | LOADING
+///     START --> START (new reason) | LOADING
+///     LOADING --> AVAILABLE | FAILED
+///     AVAILABLE --> UNLOADING
+///     UNLOADING --> END
+///     END, FAILED --> START | LOADING
+///     START, END, FAILED --> (forgotten)
+///
+/// Runs on the manager's queue only (`GracefulShutdown` goes through `StoreManager.stop`).
+extension StoreManager {
+    /// The legal next states of each state (`nil` = no entry in the registry).
+    static let legalTransitions: [VersionState?: Set<VersionState?>] = [
+        nil: [.start, .loading],
+        .start: [.start, .loading, nil],
+        .loading: [.available, .failed],
+        .available: [.unloading],
+        .unloading: [.end, nil],
+        .end: [.start, .loading, nil],
+        .failed: [.start, .loading, nil],
+    ]
+
+    /// Whether `from -> to` is in the diagram.
+    static func isLegal(from: VersionState?, to: VersionState?) -> Bool {
+        legalTransitions[from]?.contains(to) ?? false
+    }
+
+    /// Moves one version to `state` (nil = forget its entry) if the diagram allows it; an illegal
+    /// change is refused and logged (`event=illegal_transition`: a bug to report). Returns whether
+    /// it happened.
+    @discardableResult
+    func transition(
+        _ model: String, _ version: Int, to state: VersionState?, error: String? = nil,
+        servable: ServableVersion? = nil
+    ) -> Bool {
+        if state == nil, registry.snapshot().models[model]?.versions[version] == nil { return true }  // nothing to forget
+        var from: VersionState?
+        var legal = false
+        registry.update(model) { status in
+            from = status?.versions[version]?.state
+            legal = StoreManager.isLegal(from: from, to: state)
+            guard legal else { return }
+            if let state {
+                status?.versions[version] = VersionStatus(version: version, state: state, error: error, servable: servable)
+            } else {
+                status?.versions[version] = nil
+            }
+        }
+        if !legal {
+            logger.error(
+                "refused an illegal version state change; please report this as a bug",
+                metadata: [
+                    "event": "illegal_transition", "model": "\(model)", "version": "\(version)",
+                    "from": "\(from?.rawValue ?? "none")", "to": "\(state?.rawValue ?? "none")",
+                ])
+        }
+        return legal
+    }
+}
