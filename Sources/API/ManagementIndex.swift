@@ -48,7 +48,7 @@ extension ManagementAPI {
                 case .available: state = "READY"
                 case .loading, .start: state = "LOADING"
                 case .unloading: state = "UNLOADING"
-                case .end, .failed: state = "UNAVAILABLE"
+                case .end, .failed, .unloaded: state = "UNAVAILABLE"
                 }
                 // A model-level problem (a rejected config.json, a fallback, a refused label) shows on
                 // every version, the serving ones included: it is why they serve as they do.

@@ -90,9 +90,25 @@ public final class ServerMetrics: Sendable {
             .record(seconds)
     }
 
+    /// The store's memory budget, exported as `swerve_memory_budget_bytes` (0 = not exported).
+    public let memoryBudget = Atomic<Int>(0)
+
+    /// A version was evicted (`swerve_model_evictions_total{model,reason}`).
+    public func modelEvicted(model: String, reason: String) {
+        families.registry.makeCounter(descriptor: families.evictions, labels: [("model", model), ("reason", reason)]).increment()
+    }
+
+    /// A request waited for an on-demand load (`swerve_model_load_wait_seconds{model,outcome}`).
+    public func loadWaited(model: String, seconds: Double, loaded: Bool) {
+        families.registry.makeValueHistogram(
+            descriptor: families.loadWait, labels: [("model", model), ("outcome", loaded ? "loaded" : "failed")],
+            buckets: MetricFamilies.loadBuckets
+        ).record(seconds)
+    }
+
     /// Sets `swerve_model_versions{model,state}` from a registry snapshot.
     func updateVersionStates(_ snapshot: RegistrySnapshot) {
-        let states: [VersionState] = [.start, .loading, .available, .unloading, .end, .failed]
+        let states: [VersionState] = [.start, .loading, .available, .unloading, .end, .failed, .unloaded]
         stateGauges.withLock { gauges in
             for name in snapshot.models.keys where gauges[name] == nil {
                 gauges[name] = states.map { state in
@@ -120,6 +136,11 @@ public final class ServerMetrics: Sendable {
             for (key, gauge) in gauges where current[key] == nil {
                 families.registry.unregisterGauge(gauge)
                 gauges[key] = nil
+            }
+            let budget = memoryBudget.load(ordering: .relaxed)
+            if budget > 0 {
+                families.registry.makeGauge(descriptor: families.budget).set(Double(budget))
+                families.registry.makeGauge(descriptor: families.resident).set(Double(current.values.reduce(0, +)))
             }
             for (key, bytes) in current {
                 let gauge = gauges[key] ?? families.registry.makeGauge(

@@ -191,6 +191,10 @@ struct MetricFamilies: @unchecked Sendable {
     let loadDuration = d("model_load_duration", "seconds", "Time to load one model version (parse, plan, warm-up)")
     let versions = d("model_versions", "", "Model versions by state")
     let memory = d("model_memory", "bytes", "Measured resident bytes of a loaded model version (weights, packed copies, arenas)")
+    let evictions = d("model_evictions", "total", "Model versions unloaded to make room under the memory budget (reason memory) or for idling (reason idle)")
+    let loadWait = d("model_load_wait", "seconds", "Time a request waited for an on-demand load, by outcome")
+    let budget = d("memory_budget", "bytes", "The model store's memory budget (--memory-budget)")
+    let resident = d("models_memory", "bytes", "Measured resident bytes of every loaded model version together")
     let http = d("http_requests", "total", "HTTP requests on the inference port by route pattern, method and status")
 
     private static func d(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {

@@ -25,7 +25,8 @@ extension InferenceAPI {
             w.field("version", String(v.version))
             w.raw(",")
             // TF Serving has no FAILED state: a version that failed is END with an error status.
-            w.field("state", v.state == .failed ? "END" : v.state.rawValue)
+            // Nor UNLOADED (an on-demand model not in memory): END, OK, with the reason.
+            w.field("state", v.state == .failed || v.state == .unloaded ? "END" : v.state.rawValue)
             w.raw(",\"status\":{")
             w.field("error_code", ok ? "OK" : "UNKNOWN")
             w.raw(",")

@@ -23,14 +23,18 @@ public struct StoreLoader: Sendable {
     /// Told when an unloaded version has ended (END: its last request finished): model, version
     /// (so that per-version state such as metrics goes with it).
     public let versionEnded: @Sendable (String, Int) -> Void
+    /// Told when a version is evicted: model, version, reason (`memory` or `idle`).
+    public let versionEvicted: @Sendable (String, Int, String) -> Void
 
     public init(
         layout: StoreLayout, sessionOptions: SessionOptions, logger: Logger,
         batchingOverrides: BatchingOverrides = BatchingOverrides(),
         makeScheduler: @escaping @Sendable (SchedulerContext) -> any InferenceScheduler = { $0.makeDefaultScheduler() },
         loadFinished: @escaping @Sendable (String, Int, Bool, Double) -> Void = { _, _, _, _ in },
-        versionEnded: @escaping @Sendable (String, Int) -> Void = { _, _ in }
+        versionEnded: @escaping @Sendable (String, Int) -> Void = { _, _ in },
+        versionEvicted: @escaping @Sendable (String, Int, String) -> Void = { _, _, _ in }
     ) {
+        self.versionEvicted = versionEvicted
         self.versionEnded = versionEnded
         self.layout = layout
         self.sessionOptions = sessionOptions
@@ -43,6 +47,7 @@ public struct StoreLoader: Sendable {
     /// Loads one version fully; throws with a message that names the file and the reason.
     public func loadServable(model: String, version: Int, config: ModelConfig) throws -> ServableVersion {
         let path = layout.modelPath(model, version: version)
+        let started = monotonicSeconds()
         var graphModel = try ONNXLoader.load(path: path)
         try StoreLoader.requireTensorIO(graphModel.graph)
         graphModel.graph.inputs = try StoreLoader.apply(config.inputs, to: graphModel.graph.inputs, what: "input")
@@ -70,7 +75,7 @@ public struct StoreLoader: Sendable {
         let context = SchedulerContext(model: model, version: version, session: session, batching: batching)
         return ServableVersion(
             model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
-            batching: batching, warning: warning)
+            batching: batching, warning: warning, loadSeconds: monotonicSeconds() - started)
     }
 
     /// The protocols carry tensors: a model whose inputs or outputs are sequences, optionals or maps

@@ -4,25 +4,29 @@ import Logging
 /// goes through `transition`, which checks it against the diagram (docs/model-store.md, "Version
 /// lifecycle"):
 ///
-///     (new) --> START | LOADING
-///     START --> START (new reason) | LOADING
+///     (new) --> START | LOADING | UNLOADED
+///     START --> START (new reason) | LOADING | UNLOADED
+///     UNLOADED --> UNLOADED (new reason) | LOADING | START
 ///     LOADING --> AVAILABLE | FAILED
 ///     AVAILABLE --> UNLOADING
-///     UNLOADING --> END
-///     END, FAILED --> START | LOADING
-///     START, END, FAILED --> (forgotten)
+///     UNLOADING --> END | LOADING (asked for again while its requests finish: a new copy loads;
+///                                  the draining one ends when its last request is done)
+///     END --> START | LOADING | UNLOADED
+///     FAILED --> START | LOADING
+///     START, END, FAILED, UNLOADED --> (forgotten)
 ///
 /// Runs on the manager's queue only (`GracefulShutdown` goes through `StoreManager.stop`).
 extension StoreManager {
     /// The legal next states of each state (`nil` = no entry in the registry).
     static let legalTransitions: [VersionState?: Set<VersionState?>] = [
-        nil: [.start, .loading],
-        .start: [.start, .loading, nil],
+        nil: [.start, .loading, .unloaded],
+        .start: [.start, .loading, .unloaded, nil],
         .loading: [.available, .failed],
         .available: [.unloading],
-        .unloading: [.end, nil],
-        .end: [.start, .loading, nil],
+        .unloading: [.end, .loading, nil],
+        .end: [.start, .loading, .unloaded, nil],
         .failed: [.start, .loading, nil],
+        .unloaded: [.unloaded, .loading, .start, nil],
     ]
 
     /// Whether `from -> to` is in the diagram.

@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import Tensors
 
 /// The load workers: versions to load wait in `State.pendingLoads` and run, at most
 /// `maxConcurrentLoads` at a time, on Dispatch's global pool; each result comes back to the
@@ -20,24 +21,62 @@ extension StoreManager {
     /// Starts queued loads while workers are free.
     func pumpLoads() {
         while true {
-            let job = state.withLock { s -> LoadJob? in
-                guard s.activeLoads < maxConcurrentLoads, !s.pendingLoads.isEmpty, !s.stopping else { return nil }
-                s.activeLoads += 1
-                return s.pendingLoads.removeFirst()
+            guard var next = state.withLock({ s -> LoadJob? in
+                guard s.activeLoads < maxConcurrentLoads, !s.stopping else { return nil }
+                return s.pendingLoads.first
+            }) else { break }
+            switch admit(next) {
+            case .wait:
+                // Memory frees up when evicted or draining versions let go: look again shortly.
+                if state.withLock({ s in
+                    defer { s.pumpRetryScheduled = true }
+                    return !s.pumpRetryScheduled
+                }) {
+                    queue.asyncAfter(deadline: .now() + 0.02) {
+                        self.state.withLock { $0.pumpRetryScheduled = false }
+                        self.drainFinished()
+                        self.pumpLoads()
+                    }
+                }
+                fireIdleWaiters()
+                return
+            case .refuse(let reason):
+                state.withLock { _ = $0.pendingLoads.removeFirst() }
+                finishLoad(next, .failure(LoadFailure(description: reason)), seconds: 0)
+                continue
+            case .start(let reserve):
+                next.reserved = reserve
+                state.withLock { s in
+                    _ = s.pendingLoads.removeFirst()
+                    s.activeLoads += 1
+                    s.reservedBytes += reserve
+                }
             }
-            guard let job else { break }
             let loader = self.loader
+            let budget = policy.memoryBudget
+            let job = next
             DispatchQueue.global().async {
                 let started = monotonicSeconds()
                 let result: Result<ServableVersion, LoadFailure>
                 do {
-                    result = .success(try loader.loadServable(model: job.model, version: job.version, config: job.config))
+                    let servable = try loader.loadServable(model: job.model, version: job.version, config: job.config)
+                    let bytes = servable.memory.total
+                    if bytes > budget {
+                        servable.scheduler.stop()
+                        throw LoadFailure(
+                            description: "version \(job.version) of model '\(job.model)' holds \(MemoryLimits.describe(bytes)) once loaded (measured), "
+                                + "more than the whole memory budget of \(MemoryLimits.describe(budget)) (--memory-budget); raise the budget or serve a smaller model")
+                    }
+                    result = .success(servable)
                 } catch {
                     result = .failure(LoadFailure(description: "\(error)"))
                 }
                 let seconds = monotonicSeconds() - started
                 self.queue.async {
-                    self.state.withLock { $0.activeLoads -= 1 }
+                    self.state.withLock {
+                        $0.activeLoads -= 1
+                        $0.reservedBytes -= job.reserved
+                    }
                     self.finishLoad(job, result, seconds: seconds)
                     self.pumpLoads()
                 }
@@ -55,6 +94,8 @@ extension StoreManager {
         case .success(let servable):
             track.loaded[v] = servable
             track.failed[v] = nil
+            track.measured[v] = servable.memory.total
+            track.unloadReasons[v] = nil
             // The swap: one registry update makes the version visible to new requests.
             transition(name, v, to: .available, error: servable.warning, servable: servable)
             loader.loadFinished(name, v, true, seconds)
@@ -87,6 +128,7 @@ extension StoreManager {
             drainFinished()
         }
         fireSettledWaiters(name)
+        answerLoadWaiters(name)
     }
 
     /// Calls `body` (on the queue) once no load is queued or running.
@@ -143,6 +185,7 @@ extension StoreManager {
                 self.transition(job.model, job.version, to: .failed, error: "the server is shutting down")
                 self.state.withLock { $0.tracks[job.model]?.loading = nil }
                 self.fireSettledWaiters(job.model)
+                self.answerLoadWaiters(job.model)
             }
             self.whenIdle {
                 let tracks = self.state.withLock { $0.tracks }

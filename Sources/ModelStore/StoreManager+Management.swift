@@ -39,6 +39,8 @@ extension StoreManager {
                 completion(.failure(error))
                 return
             }
+            // An explicit load loads an on-demand model too.
+            self.state.withLock { $0.tracks[model]?.demanded = true }
             self.reconcile(model: model, .explicit)
             self.whenSettled(model) { completion(self.outcome(model, uploaded: Set(files.map(\.version)))) }
         }

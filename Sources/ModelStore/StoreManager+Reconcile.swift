@@ -47,10 +47,23 @@ extension StoreManager {
         var stamps: [Int: FileStamp] = [:]
         for v in entry.versions { stamps[v] = FileStamp.of("\(layout.root)/\(name)/\(v)") }
 
+        // 0. An on-demand model nobody has asked for: its selected versions are listed as
+        //    UNLOADED (the reason says so) and load on the first request.
+        let loadNow = wantsLoad(track)
+        if !loadNow {
+            let states = registry.snapshot().models[name]?.versions ?? [:]
+            for v in aspired where track.loaded[v] == nil && track.loading != v {
+                let current = states[v]?.state
+                guard current == nil || current == .start || current == .end || current == .unloaded else { continue }
+                let why = track.unloadReasons[v].map { "\($0)" }
+                    ?? "not loaded: the model loads on demand (\"load\": \"on_demand\"); the first request loads it"
+                if current != .unloaded || states[v]?.error != why { transition(name, v, to: .unloaded, error: why) }
+            }
+        }
         // 1. Load what the policy wants, newest first (availability first: nothing unloads yet),
         //    one version at a time per model: the next one when the load worker reports back.
         var loadsAhead = track.loading != nil
-        for v in aspired.reversed() {
+        for v in aspired.reversed() where loadNow {
             if track.loaded[v] != nil || track.loading == v { continue }
             let stamp = stamps[v]!
             if let failedAt = track.failed[v], failedAt == stamp { continue }  // parked until its files change
@@ -67,7 +80,7 @@ extension StoreManager {
         //     (they failed, or are waiting for stable files) and no loaded version is still on
         //     disk, the highest other version that loads serves in their place until one of them
         //     is AVAILABLE. One candidate at a time: a failure comes back here for the next.
-        if !aspired.isEmpty, !loadsAhead, !aspired.contains(where: { track.loaded[$0] != nil }),
+        if loadNow, !aspired.isEmpty, !loadsAhead, !aspired.contains(where: { track.loaded[$0] != nil }),
             !track.loaded.keys.contains(where: { present.contains($0) })
         {
             for v in entry.versions.sorted().reversed() where !aspired.contains(v) && track.loaded[v] == nil {
@@ -114,6 +127,7 @@ extension StoreManager {
         for (v, vs) in registry.snapshot().models[name]?.versions ?? [:]
         where track.loaded[v] == nil && track.loading != v && vs.state != .unloading && vs.state != .loading {
             if !present.contains(v) || (!aspired.contains(v) && vs.state != .end) { transition(name, v, to: nil) }
+            else if !aspired.contains(v) && vs.state == .unloaded { transition(name, v, to: nil) }
         }
         track.failed = track.failed.filter { present.contains($0.key) }
 
@@ -180,6 +194,12 @@ extension StoreManager {
             let modelGone = !FileStamp.exists("\(layout.root)/\(name)")
             if registry.snapshot().models[name]?.versions[v]?.state == .unloading {
                 transition(name, v, to: versionGone ? nil : .end)
+                // An evicted (or idle) version of an on-demand model waits for the next request.
+                if !versionGone, let track = state.withLock({ $0.tracks[name] }), let reason = track.unloadReasons[v],
+                    loadsOnDemand(track), track.loaded[v] == nil, track.loading != v
+                {
+                    transition(name, v, to: .unloaded, error: reason + "; the next request loads it again")
+                }
             }
             registry.update(name) { status in
                 if modelGone && (status?.versions.isEmpty ?? true) { status = nil }
@@ -221,7 +241,9 @@ extension StoreManager {
             "version \(v)'s directory was removed; it keeps serving from memory until another version is AVAILABLE"
         }
         let problems = ([track.configError, track.note, track.fallbackNote, kept].compactMap { $0 } + errors)
+        let onDemand = loadsOnDemand(track)
         registry.update(name) { status in
+            status?.loadsOnDemand = onDemand
             status?.labels = labels
             status?.error = problems.isEmpty ? nil : problems.joined(separator: "; ")
         }

@@ -47,6 +47,14 @@ public final class StoreManager: Sendable {
         var loading: Int?
         /// Called once the model has no load queued or running (management `load`).
         var settledWaiters: [@Sendable () -> Void] = []
+        /// A request asked for this on-demand model: load its selected versions.
+        var demanded = false
+        /// Requests waiting for an on-demand load (`acquire`).
+        var loadWaiters: [LoadWaiter] = []
+        /// Measured bytes of each version when it last loaded (the next load's estimate).
+        var measured: [Int: Int] = [:]
+        /// Why a version was unloaded (eviction, idle), shown once it is UNLOADED.
+        var unloadReasons: [Int: String] = [:]
     }
 
     /// One version waiting for, or running on, a load worker.
@@ -57,6 +65,8 @@ public final class StoreManager: Sendable {
         var config: ModelConfig
         /// The reconcile mode that asked for it; the follow-up reconcile uses the same rules.
         var mode: Mode
+        /// Bytes reserved against the budget while it runs.
+        var reserved = 0
     }
 
     struct Draining: Sendable {
@@ -79,6 +89,11 @@ public final class StoreManager: Sendable {
         var idleWaiters: [@Sendable () -> Void] = []
         /// Set by `stop`: no new loads, no polls.
         var stopping = false
+        /// Estimated bytes of the loads running now (counted against the budget until measured).
+        var reservedBytes = 0
+        var nextWaiter = 0
+        /// A retry of `pumpLoads` is scheduled (a load waits for memory to free up).
+        var pumpRetryScheduled = false
     }
 
     public let loader: StoreLoader
@@ -93,8 +108,15 @@ public final class StoreManager: Sendable {
     /// Most loads running at once (the load workers).
     public let maxConcurrentLoads: Int
 
+    /// Memory budget and on-demand loading (StoreManager+Budget).
+    public let policy: StorePolicy
+
     /// `maxConcurrentLoads`: the load workers (default 2; each load is mostly one thread's work).
-    public init(loader: StoreLoader, registry: ModelRegistry, pollInterval: Double, maxConcurrentLoads: Int = 2) {
+    public init(
+        loader: StoreLoader, registry: ModelRegistry, pollInterval: Double, maxConcurrentLoads: Int = 2,
+        policy: StorePolicy = StorePolicy()
+    ) {
+        self.policy = policy
         self.loader = loader
         self.registry = registry
         self.pollInterval = pollInterval
@@ -115,13 +137,21 @@ public final class StoreManager: Sendable {
             guard let config = entry.configPath.map({ try? ModelConfig.parse(readFile($0), path: $0) }) ?? ModelConfig()
             else { continue }
             let aspired = config.versionPolicy.select(from: entry.versions)
-            for v in aspired { transition(entry.name, v, to: .start) }
+            // An on-demand model is listed, not loaded; it never holds readiness back.
+            let onDemand = (config.load ?? (policy.loadOnDemand ? .onDemand : .always)) == .onDemand
+            for v in aspired {
+                transition(
+                    entry.name, v, to: onDemand ? .unloaded : .start,
+                    error: onDemand ? "not loaded: the model loads on demand; the first request loads it" : nil)
+            }
+            registry.update(entry.name) { $0?.loadsOnDemand = onDemand }
         }
         queue.async {
             self.scanAll(.startup)
             self.whenIdle {
                 loaded()
                 self.schedulePoll()
+                self.scheduleIdleSweep()
             }
         }
     }

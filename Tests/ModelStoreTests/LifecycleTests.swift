@@ -27,15 +27,17 @@ import Testing
         let legal: [(VersionState?, VersionState?)] = [
             (nil, .start), (.start, .loading), (.loading, .available), (.available, .unloading), (.unloading, .end),
             (.loading, .failed), (.failed, .start), (.end, .loading), (.start, nil), (.unloading, nil),
+            (nil, .unloaded), (.unloaded, .loading), (.end, .unloaded), (.unloading, .loading),
         ]
         for (from, to) in legal { #expect(StoreManager.isLegal(from: from, to: to), "\(String(describing: from)) -> \(String(describing: to))") }
         let illegal: [(VersionState?, VersionState?)] = [
             (nil, .available), (.start, .available), (.available, .loading), (.unloading, .available), (.available, nil),
-            (.loading, nil), (.end, .available), (.failed, .available),
+            (.loading, nil), (.end, .available), (.failed, .available), (.unloaded, .available), (.loading, .unloaded),
+            (.available, .unloaded),
         ]
         for (from, to) in illegal { #expect(!StoreManager.isLegal(from: from, to: to), "\(String(describing: from)) -> \(String(describing: to))") }
         // Every state has its row.
-        for state in [VersionState.start, .loading, .available, .unloading, .end, .failed] {
+        for state in [VersionState.start, .loading, .available, .unloading, .end, .failed, .unloaded] {
             #expect(StoreManager.legalTransitions[state] != nil, "\(state)")
         }
     }
@@ -96,6 +98,18 @@ import Testing
         try m.loadAllNow()
         m.stop()
         for name in ["a", "b"] { #expect(r.snapshot().models[name]?.versions[1]?.state == .end) }
+        let result = Mutex<Result<ServableVersion, LoadFailure>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        m.acquire(model: "a", version: nil) { outcome in
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        done.wait()
+        guard case .failure(let failure) = result.withLock({ $0 }) else {
+            Issue.record("a stopped store handed out a version")
+            return
+        }
+        #expect(failure.description.contains("shutting down"))
     }
 
     @Test func aLoadedVersionHasAMeasuredFootprint() throws {
@@ -113,5 +127,91 @@ import Testing
         let after = servable.memory
         #expect(after.arenas >= before.arenas)
         #expect(after.total > 0 && after.total < 64 << 20)
+    }
+
+    typealias Candidate = StoreManager.EvictionCandidate
+
+    @Test func evictionTakesTheLeastRecentlyUsedIdleVersionsFirst() {
+        let candidates = [
+            Candidate(model: "a", version: 1, bytes: 10, lastUsed: 300, inFlight: 0),
+            Candidate(model: "b", version: 1, bytes: 10, lastUsed: 100, inFlight: 2),  // busy: never
+            Candidate(model: "c", version: 1, bytes: 10, lastUsed: 200, inFlight: 0),
+            Candidate(model: "d", version: 1, bytes: 10, lastUsed: 400, inFlight: 0),
+        ]
+        #expect(StoreManager.evictionChoice(candidates, needed: 5).map(\.model) == ["c"])
+        #expect(StoreManager.evictionChoice(candidates, needed: 15).map(\.model) == ["c", "a"])
+        #expect(StoreManager.evictionChoice(candidates, needed: 100).map(\.model) == ["c", "a", "d"])
+        #expect(StoreManager.evictionChoice(candidates, needed: 0).isEmpty)
+    }
+
+    func acquire(_ m: StoreManager, _ model: String) -> Result<ServableVersion, LoadFailure> {
+        let result = Mutex<Result<ServableVersion, LoadFailure>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        m.acquire(model: model, version: nil) { outcome in
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        done.wait()
+        return result.withLock { $0! }
+    }
+
+    /// On-demand models are listed UNLOADED; a request loads one; a load that would pass the
+    /// budget evicts the least recently used; pinned (`always`) models stay.
+    @Test func onDemandLoadsEvictTheLeastRecentlyUsedAndKeepPinnedOnes() throws {
+        let store = TempStore()
+        for name in ["a", "b", "c"] { store.write("\(name)/1/model.onnx", good) }
+        store.write("p/1/model.onnx", good)
+        store.write("p/config.json", #"{"load": "always"}"#)
+        let registry = ModelRegistry()
+        let loader = StoreLoader(layout: StoreLayout(root: store.root), sessionOptions: SessionOptions(), logger: Logger(label: "test"))
+        // Room for the pinned model and two others: a first load is estimated at its file's
+        // size, later ones at what it measured (M).
+        let (probe, probed) = manager(store)
+        try probe.loadAllNow()
+        guard case .found(let sample) = probed.snapshot().servable(model: "p", version: nil) else {
+            Issue.record("probe failed")
+            return
+        }
+        let measured = sample.memory.total
+        #expect(measured > 0)
+        let size = good.count
+        let m = StoreManager(
+            loader: loader, registry: registry, pollInterval: 0,
+            policy: StorePolicy(memoryBudget: 2 * measured + size + measured / 2, loadOnDemand: true, loadWait: 10))
+        try m.loadAllNow()
+        let state = { (name: String) in registry.snapshot().models[name]?.versions[1]?.state }
+        #expect(state("a") == .unloaded && state("p") == .available)
+        #expect(registry.snapshot().isSettled)
+        #expect((try? acquire(m, "a").get()) != nil)
+        usleep(2_000)
+        #expect((try? acquire(m, "b").get()) != nil)
+        usleep(2_000)
+        #expect(state("a") == .available && state("b") == .available)
+        #expect((try? acquire(m, "c").get()) != nil)  // evicts a, the least recently used
+        m.waitUntilIdle()
+        #expect(waitFor { state("a") == .unloaded })
+        #expect(state("b") == .available && state("c") == .available && state("p") == .available)
+        #expect(registry.snapshot().models["a"]?.versions[1]?.error?.contains("least recently used") == true)
+    }
+
+    @Test func aRequestWaitingOnAFailedLoadGetsItsError() throws {
+        let store = TempStore()
+        store.write("broken/1/model.onnx", "not a protobuf")
+        let (m, _) = manager(store)
+        try m.loadAllNow()
+        // Loaded "always" (the default) and failed: a waiter gets the reason at once.
+        guard case .failure(let failure) = acquire(m, "broken") else {
+            Issue.record("a broken model was handed out")
+            return
+        }
+        #expect(failure.description.contains("could not be loaded") && failure.description.contains("version 1"))
+    }
+
+    func waitFor(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<300 {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
     }
 }

@@ -78,6 +78,9 @@ final class TempStore {
             (#"{"version_policy": {"newest": 1}}"#, "unknown version_policy 'newest'"),
             (#"{"version_policy": {"latest": 1, "all": {}}}"#, "exactly one key"),
             (#"{"version_policy": {"specific": []}}"#, "non-empty"),
+            (#"{"load": "lazy"}"#, #"use "always" or "on_demand""#),
+            (#"{"load": "always", "idle_timeout_s": 5}"#, #"needs "load": "on_demand""#),
+            (#"{"idle_timeout_s": 0}"#, "out of range"),
         ]
         for (text, fragment) in cases {
             do {
@@ -88,6 +91,13 @@ final class TempStore {
                 #expect("\(error)".hasPrefix("config.json: "))
             }
         }
+    }
+
+    @Test func loadPolicyAndIdleTimeout() throws {
+        let config = try parse(#"{"load": "on_demand", "idle_timeout_s": 2.5}"#)
+        #expect(config.load == .onDemand && config.idleTimeoutSeconds == 2.5)
+        #expect(try parse(#"{"load": "always"}"#).load == .always)
+        #expect(try parse("{}").load == nil)
     }
 
     @Test func policySelection() {
