@@ -43,7 +43,10 @@ extension InferenceAPI {
                 w.field("state", v.state.rawValue)
                 w.raw(",\"error\":")
                 writeOptional(&w, v.error)
-                if let memory = v.servable?.memory { w.raw(",\"memory_bytes\":\(memory.total)") }
+                if let servable = v.servable {
+                    w.raw(",\"memory_bytes\":\(servable.memory.total),\"load_ms\":\(Int(servable.loadSeconds * 1000))")
+                    if let cold = servable.coldStartSeconds { w.raw(",\"cold_start_ms\":\(Int(cold * 1000))") }
+                }
                 if let m = metrics?.model(name, version: v.version) { writeTraffic(&w, m, now: now) }
                 w.raw("}")
             }

@@ -47,11 +47,14 @@ public struct ModelConfig: Sendable, Equatable {
     /// `idle_timeout_s`: an on-demand model's versions unload after this many seconds without a
     /// request; nil = never (only eviction unloads them).
     public var idleTimeoutSeconds: Double?
+    /// `model_warmup`: samples run before a version is AVAILABLE; any failure fails the load.
+    /// Empty: a best-effort warm-up on the declared shapes (docs/model-store.md).
+    public var warmup: [WarmupSample] = []
 
     public init(versionPolicy: VersionPolicy = .latest(1)) { self.versionPolicy = versionPolicy }
 
     /// Top-level keys this module reads.
-    public static let storeKeys = ["version_policy", "version_labels", "input", "output", "load", "idle_timeout_s"]
+    public static let storeKeys = ["version_policy", "version_labels", "input", "output", "load", "idle_timeout_s", "model_warmup"]
     /// Top-level keys of the batching work (read elsewhere; accepted here).
     public static let batchingKeys = ["max_batch_size", "dynamic_batching", "instance_group"]
 
@@ -120,6 +123,7 @@ public struct ModelConfig: Sendable, Equatable {
             }
             config.idleTimeoutSeconds = idle
         }
+        config.warmup = try warmupSamples(file.model_warmup, path: path)
         config.inputs = try overrides(file.input, field: "input", path: path)
         config.outputs = try overrides(file.output, field: "output", path: path)
         return config
@@ -184,9 +188,11 @@ struct ConfigFile: Decodable {
     var output: [TensorField]?
     var load: String?
     var idle_timeout_s: Double?
+    var model_warmup: [WarmupField]?
 
     enum CodingKeys: String, CodingKey {
         case version_policy, version_labels, input, output, max_batch_size, dynamic_batching, instance_group, load, idle_timeout_s
+        case model_warmup
     }
 
     init(from decoder: any Decoder) throws {
@@ -203,6 +209,7 @@ struct ConfigFile: Decodable {
         output = try c.decodeIfPresent([Strict<TensorField>].self, forKey: .output)?.map(\.value)
         load = try c.decodeIfPresent(String.self, forKey: .load)
         idle_timeout_s = try c.decodeIfPresent(Double.self, forKey: .idle_timeout_s)
+        model_warmup = try c.decodeIfPresent([Strict<WarmupField>].self, forKey: .model_warmup)?.map(\.value)
         max_batch_size = try c.decodeIfPresent(Int.self, forKey: .max_batch_size)
         dynamic_batching = try c.decodeIfPresent(Strict<DynamicBatchingField>.self, forKey: .dynamic_batching)?.value
         instance_group = try c.decodeIfPresent([Strict<InstanceGroupField>].self, forKey: .instance_group)?.map(\.value)

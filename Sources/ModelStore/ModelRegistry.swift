@@ -44,6 +44,12 @@ public final class ServableVersion: Sendable {
     private let lastUsedMillis = Atomic<Int>(0)
     /// Requests on it not yet answered: a version with any is never evicted.
     private let requestsInFlight = Atomic<Int>(0)
+    /// Cold start, in monotonic microseconds: when the load was asked for, when the version
+    /// became AVAILABLE, when its first request started, and the cold-start time once answered.
+    private let loadRequestedMicros = Atomic<Int>(0)
+    private let availableMicros = Atomic<Int>(0)
+    private let firstRequestMicros = Atomic<Int>(0)
+    private let coldStartMicros = Atomic<Int>(0)
 
     public init(
         model: String, version: Int, path: String, session: InferenceSession, scheduler: any InferenceScheduler,
@@ -64,12 +70,37 @@ public final class ServableVersion: Sendable {
     public func requestStarted() {
         requestsInFlight.add(1, ordering: .relaxed)
         lastUsedMillis.store(ServableVersion.nowMillis(), ordering: .relaxed)
+        _ = firstRequestMicros.compareExchange(expected: 0, desired: ServableVersion.nowMicros(), ordering: .relaxed)
     }
 
     public func requestFinished() {
         requestsInFlight.subtract(1, ordering: .relaxed)
         lastUsedMillis.store(ServableVersion.nowMillis(), ordering: .relaxed)
+        let available = availableMicros.load(ordering: .relaxed)
+        guard available > 0, coldStartMicros.load(ordering: .relaxed) == 0 else { return }
+        // The load (asked for -> AVAILABLE) plus the first request (its start -> its answer):
+        // files to first answer, without the time the version sat idle before any request.
+        let now = ServableVersion.nowMicros()
+        let first = max(firstRequestMicros.load(ordering: .relaxed), available)
+        let cold = (available - loadRequestedMicros.load(ordering: .relaxed)) + (now - first)
+        _ = coldStartMicros.compareExchange(expected: 0, desired: max(cold, 1), ordering: .relaxed)
     }
+
+    /// Recorded by the store when the version becomes AVAILABLE: `requested` is when its load
+    /// was asked for (monotonic seconds).
+    public func markAvailable(loadRequestedAt requested: Double) {
+        loadRequestedMicros.store(Int(requested * 1e6), ordering: .relaxed)
+        availableMicros.store(ServableVersion.nowMicros(), ordering: .relaxed)
+    }
+
+    /// Files to first answer: the load (from when it was asked for, queueing and waiting for
+    /// memory included) plus the first request's time; nil until a request has been answered.
+    public var coldStartSeconds: Double? {
+        let micros = coldStartMicros.load(ordering: .relaxed)
+        return micros > 0 ? Double(micros) / 1e6 : nil
+    }
+
+    static func nowMicros() -> Int { Int(monotonicSeconds() * 1e6) }
 
     /// Marks the version used now (a load waiter got it), so that it is not the next evicted.
     public func touch() { lastUsedMillis.store(ServableVersion.nowMillis(), ordering: .relaxed) }

@@ -62,8 +62,14 @@ public struct StoreLoader: Sendable {
         let declared = StoreLoader.declaresEveryShape(session.inputs)
         var warning: String?
         do {
-            try StoreLoader.warmUp(session, path: path)
-        } catch where !declared {
+            if config.warmup.isEmpty {
+                try StoreLoader.warmUp(session, path: path)
+            } else {
+                // Configured (model_warmup): it gates the load, whatever the shapes.
+                try StoreLoader.runWarmup(
+                    config.warmup, session, batching: batching, modelDirectory: "\(layout.root)/\(model)")
+            }
+        } catch where !declared && config.warmup.isEmpty {
             warning = "\(error)".replacing(
                 "; give the inputs' real dims in config.json \"input\" (see docs/model-store.md)", with: "")
                 + "; the version serves anyway (requests of other shapes may work): give the inputs' real dims "

@@ -96,6 +96,7 @@ extension StoreManager {
             track.failed[v] = nil
             track.measured[v] = servable.memory.total
             track.unloadReasons[v] = nil
+            servable.markAvailable(loadRequestedAt: job.requested)
             // The swap: one registry update makes the version visible to new requests.
             transition(name, v, to: .available, error: servable.warning, servable: servable)
             loader.loadFinished(name, v, true, seconds)

@@ -67,6 +67,8 @@ public final class StoreManager: Sendable {
         var mode: Mode
         /// Bytes reserved against the budget while it runs.
         var reserved = 0
+        /// When the load was asked for (monotonic seconds), for the cold-start time.
+        var requested = monotonicSeconds()
     }
 
     struct Draining: Sendable {
