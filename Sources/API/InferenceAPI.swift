@@ -175,7 +175,15 @@ public final class InferenceAPI: HTTPHandler {
                     let metrics = self.metrics
                     let answer = responder
                     demandLoader(model, number) { [self] result in
-                        metrics?.loadWaited(model: model, seconds: monotonicNow() - started, loaded: (try? result.get()) != nil)
+                        let waited = monotonicNow() - started
+                        metrics?.loadWaited(model: model, seconds: waited, loaded: (try? result.get()) != nil)
+                        // Says that (and how long) this request waited for a load: clients and
+                        // benchmarks tell cold answers from warm ones.
+                        let answer = HTTPResponder { response in
+                            var response = response
+                            response.headers.append(("Swerve-Load-Wait-Ms", String(Int(waited * 1000))))
+                            answer.respond(response)
+                        }
                         switch result {
                         case .success(let servable):
                             // Off the store's queue: the request is parsed and submitted as usual, on

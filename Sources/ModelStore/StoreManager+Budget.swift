@@ -136,9 +136,12 @@ extension StoreManager {
                 "version \(job.version) of model '\(job.model)' needs about \(MemoryLimits.describe(need)), more than the whole "
                     + "memory budget of \(MemoryLimits.describe(budget)) (--memory-budget); raise the budget or serve a smaller model")
         }
+        // While it loads, a version holds the file's pages it reads and the packed copies it
+        // makes at once (the pages are dropped at the end): reserve twice its size for the load.
+        let transient = min(2 * need, budget)
         let reserved = state.withLock { $0.reservedBytes }
         let used = residentBytes() + reserved
-        if used + need <= budget { return .start(reserve: need) }
+        if used + transient <= budget { return .start(reserve: transient) }
         // Evict the least recently used unpinned versions with no request in flight.
         var candidates: [EvictionCandidate] = []
         for (name, track) in state.withLock({ $0.tracks }) where loadsOnDemand(track) {
@@ -146,7 +149,7 @@ extension StoreManager {
                 candidates.append(EvictionCandidate(model: name, version: v, bytes: s.memory.total, lastUsed: s.lastUsed, inFlight: s.inFlight))
             }
         }
-        let chosen = StoreManager.evictionChoice(candidates, needed: used + need - budget)
+        let chosen = StoreManager.evictionChoice(candidates, needed: used + transient - budget)
         for c in chosen {
             evict(c.model, c.version, reason: "evicted (least recently used) to make room for model '\(job.model)' version \(job.version)")
         }

@@ -164,8 +164,8 @@ import Testing
         store.write("p/config.json", #"{"load": "always"}"#)
         let registry = ModelRegistry()
         let loader = StoreLoader(layout: StoreLayout(root: store.root), sessionOptions: SessionOptions(), logger: Logger(label: "test"))
-        // Room for the pinned model and two others: a first load is estimated at its file's
-        // size, later ones at what it measured (M).
+        // Room for the pinned model and two others. A first load is estimated at its file's size,
+        // later ones at what it measured (M); a load reserves twice its estimate while it runs.
         let (probe, probed) = manager(store)
         try probe.loadAllNow()
         guard case .found(let sample) = probed.snapshot().servable(model: "p", version: nil) else {
@@ -177,7 +177,7 @@ import Testing
         let size = good.count
         let m = StoreManager(
             loader: loader, registry: registry, pollInterval: 0,
-            policy: StorePolicy(memoryBudget: 2 * measured + size + measured / 2, loadOnDemand: true, loadWait: 10))
+            policy: StorePolicy(memoryBudget: 2 * measured + 2 * size + measured / 2, loadOnDemand: true, loadWait: 10))
         try m.loadAllNow()
         let state = { (name: String) in registry.snapshot().models[name]?.versions[1]?.state }
         #expect(state("a") == .unloaded && state("p") == .available)
