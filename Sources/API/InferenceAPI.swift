@@ -177,11 +177,14 @@ public final class InferenceAPI: HTTPHandler {
                     demandLoader(model, number) { [self] result in
                         let waited = monotonicNow() - started
                         metrics?.loadWaited(model: model, seconds: waited, loaded: (try? result.get()) != nil)
-                        // Says that (and how long) this request waited for a load: clients and
-                        // benchmarks tell cold answers from warm ones.
+                        // Says that (and how long) this request waited for a load, and for which
+                        // version: clients and benchmarks tell cold answers from warm ones, and
+                        // the metrics count the request on that version.
+                        let loaded = try? result.get().version
                         let answer = HTTPResponder { response in
                             var response = response
                             response.headers.append(("Swerve-Load-Wait-Ms", String(Int(waited * 1000))))
+                            if let loaded { response.headers.append(("Swerve-Loaded-Version", String(loaded))) }
                             answer.respond(response)
                         }
                         switch result {

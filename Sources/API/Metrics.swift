@@ -93,8 +93,12 @@ public final class ServerMetrics: Sendable {
     /// The store's memory budget, exported as `swerve_memory_budget_bytes` (0 = not exported).
     public let memoryBudget = Atomic<Int>(0)
 
+    /// Versions evicted since the start, for the status page.
+    public let evictionCount = Atomic<Int>(0)
+
     /// A version was evicted (`swerve_model_evictions_total{model,reason}`).
     public func modelEvicted(model: String, reason: String) {
+        evictionCount.add(1, ordering: .relaxed)
         families.registry.makeCounter(descriptor: families.evictions, labels: [("model", model), ("reason", reason)]).increment()
     }
 

@@ -13,6 +13,7 @@ extension InferenceAPI {
         let start = monotonicNow()
         var target: ModelMetrics?
         var inferProtocol: InferenceProtocol?
+        var lookup: (model: String, version: String?)?
         if let metrics, case .found(let endpoint, let parameters) = match,
             endpoint == .modelInfer || endpoint == .v1Predict
         {
@@ -20,6 +21,7 @@ extension InferenceAPI {
             // The version the request runs on: a TF Serving label's target, not the default version.
             let model = parameters["model"] ?? ""
             let version: String?? = try? requestedVersion(model, parameters)  // nil: an unknown label
+            if let version { lookup = (model, version) }
             if let version, let servable = try? registry.snapshot().resolve(model: model, version: version) {
                 let m = metrics.model(servable.model, version: servable.version)
                 m.requestStarted()
@@ -30,12 +32,20 @@ extension InferenceAPI {
         let method = request.method
         let path = request.path
         let headerID = accessLog ? request.header("x-request-id") : nil
-        return HTTPResponder { [self, target, inferProtocol] response in
+        return HTTPResponder { [self, target, inferProtocol, lookup] response in
             let seconds = monotonicNow() - start
             if let metrics {
                 if let inferProtocol {
-                    let outcome = RequestOutcome(status: response.status, reachedVersion: target != nil)
-                    (target ?? metrics.unresolved).requestFinished(protocol: inferProtocol, outcome: outcome, seconds: seconds)
+                    // A request that waited for an on-demand load resolved no version when it
+                    // came in: count it on the version that answered it.
+                    var counted = target
+                    if counted == nil, response.status < 300, let lookup,
+                        let loaded = response.headers.first(where: { $0.0 == "Swerve-Loaded-Version" }).flatMap({ Int($0.1) })
+                    {
+                        counted = metrics.model(lookup.model, version: loaded)
+                    }
+                    let outcome = RequestOutcome(status: response.status, reachedVersion: counted != nil)
+                    (counted ?? metrics.unresolved).requestFinished(protocol: inferProtocol, outcome: outcome, seconds: seconds)
                 }
                 target?.requestEnded()
                 metrics.httpRequest(route: route, method: method, status: response.status)

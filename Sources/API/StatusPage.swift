@@ -28,6 +28,16 @@ extension InferenceAPI {
         w.raw(",\"uptime_s\":\(Int(monotonicNow() - startedAt)),\"ready\":\(isReady),")
         w.raw("\"draining\":\(draining.load(ordering: .acquiring)),\"metrics\":\(metrics != nil),")
         w.raw("\"time_ms\":\(Int(wallClockNow() * 1000))},")
+        // Memory: what the loaded versions hold together (measured), the budget, evictions.
+        let held = snapshot.models.values.reduce(0) { sum, model in
+            sum + model.versions.values.reduce(0) { $0 + ($1.servable?.memory.total ?? 0) }
+        }
+        w.raw("\"memory\":{\"models_bytes\":\(held)")
+        if let metrics {
+            w.raw(",\"budget_bytes\":\(metrics.memoryBudget.load(ordering: .relaxed))")
+            w.raw(",\"evictions\":\(metrics.evictionCount.load(ordering: .relaxed))")
+        }
+        w.raw("},")
         w.raw("\"window_s\":\(InferenceAPI.statusWindow),\"summary_s\":\(InferenceAPI.statusSummary),\"models\":")
         w.array(snapshot.models.keys.sorted()) { w, name in
             let status = snapshot.models[name]!

@@ -31,7 +31,7 @@ header .right { margin-left: auto; display: flex; gap: 14px; align-items: center
 header .pill.ok { background: #1f9d55; color: #fff; } header .pill.bad { background: #d64545; color: #fff; }
 header .pill.warn { background: #c98a00; color: #fff; }
 main { padding: 20px 28px 28px; max-width: 1400px; margin: 0 auto; }
-.tiles { display: grid; grid-template-columns: repeat(4, 1fr); gap: 14px; margin-bottom: 16px; }
+.tiles { display: grid; grid-template-columns: repeat(5, 1fr); gap: 14px; margin-bottom: 16px; }
 .tile, .card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; }
 .tile { padding: 12px 16px; }
 .tile .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .6px; }
@@ -71,6 +71,7 @@ footer a { color: var(--accent); text-decoration: none; margin-right: 14px; }
     <div class="tile"><div class="label">Throughput</div><div class="value" id="t-rps">&ndash;</div></div>
     <div class="tile"><div class="label">Slowest p99 (10 s)</div><div class="value" id="t-p99">&ndash;</div></div>
     <div class="tile"><div class="label">Errors (10 s)</div><div class="value" id="t-err">&ndash;</div></div>
+    <div class="tile"><div class="label">Model memory / budget</div><div class="value" id="t-mem">&ndash;</div></div>
   </section>
   <section class="grid">
     <div class="card"><h2>Throughput <span class="sub">requests / s</span></h2><svg class="chart" id="c-rps"></svg><div class="legend" id="l-rps"></div></div>
@@ -208,6 +209,9 @@ function render(s) {
   text("t-p99", p99s.length ? ms(Math.max.apply(null, p99s)) : "\u2013");
   const errs = live.reduce((a, e) => a + e.v.series.errors.slice(-s.summary_s).reduce((x, y) => x + y, 0), 0);
   text("t-err", String(errs));
+  const mem = s.memory || {}, mib = b => (b / 1048576).toFixed(0);
+  document.getElementById("t-mem").innerHTML = mib(mem.models_bytes || 0) + (mem.budget_bytes ? " / " + mib(mem.budget_bytes) : "")
+    + "<small>MiB" + (mem.evictions !== undefined ? " \u00b7 " + mem.evictions + " evicted" : "") + "</small>";
 
   const body = document.getElementById("models");
   body.innerHTML = "";

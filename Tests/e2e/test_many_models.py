@@ -150,6 +150,11 @@ def test_many_models_under_a_budget(tmp_path):
         assert metric_sum(text, "swerve_model_evictions_total", 'model="pinned') == 0
         assert metric_sum(text, "swerve_model_load_wait_seconds_count") > 0
         assert metric_sum(text, "swerve_memory_budget_bytes") == budget
+        page = requests.get(f"{server.base_url}/status.json", timeout=10).json()
+        assert page["memory"]["budget_bytes"] == budget and page["memory"]["evictions"] >= 20, page["memory"]
+        assert 0 < page["memory"]["models_bytes"] <= budget
+        # Requests that waited for a load are counted on the version that answered them.
+        assert metric_sum(text, 'swerve_requests_total{model="",') == 0
         # The measured total stays within the budget; the process's RSS grows by at most the
         # budget plus 24 MiB (allocator slack, HTTP buffers, thread stacks of the versions' batchers).
         assert peak["models_bytes"] <= budget, peak
