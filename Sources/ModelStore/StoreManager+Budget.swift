@@ -126,7 +126,13 @@ extension StoreManager {
 
     /// What to do with the next load: start it (after evicting what it needs), wait for memory
     /// to free up, or fail it because it can never fit.
-    enum Admission { case start(reserve: Int), wait, refuse(String) }
+    enum Admission {
+        case start(reserve: Int)
+        case wait
+        /// `retryable`: the room is held by pinned models now, which may change (a later request
+        /// tries again); otherwise the version can never fit (it is parked like a failed load).
+        case refuse(String, retryable: Bool)
+    }
 
     func admit(_ job: LoadJob) -> Admission {
         let budget = policy.memoryBudget
@@ -134,7 +140,8 @@ extension StoreManager {
         if need > budget {
             return .refuse(
                 "version \(job.version) of model '\(job.model)' needs about \(MemoryLimits.describe(need)), more than the whole "
-                    + "memory budget of \(MemoryLimits.describe(budget)) (--memory-budget); raise the budget or serve a smaller model")
+                    + "memory budget of \(MemoryLimits.describe(budget)) (--memory-budget); raise the budget or serve a smaller model",
+                retryable: false)
         }
         // While it loads, a version holds the file's pages it reads and the packed copies it
         // makes at once (the pages are dropped at the end): reserve twice its size for the load.
@@ -144,9 +151,12 @@ extension StoreManager {
         if used + transient <= budget { return .start(reserve: transient) }
         // Evict the least recently used unpinned versions with no request in flight.
         var candidates: [EvictionCandidate] = []
+        var evictable = 0  // all of the on-demand versions, busy or not: what could ever go
         for (name, track) in state.withLock({ $0.tracks }) where loadsOnDemand(track) {
             for (v, s) in track.loaded {
-                candidates.append(EvictionCandidate(model: name, version: v, bytes: s.memory.total, lastUsed: s.lastUsed, inFlight: s.inFlight))
+                let c = EvictionCandidate(model: name, version: v, bytes: s.memory.total, lastUsed: s.lastUsed, inFlight: s.inFlight)
+                candidates.append(c)
+                evictable += c.bytes
             }
         }
         let chosen = StoreManager.evictionChoice(candidates, needed: used + transient - budget)
@@ -155,10 +165,13 @@ extension StoreManager {
         }
         let drainingLeft = state.withLock { s in s.draining.contains { $0.servable != nil } }
         if !chosen.isEmpty || drainingLeft || state.withLock({ $0.activeLoads }) > 0 { return .wait }
+        // Versions busy with requests now become evictable when those finish.
+        if used - evictable + transient <= budget { return .wait }
         return .refuse(
             "model '\(job.model)' version \(job.version) needs about \(MemoryLimits.describe(need)) but the memory budget of "
-                + "\(MemoryLimits.describe(budget)) (--memory-budget) is held by models loaded always (pinned) or with requests "
-                + "in flight (\(MemoryLimits.describe(used)) in use); raise the budget, or set \"load\": \"on_demand\" on more models")
+                + "\(MemoryLimits.describe(budget)) (--memory-budget) is held by models loaded always (pinned) "
+                + "(\(MemoryLimits.describe(used)) in use); raise the budget, or set \"load\": \"on_demand\" on more models",
+            retryable: true)
     }
 
     /// One loaded version eviction could unload.

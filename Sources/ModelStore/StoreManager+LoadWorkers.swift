@@ -40,9 +40,9 @@ extension StoreManager {
                 }
                 fireIdleWaiters()
                 return
-            case .refuse(let reason):
+            case .refuse(let reason, let retryable):
                 state.withLock { _ = $0.pendingLoads.removeFirst() }
-                finishLoad(next, .failure(LoadFailure(description: reason)), seconds: 0)
+                finishLoad(next, .failure(LoadFailure(description: reason, retryable: retryable)), seconds: 0)
                 continue
             case .start(let reserve):
                 next.reserved = reserve
@@ -108,7 +108,12 @@ extension StoreManager {
                     "memory_bytes": "\(servable.memory.total)", "duration_ms": "\(Int(seconds * 1000))",
                 ])
         case .failure(let error):
-            track.failed[v] = job.stamp
+            if error.retryable && loadsOnDemand(track) {
+                // Not parked: the next request for the model tries again.
+                track.demanded = false
+            } else {
+                track.failed[v] = job.stamp
+            }
             transition(name, v, to: .failed, error: error.description)
             loader.loadFinished(name, v, false, seconds)
             logger.error(
@@ -215,5 +220,10 @@ extension StoreManager {
 /// Why a version did not load, in words (the loader's error, or the store's reason).
 public struct LoadFailure: Error, Sendable, CustomStringConvertible {
     public let description: String
-    public init(description: String) { self.description = description }
+    /// The load may succeed later without any change to its files (memory held by others).
+    public let retryable: Bool
+    public init(description: String, retryable: Bool = false) {
+        self.description = description
+        self.retryable = retryable
+    }
 }
