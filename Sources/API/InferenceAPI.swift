@@ -3,6 +3,7 @@ import Engine
 import HTTP
 import Logging
 import ModelStore
+import Operations
 import Synchronization
 
 /// What `GET /v2` reports about this server.

@@ -1,6 +1,7 @@
 import HTTP
 import Logging
 import ModelStore
+import Operations
 
 /// Operations endpoints of the inference port (`/metrics`, Triton's `/stats`, the status page and
 /// its JSON) and the per-request instrumentation: metrics, pending gauge, access log.
@@ -38,11 +39,15 @@ extension InferenceAPI {
                 if let inferProtocol {
                     // A request that waited for an on-demand load resolved no version when it
                     // came in: count it on the version that answered it.
+                    // The same for one that came in while its model was loading (it resolved
+                    // nothing here, and a version by the time it was dispatched).
                     var counted = target
-                    if counted == nil, response.status < 300, let lookup,
-                        let loaded = response.headers.first(where: { $0.0 == "Swerve-Loaded-Version" }).flatMap({ Int($0.1) })
-                    {
-                        counted = metrics.model(lookup.model, version: loaded)
+                    if counted == nil, response.status < 300, let lookup {
+                        if let loaded = response.headers.first(where: { $0.0 == "Swerve-Loaded-Version" }).flatMap({ Int($0.1) }) {
+                            counted = metrics.model(lookup.model, version: loaded)
+                        } else if let servable = try? registry.snapshot().resolve(model: lookup.model, version: lookup.version) {
+                            counted = metrics.model(servable.model, version: servable.version)
+                        }
                     }
                     let outcome = RequestOutcome(status: response.status, reachedVersion: counted != nil)
                     (counted ?? metrics.unresolved).requestFinished(protocol: inferProtocol, outcome: outcome, seconds: seconds)

@@ -1,5 +1,6 @@
 import HTTP
 import ModelStore
+import Operations
 
 /// The live status page (`GET /`) and the JSON it polls (`GET /status.json`), documented in
 /// `docs/operations.md`. The page is one self-contained HTML document (StatusPageHTML.swift).

@@ -7,6 +7,7 @@ import Glibc
 import HTTP
 import Logging
 import ModelStore
+import Operations
 import Tensors
 
 /// `swerve serve`: load the model store and serve it until SIGTERM or SIGINT.

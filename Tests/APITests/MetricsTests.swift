@@ -1,6 +1,7 @@
 import Foundation
 import HTTP
 import Logging
+@testable import Operations
 import Synchronization
 import Testing
 

@@ -4,7 +4,7 @@
 /// Test hooks: `<body data-rendered="N">` counts successful renders, `data-errors` counts script
 /// errors and failed polls (`window.swerveErrors` holds their messages), `data-models` lists the
 /// models shown.
-let statusPageHTML = #"""
+public let statusPageHTML = #"""
 <!doctype html>
 <html lang="en">
 <head>

@@ -60,16 +60,35 @@ public final class ModelMetrics: SchedulerObserver, Sendable {
     let lastInferenceMillis = Atomic<Int>(0)
     let pendingCount = Atomic<Int>(0)
 
-    let window = Mutex(RecentWindow())
+    public let window = Mutex(RecentWindow())
 
     /// Cumulative figures, read at one moment (Triton's `/stats`, the status page).
-    struct Totals: Sendable {
-        var successCount = 0, successNanos = 0, failureCount = 0, failureNanos = 0
-        var queueCount = 0, queueNanos = 0, computeNanos = 0, rows = 0, batches = 0
-        var lastInferenceMillis = 0, pending = 0
+    public struct Totals: Sendable {
+        public var successCount = 0, successNanos = 0, failureCount = 0, failureNanos = 0
+        public var queueCount = 0, queueNanos = 0, computeNanos = 0, rows = 0, batches = 0
+        public var lastInferenceMillis = 0, pending = 0
+
+        /// All zero by default (a version without metrics).
+        public init(
+            successCount: Int = 0, successNanos: Int = 0, failureCount: Int = 0, failureNanos: Int = 0,
+            queueCount: Int = 0, queueNanos: Int = 0, computeNanos: Int = 0, rows: Int = 0, batches: Int = 0,
+            lastInferenceMillis: Int = 0, pending: Int = 0
+        ) {
+            self.successCount = successCount
+            self.successNanos = successNanos
+            self.failureCount = failureCount
+            self.failureNanos = failureNanos
+            self.queueCount = queueCount
+            self.queueNanos = queueNanos
+            self.computeNanos = computeNanos
+            self.rows = rows
+            self.batches = batches
+            self.lastInferenceMillis = lastInferenceMillis
+            self.pending = pending
+        }
     }
 
-    var totals: Totals {
+    public var totals: Totals {
         Totals(
             successCount: successCount.load(ordering: .relaxed), successNanos: successNanos.load(ordering: .relaxed),
             failureCount: failureCount.load(ordering: .relaxed), failureNanos: failureNanos.load(ordering: .relaxed),
