@@ -109,17 +109,21 @@ public struct ModelConfig: Sendable, Equatable {
         }
         if let load = file.load {
             guard let policy = LoadPolicy(rawValue: load) else {
-                throw StoreError.badConfig(path: path, reason: "field 'load': \(quoted(load)) is not a load policy; use \"always\" or \"on_demand\"")
+                throw StoreError.badConfig(
+                    path: path, reason: "field 'load': \(quoted(load)) is not a load policy; use \"always\" or \"on_demand\"")
             }
             config.load = policy
         }
         if let idle = file.idle_timeout_s {
             guard idle > 0, idle <= 31_536_000 else {
-                throw StoreError.badConfig(path: path, reason: "field 'idle_timeout_s': \(idle) is out of range; use seconds from 1 to 31536000 (a year)")
+                throw StoreError.badConfig(
+                    path: path, reason: "field 'idle_timeout_s': \(idle) is out of range; use seconds from 1 to 31536000 (a year)")
             }
             guard config.load != .always else {
                 throw StoreError.badConfig(
-                    path: path, reason: "field 'idle_timeout_s' needs \"load\": \"on_demand\" (a model loaded always is never unloaded for idling); remove one of them")
+                    path: path,
+                    reason: "field 'idle_timeout_s' needs \"load\": \"on_demand\" "
+                        + "(a model loaded always is never unloaded for idling); remove one of them")
             }
             config.idleTimeoutSeconds = idle
         }

@@ -84,7 +84,8 @@ extension StoreLoader {
             guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, Int(st.st_size) == bytes else {
                 throw StoreError.badConfig(
                     path: path,
-                    reason: "the warm-up data file must be a regular file of exactly \(bytes) bytes (\(tensor.count) \(input.dataType.v2Name) elements of shape \(shape)), little-endian, row-major")
+                    reason: "the warm-up data file must be a regular file of exactly \(bytes) bytes "
+                        + "(\(tensor.count) \(input.dataType.v2Name) elements of shape \(shape)), little-endian, row-major")
             }
             var done = 0
             while done < bytes {

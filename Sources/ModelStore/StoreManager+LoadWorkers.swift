@@ -64,8 +64,9 @@ extension StoreManager {
                     if bytes > budget {
                         servable.scheduler.stop()
                         throw LoadFailure(
-                            description: "version \(job.version) of model '\(job.model)' holds \(MemoryLimits.describe(bytes)) once loaded (measured), "
-                                + "more than the whole memory budget of \(MemoryLimits.describe(budget)) (--memory-budget); raise the budget or serve a smaller model")
+                            description: "version \(job.version) of model '\(job.model)' holds "
+                                + "\(MemoryLimits.describe(bytes)) once loaded (measured), more than the whole memory budget of "
+                                + "\(MemoryLimits.describe(budget)) (--memory-budget); raise the budget or serve a smaller model")
                     }
                     result = .success(servable)
                 } catch {
