@@ -62,11 +62,20 @@ let package = Package(
         .target(
             name: "HTTP", dependencies: ["CMicroHTTPD", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
+        // Operations: metrics (Prometheus), the log handler, the status page's HTML.
+        .target(
+            name: "Operations",
+            dependencies: [
+                "ModelStore", "Batching",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings),
         // Protocol handlers (KServe V2 / Triton, TF Serving V1), JSON codecs, error mapping, routing.
         .target(
             name: "API",
             dependencies: [
-                "Tensors", "Engine", "ONNX", "ModelStore", "Batching", "HTTP", "CJansson",
+                "Tensors", "Engine", "ONNX", "ModelStore", "Batching", "HTTP", "CJansson", "Operations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -75,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "swerve",
             dependencies: [
-                "API", "ModelStore", "Engine", "Tensors", "HTTP", "Batching", "CUDA", "CCPU",
+                "API", "Operations", "ModelStore", "Engine", "Tensors", "HTTP", "Batching", "CUDA", "CCPU",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -97,7 +106,7 @@ let package = Package(
         .testTarget(name: "BatchingTests", dependencies: ["Batching", "Tensors"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
-            name: "APITests", dependencies: ["API", "HTTP", "ModelStore", "Engine", "Tensors", "Batching", .product(name: "Logging", package: "swift-log")],
+            name: "APITests", dependencies: ["API", "Operations", "HTTP", "ModelStore", "Engine", "Tensors", "Batching", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         // `swerve check` report formatting (the executable target, imported @testable).
         .testTarget(name: "SwerveCLITests", dependencies: ["swerve", "Engine", "Tensors"], swiftSettings: swiftSettings),

@@ -49,6 +49,9 @@ extension RegistrySnapshot {
             }
             number = v
         }
+        if let loaded = InferenceAPI.loadedForRequest, loaded.model == model, number == nil || number == loaded.version {
+            return loaded
+        }
         switch servable(model: model, version: number) {
         case .found(let servable): return servable
         case .modelNotFound:

@@ -1,7 +1,9 @@
+import Dispatch
 import Engine
 import HTTP
 import Logging
 import ModelStore
+import Operations
 import Synchronization
 
 /// What `GET /v2` reports about this server.
@@ -36,11 +38,21 @@ public final class InferenceAPI: HTTPHandler {
     let accessLogger: Logger
     let startedAt = monotonicNow()
     let draining = Atomic<Bool>(false)
+    /// Loads an on-demand model for a request that found it not loaded (`StoreManager.acquire`):
+    /// model, version (nil = default), completion. Nil: no on-demand loading.
+    public typealias DemandLoader = @Sendable (
+        String, Int?, @escaping @Sendable (Result<ServableVersion, LoadFailure>) -> Void
+    ) -> Void
+    let demandLoader: DemandLoader?
+    /// The version an on-demand load handed to the request being dispatched again: `resolve`
+    /// answers with it, so the request runs on what it waited for.
+    @TaskLocal static var loadedForRequest: ServableVersion?
 
     public init(
         registry: ModelRegistry, info: ServerInfo = ServerInfo(), logger: Logger, metrics: ServerMetrics? = nil,
-        accessLog: Bool = false
+        accessLog: Bool = false, demandLoader: DemandLoader? = nil
     ) {
+        self.demandLoader = demandLoader
         self.registry = registry
         self.info = info
         self.logger = logger
@@ -104,7 +116,7 @@ public final class InferenceAPI: HTTPHandler {
         observed(request, match, pattern: pattern, HTTPResponder { _ in }).respond(response)
     }
 
-    func dispatch(_ request: HTTPRequest, _ match: Router<Endpoint>.Match, _ responder: HTTPResponder) {
+    func dispatch(_ request: HTTPRequest, _ match: Router<Endpoint>.Match, _ responder: HTTPResponder, afterLoad: Bool = false) {
         switch match {
         case .notFound:
             responder.respond(
@@ -116,8 +128,20 @@ public final class InferenceAPI: HTTPHandler {
             responder.respond(response)
         case .found(let endpoint, let parameters):
             let model = parameters["model"] ?? ""
+            var responder = responder
             do throws(APIError) {
                 let version = try requestedVersion(model, parameters)
+                if endpoint == .modelInfer || endpoint == .v1Predict,
+                    let servable = try? registry.snapshot().resolve(model: model, version: version)
+                {
+                    // In flight on this version until answered: eviction passes it over meanwhile.
+                    servable.requestStarted()
+                    let inner = responder
+                    responder = HTTPResponder { response in
+                        servable.requestFinished()
+                        inner.respond(response)
+                    }
+                }
                 switch endpoint {
                 case .live: responder.respond(.text(200, ""))
                 case .ready:
@@ -143,11 +167,56 @@ public final class InferenceAPI: HTTPHandler {
                 case .statusJSON: responder.respond(statusJSON())
                 }
             } catch {
+                if error.status == 503, !afterLoad, let demandLoader, Self.loadsOnDemand(endpoint),
+                    registry.snapshot().models[model]?.loadsOnDemand == true
+                {
+                    // Not loaded yet (or evicted): load it; this request waits, suspended, no thread held.
+                    let number = (try? requestedVersion(model, parameters))?.flatMap(StoreLayout.versionNumber)
+                    let started = monotonicNow()
+                    let metrics = self.metrics
+                    let answer = responder
+                    demandLoader(model, number) { [self] result in
+                        let waited = monotonicNow() - started
+                        metrics?.loadWaited(model: model, seconds: waited, loaded: (try? result.get()) != nil)
+                        // Says that (and how long) this request waited for a load, and for which
+                        // version: clients and benchmarks tell cold answers from warm ones, and
+                        // the metrics count the request on that version.
+                        let loaded = try? result.get().version
+                        let answer = HTTPResponder { response in
+                            var response = response
+                            response.headers.append(("Swerve-Load-Wait-Ms", String(Int(waited * 1000))))
+                            if let loaded { response.headers.append(("Swerve-Loaded-Version", String(loaded))) }
+                            answer.respond(response)
+                        }
+                        switch result {
+                        case .success(let servable):
+                            // Off the store's queue: the request is parsed and submitted as usual, on
+                            // the version just loaded (even if evicted again meanwhile: it drains).
+                            DispatchQueue.global().async {
+                                let (again, _) = self.router.matchRoute(method: request.method, path: request.path)
+                                InferenceAPI.$loadedForRequest.withValue(servable) {
+                                    self.dispatch(request, again, answer, afterLoad: true)
+                                }
+                            }
+                        case .failure(let failure):
+                            answer.respond(.error(503, failure.description))
+                        }
+                    }
+                    return
+                }
                 if error.status >= 500 {
                     logger.warning("request failed", metadata: ["path": "\(request.path)", "status": "\(error.status)", "error": "\(error.message)"])
                 }
                 responder.respond(error.response)
             }
+        }
+    }
+
+    /// Endpoints that load an on-demand model that is not loaded (and wait for it).
+    static func loadsOnDemand(_ endpoint: Endpoint) -> Bool {
+        switch endpoint {
+        case .modelInfer, .v1Predict, .modelMetadata, .modelConfig, .v1Metadata: return true
+        default: return false
         }
     }
 

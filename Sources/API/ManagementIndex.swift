@@ -12,7 +12,9 @@ extension ManagementAPI {
         for name in snapshot.models.keys.sorted() {
             let model = snapshot.models[name]!
             let versions = model.sortedVersions.reversed()
-            func entry(_ version: String, _ state: String, _ lifecycle: String, _ reason: String) {
+            func entry(
+                _ version: String, _ state: String, _ lifecycle: String, _ reason: String, servable: ServableVersion? = nil
+            ) {
                 if readyOnly && state != "READY" { return }
                 if !first { w.comma() }
                 first = false
@@ -30,6 +32,10 @@ extension ManagementAPI {
                 }
                 w.raw(",")
                 w.field("reason", reason)
+                if let servable {
+                    w.raw(",\"memory_bytes\":\(servable.memory.total),\"load_ms\":\(Int(servable.loadSeconds * 1000))")
+                    if let cold = servable.coldStartSeconds { w.raw(",\"cold_start_ms\":\(Int(cold * 1000))") }
+                }
                 if !model.labels.isEmpty, let v = Int(version) {
                     let labels = model.labels.filter { $0.value == v }.map(\.key).sorted()
                     if !labels.isEmpty {
@@ -47,11 +53,11 @@ extension ManagementAPI {
                 case .available: state = "READY"
                 case .loading, .start: state = "LOADING"
                 case .unloading: state = "UNLOADING"
-                case .end, .failed: state = "UNAVAILABLE"
+                case .end, .failed, .unloaded: state = "UNAVAILABLE"
                 }
                 // A model-level problem (a rejected config.json, a fallback, a refused label) shows on
                 // every version, the serving ones included: it is why they serve as they do.
-                entry(String(v.version), state, v.state.rawValue, v.error ?? model.error ?? "")
+                entry(String(v.version), state, v.state.rawValue, v.error ?? model.error ?? "", servable: v.servable)
             }
         }
         w.raw("]")

@@ -1,6 +1,7 @@
 import HTTP
 import Logging
 import ModelStore
+import Operations
 
 /// Operations endpoints of the inference port (`/metrics`, Triton's `/stats`, the status page and
 /// its JSON) and the per-request instrumentation: metrics, pending gauge, access log.
@@ -13,6 +14,7 @@ extension InferenceAPI {
         let start = monotonicNow()
         var target: ModelMetrics?
         var inferProtocol: InferenceProtocol?
+        var lookup: (model: String, version: String?)?
         if let metrics, case .found(let endpoint, let parameters) = match,
             endpoint == .modelInfer || endpoint == .v1Predict
         {
@@ -20,6 +22,7 @@ extension InferenceAPI {
             // The version the request runs on: a TF Serving label's target, not the default version.
             let model = parameters["model"] ?? ""
             let version: String?? = try? requestedVersion(model, parameters)  // nil: an unknown label
+            if let version { lookup = (model, version) }
             if let version, let servable = try? registry.snapshot().resolve(model: model, version: version) {
                 let m = metrics.model(servable.model, version: servable.version)
                 m.requestStarted()
@@ -30,12 +33,24 @@ extension InferenceAPI {
         let method = request.method
         let path = request.path
         let headerID = accessLog ? request.header("x-request-id") : nil
-        return HTTPResponder { [self, target, inferProtocol] response in
+        return HTTPResponder { [self, target, inferProtocol, lookup] response in
             let seconds = monotonicNow() - start
             if let metrics {
                 if let inferProtocol {
-                    let outcome = RequestOutcome(status: response.status, reachedVersion: target != nil)
-                    (target ?? metrics.unresolved).requestFinished(protocol: inferProtocol, outcome: outcome, seconds: seconds)
+                    // A request that waited for an on-demand load resolved no version when it
+                    // came in: count it on the version that answered it.
+                    // The same for one that came in while its model was loading (it resolved
+                    // nothing here, and a version by the time it was dispatched).
+                    var counted = target
+                    if counted == nil, response.status < 300, let lookup {
+                        if let loaded = response.headers.first(where: { $0.0 == "Swerve-Loaded-Version" }).flatMap({ Int($0.1) }) {
+                            counted = metrics.model(lookup.model, version: loaded)
+                        } else if let servable = try? registry.snapshot().resolve(model: lookup.model, version: lookup.version) {
+                            counted = metrics.model(servable.model, version: servable.version)
+                        }
+                    }
+                    let outcome = RequestOutcome(status: response.status, reachedVersion: counted != nil)
+                    (counted ?? metrics.unresolved).requestFinished(protocol: inferProtocol, outcome: outcome, seconds: seconds)
                 }
                 target?.requestEnded()
                 metrics.httpRequest(route: route, method: method, status: response.status)

@@ -1,5 +1,6 @@
 import HTTP
 import ModelStore
+import Operations
 
 /// The live status page (`GET /`) and the JSON it polls (`GET /status.json`), documented in
 /// `docs/operations.md`. The page is one self-contained HTML document (StatusPageHTML.swift).
@@ -28,6 +29,16 @@ extension InferenceAPI {
         w.raw(",\"uptime_s\":\(Int(monotonicNow() - startedAt)),\"ready\":\(isReady),")
         w.raw("\"draining\":\(draining.load(ordering: .acquiring)),\"metrics\":\(metrics != nil),")
         w.raw("\"time_ms\":\(Int(wallClockNow() * 1000))},")
+        // Memory: what the loaded versions hold together (measured), the budget, evictions.
+        let held = snapshot.models.values.reduce(0) { sum, model in
+            sum + model.versions.values.reduce(0) { $0 + ($1.servable?.memory.total ?? 0) }
+        }
+        w.raw("\"memory\":{\"models_bytes\":\(held)")
+        if let metrics {
+            w.raw(",\"budget_bytes\":\(metrics.memoryBudget.load(ordering: .relaxed))")
+            w.raw(",\"evictions\":\(metrics.evictionCount.load(ordering: .relaxed))")
+        }
+        w.raw("},")
         w.raw("\"window_s\":\(InferenceAPI.statusWindow),\"summary_s\":\(InferenceAPI.statusSummary),\"models\":")
         w.array(snapshot.models.keys.sorted()) { w, name in
             let status = snapshot.models[name]!
@@ -43,6 +54,10 @@ extension InferenceAPI {
                 w.field("state", v.state.rawValue)
                 w.raw(",\"error\":")
                 writeOptional(&w, v.error)
+                if let servable = v.servable {
+                    w.raw(",\"memory_bytes\":\(servable.memory.total),\"load_ms\":\(Int(servable.loadSeconds * 1000))")
+                    if let cold = servable.coldStartSeconds { w.raw(",\"cold_start_ms\":\(Int(cold * 1000))") }
+                }
                 if let m = metrics?.model(name, version: v.version) { writeTraffic(&w, m, now: now) }
                 w.raw("}")
             }

@@ -25,7 +25,8 @@ extension InferenceAPI {
             w.field("version", String(v.version))
             w.raw(",")
             // TF Serving has no FAILED state: a version that failed is END with an error status.
-            w.field("state", v.state == .failed ? "END" : v.state.rawValue)
+            // Nor UNLOADED (an on-demand model not in memory): END, OK, with the reason.
+            w.field("state", v.state == .failed || v.state == .unloaded ? "END" : v.state.rawValue)
             w.raw(",\"status\":{")
             w.field("error_code", ok ? "OK" : "UNKNOWN")
             w.raw(",")
@@ -34,7 +35,18 @@ extension InferenceAPI {
             w.field("error_message", v.error ?? (v.state == .available ? status.error : nil) ?? "")
             w.raw("}}")
         }
-        w.raw("}")
+        // Swerve's addition, beside TF Serving's list (whose entries stay exactly TF Serving's):
+        // the measured resident bytes of each loaded version.
+        w.raw(",\"memory_bytes\":{")
+        var first = true
+        for v in versions {
+            guard let memory = v.servable?.memory.total else { continue }
+            if !first { w.comma() }
+            first = false
+            w.key(String(v.version))
+            w.raw("\(memory)")
+        }
+        w.raw("}}")
         return .json(200, w.bytes)
     }
 

@@ -40,6 +40,9 @@ public final class InferenceSession: Sendable {
     /// The declared float16/bfloat16 inputs and outputs: the plan computes in float32, so feeds are
     /// widened on entry and these outputs narrowed on exit (`HalfPrecision`).
     let halfEdges: HalfPrecision
+    /// The load's ledger: after `init` it holds what the plan kept of the load's allocations
+    /// (packed weights, folded constants); the version's memory account reads it.
+    let loadLedger: MemoryLedger
 
     /// Declared real inputs and outputs of the model.
     public var inputs: [ValueInfo] { model.graph.inputs }
@@ -68,6 +71,7 @@ public final class InferenceSession: Sendable {
         BLAS.setThreads(options.blasThreads)
         let ledger = MemoryLedger(
             limit: options.maxLoadMemory, purpose: MemoryLedger.loadPurpose, setting: "the load limit, 3/4 of memory")
+        self.loadLedger = ledger
         do {
             // 16-bit floats are held as float32 from here on: weights widened once (HalfPrecision).
             let (plan, edges) = try MemoryLedger.withCurrent(ledger) {

@@ -54,6 +54,11 @@ final class ShapePlan: Sendable {
     let split: BatchSplit?
     private let pool: Mutex<[TensorStorage]>
     private static let pooledArenas = 2
+    /// Arenas of this plan alive now (pooled or in a run), for the version's memory account.
+    private let liveArenas = Atomic<Int>(0)
+
+    /// Bytes of this plan's arenas alive now (pooled, or lent to runs in progress).
+    var arenaBytesHeld: Int { liveArenas.load(ordering: .relaxed) * arenaBytes }
 
     init(
         steps: [Step], initialSlots: [Tensor?], source: Plan, allocations: [Allocation], arenaBytes: Int,
@@ -74,11 +79,18 @@ final class ShapePlan: Sendable {
 
     private func takeArena() throws -> TensorStorage {
         if let pooled = pool.withLock({ $0.popLast() }) { return pooled }
-        return try TensorStorage(checkedByteCount: arenaBytes)
+        let arena = try TensorStorage(checkedByteCount: arenaBytes)
+        liveArenas.add(1, ordering: .relaxed)
+        return arena
     }
 
     private func giveBack(_ arena: TensorStorage) {
-        pool.withLock { if $0.count < Self.pooledArenas { $0.append(arena) } }
+        let kept = pool.withLock { pool in
+            guard pool.count < Self.pooledArenas else { return false }
+            pool.append(arena)
+            return true
+        }
+        if !kept { liveArenas.subtract(1, ordering: .relaxed) }
     }
 
     /// Runs on feeds already validated against the plan's signature.
@@ -175,5 +187,7 @@ final class ShapePlanCache: Sendable {
     }
 
     var count: Int { state.withLock { $0.plans.count } }
+    /// Bytes of the cached plans' arenas alive now.
+    var arenaBytesHeld: Int { state.withLock { $0.plans.values.reduce(0) { $0 + $1.arenaBytesHeld } } }
     var keys: [[Int]] { state.withLock { $0.order } }
 }

@@ -20,6 +20,14 @@ public enum VersionPolicy: Sendable, Equatable {
     }
 }
 
+/// When a model's versions load (`load` in `config.json`).
+public enum LoadPolicy: String, Sendable, Equatable {
+    /// At scan time, and never evicted (pinned).
+    case always
+    /// On the first request; evicted (least recently used first) when a load needs the room.
+    case onDemand = "on_demand"
+}
+
 /// A model's optional `config.json`. Every field is optional; see docs/model-store.md and
 /// docs/model-config.schema.json.
 ///
@@ -34,11 +42,19 @@ public struct ModelConfig: Sendable, Equatable {
     public var inputs: [TensorOverride] = []
     /// Declared outputs (`output`).
     public var outputs: [TensorOverride] = []
+    /// `load`: when versions load; nil = the daemon's default (`--load-on-demand`).
+    public var load: LoadPolicy?
+    /// `idle_timeout_s`: an on-demand model's versions unload after this many seconds without a
+    /// request; nil = never (only eviction unloads them).
+    public var idleTimeoutSeconds: Double?
+    /// `model_warmup`: samples run before a version is AVAILABLE; any failure fails the load.
+    /// Empty: a best-effort warm-up on the declared shapes (docs/model-store.md).
+    public var warmup: [WarmupSample] = []
 
     public init(versionPolicy: VersionPolicy = .latest(1)) { self.versionPolicy = versionPolicy }
 
     /// Top-level keys this module reads.
-    public static let storeKeys = ["version_policy", "version_labels", "input", "output"]
+    public static let storeKeys = ["version_policy", "version_labels", "input", "output", "load", "idle_timeout_s", "model_warmup"]
     /// Top-level keys of the batching work (read elsewhere; accepted here).
     public static let batchingKeys = ["max_batch_size", "dynamic_batching", "instance_group"]
 
@@ -91,6 +107,27 @@ public struct ModelConfig: Sendable, Equatable {
             }
             config.versionLabels[label] = version
         }
+        if let load = file.load {
+            guard let policy = LoadPolicy(rawValue: load) else {
+                throw StoreError.badConfig(
+                    path: path, reason: "field 'load': \(quoted(load)) is not a load policy; use \"always\" or \"on_demand\"")
+            }
+            config.load = policy
+        }
+        if let idle = file.idle_timeout_s {
+            guard idle > 0, idle <= 31_536_000 else {
+                throw StoreError.badConfig(
+                    path: path, reason: "field 'idle_timeout_s': \(idle) is out of range; use seconds from 1 to 31536000 (a year)")
+            }
+            guard config.load != .always else {
+                throw StoreError.badConfig(
+                    path: path,
+                    reason: "field 'idle_timeout_s' needs \"load\": \"on_demand\" "
+                        + "(a model loaded always is never unloaded for idling); remove one of them")
+            }
+            config.idleTimeoutSeconds = idle
+        }
+        config.warmup = try warmupSamples(file.model_warmup, path: path)
         config.inputs = try overrides(file.input, field: "input", path: path)
         config.outputs = try overrides(file.output, field: "output", path: path)
         return config
@@ -153,9 +190,13 @@ struct ConfigFile: Decodable {
     var version_labels: [String: Int]?
     var input: [TensorField]?
     var output: [TensorField]?
+    var load: String?
+    var idle_timeout_s: Double?
+    var model_warmup: [WarmupField]?
 
     enum CodingKeys: String, CodingKey {
-        case version_policy, version_labels, input, output, max_batch_size, dynamic_batching, instance_group
+        case version_policy, version_labels, input, output, max_batch_size, dynamic_batching, instance_group, load, idle_timeout_s
+        case model_warmup
     }
 
     init(from decoder: any Decoder) throws {
@@ -170,6 +211,9 @@ struct ConfigFile: Decodable {
         version_labels = try c.decodeIfPresent([String: Int].self, forKey: .version_labels)
         input = try c.decodeIfPresent([Strict<TensorField>].self, forKey: .input)?.map(\.value)
         output = try c.decodeIfPresent([Strict<TensorField>].self, forKey: .output)?.map(\.value)
+        load = try c.decodeIfPresent(String.self, forKey: .load)
+        idle_timeout_s = try c.decodeIfPresent(Double.self, forKey: .idle_timeout_s)
+        model_warmup = try c.decodeIfPresent([Strict<WarmupField>].self, forKey: .model_warmup)?.map(\.value)
         max_batch_size = try c.decodeIfPresent(Int.self, forKey: .max_batch_size)
         dynamic_batching = try c.decodeIfPresent(Strict<DynamicBatchingField>.self, forKey: .dynamic_batching)?.value
         instance_group = try c.decodeIfPresent([Strict<InstanceGroupField>].self, forKey: .instance_group)?.map(\.value)

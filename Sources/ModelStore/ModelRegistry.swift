@@ -18,6 +18,9 @@ public enum VersionState: String, Sendable {
     case unloading = "UNLOADING"
     case end = "END"
     case failed = "FAILED"
+    /// Known and selected, not in memory: an on-demand model before its first request, or a
+    /// version evicted to make room (or idle); the next request loads it.
+    case unloaded = "UNLOADED"
 }
 
 /// A loaded, servable model version: its session and the scheduler requests go through.
@@ -35,12 +38,26 @@ public final class ServableVersion: Sendable {
     /// Something the load noticed that does not stop the version serving (a warm-up on made-up
     /// shapes that failed); shown as the version's reason.
     public let warning: String?
+    /// Seconds the load took (parse, plan, warm-up).
+    public let loadSeconds: Double
+    /// Monotonic milliseconds of the last request that used it (LRU eviction).
+    private let lastUsedMillis = Atomic<Int>(0)
+    /// Requests on it not yet answered: a version with any is never evicted.
+    private let requestsInFlight = Atomic<Int>(0)
+    /// Cold start, in monotonic microseconds: when the load was asked for, when the version
+    /// became AVAILABLE, when its first request started, and the cold-start time once answered.
+    private let loadRequestedMicros = Atomic<Int>(0)
+    private let availableMicros = Atomic<Int>(0)
+    private let firstRequestMicros = Atomic<Int>(0)
+    private let coldStartMicros = Atomic<Int>(0)
 
     public init(
         model: String, version: Int, path: String, session: InferenceSession, scheduler: any InferenceScheduler,
-        batching: BatchingOptions = BatchingOptions(), warning: String? = nil
+        batching: BatchingOptions = BatchingOptions(), warning: String? = nil, loadSeconds: Double = 0
     ) {
         self.warning = warning
+        self.loadSeconds = loadSeconds
+        lastUsedMillis.store(ServableVersion.nowMillis(), ordering: .relaxed)
         self.model = model
         self.version = version
         self.path = path
@@ -48,6 +65,55 @@ public final class ServableVersion: Sendable {
         self.scheduler = scheduler
         self.batching = batching
     }
+
+    /// A request starts on this version (call `requestFinished` when it is answered).
+    public func requestStarted() {
+        requestsInFlight.add(1, ordering: .relaxed)
+        lastUsedMillis.store(ServableVersion.nowMillis(), ordering: .relaxed)
+        _ = firstRequestMicros.compareExchange(expected: 0, desired: ServableVersion.nowMicros(), ordering: .relaxed)
+    }
+
+    public func requestFinished() {
+        requestsInFlight.subtract(1, ordering: .relaxed)
+        lastUsedMillis.store(ServableVersion.nowMillis(), ordering: .relaxed)
+        let available = availableMicros.load(ordering: .relaxed)
+        guard available > 0, coldStartMicros.load(ordering: .relaxed) == 0 else { return }
+        // The load (asked for -> AVAILABLE) plus the first request (its start -> its answer):
+        // files to first answer, without the time the version sat idle before any request.
+        let now = ServableVersion.nowMicros()
+        let first = max(firstRequestMicros.load(ordering: .relaxed), available)
+        let cold = (available - loadRequestedMicros.load(ordering: .relaxed)) + (now - first)
+        _ = coldStartMicros.compareExchange(expected: 0, desired: max(cold, 1), ordering: .relaxed)
+    }
+
+    /// Recorded by the store when the version becomes AVAILABLE: `requested` is when its load
+    /// was asked for (monotonic seconds).
+    public func markAvailable(loadRequestedAt requested: Double) {
+        loadRequestedMicros.store(Int(requested * 1e6), ordering: .relaxed)
+        availableMicros.store(ServableVersion.nowMicros(), ordering: .relaxed)
+    }
+
+    /// Files to first answer: the load (from when it was asked for, queueing and waiting for
+    /// memory included) plus the first request's time; nil until a request has been answered.
+    public var coldStartSeconds: Double? {
+        let micros = coldStartMicros.load(ordering: .relaxed)
+        return micros > 0 ? Double(micros) / 1e6 : nil
+    }
+
+    static func nowMicros() -> Int { Int(monotonicSeconds() * 1e6) }
+
+    /// Marks the version used now (a load waiter got it), so that it is not the next evicted.
+    public func touch() { lastUsedMillis.store(ServableVersion.nowMillis(), ordering: .relaxed) }
+
+    /// Monotonic milliseconds of the last use.
+    public var lastUsed: Int { lastUsedMillis.load(ordering: .relaxed) }
+    /// Requests in flight on it.
+    public var inFlight: Int { requestsInFlight.load(ordering: .relaxed) }
+
+    static func nowMillis() -> Int { Int(monotonicSeconds() * 1000) }
+
+    /// The memory this version holds now, measured (`MemoryFootprint`).
+    public var memory: MemoryFootprint { session.memoryFootprint() }
 
     /// The last reference is gone (no request in flight, out of the registry): stop the
     /// scheduler's workers.
@@ -92,8 +158,12 @@ public struct ModelStatus: Sendable {
     /// no version of the model is AVAILABLE. (A version loading next to an AVAILABLE one is a hot
     /// swap: the model keeps serving.) FAILED versions are parked, not pending.
     public var isPending: Bool {
-        defaultVersion == nil && versions.values.contains { $0.state == .start || $0.state == .loading }
+        defaultVersion == nil && !loadsOnDemand && versions.values.contains { $0.state == .start || $0.state == .loading }
     }
+
+    /// Set by the store when the model loads on demand (`load: on_demand`): a request for it
+    /// waits for a load instead of failing at once, and it never holds readiness back.
+    public var loadsOnDemand = false
 
     /// Versions newest first.
     public var sortedVersions: [VersionStatus] { versions.values.sorted { $0.version > $1.version } }

@@ -23,14 +23,18 @@ public struct StoreLoader: Sendable {
     /// Told when an unloaded version has ended (END: its last request finished): model, version
     /// (so that per-version state such as metrics goes with it).
     public let versionEnded: @Sendable (String, Int) -> Void
+    /// Told when a version is evicted: model, version, reason (`memory` or `idle`).
+    public let versionEvicted: @Sendable (String, Int, String) -> Void
 
     public init(
         layout: StoreLayout, sessionOptions: SessionOptions, logger: Logger,
         batchingOverrides: BatchingOverrides = BatchingOverrides(),
         makeScheduler: @escaping @Sendable (SchedulerContext) -> any InferenceScheduler = { $0.makeDefaultScheduler() },
         loadFinished: @escaping @Sendable (String, Int, Bool, Double) -> Void = { _, _, _, _ in },
-        versionEnded: @escaping @Sendable (String, Int) -> Void = { _, _ in }
+        versionEnded: @escaping @Sendable (String, Int) -> Void = { _, _ in },
+        versionEvicted: @escaping @Sendable (String, Int, String) -> Void = { _, _, _ in }
     ) {
+        self.versionEvicted = versionEvicted
         self.versionEnded = versionEnded
         self.layout = layout
         self.sessionOptions = sessionOptions
@@ -43,6 +47,7 @@ public struct StoreLoader: Sendable {
     /// Loads one version fully; throws with a message that names the file and the reason.
     public func loadServable(model: String, version: Int, config: ModelConfig) throws -> ServableVersion {
         let path = layout.modelPath(model, version: version)
+        let started = monotonicSeconds()
         var graphModel = try ONNXLoader.load(path: path)
         try StoreLoader.requireTensorIO(graphModel.graph)
         graphModel.graph.inputs = try StoreLoader.apply(config.inputs, to: graphModel.graph.inputs, what: "input")
@@ -57,8 +62,14 @@ public struct StoreLoader: Sendable {
         let declared = StoreLoader.declaresEveryShape(session.inputs)
         var warning: String?
         do {
-            try StoreLoader.warmUp(session, path: path)
-        } catch where !declared {
+            if config.warmup.isEmpty {
+                try StoreLoader.warmUp(session, path: path)
+            } else {
+                // Configured (model_warmup): it gates the load, whatever the shapes.
+                try StoreLoader.runWarmup(
+                    config.warmup, session, batching: batching, modelDirectory: "\(layout.root)/\(model)")
+            }
+        } catch where !declared && config.warmup.isEmpty {
             warning = "\(error)".replacing(
                 "; give the inputs' real dims in config.json \"input\" (see docs/model-store.md)", with: "")
                 + "; the version serves anyway (requests of other shapes may work): give the inputs' real dims "
@@ -70,7 +81,7 @@ public struct StoreLoader: Sendable {
         let context = SchedulerContext(model: model, version: version, session: session, batching: batching)
         return ServableVersion(
             model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
-            batching: batching, warning: warning)
+            batching: batching, warning: warning, loadSeconds: monotonicSeconds() - started)
     }
 
     /// The protocols carry tensors: a model whose inputs or outputs are sequences, optionals or maps

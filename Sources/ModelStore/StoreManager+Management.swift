@@ -39,8 +39,10 @@ extension StoreManager {
                 completion(.failure(error))
                 return
             }
+            // An explicit load loads an on-demand model too.
+            self.state.withLock { $0.tracks[model]?.demanded = true }
             self.reconcile(model: model, .explicit)
-            completion(self.outcome(model, uploaded: Set(files.map(\.version))))
+            self.whenSettled(model) { completion(self.outcome(model, uploaded: Set(files.map(\.version)))) }
         }
     }
 
@@ -58,9 +60,11 @@ extension StoreManager {
             track.unloadedByRequest = true
             track.failed = [:]
             track.stamps = [:]
+            for (v, vs) in self.registry.snapshot().models[model]?.versions ?? [:]
+            where [.start, .failed].contains(vs.state) {
+                self.transition(model, v, to: nil)
+            }
             self.registry.update(model) { status in
-                let kept = status?.versions.filter { $0.value.state == .unloading || $0.value.state == .end } ?? [:]
-                status?.versions = kept
                 status?.labels = [:]
                 status?.error = "unloaded through the management API; POST /v2/repository/models/\(model)/load to load it again"
             }

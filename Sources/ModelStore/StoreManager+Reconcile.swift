@@ -11,13 +11,21 @@ extension StoreManager {
         if mode == .explicit { track.unloadedByRequest = false }
         if track.unloadedByRequest { return }
         if directoryGone {
+            // A load in flight finishes first (its result comes back here and is unloaded).
+            if track.loading != nil {
+                state.withLock { $0.tracks[name] = track }
+                return
+            }
             for v in track.loaded.keys.sorted() { unload(name, v, &track, reason: "its model directory was removed") }
+            for (v, vs) in registry.snapshot().models[name]?.versions ?? [:] where vs.state != .unloading {
+                transition(name, v, to: nil)
+            }
             registry.update(name) { status in
-                let kept = status?.versions.filter { $0.value.state == .unloading } ?? [:]
-                status?.versions = kept
                 if status?.versions.isEmpty ?? true { status = nil }
             }
+            let waiters = track.settledWaiters
             state.withLock { $0.tracks[name] = nil }
+            for w in waiters { w() }
             drainFinished()
             return
         }
@@ -39,25 +47,40 @@ extension StoreManager {
         var stamps: [Int: FileStamp] = [:]
         for v in entry.versions { stamps[v] = FileStamp.of("\(layout.root)/\(name)/\(v)") }
 
-        // 1. Load what the policy wants, newest first (availability first: nothing unloads yet).
-        for v in aspired.reversed() {
-            if track.loaded[v] != nil { continue }
+        // 0. An on-demand model nobody has asked for: its selected versions are listed as
+        //    UNLOADED (the reason says so) and load on the first request.
+        let loadNow = wantsLoad(track)
+        if !loadNow {
+            let states = registry.snapshot().models[name]?.versions ?? [:]
+            for v in aspired where track.loaded[v] == nil && track.loading != v {
+                let current = states[v]?.state
+                guard current == nil || current == .start || current == .end || current == .unloaded else { continue }
+                let why = track.unloadReasons[v].map { "\($0)" }
+                    ?? "not loaded: the model loads on demand (\"load\": \"on_demand\"); the first request loads it"
+                if current != .unloaded || states[v]?.error != why { transition(name, v, to: .unloaded, error: why) }
+            }
+        }
+        // 1. Load what the policy wants, newest first (availability first: nothing unloads yet),
+        //    one version at a time per model: the next one when the load worker reports back.
+        var loadsAhead = track.loading != nil
+        for v in aspired.reversed() where loadNow {
+            if track.loaded[v] != nil || track.loading == v { continue }
             let stamp = stamps[v]!
             if let failedAt = track.failed[v], failedAt == stamp { continue }  // parked until its files change
             if mode == .poll, track.stamps[v] != stamp {
-                registry.setVersion(
-                    name,
-                    VersionStatus(
-                        version: v, state: .start,
-                        error: "waiting for the files of version \(v) to stay unchanged for one poll (\(pollInterval) s)"))
+                transition(
+                    name, v, to: .start,
+                    error: "waiting for the files of version \(v) to stay unchanged for one poll (\(pollInterval) s)")
                 continue
             }
-            load(name, v, stamp, &track)
+            loadsAhead = true
+            if track.loading == nil { enqueueLoad(name, v, stamp, &track, mode: mode) }
         }
-        // 1b. Availability first: when no version the policy selects serves (they failed, or are
-        //     waiting for stable files) and no loaded version is still on disk, the highest other
-        //     version that loads serves in their place until one of them is AVAILABLE.
-        if !aspired.isEmpty, !aspired.contains(where: { track.loaded[$0] != nil }),
+        // 1b. Availability first: when no version the policy selects serves or is about to load
+        //     (they failed, or are waiting for stable files) and no loaded version is still on
+        //     disk, the highest other version that loads serves in their place until one of them
+        //     is AVAILABLE. One candidate at a time: a failure comes back here for the next.
+        if loadNow, !aspired.isEmpty, !loadsAhead, !aspired.contains(where: { track.loaded[$0] != nil }),
             !track.loaded.keys.contains(where: { present.contains($0) })
         {
             for v in entry.versions.sorted().reversed() where !aspired.contains(v) && track.loaded[v] == nil {
@@ -67,8 +90,8 @@ extension StoreManager {
                 logger.warning(
                     "no version the policy selects serves; loading a fallback version",
                     metadata: ["event": "model_fallback", "model": "\(name)", "version": "\(v)", "selected": "\(aspired)"])
-                load(name, v, stamp, &track)
-                if track.loaded[v] != nil { break }
+                enqueueLoad(name, v, stamp, &track, mode: mode)
+                break
             }
         }
         track.stamps = stamps
@@ -100,13 +123,11 @@ extension StoreManager {
                 + "\(aspired.count == 1 ? "it" : "them")"
         }
 
-        // Forget entries of versions that are neither loaded, draining, aspired, nor on disk.
-        registry.update(name) { status in
-            guard var s = status else { return }
-            for (v, vs) in s.versions where track.loaded[v] == nil && vs.state != .unloading {
-                if !present.contains(v) || (!aspired.contains(v) && vs.state != .end) { s.versions[v] = nil }
-            }
-            status = s
+        // Forget entries of versions that are neither loaded, loading, draining, aspired, nor on disk.
+        for (v, vs) in registry.snapshot().models[name]?.versions ?? [:]
+        where track.loaded[v] == nil && track.loading != v && vs.state != .unloading && vs.state != .loading {
+            if !present.contains(v) || (!aspired.contains(v) && vs.state != .end) { transition(name, v, to: nil) }
+            else if !aspired.contains(v) && vs.state == .unloaded { transition(name, v, to: nil) }
         }
         track.failed = track.failed.filter { present.contains($0.key) }
 
@@ -140,40 +161,10 @@ extension StoreManager {
         }
     }
 
-    private func load(_ name: String, _ v: Int, _ stamp: FileStamp, _ track: inout Track) {
-        registry.setVersion(name, VersionStatus(version: v, state: .loading))
-        let started = monotonicSeconds()
-        do {
-            let servable = try loader.loadServable(model: name, version: v, config: track.config)
-            track.loaded[v] = servable
-            track.failed[v] = nil
-            // The swap: one registry update makes the version visible to new requests.
-            registry.setVersion(name, VersionStatus(version: v, state: .available, error: servable.warning, servable: servable))
-            loader.loadFinished(name, v, true, monotonicSeconds() - started)
-            logger.info(
-                "model version loaded",
-                metadata: [
-                    "event": "model_loaded", "model": "\(name)", "version": "\(v)",
-                    "device": "\(loader.sessionOptions.device)", "nodes": "\(servable.session.model.graph.nodes.count)",
-                    "duration_ms": "\(Int((monotonicSeconds() - started) * 1000))",
-                ])
-        } catch {
-            track.failed[v] = stamp
-            registry.setVersion(name, VersionStatus(version: v, state: .failed, error: "\(error)"))
-            loader.loadFinished(name, v, false, monotonicSeconds() - started)
-            logger.error(
-                "model version failed to load; what served before keeps serving; it is retried when its files change",
-                metadata: [
-                    "event": "model_failed", "model": "\(name)", "version": "\(v)", "error": "\(error)",
-                    "duration_ms": "\(Int((monotonicSeconds() - started) * 1000))",
-                ])
-        }
-    }
-
     /// AVAILABLE -> UNLOADING: out of the serving set now; END once requests in flight finish.
     func unload(_ name: String, _ v: Int, _ track: inout Track, reason: String) {
         guard let servable = track.loaded.removeValue(forKey: v) else { return }
-        registry.setVersion(name, VersionStatus(version: v, state: .unloading))
+        transition(name, v, to: .unloading)
         logger.info("model version unloading", metadata: ["event": "model_unloading", "model": "\(name)", "version": "\(v)", "reason": "\(reason)"])
         state.withLock { $0.draining.append(Draining(servable: servable, model: name, version: v)) }
         // The caller runs `drainFinished()` once its own references are gone.
@@ -201,10 +192,17 @@ extension StoreManager {
             // END stays on record while the version is on disk; a removed one is forgotten.
             let versionGone = !FileStamp.exists("\(layout.root)/\(name)/\(v)")
             let modelGone = !FileStamp.exists("\(layout.root)/\(name)")
+            if registry.snapshot().models[name]?.versions[v]?.state == .unloading {
+                transition(name, v, to: versionGone ? nil : .end)
+                // An evicted (or idle) version of an on-demand model waits for the next request.
+                if !versionGone, let track = state.withLock({ $0.tracks[name] }), let reason = track.unloadReasons[v],
+                    loadsOnDemand(track), track.loaded[v] == nil, track.loading != v
+                {
+                    transition(name, v, to: .unloaded, error: reason + "; the next request loads it again")
+                }
+            }
             registry.update(name) { status in
-                guard var s = status, s.versions[v]?.state == .unloading else { return }
-                s.versions[v] = versionGone ? nil : VersionStatus(version: v, state: .end)
-                status = modelGone && s.versions.isEmpty ? nil : s
+                if modelGone && (status?.versions.isEmpty ?? true) { status = nil }
             }
             logger.info("model version unloaded", metadata: ["event": "model_unloaded", "model": "\(name)", "version": "\(v)"])
             loader.versionEnded(name, v)
@@ -243,7 +241,9 @@ extension StoreManager {
             "version \(v)'s directory was removed; it keeps serving from memory until another version is AVAILABLE"
         }
         let problems = ([track.configError, track.note, track.fallbackNote, kept].compactMap { $0 } + errors)
+        let onDemand = loadsOnDemand(track)
         registry.update(name) { status in
+            status?.loadsOnDemand = onDemand
             status?.labels = labels
             status?.error = problems.isEmpty ? nil : problems.joined(separator: "; ")
         }

@@ -5,8 +5,11 @@ import Synchronization
 /// Keeps the registry in step with the store: the lifecycle state machine of every version, the
 /// poller, explicit loads and unloads (management API), labels, and draining old versions.
 ///
-/// All work runs on one serial queue, so at most one reconcile runs at a time and loads happen in
-/// the background of the HTTP threads. The rules (availability first, stable files, parked
+/// Decisions run on one serial queue (`queue`), which owns `state`: at most one reconcile runs at
+/// a time, and every version state change goes through `transition` (StoreManager+Lifecycle).
+/// Loads run on a small pool of load workers (`maxConcurrentLoads`, one load at a time per
+/// model; StoreManager+LoadWorkers), so a slow model does not hold up polls, unloads and
+/// management calls of the others. The rules (availability first, stable files, parked
 /// failures) are in docs/model-store.md. Thread-safe: every public method may be called from any
 /// thread; completions run on the manager's queue.
 public final class StoreManager: Sendable {
@@ -40,6 +43,32 @@ public final class StoreManager: Sendable {
         var removedButServing: Int?
         /// Set by the management `unload`: the poller leaves the model alone until a `load`.
         var unloadedByRequest = false
+        /// The version a load worker is loading (or that waits for one): one at a time per model.
+        var loading: Int?
+        /// Called once the model has no load queued or running (management `load`).
+        var settledWaiters: [@Sendable () -> Void] = []
+        /// A request asked for this on-demand model: load its selected versions.
+        var demanded = false
+        /// Requests waiting for an on-demand load (`acquire`).
+        var loadWaiters: [LoadWaiter] = []
+        /// Measured bytes of each version when it last loaded (the next load's estimate).
+        var measured: [Int: Int] = [:]
+        /// Why a version was unloaded (eviction, idle), shown once it is UNLOADED.
+        var unloadReasons: [Int: String] = [:]
+    }
+
+    /// One version waiting for, or running on, a load worker.
+    struct LoadJob: Sendable {
+        var model: String
+        var version: Int
+        var stamp: FileStamp
+        var config: ModelConfig
+        /// The reconcile mode that asked for it; the follow-up reconcile uses the same rules.
+        var mode: Mode
+        /// Bytes reserved against the budget while it runs.
+        var reserved = 0
+        /// When the load was asked for (monotonic seconds), for the cold-start time.
+        var requested = monotonicSeconds()
     }
 
     struct Draining: Sendable {
@@ -54,6 +83,19 @@ public final class StoreManager: Sendable {
         /// version's memory goes with the last request's reference, and then this turns nil.
         var draining: [Draining] = []
         var drainScheduled = false
+        /// Loads waiting for a free worker, in order.
+        var pendingLoads: [LoadJob] = []
+        /// Loads running on workers now.
+        var activeLoads = 0
+        /// Called once no model has a load queued or running (startup, rescan, `loadAllNow`).
+        var idleWaiters: [@Sendable () -> Void] = []
+        /// Set by `stop`: no new loads, no polls.
+        var stopping = false
+        /// Estimated bytes of the loads running now (counted against the budget until measured).
+        var reservedBytes = 0
+        var nextWaiter = 0
+        /// A retry of `pumpLoads` is scheduled (a load waits for memory to free up).
+        var pumpRetryScheduled = false
     }
 
     public let loader: StoreLoader
@@ -65,10 +107,22 @@ public final class StoreManager: Sendable {
     var layout: StoreLayout { loader.layout }
     var logger: Logger { loader.logger }
 
-    public init(loader: StoreLoader, registry: ModelRegistry, pollInterval: Double) {
+    /// Most loads running at once (the load workers).
+    public let maxConcurrentLoads: Int
+
+    /// Memory budget and on-demand loading (StoreManager+Budget).
+    public let policy: StorePolicy
+
+    /// `maxConcurrentLoads`: the load workers (default 2; each load is mostly one thread's work).
+    public init(
+        loader: StoreLoader, registry: ModelRegistry, pollInterval: Double, maxConcurrentLoads: Int = 2,
+        policy: StorePolicy = StorePolicy()
+    ) {
+        self.policy = policy
         self.loader = loader
         self.registry = registry
         self.pollInterval = pollInterval
+        self.maxConcurrentLoads = max(1, maxConcurrentLoads)
     }
 
     /// Scans the store now and registers every model's aspired versions as START (so readiness
@@ -85,34 +139,53 @@ public final class StoreManager: Sendable {
             guard let config = entry.configPath.map({ try? ModelConfig.parse(readFile($0), path: $0) }) ?? ModelConfig()
             else { continue }
             let aspired = config.versionPolicy.select(from: entry.versions)
-            registry.update(entry.name) { status in
-                for v in aspired { status?.versions[v] = VersionStatus(version: v, state: .start) }
+            // An on-demand model is listed, not loaded; it never holds readiness back.
+            let onDemand = (config.load ?? (policy.loadOnDemand ? .onDemand : .always)) == .onDemand
+            for v in aspired {
+                transition(
+                    entry.name, v, to: onDemand ? .unloaded : .start,
+                    error: onDemand ? "not loaded: the model loads on demand; the first request loads it" : nil)
             }
+            registry.update(entry.name) { $0?.loadsOnDemand = onDemand }
         }
         queue.async {
             self.scanAll(.startup)
-            loaded()
-            self.schedulePoll()
+            self.whenIdle {
+                loaded()
+                self.schedulePoll()
+                self.scheduleIdleSweep()
+            }
         }
     }
 
-    /// Loads every model and version of the store now, on the caller's thread (tests, tools).
+    /// Loads every model and version of the store now and returns when the loads are done
+    /// (tests, tools). Not on the manager's queue.
     public func loadAllNow() throws {
         _ = try layout.scan()
         queue.sync { scanAll(.startup) }
+        waitUntilIdle()
     }
 
-    /// Rescans the whole store now (as the poller would, without the stability wait).
+    /// Blocks the calling thread (not the manager's queue) until no load is queued or running.
+    public func waitUntilIdle() {
+        let done = DispatchSemaphore(value: 0)
+        queue.async { self.whenIdle { done.signal() } }
+        done.wait()
+    }
+
+    /// Rescans the whole store now (as the poller would, without the stability wait); completes
+    /// once the loads it started are done.
     public func rescan(completion: @escaping @Sendable () -> Void) {
         queue.async {
             self.scanAll(.explicit)
-            completion()
+            self.whenIdle(completion)
         }
     }
 
     private func schedulePoll() {
         guard pollInterval > 0 else { return }
         queue.asyncAfter(deadline: .now() + pollInterval) {
+            guard !self.state.withLock({ $0.stopping }) else { return }
             self.scanAll(.poll)
             self.schedulePoll()
         }

@@ -80,6 +80,21 @@ public final class MappedFile: PageReleasing, @unchecked Sendable {
         _ = madvise(p, hi - lo, Int32(MADV_DONTNEED))
     }
 
+    /// Resident bytes of the range, measured with `mincore` (whole pages; a copy in memory is all
+    /// resident).
+    public func residentByteCount(_ start: UnsafeRawPointer, byteCount: Int) -> Int {
+        guard byteCount > 0 else { return 0 }
+        guard isMapped, let base, start >= base, start + byteCount <= base + count else { return byteCount }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = Int(bitPattern: start) / page * page
+        let hi = (Int(bitPattern: start) + byteCount + page - 1) / page * page
+        var vector = [UInt8](repeating: 0, count: (hi - lo) / page)
+        guard let p = UnsafeMutableRawPointer(bitPattern: lo),
+            vector.withUnsafeMutableBufferPointer({ mincore(p, hi - lo, $0.baseAddress) }) == 0
+        else { return byteCount }
+        return vector.reduce(0) { $0 + Int($1 & 1) } * page
+    }
+
     /// The bytes as a buffer (empty when the file is).
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 

@@ -60,6 +60,28 @@ public final class MemoryLedger: Sendable {
         }
     }
 
+    /// Charges `bytes` here and on the parents without checking any limit, for memory that is
+    /// already allocated by code that cannot fail (a kernel's packed weights): the account stays
+    /// true, and the next checked charge sees it.
+    public func chargeUnchecked(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        let after = held.wrappingAdd(bytes, ordering: .relaxed).newValue
+        parent?.chargeUnchecked(bytes)
+        var peak = highWater.load(ordering: .relaxed)
+        while after > peak {
+            let (exchanged, original) = highWater.compareExchange(expected: peak, desired: after, ordering: .relaxed)
+            if exchanged { break }
+            peak = original
+        }
+    }
+
+    /// `chargeUnchecked` on the current ledger (or the process's); returns the ledger to credit.
+    public static func chargeCurrentUnchecked(_ bytes: Int) -> MemoryLedger {
+        let ledger = current ?? process
+        ledger.chargeUnchecked(bytes)
+        return ledger
+    }
+
     /// Gives back bytes charged earlier, here and on the parents.
     public func credit(_ bytes: Int) {
         guard bytes > 0 else { return }

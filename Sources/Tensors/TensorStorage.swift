@@ -86,10 +86,23 @@ public final class TensorStorage: @unchecked Sendable {
         guard let owner = owner as? PageReleasing, byteCount > 0 else { return }
         owner.releaseResidentPages(UnsafeRawPointer(bytes + byteOffset), byteCount: byteCount)
     }
+
+    /// Bytes of this storage that a memory account should add for its holder, measured now:
+    /// for bytes charged to a ledger, 0 (the ledger counts them); for other owned bytes, all of
+    /// them; for bytes borrowed from a `PageReleasing` owner (a mapped file), the resident pages;
+    /// for other borrowed bytes, 0 (their owner accounts for them).
+    public var uncountedResidentBytes: Int {
+        if ledger != nil { return 0 }
+        if ownsBytes { return byteCount }
+        guard let owner = owner as? PageReleasing, byteCount > 0 else { return 0 }
+        return owner.residentByteCount(UnsafeRawPointer(bytes), byteCount: byteCount)
+    }
 }
 
 /// An owner of borrowed tensor bytes that can drop them from memory without changing them (see
 /// `TensorStorage.releaseResidentPages`).
 public protocol PageReleasing: AnyObject {
     func releaseResidentPages(_ start: UnsafeRawPointer, byteCount: Int)
+    /// How many of the bytes in the range are resident in memory now (whole pages, measured).
+    func residentByteCount(_ start: UnsafeRawPointer, byteCount: Int) -> Int
 }

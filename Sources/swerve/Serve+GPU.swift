@@ -1,6 +1,7 @@
 import API
 import CUDA
 import Logging
+import Operations
 
 extension Serve {
     /// The source of the `swerve_gpu_*` metrics: NVML's readings when `libnvidia-ml.so.1` loads and

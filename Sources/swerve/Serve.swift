@@ -7,6 +7,7 @@ import Glibc
 import HTTP
 import Logging
 import ModelStore
+import Operations
 import Tensors
 
 /// `swerve serve`: load the model store and serve it until SIGTERM or SIGINT.
@@ -48,6 +49,18 @@ struct Serve: ParsableCommand {
     var maxRequestMemory: String?
     @Option(help: "Most bytes of request bodies held in memory at once on each port (bodies being read and bodies of requests not yet answered); a request that would pass it gets 503 with Retry-After. [default: a quarter of the machine's or cgroup's memory, at least 4 x --max-body-size] [env: SWERVE_MAX_BUFFERED_BODY_BYTES]")
     var maxBufferedBodyBytes: Int?
+
+    @Option(help: "Most memory the loaded model versions may hold together (measured: weights, packed copies, arenas); a load that would pass it first unloads the least recently used versions of on-demand models. Bytes, or with a K/M/G/T suffix. [default: three quarters of the machine's or the container's memory] [env: SWERVE_MEMORY_BUDGET]")
+    var memoryBudget: String?
+
+    @Flag(help: "Load models on their first request instead of at startup (config.json \"load\" overrides it per model); requests wait for the load. [env: SWERVE_LOAD_ON_DEMAND=1]")
+    var loadOnDemand = false
+
+    @Option(help: "Seconds a request waits for an on-demand load before 503. [default: 30] [env: SWERVE_LOAD_WAIT]")
+    var loadWait: Double?
+
+    @Option(help: "Models loading at once (load workers; one load at a time per model). [default: 2] [env: SWERVE_LOAD_WORKERS]")
+    var loadWorkers: Int?
 
     @Option(help: "HTTP threads (each with its own epoll loop). [default: number of cores] [env: SWERVE_HTTP_THREADS]")
     var httpThreads: Int?
@@ -130,7 +143,14 @@ struct Serve: ParsableCommand {
             ])
         let registry = ModelRegistry()
         let metrics: ServerMetrics? = settings.metrics ? ServerMetrics(gpuSamples: gpuSampler(logger)) : nil
-        let inference = InferenceAPI(registry: registry, logger: logger, metrics: metrics, accessLog: settings.accessLog)
+        metrics?.memoryBudget.store(settings.store.memoryBudget, ordering: .relaxed)
+        logger.info(
+            "model store policy",
+            metadata: [
+                "event": "store_policy", "memory_budget": "\(MemoryLimits.describe(settings.store.memoryBudget))",
+                "load_on_demand": "\(settings.store.loadOnDemand)", "load_wait_s": "\(settings.store.loadWait)",
+                "load_workers": "\(settings.loadWorkers)",
+            ])
         // One thread budget: BLAS threads x the most instances any model runs stay within --threads.
         let blasThreads = max(1, settings.threads / max(1, settings.batching.instanceCount ?? 1))
         let loader = StoreLoader(
@@ -146,8 +166,14 @@ struct Serve: ParsableCommand {
             loadFinished: { model, _, succeeded, seconds in
                 metrics?.modelLoaded(model: model, succeeded: succeeded, seconds: seconds)
             },
-            versionEnded: { model, version in metrics?.forget(model: model, version: version) })
-        let manager = StoreManager(loader: loader, registry: registry, pollInterval: settings.pollInterval)
+            versionEnded: { model, version in metrics?.forget(model: model, version: version) },
+            versionEvicted: { model, _, reason in metrics?.modelEvicted(model: model, reason: reason) })
+        let manager = StoreManager(
+            loader: loader, registry: registry, pollInterval: settings.pollInterval,
+            maxConcurrentLoads: settings.loadWorkers, policy: settings.store)
+        let inference = InferenceAPI(
+            registry: registry, logger: logger, metrics: metrics, accessLog: settings.accessLog,
+            demandLoader: { model, version, completion in manager.acquire(model: model, version: version, completion: completion) })
         let management = ManagementAPI(registry: registry, manager: manager, token: settings.managementToken, logger: logger)
         do {
             // Models load in the background; readiness says when they are done.
@@ -187,7 +213,7 @@ struct Serve: ParsableCommand {
         var received: Int32 = 0
         sigwait(&signals, &received)
         let shutdown = GracefulShutdown(
-            inference: inference, servers: [server, managementServer], registry: registry,
+            inference: inference, servers: [server, managementServer], manager: manager,
             timeout: settings.shutdownTimeout, logger: logger)
         guard shutdown.run(signal: received, signals: signals) else { throw ExitCode(1) }
     }
@@ -209,6 +235,8 @@ struct Serve: ParsableCommand {
         var managementToken: String?
         var readyWhenAny: Bool
         var maxRequestMemory: Int
+        var store: StorePolicy
+        var loadWorkers: Int
     }
 
     func resolve() throws -> Settings {
@@ -295,6 +323,22 @@ struct Serve: ParsableCommand {
             }
             return bytes
         } ?? MemoryLimits.defaultRequestBytes
+        let budgetText = memoryBudget ?? environment("MEMORY_BUDGET")
+        var store = StorePolicy()
+        if let budgetText {
+            guard let bytes = MemoryLimits.parse(budgetText), bytes > 0 else {
+                throw ValidationError("--memory-budget '\(budgetText)' is not a positive byte count; use e.g. 8G, 250M or 1073741824")
+            }
+            store.memoryBudget = bytes
+        }
+        store.loadOnDemand = loadOnDemand || (flag("LOAD_ON_DEMAND") ?? false)
+        let waitText = environment("LOAD_WAIT")
+        store.loadWait = try loadWait ?? waitText.map { text in
+            guard let v = Double(text) else { throw ValidationError("SWERVE_LOAD_WAIT=\(text) is not a number of seconds; set it to e.g. 30") }
+            return v
+        } ?? 30
+        guard store.loadWait > 0 else { throw ValidationError("--load-wait must be a positive number of seconds") }
+        let workers = try optionalInt(loadWorkers, "LOAD_WORKERS", "--load-workers", minimum: 1) ?? 2
         let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let threadBudget = try optionalInt(threads, "THREADS", "--threads", minimum: 1) ?? cores
 
@@ -307,6 +351,6 @@ struct Serve: ParsableCommand {
             accessLog: accessLog || (flag("ACCESS_LOG") ?? false), shutdownTimeout: shutdownTimeout,
             metrics: metrics ?? flag("METRICS") ?? true,
             pollInterval: poll, managementToken: token, readyWhenAny: readyText == "any",
-            maxRequestMemory: requestMemory)
+            maxRequestMemory: requestMemory, store: store, loadWorkers: workers)
     }
 }

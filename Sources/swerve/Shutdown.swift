@@ -13,7 +13,8 @@ struct GracefulShutdown {
     let inference: InferenceAPI
     /// The inference server first, then the management server.
     let servers: [HTTPServer]
-    let registry: ModelRegistry
+    /// Stops the store (no more polls or loads, every version unloaded) once requests are done.
+    let manager: StoreManager
     let timeout: Double
     let logger: Logger
 
@@ -59,28 +60,10 @@ struct GracefulShutdown {
             return false
         }
         for server in servers { server.stop() }
-        unloadAll()
+        manager.stop()
         logger.info(
             "stopped", metadata: ["event": "stopped", "duration_ms": "\(Int((monotonic() - started) * 1000))"])
         return true
-    }
-
-    /// Marks every loaded version UNLOADING, releases it, marks it END.
-    private func unloadAll() {
-        for (name, model) in registry.snapshot().models.sorted(by: { $0.key < $1.key }) {
-            for status in model.sortedVersions where status.state == .available {
-                let started = monotonic()
-                registry.setVersion(name, VersionStatus(version: status.version, state: .unloading))
-                status.servable?.scheduler.stop()  // joins the version's workers (nothing is queued now)
-                registry.setVersion(name, VersionStatus(version: status.version, state: .end))
-                logger.info(
-                    "model version unloaded",
-                    metadata: [
-                        "event": "model_unloaded", "model": "\(name)", "version": "\(status.version)",
-                        "reason": "shutdown", "duration_ms": "\(Int((monotonic() - started) * 1000))",
-                    ])
-            }
-        }
     }
 
     private func monotonic() -> Double {

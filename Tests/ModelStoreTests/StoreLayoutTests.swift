@@ -78,6 +78,16 @@ final class TempStore {
             (#"{"version_policy": {"newest": 1}}"#, "unknown version_policy 'newest'"),
             (#"{"version_policy": {"latest": 1, "all": {}}}"#, "exactly one key"),
             (#"{"version_policy": {"specific": []}}"#, "non-empty"),
+            (#"{"load": "lazy"}"#, #"use "always" or "on_demand""#),
+            (#"{"load": "always", "idle_timeout_s": 5}"#, #"needs "load": "on_demand""#),
+            (#"{"idle_timeout_s": 0}"#, "out of range"),
+            (#"{"model_warmup": [{"inputs": {"x": {"data_type": "TYPE_FP32", "dims": [4]}}}]}"#, "exactly one of"),
+            (#"{"model_warmup": [{"inputs": {"x": {"data_type": "TYPE_FP32", "dims": [-1], "zero_data": true}}}]}"#, "no -1"),
+            (#"{"model_warmup": [{"inputs": {"x": {"data_type": "TYPE_FP32", "dims": [4], "input_data_file": "../x"}}}]}"#, "warmup/ directory"),
+            (#"{"model_warmup": [{"inputs": {"x": {"data_type": "TYPE_NOPE", "dims": [4], "zero_data": true}}}]}"#, "unknown or unsupported type"),
+            (#"{"model_warmup": [{"inputs": {"x": {"data_type": "TYPE_FP32", "dims": [4], "zero_data": true, "shape": [1]}}}]}"#, "unknown field 'shape'"),
+            (#"{"model_warmup": [{"count": 0, "inputs": {"x": {"data_type": "TYPE_FP32", "dims": [4], "zero_data": true}}}]}"#, "out of range"),
+            (#"{"model_warmup": [{"name": "s"}]}"#, "'model_warmup[0].inputs' is required"),
         ]
         for (text, fragment) in cases {
             do {
@@ -88,6 +98,23 @@ final class TempStore {
                 #expect("\(error)".hasPrefix("config.json: "))
             }
         }
+    }
+
+    @Test func modelWarmupInTritonsShape() throws {
+        let config = try parse(
+            #"{"model_warmup": [{"name": "s", "batch_size": 2, "count": 3, "inputs": {"x": {"data_type": "TYPE_FP32", "dims": [4], "random_data": true}, "ids": {"data_type": "INT64", "dims": [2, 3], "input_data_file": "ids.bin"}}}]}"#)
+        #expect(config.warmup.count == 1)
+        let sample = config.warmup[0]
+        #expect(sample.name == "s" && sample.batchSize == 2 && sample.count == 3)
+        #expect(sample.inputs["x"] == .init(dataType: .float32, dims: [4], data: .random))
+        #expect(sample.inputs["ids"] == .init(dataType: .int64, dims: [2, 3], data: .file("ids.bin")))
+    }
+
+    @Test func loadPolicyAndIdleTimeout() throws {
+        let config = try parse(#"{"load": "on_demand", "idle_timeout_s": 2.5}"#)
+        #expect(config.load == .onDemand && config.idleTimeoutSeconds == 2.5)
+        #expect(try parse(#"{"load": "always"}"#).load == .always)
+        #expect(try parse("{}").load == nil)
     }
 
     @Test func policySelection() {

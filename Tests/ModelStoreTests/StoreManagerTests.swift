@@ -17,7 +17,11 @@ import Testing
         return (StoreManager(loader: loader, registry: registry, pollInterval: 0), registry)
     }
 
-    func poll(_ m: StoreManager) { m.queue.sync { m.scanAll(.poll) } }
+    /// One poll, then the loads it started (load workers) to their end.
+    func poll(_ m: StoreManager) {
+        m.queue.sync { m.scanAll(.poll) }
+        m.waitUntilIdle()
+    }
 
     func state(_ r: ModelRegistry, _ model: String, _ v: Int) -> VersionState? { r.snapshot().models[model]?.versions[v]?.state }
 

@@ -1,5 +1,6 @@
 import CKernels
 import Glibc
+import Tensors
 
 /// The engine's own single-precision GEMM for a constant left operand:
 /// `C[m, n] += A[m, k] · B[k, n]` (row-major), where A (a Conv's weights) is packed once at load
@@ -748,6 +749,9 @@ final class PackedMatrix: @unchecked Sendable {
     let k: Int
     let panels: Int
     private let data: UnsafeMutablePointer<Float>
+    /// The ledger the buffer is charged to (the load's, so the version's memory account has it).
+    private let ledger: MemoryLedger
+    private let byteCount: Int
 
     init(_ a: UnsafePointer<Float>, rows: Int, k: Int, lda: Int) {
         let mr = PackedGemm.mr
@@ -756,6 +760,8 @@ final class PackedMatrix: @unchecked Sendable {
         panels = (rows + mr - 1) / mr
         // 8 floats of tail padding: `narrow` reads 8 lanes at the last k step of the last panel.
         let count = panels * mr * k + 8
+        byteCount = count * MemoryLayout<Float>.stride
+        ledger = MemoryLedger.chargeCurrentUnchecked(byteCount)
         data = .allocate(capacity: count)
         data.initialize(repeating: 0, count: count)
         for p in 0..<panels {
@@ -775,11 +781,16 @@ final class PackedMatrix: @unchecked Sendable {
         self.k = k
         panels = (rows + mr - 1) / mr
         let count = panels * mr * k + 8
+        byteCount = count * MemoryLayout<Float>.stride
+        ledger = MemoryLedger.chargeCurrentUnchecked(byteCount)
         data = .allocate(capacity: count)
         data.initialize(repeating: 0, count: count)
     }
 
-    deinit { data.deallocate() }
+    deinit {
+        data.deallocate()
+        ledger.credit(byteCount)
+    }
 
     /// Where A[p * 6 + r, q] lives: `offset(panel: p, step: q) + r`.
     @inline(__always)
@@ -845,6 +856,9 @@ final class PackedColumns: @unchecked Sendable {
     let n: Int
     let panels: Int
     private let data: UnsafeMutablePointer<Float>
+    /// The ledger the buffer is charged to (the load's, so the version's memory account has it).
+    private let ledger: MemoryLedger
+    private let byteCount: Int
 
     init(_ b: UnsafePointer<Float>, k: Int, n: Int, transposed: Bool) {
         let nr = PackedGemm.nr
@@ -852,6 +866,8 @@ final class PackedColumns: @unchecked Sendable {
         self.n = n
         panels = (n + nr - 1) / nr
         let count = max(1, panels * nr * k)
+        byteCount = count * MemoryLayout<Float>.stride
+        ledger = MemoryLedger.chargeCurrentUnchecked(byteCount)
         data = .allocate(capacity: count)
         data.initialize(repeating: 0, count: count)
         for j in 0..<panels {
@@ -863,7 +879,10 @@ final class PackedColumns: @unchecked Sendable {
         }
     }
 
-    deinit { data.deallocate() }
+    deinit {
+        data.deallocate()
+        ledger.credit(byteCount)
+    }
 
     /// Start of panel `j` (columns `j * 16 ..< j * 16 + 16`).
     @inline(__always)

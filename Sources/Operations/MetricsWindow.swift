@@ -5,7 +5,7 @@ import Glibc
 /// and batch sizes. A ring of one-second slots, overwritten as time moves on.
 ///
 /// Owned by one `ModelMetrics`; a value type kept under that object's lock.
-struct RecentWindow: Sendable {
+public struct RecentWindow: Sendable {
     /// Slots kept: a minute of completed seconds plus the one in progress.
     static let slotCount = 64
     /// Latency buckets: upper bounds 10 us * 2^(i/4), i = 1...bucketCount; the last is open.
@@ -81,18 +81,18 @@ struct RecentWindow: Sendable {
     }
 
     /// One completed second (or an empty one) as the status page charts it.
-    struct Point: Sendable {
-        var requests = 0
-        var failures = 0
-        var p50: Double?
-        var p90: Double?
-        var p99: Double?
-        var queueMean: Double?
-        var batchMean: Double?
+    public struct Point: Sendable {
+        public var requests = 0
+        public var failures = 0
+        public var p50: Double?
+        public var p90: Double?
+        public var p99: Double?
+        public var queueMean: Double?
+        public var batchMean: Double?
     }
 
     /// The `count` completed seconds before `now`, oldest first.
-    func series(now: Int, count: Int) -> [Point] {
+    public func series(now: Int, count: Int) -> [Point] {
         (1...count).reversed().map { age in
             let second = now - age
             let s = slots[second % RecentWindow.slotCount]
@@ -108,7 +108,7 @@ struct RecentWindow: Sendable {
 
     /// The completed seconds in `(now - count) ..< now` merged into one point (request rate as a
     /// count over the span).
-    func summary(now: Int, count: Int) -> Point {
+    public func summary(now: Int, count: Int) -> Point {
         var latency = [Int32](repeating: 0, count: RecentWindow.bucketCount)
         var p = Point()
         var queueCount = 0, queueSeconds = 0.0, batches = 0, rows = 0
@@ -134,14 +134,14 @@ struct RecentWindow: Sendable {
 }
 
 /// Monotonic seconds since an arbitrary start (CLOCK_MONOTONIC).
-func monotonicNow() -> Double {
+public func monotonicNow() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 /// Wall-clock seconds since the Unix epoch.
-func wallClockNow() -> Double {
+public func wallClockNow() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

@@ -60,16 +60,35 @@ public final class ModelMetrics: SchedulerObserver, Sendable {
     let lastInferenceMillis = Atomic<Int>(0)
     let pendingCount = Atomic<Int>(0)
 
-    let window = Mutex(RecentWindow())
+    public let window = Mutex(RecentWindow())
 
     /// Cumulative figures, read at one moment (Triton's `/stats`, the status page).
-    struct Totals: Sendable {
-        var successCount = 0, successNanos = 0, failureCount = 0, failureNanos = 0
-        var queueCount = 0, queueNanos = 0, computeNanos = 0, rows = 0, batches = 0
-        var lastInferenceMillis = 0, pending = 0
+    public struct Totals: Sendable {
+        public var successCount = 0, successNanos = 0, failureCount = 0, failureNanos = 0
+        public var queueCount = 0, queueNanos = 0, computeNanos = 0, rows = 0, batches = 0
+        public var lastInferenceMillis = 0, pending = 0
+
+        /// All zero by default (a version without metrics).
+        public init(
+            successCount: Int = 0, successNanos: Int = 0, failureCount: Int = 0, failureNanos: Int = 0,
+            queueCount: Int = 0, queueNanos: Int = 0, computeNanos: Int = 0, rows: Int = 0, batches: Int = 0,
+            lastInferenceMillis: Int = 0, pending: Int = 0
+        ) {
+            self.successCount = successCount
+            self.successNanos = successNanos
+            self.failureCount = failureCount
+            self.failureNanos = failureNanos
+            self.queueCount = queueCount
+            self.queueNanos = queueNanos
+            self.computeNanos = computeNanos
+            self.rows = rows
+            self.batches = batches
+            self.lastInferenceMillis = lastInferenceMillis
+            self.pending = pending
+        }
     }
 
-    var totals: Totals {
+    public var totals: Totals {
         Totals(
             successCount: successCount.load(ordering: .relaxed), successNanos: successNanos.load(ordering: .relaxed),
             failureCount: failureCount.load(ordering: .relaxed), failureNanos: failureNanos.load(ordering: .relaxed),
@@ -190,6 +209,11 @@ struct MetricFamilies: @unchecked Sendable {
     let loads = d("model_loads", "total", "Model version loads by outcome")
     let loadDuration = d("model_load_duration", "seconds", "Time to load one model version (parse, plan, warm-up)")
     let versions = d("model_versions", "", "Model versions by state")
+    let memory = d("model_memory", "bytes", "Measured resident bytes of a loaded model version (weights, packed copies, arenas)")
+    let evictions = d("model_evictions", "total", "Model versions unloaded to make room under the memory budget (reason memory) or for idling (reason idle)")
+    let loadWait = d("model_load_wait", "seconds", "Time a request waited for an on-demand load, by outcome")
+    let budget = d("memory_budget", "bytes", "The model store's memory budget (--memory-budget)")
+    let resident = d("models_memory", "bytes", "Measured resident bytes of every loaded model version together")
     let http = d("http_requests", "total", "HTTP requests on the inference port by route pattern, method and status")
     let cpuLevel = d("cpu_level", "info", "Instruction-set level of the engine's CPU kernels: 1 for the level in use")
 

@@ -16,6 +16,9 @@ public final class ServerMetrics: Sendable {
     private let httpCounters = Mutex<[HTTPKey: Counter]>([:])
     /// (model, state) gauges set at each scrape; models seen once stay (at 0) so series do not vanish.
     private let stateGauges = Mutex<[String: [Gauge]]>([:])
+    /// `swerve_model_memory_bytes` per loaded version, set at each scrape; a version's series goes
+    /// when it is no longer loaded.
+    private let memoryGauges = Mutex<[VersionKey: Gauge]>([:])
     /// Wall-clock start of the process, for `process_start_time_seconds`.
     let startTime: Double
     /// Reads the GPUs at each scrape for the `swerve_gpu_*` metrics; nil = none exported.
@@ -89,9 +92,29 @@ public final class ServerMetrics: Sendable {
             .record(seconds)
     }
 
+    /// The store's memory budget, exported as `swerve_memory_budget_bytes` (0 = not exported).
+    public let memoryBudget = Atomic<Int>(0)
+
+    /// Versions evicted since the start, for the status page.
+    public let evictionCount = Atomic<Int>(0)
+
+    /// A version was evicted (`swerve_model_evictions_total{model,reason}`).
+    public func modelEvicted(model: String, reason: String) {
+        evictionCount.add(1, ordering: .relaxed)
+        families.registry.makeCounter(descriptor: families.evictions, labels: [("model", model), ("reason", reason)]).increment()
+    }
+
+    /// A request waited for an on-demand load (`swerve_model_load_wait_seconds{model,outcome}`).
+    public func loadWaited(model: String, seconds: Double, loaded: Bool) {
+        families.registry.makeValueHistogram(
+            descriptor: families.loadWait, labels: [("model", model), ("outcome", loaded ? "loaded" : "failed")],
+            buckets: MetricFamilies.loadBuckets
+        ).record(seconds)
+    }
+
     /// Sets `swerve_model_versions{model,state}` from a registry snapshot.
     func updateVersionStates(_ snapshot: RegistrySnapshot) {
-        let states: [VersionState] = [.start, .loading, .available, .unloading, .end, .failed]
+        let states: [VersionState] = [.start, .loading, .available, .unloading, .end, .failed, .unloaded]
         stateGauges.withLock { gauges in
             for name in snapshot.models.keys where gauges[name] == nil {
                 gauges[name] = states.map { state in
@@ -107,9 +130,37 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    /// Sets `swerve_model_memory_bytes{model,version}` from a registry snapshot (measured now).
+    func updateMemory(_ snapshot: RegistrySnapshot) {
+        var current: [VersionKey: Int] = [:]
+        for (name, model) in snapshot.models {
+            for v in model.versions.values {
+                if let servable = v.servable { current[VersionKey(model: name, version: String(v.version))] = servable.memory.total }
+            }
+        }
+        memoryGauges.withLock { gauges in
+            for (key, gauge) in gauges where current[key] == nil {
+                families.registry.unregisterGauge(gauge)
+                gauges[key] = nil
+            }
+            let budget = memoryBudget.load(ordering: .relaxed)
+            if budget > 0 {
+                families.registry.makeGauge(descriptor: families.budget).set(Double(budget))
+                families.registry.makeGauge(descriptor: families.resident).set(Double(current.values.reduce(0, +)))
+            }
+            for (key, bytes) in current {
+                let gauge = gauges[key] ?? families.registry.makeGauge(
+                    descriptor: families.memory, labels: [("model", key.model), ("version", key.version)])
+                gauges[key] = gauge
+                gauge.set(Double(bytes))
+            }
+        }
+    }
+
     /// The whole exposition text: the registry's families, then the `process_*` metrics.
     public func render(_ snapshot: RegistrySnapshot) -> [UInt8] {
         updateVersionStates(snapshot)
+        updateMemory(snapshot)
         var out: [UInt8] = []
         out.reserveCapacity(16 << 10)
         families.registry.emit(into: &out)

@@ -4,7 +4,7 @@
 /// Test hooks: `<body data-rendered="N">` counts successful renders, `data-errors` counts script
 /// errors and failed polls (`window.swerveErrors` holds their messages), `data-models` lists the
 /// models shown.
-let statusPageHTML = #"""
+public let statusPageHTML = #"""
 <!doctype html>
 <html lang="en">
 <head>
@@ -31,7 +31,7 @@ header .right { margin-left: auto; display: flex; gap: 14px; align-items: center
 header .pill.ok { background: #1f9d55; color: #fff; } header .pill.bad { background: #d64545; color: #fff; }
 header .pill.warn { background: #c98a00; color: #fff; }
 main { padding: 20px 28px 28px; max-width: 1400px; margin: 0 auto; }
-.tiles { display: grid; grid-template-columns: repeat(4, 1fr); gap: 14px; margin-bottom: 16px; }
+.tiles { display: grid; grid-template-columns: repeat(5, 1fr); gap: 14px; margin-bottom: 16px; }
 .tile, .card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; }
 .tile { padding: 12px 16px; }
 .tile .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .6px; }
@@ -71,6 +71,7 @@ footer a { color: var(--accent); text-decoration: none; margin-right: 14px; }
     <div class="tile"><div class="label">Throughput</div><div class="value" id="t-rps">&ndash;</div></div>
     <div class="tile"><div class="label">Slowest p99 (10 s)</div><div class="value" id="t-p99">&ndash;</div></div>
     <div class="tile"><div class="label">Errors (10 s)</div><div class="value" id="t-err">&ndash;</div></div>
+    <div class="tile"><div class="label">Model memory / budget</div><div class="value" id="t-mem">&ndash;</div></div>
   </section>
   <section class="grid">
     <div class="card"><h2>Throughput <span class="sub">requests / s</span></h2><svg class="chart" id="c-rps"></svg><div class="legend" id="l-rps"></div></div>
@@ -83,7 +84,7 @@ footer a { color: var(--accent); text-decoration: none; margin-right: 14px; }
     <table>
       <thead><tr><th>Model</th><th>Version</th><th>State</th><th class="num">req/s</th><th class="num">p50</th>
         <th class="num">p99</th><th class="num">Mean batch</th><th class="num">Requests</th><th class="num">Failures</th>
-        <th class="num">Pending</th></tr></thead>
+        <th class="num">Pending</th><th class="num">Memory</th></tr></thead>
       <tbody id="models"><tr><td colspan="10" class="empty">Loading&hellip;</td></tr></tbody>
     </table>
   </section>
@@ -208,14 +209,17 @@ function render(s) {
   text("t-p99", p99s.length ? ms(Math.max.apply(null, p99s)) : "\u2013");
   const errs = live.reduce((a, e) => a + e.v.series.errors.slice(-s.summary_s).reduce((x, y) => x + y, 0), 0);
   text("t-err", String(errs));
+  const mem = s.memory || {}, mib = b => (b / 1048576).toFixed(0);
+  document.getElementById("t-mem").innerHTML = mib(mem.models_bytes || 0) + (mem.budget_bytes ? " / " + mib(mem.budget_bytes) : "")
+    + "<small>MiB" + (mem.evictions !== undefined ? " \u00b7 " + mem.evictions + " evicted" : "") + "</small>";
 
   const body = document.getElementById("models");
   body.innerHTML = "";
-  if (!versions.length) body.innerHTML = '<tr><td colspan="10" class="empty">The model store holds no models.</td></tr>';
+  if (!versions.length) body.innerHTML = '<tr><td colspan="11" class="empty">The model store holds no models.</td></tr>';
   s.models.forEach(m => {
     if (!m.versions.length) {
       const tr = document.createElement("tr");
-      tr.innerHTML = "<td></td><td>\u2013</td><td></td><td colspan='7' class='err'></td>";
+      tr.innerHTML = "<td></td><td>\u2013</td><td></td><td colspan='8' class='err'></td>";
       tr.children[0].textContent = m.name;
       tr.children[3].textContent = m.error || "no version to serve";
       body.appendChild(tr);
@@ -228,7 +232,8 @@ function render(s) {
     tr.onclick = () => { selected = key(entry); render(s); };
     const cells = [entry.model.name, v.version, "", v.now ? fmt(v.now.rps) : "\u2013", ms(v.now && v.now.p50_ms),
       ms(v.now && v.now.p99_ms), v.now ? fmt(v.now.batch) : "\u2013", v.requests === undefined ? "\u2013" : v.requests.toLocaleString("en-US"),
-      v.failures === undefined ? "\u2013" : v.failures.toLocaleString("en-US"), v.pending === undefined ? "\u2013" : String(v.pending)];
+      v.failures === undefined ? "\u2013" : v.failures.toLocaleString("en-US"), v.pending === undefined ? "\u2013" : String(v.pending),
+      v.memory_bytes === undefined ? "\u2013" : (v.memory_bytes / 1048576).toFixed(1) + " MiB"];
     cells.forEach((c0, i) => {
       let c = c0;
       const td = document.createElement("td");
