@@ -8,7 +8,7 @@ import Tensors
 ///
 /// - Every loaded version has a measured footprint (`ServableVersion.memory`); the store keeps
 ///   the sum, with versions still draining and the estimates of loads in progress, within
-///   `StorePolicy.memoryBudget`.
+///   `StorePolicy.modelBudget` (the budget less a headroom for what the accounting does not see).
 /// - Before a load starts (`admit`), the least recently used versions of on-demand models with
 ///   no request in flight are unloaded until the new one fits; versions of `always` models are
 ///   pinned and never evicted. A load that cannot fit waits for draining versions and running
@@ -135,7 +135,7 @@ extension StoreManager {
     }
 
     func admit(_ job: LoadJob) -> Admission {
-        let budget = policy.memoryBudget
+        let budget = policy.modelBudget
         let need = estimatedBytes(job)
         if need > budget {
             return .refuse(
@@ -236,8 +236,14 @@ struct LoadWaiter: Sendable {
 
 /// The store's memory and loading policy (`--memory-budget`, `--load-on-demand`, `--load-wait`).
 public struct StorePolicy: Sendable {
-    /// Bytes the loaded versions may hold together. Default: 3/4 of the machine's or cgroup's memory.
+    /// Bytes the process may hold for models above what it holds with none loaded. Default: 3/4 of
+    /// the machine's or cgroup's memory.
     public var memoryBudget: Int
+    /// What the loaded versions' measured footprints may hold together: the budget less 5 % of it,
+    /// the headroom for memory the accounting does not see (allocator slack, per-thread scratch,
+    /// kernels' own arrays), so that resident memory stays within `memoryBudget` and not just the
+    /// sum of the footprints.
+    public var modelBudget: Int { memoryBudget - memoryBudget / 20 }
     /// Models without `load` in config.json load on their first request.
     public var loadOnDemand: Bool
     /// Seconds a request waits for an on-demand load before 503.
