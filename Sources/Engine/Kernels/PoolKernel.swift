@@ -283,18 +283,47 @@ struct GlobalPoolKernel: BufferedKernel {
             return [out]
         }
         let s = x.elements(as: Float.self).baseAddress!
-        for p in 0..<planes {
-            let row = s + p * inner
-            if isMax {
-                var m = -Float.infinity
-                for i in 0..<inner where row[i] > m || row[i] != row[i] { m = row[i] }
-                d[p] = m
-            } else {
-                var sum: Float = 0
-                for i in 0..<inner { sum += row[i] }
-                d[p] = sum / Float(inner)
+        let isMax = self.isMax
+        // Memory-bound: planes split over the budget from 1M values.
+        Parallel.forEach(planes, costPerItem: inner, minimumWork: 1 << 20) { range in
+            for p in range {
+                let row = s + p * inner
+                if isMax {
+                    var m = -Float.infinity
+                    for i in 0..<inner where row[i] > m || row[i] != row[i] { m = row[i] }
+                    d[p] = m
+                } else {
+                    d[p] = Self.sum(row, inner) / Float(inner)
+                }
             }
         }
         return [out]
+    }
+
+    /// The sum of `n` floats in four 8-lane partial sums (a plain loop is not vectorised: float
+    /// addition is not reassociated), then the lanes and the tail. EfficientNet-B0's squeeze-and-
+    /// excitation pools took 1.8 ms of its 27 with the plain loop.
+    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        typealias V = SIMD8<Float>
+        let raw = UnsafeRawPointer(p)
+        var (a, b, c, e) = (V(), V(), V(), V())
+        var i = 0
+        while i + 32 <= n {
+            a += raw.loadUnaligned(fromByteOffset: i * 4, as: V.self)
+            b += raw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: V.self)
+            c += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: V.self)
+            e += raw.loadUnaligned(fromByteOffset: (i + 24) * 4, as: V.self)
+            i += 32
+        }
+        while i + 8 <= n {
+            a += raw.loadUnaligned(fromByteOffset: i * 4, as: V.self)
+            i += 8
+        }
+        var total = ((a + b) + (c + e)).sum()
+        while i < n {
+            total += p[i]
+            i += 1
+        }
+        return total
     }
 }
