@@ -326,9 +326,9 @@ enum DepthwiseBlocks {
         }
     }
 
-    /// `convolve` for kernels other than 3x3: four positions per call along rows
-    /// (`anyAlongRow`, each tap's weight vector loaded once for the four) or in flat order
-    /// (`anyWindows`), then the same transpose back.
+    /// `convolve` for kernels other than 3x3: four positions per `anyWindows` call (each tap's
+    /// weight vector loaded once for the four), along rows or in flat order, then the same
+    /// transpose back.
     static func convolveAnySize(
         _ scratch: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         _ y: UnsafeMutablePointer<Float>, _ outStride: Int, _ g: WindowGeometry, _ bounds: (lo: Float, hi: Float),
