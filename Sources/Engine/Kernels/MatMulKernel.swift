@@ -31,6 +31,10 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         let y = out[0]
         let n = y.shape.last ?? 1
         guard y.count > 0 else { return out }
+        if y.dataType == .float64 && bias == nil {
+            epilogue.apply(y.mutableElements(as: Double.self).baseAddress!, count: y.count)
+            return out
+        }
         guard y.dataType == .float32 else {
             throw KernelError.failed("MatMul's fused bias and activation are float32 only, got \(y.dataType.v2Name)")
         }
