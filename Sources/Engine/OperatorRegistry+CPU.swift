@@ -14,7 +14,7 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Gemm", types: [.float32, .float64], shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
             try GemmKernel(context: $0)
         })
-        r.add(OperatorRecord("MatMul", types: [.float32, .float64], shape: .fromInputShapes, rows: .matMul, fusion: .producer) {
+        r.add(OperatorRecord("MatMul", types: MatMulKernel.types, shape: .fromInputShapes, rows: .matMul, fusion: .producer) {
             try MatMulKernel(context: $0)
         })
         r.add(OperatorRecord("Conv", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise, fusion: .producer) {

@@ -115,3 +115,21 @@ import Testing
         }
     }
 }
+
+/// MatMul on the integer types the spec allows: exact products, wrapping on overflow as numpy does.
+@Suite struct IntegerMatMulTests {
+    @Test func productsAndWrapAround() throws {
+        let a = Tensor([1, 2, 3, 4, 5, 6] as [Int32], shape: [2, 3])
+        let b = Tensor([7, 8, 9, 10, 11, 12] as [Int32], shape: [3, 2])
+        #expect(try runSimple("MatMul", [a, b]).scalars(as: Int32.self) == [58, 64, 139, 154])
+        let big = Tensor([Int64.max, 1] as [Int64], shape: [1, 2])
+        let two = Tensor([2, 3] as [Int64], shape: [2, 1])
+        #expect(try runSimple("MatMul", [big, two]).scalars(as: Int64.self) == [Int64.max &* 2 &+ 3])
+        let u = Tensor([UInt32.max, 2] as [UInt32], shape: [2])
+        #expect(try runSimple("MatMul", [u, Tensor([2, 1] as [UInt32], shape: [2])]).scalars(as: UInt32.self) == [0])
+        // Batched, B broadcast over A's batch.
+        let a3 = Tensor((0..<12).map { UInt64($0) }, shape: [2, 2, 3])
+        let b2 = Tensor([1, 0, 0, 1, 1, 1] as [UInt64], shape: [3, 2])
+        #expect(try runSimple("MatMul", [a3, b2]).scalars(as: UInt64.self) == [2, 3, 8, 9, 14, 15, 20, 21])
+    }
+}
