@@ -101,6 +101,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "ModelStoreTests", dependencies: ["ModelStore", "Engine", "Tensors", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Engine"], swiftSettings: swiftSettings),
         .testTarget(name: "BatchingTests", dependencies: ["Batching", "Tensors"], swiftSettings: swiftSettings),

@@ -174,6 +174,45 @@ def typed_fields_model():
     return m
 
 
+def narrow_types_model():
+    """Initializers of the narrow types (float8, float4, int4, int2), packed in raw_data and in
+    int32_data (one packed byte per entry for the 4- and 2-bit types), odd element counts included."""
+    import ml_dtypes
+
+    T = TensorProto
+    f8 = np.array([0.5, -1.75, 448.0, -0.0, 0.015625, 2.0**-9, 3.0], np.float32)  # 2^-9: smallest subnormal
+    specs = [  # (name, dtype, values as numpy of the ml_dtypes type, raw)
+        ("e4m3fn_raw", T.FLOAT8E4M3FN, f8.astype(ml_dtypes.float8_e4m3fn), True),
+        ("e4m3fn_int32_data", T.FLOAT8E4M3FN, f8.astype(ml_dtypes.float8_e4m3fn), False),
+        ("e4m3fnuz_raw", T.FLOAT8E4M3FNUZ, np.array([0.5, -240.0, 0.0078125], np.float32).astype(ml_dtypes.float8_e4m3fnuz), True),
+        ("e5m2_raw", T.FLOAT8E5M2, np.array([57344.0, -0.75, 2.0**-16, 1.25], np.float32).astype(ml_dtypes.float8_e5m2), True),
+        ("e5m2fnuz_int32_data", T.FLOAT8E5M2FNUZ, np.array([-57344.0, 2.0**-17, 6.0], np.float32).astype(ml_dtypes.float8_e5m2fnuz), False),
+        ("e8m0_raw", T.FLOAT8E8M0, np.array([2.0**-127, 1.0, 2.0**127, 0.25], np.float32).astype(ml_dtypes.float8_e8m0fnu), True),
+        ("e2m1_raw_odd", T.FLOAT4E2M1, np.array([[0.5, -6.0, 1.5], [-0.0, 3.0, 4.0], [-1.0, 2.0, 0.0]], np.float32).astype(ml_dtypes.float4_e2m1fn), True),
+        ("int4_raw_odd", T.INT4, np.array([-8, 7, -1, 0, 3], ml_dtypes.int4), True),
+        ("int4_int32_data_odd", T.INT4, np.array([[-8, 7, -1], [0, 3, -5], [1, 2, -2]], ml_dtypes.int4), False),
+        ("uint4_raw", T.UINT4, np.array([0, 15, 9, 1], ml_dtypes.uint4), True),
+        ("int2_raw_odd", T.INT2, np.array([-2, 1, -1, 0, 1], ml_dtypes.int2), True),
+        ("int2_int32_data", T.INT2, np.array([1, -2, -1, 0, 0, 1], ml_dtypes.int2), False),
+        ("uint2_int32_data_odd", T.UINT2, np.array([3, 0, 2, 1, 3], ml_dtypes.uint2), False),
+    ]
+    inits = []
+    for name, dtype, arr, raw in specs:
+        if raw:
+            t = numpy_helper.from_array(arr, name)
+            assert t.HasField("raw_data")
+        else:
+            t = helper.make_tensor(name, dtype, arr.shape, arr.ravel().tolist(), raw=False)
+            assert not t.HasField("raw_data") and len(t.int32_data) > 0
+        assert t.data_type == dtype
+        inits.append(t)
+    nodes = [helper.make_node("Identity", [t.name], [t.name + "_out"], name="id_" + t.name) for t in inits]
+    outputs = [helper.make_tensor_value_info(t.name + "_out", t.data_type, list(t.dims)) for t in inits]
+    g = helper.make_graph(nodes, "narrow", [], outputs, initializer=inits)
+    return helper.make_model(g, producer_name="swerve-fixtures", producer_version="1.0",
+                             opset_imports=[helper.make_opsetid("", 25)])
+
+
 def attributes_model():
     """A node with every attribute kind, an If with subgraphs, symbolic/unknown dims, a custom domain."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", None, 4])
@@ -305,7 +344,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(ROOT, exist_ok=True)
     if not args.torch_only:
-        for name, make in [("typed", typed_fields_model), ("attributes", attributes_model), ("ir3", ir3_model)]:
+        for name, make in [("typed", typed_fields_model), ("narrow", narrow_types_model), ("attributes", attributes_model),
+                           ("ir3", ir3_model)]:
             path = os.path.join(ROOT, name + ".onnx")
             onnx.save_model(make(), path)
             write_facts(path, os.path.join(ROOT, name + ".json"))

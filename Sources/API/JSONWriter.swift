@@ -101,6 +101,11 @@ struct JSONWriter {
         case .float16: float16(tensor.elements(as: UInt16.self)[i])
         case .bfloat16: bfloat16(tensor.elements(as: UInt16.self)[i])
         case .string: raw("null")
+        // A served model never has these (`StoreLoader.requireTensorIO`); written as their values.
+        case .int4, .uint4, .int2, .uint2:
+            raw(String(Int(NarrowConversion.value(ofElement: tensor.elements(as: UInt8.self)[i], format: tensor.dataType))))
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            float(NarrowConversion.float(fromCode: tensor.elements(as: UInt8.self)[i], format: tensor.dataType))
         }
     }
 

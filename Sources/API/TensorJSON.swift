@@ -53,6 +53,10 @@ enum TensorJSON {
             try filler.fill(rows, tensor.mutableElements(as: UInt16.self)) { $0.double.map { HalfConversion.bfloat16Bits(fromDouble: $0) } }
         case .string:
             throw .badRequest("\(what): datatype BYTES is not supported; use a numeric datatype or BOOL")
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2,
+            .uint2:
+            // No request names these (`DataType(v2Name:)`), and no served model has them.
+            throw .badRequest("\(what): \(dataType.v2Name) is not a KServe V2 datatype; send FP32, INT8 or UINT8")
         }
         guard filler.written == total else {
             throw .badRequest("\(what): shape \(shape) needs \(total) values but data has \(filler.written); make data match the shape")

@@ -124,7 +124,7 @@ struct HalfPrecision: Sendable {
             n = Node(
                 name: node.name, opType: "Cast", domain: node.domain, inputs: [node.inputs[0]], outputs: node.outputs,
                 attributes: ["to": .int(Int(target.rawValue))])
-            if let s = node.attributes["saturate"] { n.attributes["saturate"] = s }
+            for key in ["saturate", "round_mode"] { if let a = node.attributes[key] { n.attributes[key] = a } }
             return n
         }
         for (key, value) in node.attributes {

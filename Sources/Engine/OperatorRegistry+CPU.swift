@@ -14,10 +14,10 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Gemm", types: [.float32, .float64], shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
             try GemmKernel(context: $0)
         })
-        r.add(OperatorRecord("MatMul", types: [.float32, .float64], shape: .fromInputShapes, rows: .matMul, fusion: .producer) {
+        r.add(OperatorRecord("MatMul", types: MatMulKernel.types, shape: .fromInputShapes, rows: .matMul, fusion: .producer) {
             try MatMulKernel(context: $0)
         })
-        r.add(OperatorRecord("Conv", types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .producer) {
+        r.add(OperatorRecord("Conv", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise, fusion: .producer) {
             try ConvKernel(context: $0)
         })
 
@@ -196,23 +196,23 @@ extension OperatorRegistry {
         r.add(OperatorRecord("MaxPool", types: PoolKernel.maxTypes, shape: .fromInputShapes, rows: .rowwise) {
             try PoolKernel(context: $0, isMax: true)
         })
-        r.add(OperatorRecord("AveragePool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("AveragePool", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise) {
             try PoolKernel(context: $0, isMax: false)
         })
-        r.add(OperatorRecord("GlobalAveragePool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("GlobalAveragePool", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise) {
             try GlobalPoolKernel(context: $0, isMax: false)
         })
-        r.add(OperatorRecord("GlobalMaxPool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("GlobalMaxPool", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise) {
             try GlobalPoolKernel(context: $0, isMax: true)
         })
         r.add(
-            OperatorRecord("BatchNormalization", types: f32, shape: .fromInputShapes, rows: .rowwise, fusion: .foldsIntoProducer) {
+            OperatorRecord("BatchNormalization", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise, fusion: .foldsIntoProducer) {
                 try BatchNormalizationKernel(context: $0)
             })
-        r.add(OperatorRecord("InstanceNormalization", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("InstanceNormalization", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise) {
             try InstanceNormalizationKernel(context: $0)
         })
-        r.add(OperatorRecord("LayerNormalization", types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
+        r.add(OperatorRecord("LayerNormalization", types: [.float32, .float64], shape: .fromInputShapes, rows: .axisNotZero) {
             try LayerNormalizationKernel(context: $0)
         })
         r.add(OperatorRecord("LRN", types: f32, shape: .fromInputShapes, rows: .rowwise) { try LRNKernel(context: $0) })

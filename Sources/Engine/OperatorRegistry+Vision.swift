@@ -7,7 +7,7 @@ extension OperatorRegistry {
         r.add(OperatorRecord("ConvTranspose", types: f32, shape: .fromInputShapes, rows: .rowwise) {
             try ConvTransposeKernel(context: $0)
         })
-        r.add(OperatorRecord("GroupNormalization", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("GroupNormalization", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise) {
             try GroupNormalizationKernel(context: $0)
         })
         r.add(OperatorRecord("LpNormalization", types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
@@ -16,7 +16,7 @@ extension OperatorRegistry {
         r.add(OperatorRecord("MeanVarianceNormalization", types: f32, shape: .fromInputShapes, rows: .reduce) {
             try MeanVarianceNormalizationKernel(context: $0)
         })
-        r.add(OperatorRecord("LpPool", types: f32, shape: .fromInputShapes, rows: .rowwise) {
+        r.add(OperatorRecord("LpPool", types: [.float32, .float64], shape: .fromInputShapes, rows: .rowwise) {
             try PoolKernel(context: $0, lpPool: ())
         })
         r.add(OperatorRecord("MaxUnpool", types: f32, shape: .fromFirstShapeAndValues, rows: .mixes) {

@@ -97,13 +97,22 @@ public struct StoreLoader: Sendable {
     }
 
     /// The protocols carry tensors: a model whose inputs or outputs are sequences, optionals or maps
-    /// (inside the graph they are fine) cannot be served.
+    /// (inside the graph they are fine) cannot be served. Nor can one whose inputs or outputs are
+    /// of a narrow type (float8, float4, int4, int2): KServe V2 and TF Serving have no datatype
+    /// for them (docs/architecture.md, "Narrow element types"); inside the graph they are fine.
     static func requireTensorIO(_ graph: Graph) throws {
         for (what, values) in [("input", graph.inputs), ("output", graph.outputs)] {
             if let v = values.first(where: { $0.kind != .tensor && $0.kind != .unknown }) {
                 throw EngineError.invalidModel(
                     "\(what) '\(v.name)' is a \(v.kind.rawValue); the inference protocols carry tensors only: "
                         + "export the model with tensor inputs and outputs (e.g. ConcatFromSequence at the end)")
+            }
+            if let v = values.first(where: { $0.dataType?.isOnWire == false }), let t = v.dataType {
+                let wide = NarrowConversion.isNarrowFloat(t) ? "FLOAT" : (t == .int4 || t == .int2 ? "INT8" : "UINT8")
+                throw EngineError.invalidModel(
+                    "\(what) '\(v.name)' is \(t.v2Name), which the inference protocols (KServe V2, TF Serving) have "
+                        + "no datatype for; add a Cast to \(wide) at the model's \(what) (the value is exact in \(wide)"
+                        + (what == "input" ? ", and a Cast back to \(t.v2Name) after it" : "") + ")")
             }
         }
     }

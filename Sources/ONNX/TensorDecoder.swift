@@ -67,30 +67,54 @@ enum TensorDecoder {
         }
         let dataType = try checkedDataType(dataTypeNumber, label: label)
         let count = try elementCount(dims, label: label)
-        let (byteCount, overflow) = count.multipliedReportingOverflow(by: dataType.byteSize)
-        if overflow { throw DecodeFailure("malformed: \(label) of shape \(dims) is too large to address") }
+        // Packed in the file: 4- and 2-bit types take ceil(count x bits / 8) bytes.
+        let bytesNeeded =
+            dataType.bitWidth < 8 ? NarrowConversion.packedByteCount(count, dataType) : Tensor.checkedByteCount(dataType, dims)
+        guard let byteCount = bytesNeeded else {
+            throw DecodeFailure("malformed: \(label) of shape \(dims) is too large to address")
+        }
         let what = "\(label) (\(dataType.onnxName) \(dims))"
 
+        let tensor: Tensor
         if location == 1 {
-            let tensor = try externalTensor(external, dataType: dataType, dims: dims, byteCount: byteCount, what: what,
-                                            label: label, context: context)
-            return (name, tensor)
-        }
-        if let raw {
+            tensor = try externalTensor(external, dataType: dataType, dims: dims, byteCount: byteCount, what: what,
+                                        label: label, context: context)
+        } else if let raw {
             guard raw.count == byteCount else {
                 throw DecodeFailure("malformed: \(what) needs \(byteCount) bytes but its raw_data has \(raw.count)")
             }
-            return (name, borrowOrCopy(raw, dataType: dataType, dims: dims, owner: context.file))
+            tensor = borrowOrCopy(raw, dataType: dataType, dims: dims, owner: context.file, packedCount: count)
+        } else {
+            tensor = try typedTensor(typed, dataType: dataType, dims: dims, count: count, what: what)
         }
-        return (name, try typedTensor(typed, dataType: dataType, dims: dims, count: count, what: what))
+        return (name, tensor)
+    }
+
+    /// The held (one byte per element) tensor of `count` 4- or 2-bit elements packed in `bytes`.
+    static func unpacked(_ bytes: UnsafeRawBufferPointer, dataType: DataType, dims: [Int], count: Int) -> Tensor {
+        let tensor = Tensor(uninitialized: dataType, shape: dims)
+        if count > 0 {
+            NarrowConversion.unpack(
+                bytes, type: dataType, count: count,
+                into: tensor.mutableBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        return tensor
     }
 
     // MARK: Data sources
 
     /// A tensor over `bytes`, borrowed when they are aligned to the element size, copied otherwise
     /// (protobuf does not align fields).
-    static func borrowOrCopy(_ bytes: UnsafeRawBufferPointer, dataType: DataType, dims: [Int], owner: MappedFile) -> Tensor {
+    /// 4- and 2-bit types are unpacked into a new tensor (`packedCount` elements).
+    static func borrowOrCopy(
+        _ bytes: UnsafeRawBufferPointer, dataType: DataType, dims: [Int], owner: MappedFile, packedCount: Int
+    ) -> Tensor {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return Tensor(zeros: dataType, shape: dims) }
+        if dataType.bitWidth < 8 {
+            let tensor = unpacked(bytes, dataType: dataType, dims: dims, count: packedCount)
+            owner.releaseResidentPages(base, byteCount: bytes.count)
+            return tensor
+        }
         if Int(bitPattern: base) % dataType.byteSize == 0 {
             let storage = TensorStorage(borrowing: base, byteCount: bytes.count, owner: owner)
             return Tensor(dataType: dataType, shape: dims, storage: storage)
@@ -135,7 +159,7 @@ enum TensorDecoder {
             throw DecodeFailure("malformed: \(what) needs \(byteCount) bytes but its external data length is \(length)")
         }
         let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[offset..<(offset + length)])
-        return borrowOrCopy(bytes, dataType: dataType, dims: dims, owner: file)
+        return borrowOrCopy(bytes, dataType: dataType, dims: dims, owner: file, packedCount: Tensor.elementCount(dims))
     }
 
     private static func typedTensor(
@@ -148,7 +172,9 @@ enum TensorDecoder {
         let field: String
         switch dataType {
         case .float32: field = "float_data"
-        case .int32, .int16, .int8, .uint8, .uint16, .bool, .float16, .bfloat16: field = "int32_data"
+        case .int32, .int16, .int8, .uint8, .uint16, .bool, .float16, .bfloat16, .float8e4m3fn, .float8e4m3fnuz,
+            .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2, .uint2:
+            field = "int32_data"
         case .int64: field = "int64_data"
         case .float64: field = "double_data"
         case .uint32, .uint64: field = "uint64_data"
@@ -158,11 +184,17 @@ enum TensorDecoder {
             throw DecodeFailure("malformed: \(what) has its values in \(other.0), but that type belongs in \(field)")
         }
         let have = present.first?.1 ?? 0
-        guard have == count else {
+        // 4- and 2-bit types: each int32_data entry holds one packed byte (2 or 4 elements).
+        let entries = dataType.bitWidth < 8 ? NarrowConversion.packedByteCount(count, dataType) ?? count : count
+        guard have == entries else {
             if have == 0 {
                 throw DecodeFailure("malformed: \(what) has no data (no raw_data, \(field) or external data)")
             }
-            throw DecodeFailure("malformed: \(what) has \(have) values in \(field) but its shape needs \(count)")
+            throw DecodeFailure("malformed: \(what) has \(have) values in \(field) but its shape needs \(entries)")
+        }
+        if dataType.bitWidth < 8 {
+            let bytes = typed.int32s.map { UInt8(truncatingIfNeeded: $0) }
+            return bytes.withUnsafeBytes { unpacked($0, dataType: dataType, dims: dims, count: Tensor.elementCount(dims)) }
         }
         let tensor = Tensor(uninitialized: dataType, shape: dims)
         let out = tensor.mutableBytes
@@ -174,6 +206,10 @@ enum TensorDecoder {
         case .uint8: store(typed.int32s.map { UInt8(truncatingIfNeeded: $0) }, into: out)
         case .bool: store(typed.int32s.map { UInt8($0 != 0 ? 1 : 0) }, into: out)
         case .uint16, .float16, .bfloat16: store(typed.int32s.map { UInt16(truncatingIfNeeded: $0) }, into: out)
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2,
+            .uint2:
+            // float8: one code per entry (4- and 2-bit types were unpacked above).
+            store(typed.int32s.map { UInt8(truncatingIfNeeded: $0) }, into: out)
         case .int64: store(typed.int64s, into: out)
         case .float64: store(typed.doubles, into: out)
         case .uint32: store(typed.uint64s.map { UInt32(truncatingIfNeeded: $0) }, into: out)
@@ -194,13 +230,12 @@ enum TensorDecoder {
             return t
         }
         let names: [Int64: String] = [
-            0: "UNDEFINED (not set)", 8: "STRING", 14: "COMPLEX64", 15: "COMPLEX128", 17: "FLOAT8E4M3FN",
-            18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1",
-            24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2", 27: "FLOAT6E2M3", 28: "FLOAT6E3M2",
+            0: "UNDEFINED (not set)", 8: "STRING", 14: "COMPLEX64", 15: "COMPLEX128", 27: "FLOAT6E2M3", 28: "FLOAT6E3M2",
         ]
         let name = names[number].map { "\(number) (\($0))" } ?? "\(number) (unknown)"
         throw DecodeFailure("unsupported: \(label) has data type \(name), which the engine does not support; "
-            + "convert the model's tensors to a supported type (float, double, float16, bfloat16, int8-64, uint8-64, bool)")
+            + "convert the model's tensors to a supported type (float, double, float16, bfloat16, float8, float4, int2-64, "
+            + "uint2-64, bool)")
     }
 
     static func elementCount(_ dims: [Int], label: String) throws -> Int {

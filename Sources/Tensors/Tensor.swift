@@ -157,6 +157,9 @@ extension Tensor {
         case .float16: return elements(as: UInt16.self).map { Double(HalfConversion.float(fromFloat16: $0)) }
         case .bfloat16: return elements(as: UInt16.self).map { Double(HalfConversion.float(fromBFloat16: $0)) }
         case .string: return []
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4,
+            .int2, .uint2:
+            return elements(as: UInt8.self).map { NarrowConversion.value(ofElement: $0, format: dataType) }
         }
     }
 }

@@ -136,7 +136,7 @@ struct Check: ParsableCommand {
             "# Supported operators",
             "",
             "\(registry.allRecords.count) operators, of the default ONNX domain unless their name says another, opsets as of onnx \(OperatorRegistry.onnxRelease). "
-                + "Types: the element types of the operator's main input (FP16 and BF16 are held as FP32 inside, docs/architecture.md, \"16-bit floats\"). Output shape: what it follows from, "
+                + "Types: the element types of the operator's main input (FP16 and BF16 are held as FP32 inside, docs/architecture.md, \"16-bit floats\"; \"narrow\" types are float8, float4, int4 and int2, \"Narrow element types\" there). Output shape: what it follows from, "
                 + "for the shape plans (docs/architecture.md). Batch rows: how the operator treats the rows of "
                 + "a batch, for running one in slices. Fusion: what the optimizer does with it.",
             "",
@@ -152,7 +152,9 @@ struct Check: ParsableCommand {
     }
 
     static func typeList(_ types: [DataType]) -> String {
-        Set(types) == Set(DataType.allNumeric) ? "all but STRING" : types.map(\.v2Name).joined(separator: ", ")
+        // "Narrow" types: float8, float4, int4, int2 (docs/architecture.md, "Narrow element types").
+        if Set(types) == Set(DataType.allCases.filter { $0 != .string }) { return "all but STRING (narrow types too)" }
+        return Set(types) == Set(DataType.allNumeric) ? "all but STRING and narrow" : types.map(\.v2Name).joined(separator: ", ")
     }
 
     /// `min -0.52 max 0.71` for float outputs, `values 3 7 ...` for small integer ones.

@@ -4,7 +4,7 @@ import Tensors
 
 /// Makes the generated inputs of `swerve check` and `swerve bench`: shapes from the declared ones
 /// (symbolic dimensions from `--dim NAME=VALUE`, else `batch` for the first one when given, else 1),
-/// floats (float16 and bfloat16 too) uniform in [0, 1) from a fixed seed, integers 1, booleans true. A value type; deterministic.
+/// floats (float16, bfloat16, float8 and float4 too) uniform in [0, 1) from a fixed seed, integers 1, booleans true. A value type; deterministic.
 struct FeedGenerator {
     /// Values of named symbolic dimensions.
     var overrides: [String: Int]
@@ -68,6 +68,11 @@ struct FeedGenerator {
             case .float16, .bfloat16:
                 let type = info.dataType ?? .float16
                 feeds[info.name] = try Tensor((0..<n).map { _ in rng.nextUnitFloat() }, shape: shape).narrowed(to: type)
+            case let narrow where NarrowConversion.isNarrowFloat(narrow):
+                feeds[info.name] = try Tensor((0..<n).map { _ in rng.nextUnitFloat() }, shape: shape).narrowed(toFloat: narrow)
+            case let narrow where NarrowConversion.isNarrowInteger(narrow):
+                // int4/uint4/int2/uint2 are held as one byte per element: 1 in each.
+                feeds[info.name] = Tensor(dataType: narrow, shape: shape, storage: Tensor([UInt8](repeating: 1, count: n), shape: shape).storage)
             case let other:
                 throw EngineError.invalidInput("input '\(info.name)' has type \(other.v2Name), which Swerve cannot generate")
             }

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Logging
 import ModelStore
+import Tensors
 import Testing
 
 /// The small MLP of the end-to-end test store (made by tools/make_test_models.py).
@@ -15,6 +16,32 @@ let mlpModelPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             layout: StoreLayout(root: store.root), sessionOptions: SessionOptions(), logger: Logger(label: "test"))
         try StoreManager(loader: loader, registry: registry, pollInterval: 0).loadAllNow()
         return registry.snapshot()
+    }
+
+    /// float8 and int4 inside a graph are served; as a graph output they are refused at load, since
+    /// no inference protocol has a datatype for them (fixtures: tools/make_narrow_fixtures.py).
+    @Test func narrowTypesServeInsideAndAreRefusedAtTheEdges() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        let store = TempStore()
+        for name in ["narrow_inside", "narrow_output"] {
+            store.write("\(name)/1/model.onnx", try [UInt8](Data(contentsOf: fixtures.appendingPathComponent(name + ".onnx"))))
+        }
+        let snapshot = try load(store)
+        guard case .found(let servable) = snapshot.servable(model: "narrow_inside", version: nil) else {
+            Issue.record("narrow_inside not served: \(snapshot.models["narrow_inside"]?.versions[1]?.error ?? "")")
+            return
+        }
+        let x = Tensor([Float(0.3), -500, 1, 2.2, 0.01, -3.1], shape: [2, 3])
+        let z = try #require(try servable.session.run(["x": x])["z"])
+        // x rounded to FLOAT8E4M3FN (3 mantissa bits, ties to even, saturating at 448), plus the
+        // INT4 initializer [-8, 7, 3] widened: what onnxruntime 1.32 computes for this file too.
+        let expected: [Float] = [0.3125 - 8, -448 + 7, 1 + 3, 2.25 - 8, 0.009765625 + 7, -3 + 3]
+        #expect(z.scalars(as: Float.self) == expected)
+
+        let refused = snapshot.models["narrow_output"]?.versions[1]
+        #expect(refused?.state == .failed)
+        let reason = refused?.error ?? ""
+        #expect(reason.contains("output 'y8' is FLOAT8E4M3FN") && reason.contains("Cast to FLOAT"), "\(reason)")
     }
 
     @Test func aBrokenModelDoesNotStopTheOthers() throws {

@@ -20,6 +20,18 @@ import Testing
         #expect(g.inputs.isEmpty)
     }
 
+    @Test func narrowTypesUnpackedOneElementPerByte() throws {
+        let m = try ONNXLoader.load(path: Fixtures.path("narrow.onnx"))
+        try expectModel(m, matchesFacts: "narrow.json")
+        let g = m.graph
+        // int4/int2 held as sign-extended Int8, uint4/uint2 as UInt8, float codes as their byte.
+        #expect(g.initializers["int4_raw_odd"]?.elements(as: Int8.self).map { $0 } == [-8, 7, -1, 0, 3])
+        #expect(g.initializers["int2_int32_data"]?.elements(as: Int8.self).map { $0 } == [1, -2, -1, 0, 0, 1])
+        #expect(g.initializers["uint2_int32_data_odd"]?.elements(as: UInt8.self).map { $0 } == [3, 0, 2, 1, 3])
+        #expect(g.initializers["e4m3fn_raw"]?.elements(as: UInt8.self).first == 0x30)  // 0.5 = 0.0110.000
+        #expect(g.initializers["e2m1_raw_odd"]?.elements(as: UInt8.self).map { $0 }.prefix(3) == [0x1, 0xF, 0x3])
+    }
+
     @Test func everyAttributeKindSubgraphsAndDims() throws {
         let m = try ONNXLoader.load(path: Fixtures.path("attributes.onnx"))
         try expectModel(m, matchesFacts: "attributes.json")

@@ -65,11 +65,13 @@ PRECISION = {
     "bfloat16": (np.dtype(ml_dtypes.bfloat16), "BF16", 1.6e-2, 1.6e-2),
     "float64": (np.dtype(np.float64), "FP64", 1e-6, 1e-8),
 }
-# Variants Swerve cannot run yet (operators without a float64 kernel), with what its error must say.
-EXPECTED_FAILURES = {
-    "small_cnn_fp64": "Conv: X has type FP64",
-    "transformer_encoder_fp64": "LayerNormalization: X has type FP64",
-}
+# A float64 variant whose reference is the fp32 twin (onnxruntime has no float64 Conv) can only be
+# checked to float32's precision: the twin rounds every operation to 2^-24 (small_cnn at batch 8:
+# 8e-8 absolute on outputs near 0.3).
+FLOAT64_VS_FP32_TWIN = (1e-5, 1e-6)
+# Variants Swerve cannot run yet, with what its error must say (none since float64 Conv and the
+# float64 normalisations landed).
+EXPECTED_FAILURES: dict[str, str] = {}
 KERAS_EXPORTS = {f"keras_{m}_tf2onnx" for m in ("mlp", "cnn", "mobilenet_v2", "lstm", "gru", "simple_rnn", "bidirectional")}
 
 MANIFEST = load_manifest()
@@ -157,18 +159,21 @@ PRECISION_CASES = [pytest.param(name, batch, seq if _dynamic_sequence(entry) els
                    for batch, seq in SHAPES[entry["model"]] for binary in (False, True)]
 
 
-def reference_outputs(store, entry: dict, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def reference_outputs(store, entry: dict, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], bool]:
     """onnxruntime on the export itself when its CPU provider can run it, else on the fp32 twin
-    (same rounded weights) fed the same rounded inputs; float64 arrays either way."""
+    (same rounded weights) fed the same rounded inputs; float64 arrays either way, and whether the
+    twin was used."""
     try:
         session = ort.InferenceSession(str(store / entry["path"]), providers=["CPUExecutionProvider"])
         run_feeds = feeds
+        twin = False
     except Exception:  # noqa: BLE001 - onnxruntime has no kernel for the type (bfloat16 Conv, float64 Conv)
         session = ort.InferenceSession(str(store / entry["reference"]), providers=["CPUExecutionProvider"])
         run_feeds = {k: v.astype(np.float32) if v.dtype.kind == "f" or v.dtype == ml_dtypes.bfloat16 else v
                      for k, v in feeds.items()}
+        twin = True
     names = [o.name for o in session.get_outputs()]
-    return {n: v.astype(np.float64) for n, v in zip(names, session.run(names, run_feeds))}
+    return {n: v.astype(np.float64) for n, v in zip(names, session.run(names, run_feeds))}, twin
 
 
 def infer(server, name: str, feeds: dict[str, np.ndarray], binary: bool) -> dict[str, tuple[str, np.ndarray]]:
@@ -215,7 +220,9 @@ def test_precision_variant_matches_onnxruntime(real_server, store, name, batch, 
         assert resp.status_code != 200, f"{name} runs now: remove it from EXPECTED_FAILURES"
         assert EXPECTED_FAILURES[base] in resp.text, resp.text
         pytest.xfail(f"{name}: {resp.json()['error']}")
-    expected = reference_outputs(store, entry, feeds)
+    expected, twin = reference_outputs(store, entry, feeds)
+    if twin and v2name == "FP64":
+        rtol, atol = FLOAT64_VS_FP32_TWIN
     for run in ("first run", "shape plan"):
         got = infer(real_server, name, feeds, binary)
         assert set(got) == set(expected), f"{name}: outputs {sorted(got)}, onnxruntime has {sorted(expected)}"

@@ -1,5 +1,6 @@
 import Glibc
 import COpenBLAS
+import Tensors
 import Synchronization
 
 /// Thin wrappers over OpenBLAS for row-major float32 matrices, and the engine's thread budget.
@@ -83,14 +84,48 @@ enum BLAS {
     }
 }
 
-/// The float types BLAS multiplies (sgemm, dgemm), so that a kernel's unpacked GEMM path is written
-/// once for float32 and float64.
-protocol BLASElement: FloatElement {
-    /// `BLAS.gemm` on this type.
+/// Element types a matrix product is written for: `C = op(A) * op(B)`, C fully written.
+protocol MatrixElement: TensorElement {
     static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
         b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int)
 }
+
+/// The float types BLAS multiplies (sgemm, dgemm), so that a kernel's unpacked GEMM path is written
+/// once for float32 and float64.
+protocol BLASElement: FloatElement, MatrixElement {}
+
+/// The integer types ONNX's MatMul allows (INT32, INT64, UINT32, UINT64): a plain triple loop with
+/// wrapping arithmetic (two's complement, as numpy's integer matmul), rows of C accumulated from
+/// rows of B so the inner loop is contiguous.
+protocol IntegerMatrixElement: FixedWidthInteger, MatrixElement {}
+
+extension IntegerMatrixElement {
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
+        b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int
+    ) {
+        for i in 0..<m {
+            let row = c + i * ldc
+            row.update(repeating: 0, count: n)
+            for p in 0..<k {
+                let av = transA ? a[p * lda + i] : a[i * lda + p]
+                if av == 0 { continue }
+                if transB {
+                    for j in 0..<n { row[j] &+= av &* b[j * ldb + p] }
+                } else {
+                    let brow = b + p * ldb
+                    for j in 0..<n { row[j] &+= av &* brow[j] }
+                }
+            }
+        }
+    }
+}
+
+extension Int32: IntegerMatrixElement {}
+extension Int64: IntegerMatrixElement {}
+extension UInt32: IntegerMatrixElement {}
+extension UInt64: IntegerMatrixElement {}
 
 extension Float: BLASElement {
     @inline(__always)

@@ -1,7 +1,7 @@
 import Glibc
 import Tensors
 
-/// Conv (float32, 1 to 3 spatial dimensions) with groups, strides, dilations, explicit pads or
+/// Conv (float32 and float64, 1 to 3 spatial dimensions) with groups, strides, dilations, explicit pads or
 /// `auto_pad`, and an optional bias. Per image and group:
 /// - 3x3, stride 1, dilation 1, group 1, 2-D, constant weights: Winograd F(2x2, 3x3)
 ///   (`WinogradConv`: 2.25x fewer multiplications; the bias and activation go in its output
@@ -13,7 +13,8 @@ import Tensors
 /// On the packed GEMM the tiles start from the bias and apply Relu/Clip in registers
 /// (`BiasActivation`); depthwise planes do the same in `PlaneLoops`; the other paths write the bias
 /// first and accumulate onto it. When the weights are an initializer (the usual case) they are
-/// packed once here for `PackedGemm`; otherwise the GEMM is OpenBLAS's sgemm.
+/// packed once here for `PackedGemm`; otherwise the GEMM is OpenBLAS's sgemm. float64 runs
+/// im2col and dgemm for every convolution (`runDouble`).
 struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
     let window: WindowAttributes
     let group: Int
@@ -129,6 +130,7 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         if w == nil && usePacked == nil && useWinograd == nil { _ = try Check.input(inputs, 1, "W") }
         let wShape = w?.shape ?? usePacked?.shape ?? useWinograd!.shape
         let b = inputs.count > 2 ? inputs[2] : nil
+        if x.dataType == .float64, let w { return [try runDouble(x, w, b, into: output)] }
         try Check.dataType(x, [.float32], "X")
         if let w { try Check.dataType(w, [.float32], "W") }
         guard x.rank >= 3, wShape.count == x.rank else {
@@ -288,6 +290,60 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         return [out]
     }
 
+    /// Conv on float64: per image and group, im2col (skipped for a pointwise window) and dgemm,
+    /// then the bias and the fused activation. Weights are never packed for it (`pack` takes
+    /// float32 only), so W always arrives here.
+    private func runDouble(_ x: Tensor, _ w: Tensor, _ b: Tensor?, into output: Tensor?) throws -> Tensor {
+        try Check.dataType(w, [.float64], "W")
+        guard x.rank >= 3, w.rank == x.rank else {
+            throw KernelError.shape("Conv needs X [N, C, ...] and W [M, C/group, ...] of one rank, got X \(x.shape) and W \(w.shape)")
+        }
+        let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0])
+        let kernel = Array(w.shape[2...])
+        guard c % group == 0, m % group == 0, w.shape[1] == c / group else {
+            throw KernelError.shape("Conv with group \(group): X \(x.shape) and W \(w.shape) do not fit (W needs [M, C/group, ...] with M divisible by group)")
+        }
+        if let ks = window.kernelShape, ks != kernel {
+            throw KernelError.shape("Conv's kernel_shape \(ks) differs from the weights' \(kernel)")
+        }
+        let geo = try window.resolve(spatial: Array(x.shape[2...]), kernel: kernel)
+        if let b {
+            try Check.dataType(b, [.float64], "B")
+            guard b.count == m else { throw KernelError.shape("Conv's bias has \(b.count) values for \(m) output channels") }
+        }
+        let out = try Output.tensor(output, .float64, [n, m] + geo.outputSpatial)
+        if out.count == 0 { return out }
+        let (cg, mg) = (c / group, m / group)
+        let (inSize, outSize) = (geo.inputSize, geo.outputSize)
+        let k = cg * geo.kernelSize
+        let pointwise = geo.kernelSize == 1 && geo.strides == [1, 1, 1] && !geo.hasPadding
+        let px = x.elements(as: Double.self).baseAddress!
+        let pw = w.elements(as: Double.self).baseAddress!
+        let py = out.mutableElements(as: Double.self).baseAddress!
+        let bias = b?.elements(as: Double.self).baseAddress
+        let scratch = pointwise ? nil : try Tensor(allocating: .float64, shape: [k, outSize])
+        let col = scratch?.mutableElements(as: Double.self).baseAddress
+        for img in 0..<n {
+            for g in 0..<group {
+                let xg = px + (img * c + g * cg) * inSize
+                let yg = py + (img * m + g * mg) * outSize
+                if let col { Self.im2col(xg, channels: cg, geo, col) }
+                Double.gemm(
+                    transA: false, transB: false, m: mg, n: outSize, k: k, a: pw + g * mg * k, lda: k,
+                    b: col.map { UnsafePointer($0) } ?? xg, ldb: outSize, c: yg, ldc: outSize)
+                if let bias {
+                    for j in 0..<mg {
+                        let v = bias[g * mg + j]
+                        let row = yg + j * outSize
+                        for i in 0..<outSize { row[i] += v }
+                    }
+                }
+                epilogue.apply(yg, count: mg * outSize)
+            }
+        }
+        return out
+    }
+
     /// One group of one image on the packed GEMM: `y` = bias + weights · (patches of `x`, or `x`
     /// itself for a pointwise convolution), then the activation, all inside the GEMM's tasks
     /// (`BiasActivation`), on `threads` threads (nil: the budget).
@@ -320,7 +376,9 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
 
     /// Writes the [channels * kd * kh * kw, od * oh * ow] patch matrix of `x` into `col` (zeros where a
     /// window reads padding).
-    static func im2col(_ x: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, _ col: UnsafeMutablePointer<Float>) {
+    static func im2col<T: BinaryFloatingPoint>(
+        _ x: UnsafePointer<T>, channels: Int, _ g: WindowGeometry, _ col: UnsafeMutablePointer<T>
+    ) {
         let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
         let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
         let (sd, sh, sw) = (g.strides[0], g.strides[1], g.strides[2])

@@ -35,7 +35,7 @@ extension DataType {
     /// The signed types (Neg, Abs and Sign of a signed value).
     static let signedNumbers: [DataType] = [.float32, .float64, .int64, .int32, .int16, .int8]
 
-    /// Runs `body` for this element type; nil for bool, float16, bfloat16 and string.
+    /// Runs `body` for this element type; nil for bool, float16, bfloat16, string and the narrow types.
     @inline(__always)
     func dispatch<B: NumericBody>(_ body: B) throws -> B.Result? {
         switch self {
@@ -50,6 +50,10 @@ extension DataType {
         case .uint16: return try body.integer(UInt16.self)
         case .uint8: return try body.integer(UInt8.self)
         case .bool, .float16, .bfloat16, .string: return nil
+        // The narrow types: Cast converts them (`NarrowConversion`); no arithmetic runs on them.
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2,
+            .uint2:
+            return nil
         }
     }
 }

@@ -77,6 +77,35 @@ struct Epilogue: Sendable, Equatable {
         }
     }
 
+    /// Applies the activation in place to `count` doubles at `p` (float64 Conv, Gemm and MatMul;
+    /// scalar loops, the same formulas as the float32 ones).
+    func apply(_ p: UnsafeMutablePointer<Double>, count: Int) {
+        let alpha = Double(self.alpha)
+        let beta = Double(self.beta)
+        func sigmoid(_ v: Double) -> Double { 1 / (1 + (-v).exponential()) }
+        switch kind {
+        case .none: return
+        case .relu: for i in 0..<count where p[i] < 0 { p[i] = 0 }
+        case .clip:
+            for i in 0..<count {
+                if p[i] < alpha { p[i] = alpha } else if p[i] > beta { p[i] = beta }
+            }
+        case .leakyRelu: for i in 0..<count where p[i] < 0 { p[i] *= alpha }
+        case .sigmoid: for i in 0..<count { p[i] = sigmoid(p[i]) }
+        case .hardSwish: for i in 0..<count { p[i] = p[i] * Swift.max(0, Swift.min(1, p[i] / 6 + 0.5)) }
+        case .gelu:
+            for i in 0..<count {
+                let v = p[i]
+                if alpha != 0 {
+                    p[i] = 0.5 * v * (1 + ((2 / Double.pi).squareRoot() * (v + 0.044715 * v * v * v)).hyperbolicTangent())
+                } else {
+                    p[i] = 0.5 * v * (1 + (v / 2.0.squareRoot()).errorFunction())
+                }
+            }
+        case .swish: for i in 0..<count { p[i] = p[i] * sigmoid(alpha * p[i]) }
+        }
+    }
+
     /// `min(max(v, lo), hi)` lane by lane as compare-and-select (NaN stays NaN, as in Relu and
     /// Clip), for kernels that clamp in registers.
     @inline(__always)

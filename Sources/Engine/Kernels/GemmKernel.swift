@@ -78,7 +78,6 @@ struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
     /// Gemm on float64: the product with dgemm, then alpha and beta * C (broadcast) applied after.
     private func double(_ a: Tensor, _ b: Tensor, _ c: Tensor?, into output: Tensor?) throws -> Tensor {
         try Check.dataType(b, [.float64], "B")
-        guard epilogue.kind == .none else { throw KernelError.failed("Gemm's fused activation is float32 only, got FP64") }
         guard a.rank == 2, b.rank == 2 else { throw KernelError.shape("Gemm needs 2-D A and B, got A \(a.shape) and B \(b.shape)") }
         let (m, ka) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
         let (kb, n) = transB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
@@ -93,6 +92,7 @@ struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
             b: b.elements(as: Double.self).baseAddress!, ldb: b.shape[1], c: y, ldc: n)
         let alpha = Double(self.alpha)
         if alpha != 1 { for i in 0..<(m * n) { y[i] *= alpha } }
+        defer { epilogue.apply(y, count: m * n) }
         guard let c, beta != 0 else { return out }
         try Check.dataType(c, [.float64], "C")
         guard c.rank <= 2, Broadcast.shape([c.shape, [m, n]]) == [m, n] else { throw biasError(c.shape, m, n) }

@@ -24,6 +24,9 @@ struct GroupNormalizationKernel: BufferedKernel {
         let x = try Check.input(inputs, 0, "X")
         let scale = try Check.input(inputs, 1, "scale")
         let bias = try Check.input(inputs, 2, "bias")
+        if x.dataType == .float64 {
+            return [try DoubleNormalization.group(x, scale, bias, groups: groups, perChannel: perChannel, epsilon, into: output)]
+        }
         try Check.dataType(x, [.float32], "X")
         try Check.dataType(scale, [.float32], "scale")
         try Check.dataType(bias, [.float32], "bias")

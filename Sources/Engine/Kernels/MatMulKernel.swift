@@ -1,6 +1,7 @@
 import Tensors
 
-/// ONNX MatMul with numpy `matmul` semantics, float32 and float64 (dgemm): N-D operands with broadcast batch dimensions;
+/// ONNX MatMul with numpy `matmul` semantics, float32, float64 (dgemm) and INT32/INT64/UINT32/UINT64
+/// (wrapping integer products): N-D operands with broadcast batch dimensions;
 /// a 1-D A is promoted to [1, K] and a 1-D B to [K, 1], and the added dimension is removed from the
 /// result. One sgemm per batch matrix, or a single sgemm when B is 2-D (A's batch folds into M).
 ///
@@ -31,6 +32,10 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         let y = out[0]
         let n = y.shape.last ?? 1
         guard y.count > 0 else { return out }
+        if y.dataType == .float64 && bias == nil {
+            epilogue.apply(y.mutableElements(as: Double.self).baseAddress!, count: y.count)
+            return out
+        }
         guard y.dataType == .float32 else {
             throw KernelError.failed("MatMul's fused bias and activation are float32 only, got \(y.dataType.v2Name)")
         }
@@ -61,7 +66,7 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         let usePacked = b == nil ? packed : nil
         if b == nil && usePacked == nil { _ = try Check.input(inputs, 1, "B") }
         let bStored = b?.shape ?? [usePacked!.k, usePacked!.n]
-        try Check.dataType(a, [.float32, .float64], "A")
+        try Check.dataType(a, Self.types, "A")
         if let b { try Check.dataType(b, [a.dataType], "B") }
         guard a.rank >= 1, bStored.count >= 1 else {
             throw KernelError.shape("MatMul needs operands of rank 1 or more, got \(a.shape) and \(bStored)")
@@ -88,9 +93,15 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
         let batchCount = Tensor.elementCount(batch)
         if batchCount * m * n == 0 { return ([out], false) }
         let shapes = (m: m, n: n, k: k, batch: batch, aBatch: aBatch, bBatch: bBatch)
-        if a.dataType == .float64 {
-            guard let b else { throw KernelError.failed("MatMul needs inputs of one type, got FP64 and FP32") }
-            Self.multiply(a, b, Double.self, shapes, into: out)
+        if a.dataType != .float32 {
+            guard let b else { throw KernelError.failed("MatMul needs inputs of one type, got \(a.dataType.v2Name) and FP32") }
+            switch a.dataType {
+            case .float64: Self.multiply(a, b, Double.self, shapes, into: out)
+            case .int32: Self.multiply(a, b, Int32.self, shapes, into: out)
+            case .int64: Self.multiply(a, b, Int64.self, shapes, into: out)
+            case .uint32: Self.multiply(a, b, UInt32.self, shapes, into: out)
+            default: Self.multiply(a, b, UInt64.self, shapes, into: out)
+            }
             return ([out], false)
         }
 
@@ -118,7 +129,10 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
 
     /// A times B with BLAS (no packed weights), one GEMM when B is a single matrix, else one per
     /// batch matrix, split over the thread budget.
-    private static func multiply<T: BLASElement>(
+    /// The element types of A and B (the spec's, float16/bfloat16 held as float32).
+    static let types: [DataType] = [.float32, .float64, .int32, .int64, .uint32, .uint64]
+
+    private static func multiply<T: MatrixElement>(
         _ a: Tensor, _ b: Tensor, _: T.Type,
         _ shapes: (m: Int, n: Int, k: Int, batch: [Int], aBatch: [Int], bBatch: [Int]), into out: Tensor
     ) {

@@ -34,6 +34,7 @@ struct BatchNormalizationKernel: BufferedKernel {
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
         let params = try (1...4).map { try Check.input(inputs, $0, ["scale", "B", "mean", "var"][$0 - 1]) }
+        if x.dataType == .float64 && !training { return [try DoubleNormalization.batch(x, params, epsilon, into: output)] }
         try Check.dataType(x, [.float32], "X")
         guard x.rank >= 2 else { throw KernelError.shape("BatchNormalization needs X of rank 2 or more, got \(x.shape)") }
         let c = x.shape[1]
@@ -109,6 +110,7 @@ struct InstanceNormalizationKernel: BufferedKernel {
         let x = try Check.input(inputs, 0, "input")
         let scale = try Check.input(inputs, 1, "scale")
         let bias = try Check.input(inputs, 2, "B")
+        if x.dataType == .float64 { return [try DoubleNormalization.instance(x, scale, bias, epsilon, into: output)] }
         try Check.dataType(x, [.float32], "input")
         guard x.rank >= 2, scale.count == x.shape[1], bias.count == x.shape[1] else {
             throw KernelError.shape("InstanceNormalization: scale \(scale.shape) and B \(bias.shape) must match channels of \(x.shape)")
@@ -148,6 +150,9 @@ struct LayerNormalizationKernel: BufferedKernel {
         let x = try Check.input(inputs, 0, "X")
         let scale = try Check.input(inputs, 1, "Scale")
         let bias = inputs.count > 2 ? inputs[2] : nil
+        if x.dataType == .float64 {
+            return try DoubleNormalization.layer(x, scale, bias, axis: axis, epsilon, stats: statsRequested, into: output)
+        }
         try Check.dataType(x, [.float32], "X")
         let a = try Check.axis(axis, rank: x.rank)
         let rows = x.shape[..<a].reduce(1, *)
@@ -298,5 +303,150 @@ struct LRNKernel: BufferedKernel {
             }
         }
         return [out]
+    }
+}
+
+/// The float64 paths of BatchNormalization (inference), InstanceNormalization,
+/// LayerNormalization and GroupNormalization: scalar loops in Double with two-pass statistics
+/// (the float32 kernels vectorise; float64 models are rare and small). Stateless.
+enum DoubleNormalization {
+    /// Mean and 1 / sqrt(variance + epsilon) of `n` values (population variance, two passes).
+    static func stats(_ x: UnsafePointer<Double>, _ n: Int, _ epsilon: Double) -> (mean: Double, inv: Double) {
+        var sum = 0.0
+        for i in 0..<n { sum += x[i] }
+        let mean = n > 0 ? sum / Double(n) : 0
+        var squares = 0.0
+        for i in 0..<n {
+            let d = x[i] - mean
+            squares += d * d
+        }
+        return (mean, 1 / ((n > 0 ? squares / Double(n) : 0) + epsilon).squareRoot())
+    }
+
+    static func batch(_ x: Tensor, _ params: [Tensor], _ epsilon: Float, into output: Tensor?) throws -> Tensor {
+        guard x.rank >= 2 else { throw KernelError.shape("BatchNormalization needs X of rank 2 or more, got \(x.shape)") }
+        let c = x.shape[1]
+        for p in params {
+            try Check.dataType(p, [.float64], "BatchNormalization parameter")
+            guard p.count == c else {
+                throw KernelError.shape("BatchNormalization parameter of shape \(p.shape) does not match \(c) channels of \(x.shape)")
+            }
+        }
+        let out = try Output.tensor(output, .float64, x.shape)
+        if x.count == 0 { return out }
+        let (scale, bias, mean, variance) = (
+            params[0].elements(as: Double.self), params[1].elements(as: Double.self), params[2].elements(as: Double.self),
+            params[3].elements(as: Double.self)
+        )
+        let inner = x.shape[2...].reduce(1, *)
+        let src = x.elements(as: Double.self).baseAddress!
+        let dst = out.mutableElements(as: Double.self).baseAddress!
+        for img in 0..<x.shape[0] {
+            for ch in 0..<c {
+                let a = scale[ch] / (variance[ch] + Double(epsilon)).squareRoot()
+                let b = bias[ch] - mean[ch] * a
+                let off = (img * c + ch) * inner
+                for i in 0..<inner { dst[off + i] = src[off + i] * a + b }
+            }
+        }
+        return out
+    }
+
+    static func instance(_ x: Tensor, _ scale: Tensor, _ bias: Tensor, _ epsilon: Float, into output: Tensor?) throws -> Tensor {
+        try Check.dataType(scale, [.float64], "scale")
+        try Check.dataType(bias, [.float64], "B")
+        guard x.rank >= 2, scale.count == x.shape[1], bias.count == x.shape[1] else {
+            throw KernelError.shape("InstanceNormalization: scale \(scale.shape) and B \(bias.shape) must match channels of \(x.shape)")
+        }
+        let out = try Output.tensor(output, .float64, x.shape)
+        if x.count == 0 { return out }
+        let c = x.shape[1]
+        let inner = x.shape[2...].reduce(1, *)
+        let (sc, bs) = (scale.elements(as: Double.self), bias.elements(as: Double.self))
+        let src = x.elements(as: Double.self).baseAddress!
+        let dst = out.mutableElements(as: Double.self).baseAddress!
+        for r in 0..<(x.shape[0] * c) {
+            let (mean, inv) = stats(src + r * inner, inner, Double(epsilon))
+            for i in 0..<inner { dst[r * inner + i] = (src[r * inner + i] - mean) * inv * sc[r % c] + bs[r % c] }
+        }
+        return out
+    }
+
+    /// LayerNormalization; Mean and InvStdDev (when the node has them) are float32, the stash type.
+    static func layer(
+        _ x: Tensor, _ scale: Tensor, _ bias: Tensor?, axis: Int, _ epsilon: Float, stats wanted: Bool, into output: Tensor?
+    ) throws -> [Tensor] {
+        let a = try Check.axis(axis, rank: x.rank)
+        let rows = x.shape[..<a].reduce(1, *)
+        let n = x.shape[a...].reduce(1, *)
+        let normShape = Array(x.shape[a...])
+        let sc = try expanded(scale, normShape, "Scale")
+        let bs = try bias.map { try expanded($0, normShape, "B") }
+        let out = try Output.tensor(output, .float64, x.shape)
+        var statShape = x.shape
+        for d in a..<x.rank { statShape[d] = 1 }
+        let meanOut = wanted ? try Tensor(allocating: .float32, shape: statShape) : nil
+        let invOut = wanted ? try Tensor(allocating: .float32, shape: statShape) : nil
+        let results = [out] + [meanOut, invOut].compactMap { $0 }
+        if x.count == 0 { return results }
+        let s = sc.elements(as: Double.self)
+        let b = bs?.elements(as: Double.self)
+        let src = x.elements(as: Double.self).baseAddress!
+        let dst = out.mutableElements(as: Double.self).baseAddress!
+        for r in 0..<rows {
+            let (mean, inv) = stats(src + r * n, n, Double(epsilon))
+            for i in 0..<n { dst[r * n + i] = (src[r * n + i] - mean) * inv * s[i] + (b?[i] ?? 0) }
+            meanOut?.mutableElements(as: Float.self)[r] = Float(mean)
+            invOut?.mutableElements(as: Float.self)[r] = Float(inv)
+        }
+        return results
+    }
+
+    /// `t` (float64) broadcast to `shape`.
+    static func expanded(_ t: Tensor, _ shape: [Int], _ what: String) throws -> Tensor {
+        try Check.dataType(t, [.float64], what)
+        if t.shape == shape { return t }
+        guard let b = Broadcast.shape([t.shape, shape]), b == shape else {
+            throw KernelError.shape("LayerNormalization's \(what) \(t.shape) does not broadcast to \(shape)")
+        }
+        return try StridedCopy.tensor(t, shape: shape, strides: Broadcast.strides(of: t.shape, broadcastTo: shape))
+    }
+
+    /// GroupNormalization: `groups` groups of channels per image, scale and bias per channel
+    /// (`perChannel`, opset 21) or per group.
+    static func group(
+        _ x: Tensor, _ scale: Tensor, _ bias: Tensor, groups: Int, perChannel: Bool, _ epsilon: Float, into output: Tensor?
+    ) throws -> Tensor {
+        try Check.dataType(scale, [.float64], "scale")
+        try Check.dataType(bias, [.float64], "bias")
+        guard x.rank >= 2, x.shape[1] % groups == 0 else {
+            throw KernelError.shape("GroupNormalization needs X [N, C, ...] with C divisible by num_groups \(groups), got \(x.shape)")
+        }
+        let c = x.shape[1]
+        let expected = perChannel ? c : groups
+        guard scale.count == expected, bias.count == expected else {
+            throw KernelError.shape(
+                "GroupNormalization's scale \(scale.shape) and bias \(bias.shape) need \(expected) values (one per \(perChannel ? "channel" : "group"))")
+        }
+        let out = try Output.tensor(output, .float64, x.shape)
+        if x.count == 0 { return out }
+        let inner = x.shape[2...].reduce(1, *)
+        let perGroup = c / groups
+        let n = perGroup * inner
+        let (ps, pb) = (scale.elements(as: Double.self), bias.elements(as: Double.self))
+        let src = x.elements(as: Double.self).baseAddress!
+        let dst = out.mutableElements(as: Double.self).baseAddress!
+        for r in 0..<(x.shape[0] * groups) {
+            let (mean, inv) = stats(src + r * n, n, Double(epsilon))
+            let g = r % groups
+            for j in 0..<perGroup {
+                let k = perChannel ? g * perGroup + j : g
+                for i in 0..<inner {
+                    let at = r * n + j * inner + i
+                    dst[at] = (src[at] - mean) * inv * ps[k] + pb[k]
+                }
+            }
+        }
+        return out
     }
 }

@@ -55,12 +55,19 @@ struct PoolKernel: BufferedKernel {
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
-        try Check.dataType(x, isMax && !indices ? Self.maxTypes : [.float32], "X")
+        try Check.dataType(x, isMax && !indices ? Self.maxTypes : [.float32, .float64], "X")
         guard x.rank >= 3 else { throw KernelError.shape("pooling needs X [N, C, ...] of rank 3 to 5, got \(x.shape)") }
         let geo = try window.resolve(spatial: Array(x.shape[2...]), kernel: window.kernelShape!)
         let planes = x.shape[0] * x.shape[1]
         let out = try Output.tensor(output, x.dataType, Array(x.shape[..<2]) + geo.outputSpatial)
         if out.count == 0 { return [out] }
+        if x.dataType == .float64 && !isMax {
+            // AveragePool and LpPool on float64: the window loop in Double.
+            let px = x.elements(as: Double.self).baseAddress!
+            let py = out.mutableElements(as: Double.self).baseAddress!
+            for p in 0..<planes { pool(px + p * geo.inputSize, py + p * geo.outputSize, geo) }
+            return [out]
+        }
         switch x.dataType {
         case .float64: Self.maxPool(x, out, Double.self, -.infinity, planes, geo)
         case .int8: Self.maxPool(x, out, Int8.self, .min, planes, geo)
@@ -125,20 +132,21 @@ struct PoolKernel: BufferedKernel {
 
     /// One channel plane. For each output position, the window's valid ranges per dimension are
     /// computed once and the inner loop runs over contiguous input where the stride allows.
-    private func pool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
+    private func pool<T: FloatElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
         let taps = Taps(g)
+        let power = lpPower.map { T($0) }
         // Where the padded input ends and starts, for count_include_pad.
         let padded = (g.input[0] + g.padEnd[0], g.input[1] + g.padEnd[1], g.input[2] + g.padEnd[2])
         let low = (-g.padBegin[0], -g.padBegin[1], -g.padBegin[2])
         Self.forEachWindow(g) { o, z0, y0, x0 in
-            var best = -Float.infinity
-            var sum: Float = 0
+            var best = -T.infinity
+            var sum: T = 0
             var count = 0
             Self.forEachTap(x, taps, z0, y0, x0) { v, _, _, _ in
                 if isMax {
                     if v > best || v != v { best = v }
-                } else if let p = lpPower {
-                    sum += p == 2 ? v * v : p == 1 ? abs(v) : powf(abs(v), p)
+                } else if let p = power {
+                    sum += p == 2 ? v * v : p == 1 ? abs(v) : abs(v).power(p)
                 } else {
                     sum += v
                     count += 1
@@ -146,8 +154,8 @@ struct PoolKernel: BufferedKernel {
             }
             if isMax {
                 y[o] = best
-            } else if let p = lpPower {
-                y[o] = p == 2 ? sum.squareRoot() : p == 1 ? sum : powf(sum, 1 / p)
+            } else if let p = power {
+                y[o] = p == 2 ? sum.squareRoot() : p == 1 ? sum : sum.power(1 / p)
             } else {
                 if countIncludePad {
                     // Window positions inside the padded input (ceil_mode overhang excluded).
@@ -155,7 +163,7 @@ struct PoolKernel: BufferedKernel {
                         * Self.span(y0, taps.kernel.1, taps.dilations.1, padded.1, low.1)
                         * Self.span(x0, taps.kernel.2, taps.dilations.2, padded.2, low.2)
                 }
-                y[o] = count > 0 ? sum / Float(count) : 0
+                y[o] = count > 0 ? sum / T(count) : 0
             }
         }
     }
@@ -271,33 +279,42 @@ struct GlobalPoolKernel: BufferedKernel {
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "X")
-        try Check.dataType(x, [.float32], "X")
+        try Check.dataType(x, [.float32, .float64], "X")
         guard x.rank >= 2 else { throw KernelError.shape("global pooling needs X [N, C, ...], got \(x.shape)") }
+        let out = try Output.tensor(output, x.dataType, Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
+        if x.dataType == .float64 { pool(x, out, Double.self) } else { pool(x, out, Float.self) }
+        return [out]
+    }
+
+    private func pool<T: FloatElement>(_ x: Tensor, _ out: Tensor, _: T.Type) {
         let planes = x.shape[0] * x.shape[1]
         let inner = x.shape[2...].reduce(1, *)
-        let out = try Output.tensor(output, .float32, Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
-        if planes == 0 { return [out] }
-        let d = out.mutableElements(as: Float.self).baseAddress!
+        if planes == 0 { return }
+        let d = out.mutableElements(as: T.self).baseAddress!
         guard inner > 0 else {
-            d.update(repeating: isMax ? -Float.infinity : .nan, count: planes)
-            return [out]
+            d.update(repeating: isMax ? -T.infinity : .nan, count: planes)
+            return
         }
-        let s = x.elements(as: Float.self).baseAddress!
+        let s = x.elements(as: T.self).baseAddress!
         let isMax = self.isMax
         // Memory-bound: planes split over the budget from 1M values.
         Parallel.forEach(planes, costPerItem: inner, minimumWork: 1 << 20) { range in
             for p in range {
                 let row = s + p * inner
                 if isMax {
-                    var m = -Float.infinity
+                    var m = -T.infinity
                     for i in 0..<inner where row[i] > m || row[i] != row[i] { m = row[i] }
                     d[p] = m
+                } else if T.self == Float.self {
+                    let sum = Self.sum(UnsafeRawPointer(row).assumingMemoryBound(to: Float.self), inner)
+                    d[p] = T(Double(sum)) / T(inner)
                 } else {
-                    d[p] = Self.sum(row, inner) / Float(inner)
+                    var sum: T = 0
+                    for i in 0..<inner { sum += row[i] }
+                    d[p] = sum / T(inner)
                 }
             }
         }
-        return [out]
     }
 
     /// The sum of `n` floats in four 8-lane partial sums (a plain loop is not vectorised: float

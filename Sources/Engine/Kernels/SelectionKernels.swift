@@ -158,6 +158,9 @@ struct NonZeroKernel: Kernel {
         case .int8, .uint8: flags = x.elements(as: UInt8.self).map { $0 != 0 }
         case .bool: flags = x.elements(as: Bool.self).map { $0 }
         case .string: throw KernelError.failed("NonZero does not support string tensors")
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2,
+            .uint2:
+            flags = x.doubleValues().map { $0 != 0 }
         }
         var count = 0
         for f in flags where f { count += 1 }

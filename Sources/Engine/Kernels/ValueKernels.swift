@@ -111,9 +111,19 @@ struct RangeKernel: Kernel {
 /// as float32: the engine holds 16-bit floats as float32 (`HalfPrecision`), and the session
 /// narrows declared 16-bit outputs on exit. A 16-bit source (only a kernel called outside a
 /// session sees one) is widened first.
+///
+/// The narrow types (`NarrowConversion`): a float8/float4 source is widened to float32 exactly, an
+/// int4/int2 source read as the INT8/UINT8 it is held as; a float8/float4 target rounds to nearest
+/// even with the `saturate` attribute's overflow rules (FLOAT8E8M0 as `round_mode` says), an
+/// int4/int2 target takes the low bits of the integer (floats rounded to nearest even first).
 struct CastKernel: BufferedKernel {
     let to: DataType
-    static let supported: Set<DataType> = Set(DataType.realNumbers + [.bool, .float16, .bfloat16])
+    let saturate: Bool
+    let roundMode: NarrowConversion.E8M0Rounding
+    static let narrowTypes: [DataType] = [
+        .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1, .int4, .uint4, .int2, .uint2,
+    ]
+    static let supported: Set<DataType> = Set(DataType.realNumbers + [.bool, .float16, .bfloat16] + narrowTypes)
 
     init(context: NodeContext) throws {
         try context.requireInputs(1)
@@ -122,17 +132,50 @@ struct CastKernel: BufferedKernel {
         }
         guard Self.supported.contains(t) else { throw context.unsupported() }
         to = t
+        (saturate, roundMode) = try Self.roundingAttributes(context)
+    }
+
+    /// The `saturate` and `round_mode` attributes (Cast and CastLike).
+    static func roundingAttributes(_ context: NodeContext) throws -> (Bool, NarrowConversion.E8M0Rounding) {
+        let mode = try context.string("round_mode", default: "up")
+        guard let rounding = NarrowConversion.E8M0Rounding(rawValue: mode) else {
+            throw context.invalid("has round_mode '\(mode)'; use up, down or nearest")
+        }
+        return (try context.int("saturate", default: 1) != 0, rounding)
     }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
-        [try Self.convert(try Check.input(inputs, 0, "input"), to: to, into: output)]
+        [try Self.convert(try Check.input(inputs, 0, "input"), to: to, saturate: saturate, roundMode: roundMode, into: output)]
     }
 
     /// `x` converted to `to`, into `output` when given (a slice of the shape plan's arena), else
     /// into a new tensor; `x` itself when it already has that type and no output is given.
-    static func convert(_ x: Tensor, to: DataType, into output: Tensor? = nil) throws -> Tensor {
+    /// `saturate` and `roundMode` apply to float8 targets only.
+    static func convert(
+        _ x: Tensor, to: DataType, saturate: Bool = true, roundMode: NarrowConversion.E8M0Rounding = .up,
+        into output: Tensor? = nil
+    ) throws -> Tensor {
+        if x.dataType == to {
+            guard let output else { return x }
+            let out = try Output.tensor(output, to, x.shape)
+            if x.byteCount > 0 { out.mutableBytes.baseAddress!.copyMemory(from: x.rawBytes.baseAddress!, byteCount: x.byteCount) }
+            return out
+        }
         if HalfConversion.isHalf(x.dataType) {
-            return try convert(try x.widenedToFloat32(), to: to, into: output)
+            return try convert(try x.widenedToFloat32(), to: to, saturate: saturate, roundMode: roundMode, into: output)
+        }
+        if x.dataType.isNarrow {
+            // int4/int2 are held as INT8, uint4/uint2 as UINT8 values; float8/float4 widen exactly.
+            let wide: Tensor
+            switch x.dataType {
+            case .int4, .int2: wide = Tensor(dataType: .int8, shape: x.shape, storage: x.storage, byteOffset: x.byteOffset)
+            case .uint4, .uint2: wide = Tensor(dataType: .uint8, shape: x.shape, storage: x.storage, byteOffset: x.byteOffset)
+            default: wide = try x.narrowWidenedToFloat32()
+            }
+            return try convert(wide, to: to, saturate: saturate, roundMode: roundMode, into: output)
+        }
+        if to.isNarrow {
+            return try convertToNarrow(x, to: to, saturate: saturate, roundMode: roundMode, into: output)
         }
         if HalfConversion.isHalf(to) {
             let out = try Output.tensor(output, .float32, x.shape)
@@ -143,18 +186,53 @@ struct CastKernel: BufferedKernel {
             }
             return out
         }
-        if x.dataType == to {
-            guard let output else { return x }
-            let out = try Output.tensor(output, to, x.shape)
-            if x.byteCount > 0 { out.mutableBytes.baseAddress!.copyMemory(from: x.rawBytes.baseAddress!, byteCount: x.byteCount) }
-            return out
-        }
         guard supported.contains(to) else { throw KernelError.failed("Cast to \(to.v2Name) is not supported") }
         let out = try Output.tensor(output, to, x.shape)
         // A bool is one byte holding 0 or 1: read as UInt8.
         let source = x.dataType == .bool ? DataType.uint8 : x.dataType
         guard try source.dispatch(Source(x: x, out: out)) != nil else {
             throw KernelError.failed("Cast from \(x.dataType.v2Name) is not supported")
+        }
+        return out
+    }
+
+    /// A float32, float64, integer or bool tensor converted to a narrow type.
+    private static func convertToNarrow(
+        _ x: Tensor, to: DataType, saturate: Bool, roundMode: NarrowConversion.E8M0Rounding, into output: Tensor?
+    ) throws -> Tensor {
+        let out = try Output.tensor(output, to, x.shape)
+        let n = x.count
+        guard n > 0 else { return out }
+        let d = out.mutableBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        if NarrowConversion.isNarrowFloat(to) {
+            // Integers and bools through float64 (exact below 2^53; beyond, the value overflows
+            // every float8 anyway), so that the one rounding is to the narrow format.
+            let wide = x.dataType == .float32 || x.dataType == .float64 ? x : try convert(x, to: .float64)
+            if wide.dataType == .float32 {
+                let s = wide.elements(as: Float.self)
+                for i in 0..<n { d[i] = NarrowConversion.code(Double(s[i]), format: to, saturate: saturate, roundMode: roundMode) }
+            } else {
+                let s = wide.elements(as: Double.self)
+                for i in 0..<n { d[i] = NarrowConversion.code(s[i], format: to, saturate: saturate, roundMode: roundMode) }
+            }
+            return out
+        }
+        switch x.dataType {
+        case .float32:
+            let s = x.elements(as: Float.self)
+            for i in 0..<n { d[i] = NarrowConversion.wrapped(Double(s[i]), to: to) }
+        case .float64:
+            let s = x.elements(as: Double.self)
+            for i in 0..<n { d[i] = NarrowConversion.wrapped(s[i], to: to) }
+        case .uint64:
+            // Above Int64.max the low bits are the same read as signed.
+            let s = x.elements(as: UInt64.self)
+            for i in 0..<n { d[i] = NarrowConversion.wrapped(Int64(bitPattern: s[i]), to: to) }
+        default:
+            // Every other integer type and bool fits Int64.
+            let wide = try convert(x, to: .int64)
+            let s = wide.elements(as: Int64.self)
+            for i in 0..<n { d[i] = NarrowConversion.wrapped(s[i], to: to) }
         }
         return out
     }
@@ -232,7 +310,13 @@ private protocol CastSource { func toBool(_ d: UnsafeMutableBufferPointer<Bool>)
 
 /// CastLike: casts input 0 to the element type of input 1.
 struct CastLikeKernel: BufferedKernel {
-    init(context: NodeContext) throws { try context.requireInputs(2) }
+    let saturate: Bool
+    let roundMode: NarrowConversion.E8M0Rounding
+
+    init(context: NodeContext) throws {
+        try context.requireInputs(2)
+        (saturate, roundMode) = try CastKernel.roundingAttributes(context)
+    }
 
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         // A 16-bit target here is a real 16-bit tensor (a kernel called outside a session); in a
@@ -241,6 +325,9 @@ struct CastLikeKernel: BufferedKernel {
         guard CastKernel.supported.contains(target) else {
             throw KernelError.failed("CastLike to \(target.v2Name) is not supported")
         }
-        return [try CastKernel.convert(try Check.input(inputs, 0, "input"), to: target, into: output)]
+        return [
+            try CastKernel.convert(
+                try Check.input(inputs, 0, "input"), to: target, saturate: saturate, roundMode: roundMode, into: output)
+        ]
     }
 }
