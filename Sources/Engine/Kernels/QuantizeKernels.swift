@@ -190,7 +190,8 @@ struct QuantizeLinearKernel: Kernel {
         let scales = try Quantized.floats(scaleTensor, "y_scale")
         var zeros = [Float](repeating: 0, count: scales.count)
         if let zpTensor {
-            guard zpTensor.shape == scaleTensor.shape else {
+            // One value each may be a scalar and a [1] (onnxruntime's quantizer writes both).
+            guard zpTensor.shape == scaleTensor.shape || (zpTensor.count == 1 && scaleTensor.count == 1) else {
                 throw KernelError.shape("y_zero_point's shape \(zpTensor.shape) differs from y_scale's \(scaleTensor.shape)")
             }
             zeros = try Quantized.int32s(zpTensor, "y_zero_point").map { Float($0) }
@@ -245,7 +246,8 @@ struct DequantizeLinearKernel: Kernel {
             guard zpTensor.dataType == x.dataType else {
                 throw KernelError.failed("x_zero_point is \(zpTensor.dataType.v2Name) but x is \(x.dataType.v2Name); they must agree")
             }
-            guard zpTensor.shape == scaleTensor.shape else {
+            // One value each may be a scalar and a [1] (onnxruntime's quantizer writes both).
+            guard zpTensor.shape == scaleTensor.shape || (zpTensor.count == 1 && scaleTensor.count == 1) else {
                 throw KernelError.shape("x_zero_point's shape \(zpTensor.shape) differs from x_scale's \(scaleTensor.shape)")
             }
             zeros = try Quantized.int32s(zpTensor, "x_zero_point").map { Int($0) }
