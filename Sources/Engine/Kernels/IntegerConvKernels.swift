@@ -166,7 +166,9 @@ struct ConvIntegerKernel: Kernel, ConstantAbsorbingKernel {
 
 /// QLinearConv (opset 10): y = saturate(round((conv(x - zx, w - zw) + B) * x_scale * w_scale / y_scale) + y_zero_point),
 /// w_scale and w_zero_point per tensor or per output channel, B int32 per output channel. The
-/// multiplier is formed in float32 and applied in double precision, as onnx's reference does.
+/// multiplier x_scale * w_scale / y_scale and its product with the int32 sum are float32, as
+/// onnxruntime's requantization computes them (onnx's reference multiplies in double; the two differ
+/// only where a value falls within float32 rounding of a tie).
 struct QLinearConvKernel: Kernel, ConstantAbsorbingKernel {
     let conv: IntegerConv
 
@@ -201,11 +203,11 @@ struct QLinearConvKernel: Kernel, ConstantAbsorbingKernel {
         let pa = acc.elements(as: Int32.self).baseAddress!
         let py = y.mutableBytes.baseAddress!
         let type = y.dataType
-        let z = Double(yZero)
+        let z = Float(yZero)
         for i in 0..<y.count {
             let c = (i / plane) % m
-            let v = Double(pa[i] &+ (bias?[c] ?? 0)) * Double(multipliers[c]) + z
-            Quantized.store(Quantized.saturate(v, lo, hi), py, i, type)
+            let v = Float(pa[i] &+ (bias?[c] ?? 0)) * multipliers[c]
+            Quantized.store(Quantized.saturate(v, lo - z, hi - z) + z, py, i, type)
         }
         return [y]
     }

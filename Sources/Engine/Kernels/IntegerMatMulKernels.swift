@@ -128,8 +128,8 @@ struct MatMulIntegerKernel: Kernel, ConstantAbsorbingKernel {
 }
 
 /// QLinearMatMul (opsets 10, 21): y = saturate(round((A - za)(B - zb) * a_scale * b_scale / y_scale) + y_zero_point);
-/// b_scale and b_zero_point per tensor or per column. The multiplier is formed in float32 and applied
-/// to the int32 sum in double precision, as onnx's reference does.
+/// b_scale and b_zero_point per tensor or per column. The multiplier and its product with the int32
+/// sum are float32, as onnxruntime's requantization (onnx's reference multiplies in double).
 struct QLinearMatMulKernel: Kernel, ConstantAbsorbingKernel {
     let matmul: IntegerMatMul
 
@@ -180,9 +180,9 @@ enum Requantize {
         guard y.count > 0, n > 0 else { return y }
         let pa = acc.elements(as: Int32.self).baseAddress!
         let py = y.mutableBytes.baseAddress!
-        let z = Double(zeroPoint)
+        let z = zeroPoint
         for i in 0..<y.count {
-            let v = Quantized.saturate(Double(pa[i]) * Double(multipliers[i % n]) + z, lo, hi)
+            let v = Quantized.saturate(Float(pa[i]) * multipliers[i % n], lo - z, hi - z) + z
             Quantized.store(v, py, i, type)
         }
         return y
