@@ -9,7 +9,7 @@ RELEASE_BIN := .build/release/swerve
 
 CONFORMANCE_DATA := .build-conformance-data
 
-.PHONY: run build deps test fuzz fuzz-short test-openapi test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels zoo test-zoo test-zoo-ci bench-engine test-tf screenshot
+.PHONY: run build deps test fuzz fuzz-short test-openapi test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels test-quantized zoo test-zoo test-zoo-ci bench-engine test-tf screenshot
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
@@ -18,6 +18,7 @@ help:
 	@echo "make models - regenerate the bundled and test models (needs torch; large download)"
 	@echo "make realmodels      - export resnet18, mobilenet_v2, tiny BERT, ... to .realmodels (installs .venv-realmodels)"
 	@echo "make test-realmodels - the real exports served by swerve against onnxruntime (part of make test)"
+	@echo "make test-quantized  - resnet18 and tiny BERT quantized by onnxruntime (dynamic, QDQ, QOperator) against onnxruntime (part of test-realmodels)"
 	@echo "make test-zoo        - the whole zoo of tools/export_zoo.py (~50 architectures) against onnxruntime"
 	@echo "make test-tf         - Keras models through tf2onnx against onnxruntime (installs TensorFlow CPU, 1.4 GB; part of make test)"
 	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
@@ -107,9 +108,19 @@ $(REALMODELS)/manifest.json: tools/export_real_models.py $(REALMODELS_VENV)/.ins
 
 realmodels: $(REALMODELS)/manifest.json
 
-test-realmodels: realmodels
+# Quantized by onnxruntime's quantizer from generated float32 models (tools/export_quantized_models.py).
+QUANT_MODELS := .realmodels-quant
+
+$(QUANT_MODELS)/manifest.json: tools/export_quantized_models.py tools/export_real_models.py $(REALMODELS_VENV)/.installed
+	$(REALMODELS_VENV)/bin/python tools/export_quantized_models.py --out $(QUANT_MODELS)
+
+test-realmodels: realmodels $(QUANT_MODELS)/manifest.json
 	$(SWIFT) build -c release --product swerve
-	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=$(REALMODELS) $(REALMODELS_VENV)/bin/python -m pytest -q Tests/realmodels
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=$(REALMODELS) SWERVE_QUANT_MODELS=$(QUANT_MODELS) $(REALMODELS_VENV)/bin/python -m pytest -q Tests/realmodels
+
+test-quantized: $(QUANT_MODELS)/manifest.json
+	$(SWIFT) build -c release --product swerve
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_QUANT_MODELS=$(QUANT_MODELS) $(REALMODELS_VENV)/bin/python -m pytest -q Tests/realmodels/test_quantized.py
 
 # Keras -> tf2onnx exports in their own venv (TensorFlow 2.15 pins protobuf 3.20 and numpy 1.x). Fresh
 # install about 45 s and 1.4 GB on the project's machine, exports 12 s: it fits `make test`.
@@ -125,7 +136,7 @@ $(TF_VENV)/.installed: tools/requirements-tf.txt
 
 test-tf: .realmodels-tf/manifest.json
 	$(SWIFT) build -c release --product swerve
-	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=.realmodels-tf $(TF_VENV)/bin/python -m pytest -q Tests/realmodels
+	SWERVE_BIN=$(RELEASE_BIN) SWERVE_REALMODELS=.realmodels-tf $(TF_VENV)/bin/python -m pytest -q Tests/realmodels --ignore=Tests/realmodels/test_quantized.py
 
 # The zoo (tools/export_zoo.py): ~50 architectures across families, served and compared with
 # onnxruntime at two shapes each. `make test` runs the representative third (.zoo-ci, about a minute

@@ -2,6 +2,8 @@ import Tensors
 
 /// The shape-independent load-time passes, run once per model by `InferenceSession` before the plan
 /// is built:
+/// 0. QDQ: DequantizeLinear -> Conv/MatMul/Gemm -> QuantizeLinear become QLinearConv, QLinearMatMul,
+///    QGemm on the quantized values (`fuseQuantizeDequantize`), before folding could turn weights to float;
 /// 1. constant folding: every default-domain node whose inputs are all constants runs once and its
 ///    outputs become initializers (weight transposes, Constant chains, shape arithmetic on constants);
 /// 2. Identity and inference-mode Dropout removal (their readers read the input instead);
@@ -20,14 +22,24 @@ enum GraphOptimizer {
 
     /// The optimised model. Never throws: a node that cannot be folded is left in place, and the plan
     /// reports it as before.
+    /// What the QDQ pass would fuse in `model` (for `swerve check`); the model is not changed.
+    static func quantizeDequantizeFusion(_ model: GraphModel, registry: OperatorRegistry) -> QDQFusion {
+        var state = State(model: model, registry: registry)
+        guard state.sortNodes() else { return QDQFusion() }
+        return state.fuseQuantizeDequantize()
+    }
+
     /// Switches for passes whose benefit depends on the BLAS (measured in docs/benchmarks.md).
     struct Options: Sendable {
         var transposeGemmWeights = true
+        /// QDQ pairs around Conv/MatMul/Gemm become integer operators (`fuseQuantizeDequantize`).
+        var fuseQuantizeDequantize = true
     }
 
     static func optimize(_ model: GraphModel, registry: OperatorRegistry, options: Options = Options()) -> GraphModel {
         var state = State(model: model, registry: registry)
         guard state.sortNodes() else { return model }
+        if options.fuseQuantizeDequantize { _ = state.fuseQuantizeDequantize() }
         state.foldConstants(opset: model.defaultOpset)
         state.removeIdentities()
         state.foldBatchNorms()

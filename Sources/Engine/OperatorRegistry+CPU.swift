@@ -277,6 +277,7 @@ extension OperatorRegistry {
         registerNewerOperators(&r)
         registerRandomOperators(&r)
         registerRemainingOperators(&r)
+        registerQuantizedOperators(&r)
         return r
     }
 }

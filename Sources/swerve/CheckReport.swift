@@ -56,6 +56,7 @@ struct CheckReport {
         let counts = operatorCounts
         out.append("operators   \(counts.reduce(0) { $0 + $1.count }) nodes, \(counts.count) types")
         out += Self.table(counts.map { [$0.op, String($0.count)] })
+        out += QuantizationReport(model: model, registry: registry).lines
         let missing = unsupported
         if missing.isEmpty {
             out.append("unsupported none")
