@@ -5,8 +5,28 @@ import Testing
 /// The int8 GEMM (`IntegerGemm`, `PackedInt8Weights`) on every path this machine runs, against a
 /// scalar definition computed here from the unpacked bytes in Int64: every signedness of A and
 /// B, zero points per tensor, per row of A and per column of B, odd sizes, the 8-bit edge values,
-/// and the three outputs (int32, float, requantized u8/s8 with bias and a clamp range).
+/// and the three outputs (int32, float, requantized u8/s8 with bias and a clamp range). uint8
+/// activations with K a multiple of 4 are read in place, the others packed: the shapes have both.
 @Suite struct IntegerGemmTests {
+    /// A kernel to test: a path, and a variant of it.
+    struct Kernel: CustomStringConvertible {
+        var path: IntegerGemm.Path
+        var variant: IntegerGemm.Variant = .standard
+        var description: String { "\(path)\(variant == .standard ? "" : " (\(variant))")" }
+    }
+
+    /// Every path this machine runs; AVX2's widening kernel on 7-bit weights too; and, on a
+    /// machine with AVX-512 VNNI but no AVX-VNNI (Zen 4), the AVX-VNNI tile's EVEX twin.
+    static let kernels: [Kernel] = {
+        var list = IntegerGemm.Path.supported.map { Kernel(path: $0) }
+        if IntegerGemm.Path.avx2.isSupported(by: .host) { list.append(Kernel(path: .avx2, variant: .widening)) }
+        let host = CPUFeatures.host
+        if !host.avxVNNI && host.supports(.avx512) && host.avx512vnni {
+            list.append(Kernel(path: .avxVNNI, variant: .evexTwin))
+        }
+        return list
+    }()
+
     /// One problem: A [m, k] and B [k, n] as bytes, with their types and zero points.
     struct Problem {
         var m: Int, n: Int, k: Int
@@ -82,7 +102,7 @@ import Testing
 
         /// Runs `output` (made from C's buffer) with A stored `pad` bytes wider than k per row.
         func run<T>(
-            _ weights: PackedInt8Weights, path: IntegerGemm.Path, fill: T, pad: Int = 0, forceWidening: Bool = false,
+            _ weights: PackedInt8Weights, kernel: Kernel, fill: T, pad: Int = 0,
             threads: Int = 1, _ output: (UnsafeMutablePointer<T>) -> IntegerGemm.Output
         ) throws -> [T] {
             var wide = [UInt8](repeating: 0xAA, count: m * (k + pad))
@@ -97,8 +117,8 @@ import Testing
                     try c.withUnsafeMutableBufferPointer { pc in
                         try BLAS.withThreads(threads) {
                             try IntegerGemm.multiply(
-                                acts, weights, output: output(pc.baseAddress!), threads: threads, path: path,
-                                forceWidening: forceWidening)
+                                acts, weights, output: output(pc.baseAddress!), threads: threads, path: kernel.path,
+                                variant: kernel.variant)
                         }
                     }
                 }
@@ -134,6 +154,8 @@ import Testing
     static let shapes: [(Int, Int, Int)] = [
         (1, 1, 1), (3, 17, 63), (17, 3, 65), (63, 65, 17), (65, 63, 257), (257, 33, 3), (1, 257, 65), (6, 16, 4),
         (7, 100, 1), (2, 80, 130),
+        // K a multiple of 4: uint8 A is read in place (1 to 5 rows left in the last panel).
+        (5, 33, 64), (65, 17, 256), (13, 70, 768), (4, 65, 12),
     ]
 
     @Test(arguments: shapes)
@@ -147,11 +169,11 @@ import Testing
                     let p = Problem.random(m: m, n: n, k: k, aSigned: aSigned, bSigned: bSigned, zeros: zeros, seed: seed)
                     let want = p.sums()
                     let weights = try p.packed(transposed: seed % 2 == 0)
-                    for path in IntegerGemm.Path.supported {
-                        let got = try p.run(weights, path: path, fill: Int32.min, pad: Int(seed % 3)) {
+                    for kernel in Self.kernels {
+                        let got = try p.run(weights, kernel: kernel, fill: Int32.min, pad: Int(seed % 3)) {
                             .int32($0, rowStride: n)
                         }
-                        #expect(got == want, "\(path) \(m)x\(n)x\(k) a signed \(aSigned) b signed \(bSigned) \(zeros)")
+                        #expect(got == want, "\(kernel) \(m)x\(n)x\(k) a signed \(aSigned) b signed \(bSigned) \(zeros)")
                     }
                 }
             }
@@ -171,17 +193,17 @@ import Testing
         let columnScales = (0..<n).map { _ in 0.001 + abs(rng.float()) * 0.01 }
         let bias = (0..<n).map { _ in rng.float() * 3 }
         let intBias = (0..<n).map { _ in Int32(truncatingIfNeeded: rng.next() % 20_001) - 10_000 }
-        for path in IntegerGemm.Path.supported {
+        for kernel in Self.kernels {
             for (scales, b) in [(nil, nil), (columnScales, nil), (columnScales, bias), (nil, bias)] as [([Float]?, [Float]?)] {
                 let want = Self.dequantized(sums, n: n, scale: 0.37, columnScales: scales, bias: b)
                 let got = try scales.withOptionalPointer { ps in
                     try b.withOptionalPointer { pb in
-                        try p.run(weights, path: path, fill: Float.nan) {
+                        try p.run(weights, kernel: kernel, fill: Float.nan) {
                             .float($0, rowStride: n, scale: 0.37, columnScales: ps, bias: pb)
                         }
                     }
                 }
-                #expect(got == want, "\(path) float scales \(scales != nil) bias \(b != nil)")
+                #expect(got == want, "\(kernel) float scales \(scales != nil) bias \(b != nil)")
             }
             for signed in [false, true] {
                 let type: ClosedRange<Int32> = signed ? -128...127 : 0...255
@@ -196,7 +218,7 @@ import Testing
                         sums, n: n, scale: scale, columnScales: scales, zero: zero, bias: ib, range: range ?? type)
                     let got = try scales.withOptionalPointer { ps in
                         try ib.withOptionalPointer { pib in
-                            try p.run(weights, path: path, fill: UInt8(0x5A)) {
+                            try p.run(weights, kernel: kernel, fill: UInt8(0x5A)) {
                                 .quantized(
                                     UnsafeMutableRawPointer($0), rowStride: n, signed: signed, scale: scale,
                                     columnScales: ps, zeroPoint: zero, bias: pib, range: range)
@@ -204,7 +226,7 @@ import Testing
                         }
                     }
                     let values = got.map { signed ? Int32(Int8(bitPattern: $0)) : Int32($0) }
-                    #expect(values == want, "\(path) requantized signed \(signed) scale \(scale) zero \(zero)")
+                    #expect(values == want, "\(kernel) requantized signed \(signed) scale \(scale) zero \(zero)")
                 }
             }
         }
@@ -230,18 +252,16 @@ import Testing
             let weights = try p.packed()
             #expect(weights.sevenBit)
             let want = p.sums()
-            for path in IntegerGemm.Path.supported {
-                for widen in [false, true] {
-                    let got = try p.run(weights, path: path, fill: Int32.min, forceWidening: widen) { .int32($0, rowStride: p.n) }
-                    #expect(got == want, "\(path) widening \(widen) b signed \(bSigned)")
-                }
+            for kernel in Self.kernels {
+                let got = try p.run(weights, kernel: kernel, fill: Int32.min) { .int32($0, rowStride: p.n) }
+                #expect(got == want, "\(kernel) b signed \(bSigned)")
             }
             p.b[5] = bSigned ? 65 : 128 + 65
             let wide = try p.packed()
             #expect(!wide.sevenBit)
             let wantWide = p.sums()
-            for path in IntegerGemm.Path.supported {
-                #expect(try p.run(wide, path: path, fill: Int32.min) { .int32($0, rowStride: p.n) } == wantWide, "\(path)")
+            for kernel in Self.kernels {
+                #expect(try p.run(wide, kernel: kernel, fill: Int32.min) { .int32($0, rowStride: p.n) } == wantWide, "\(kernel)")
             }
         }
         // The extreme products everywhere: 255 x -128 (u8 x s8), -128 x -128 (s8 x s8), 255 x 255 (u8 x u8).
@@ -250,8 +270,8 @@ import Testing
             p.a = [UInt8](repeating: aByte, count: p.a.count)
             p.b = [UInt8](repeating: bByte, count: p.b.count)
             let weights = try p.packed()
-            for path in IntegerGemm.Path.supported {
-                #expect(try p.run(weights, path: path, fill: Int32.min) { .int32($0, rowStride: p.n) } == p.sums(), "\(path)")
+            for kernel in Self.kernels {
+                #expect(try p.run(weights, kernel: kernel, fill: Int32.min) { .int32($0, rowStride: p.n) } == p.sums(), "\(kernel)")
             }
         }
     }
@@ -263,9 +283,9 @@ import Testing
             let p = Problem.random(m: m, n: n, k: k, aSigned: true, bSigned: true, zeros: .perRowAndColumn, seed: 11)
             let weights = try p.packed()
             let want = p.sums()
-            for path in IntegerGemm.Path.supported where path != .portable || m * n * k < 2_000_000 {
-                let got = try p.run(weights, path: path, fill: Int32.min, threads: 2) { .int32($0, rowStride: n) }
-                #expect(got == want, "\(path) \(m)x\(n)x\(k)")
+            for kernel in Self.kernels {
+                let got = try p.run(weights, kernel: kernel, fill: Int32.min, threads: 2) { .int32($0, rowStride: n) }
+                #expect(got == want, "\(kernel) \(m)x\(n)x\(k)")
             }
         }
     }

@@ -50,8 +50,10 @@ void swerve_sgemm_direct_avx512(
 
 /* ---- Integer GEMM (Sources/CKernels/igemm.c; contract in Sources/Engine/Kernels/IntegerGemm.swift) ----
  * C[rows, columns] = A[rows, k] (u8) . B[k, columns] (s8) in int32, then the epilogue.
- * A is packed per call by swerve_i8_pack_a: 6-row panels (panel p at a + p * 6 * kp, kp = k rounded
- * up to a multiple of 4), each in groups of 4 steps: step q of row r at (q / 4) * 24 + r * 4 + q % 4.
+ * A (the kernels' a, a_rs, a_gs, a_ps): row r's group of steps 4g..4g+3 at a + r * a_rs + g * a_gs
+ * within 6-row panels a_ps apart. Packed by swerve_i8_pack_a (any k, int8 shifted to uint8): 6-row
+ * panels (a_ps = 6 * kp, kp = k rounded up to a multiple of 4, a_rs = 4, a_gs = 24), zero-padded;
+ * or uint8 A read in place when k is a multiple of 4 (a_rs = lda, a_gs = 4, a_ps = 6 * lda).
  * B is packed once (PackedInt8Weights): 16-column panels (panel j at b + j * b_stride, b_stride =
  * kp * 16), each in groups of 4 steps: step q of column c at (q / 4) * 64 + c * 4 + q % 4.
  * Padding (rows, columns, steps) is zero. `row0`, `col0`: the absolute row and column of the call's
@@ -86,22 +88,29 @@ typedef struct swerve_i8_epilogue {
 /* Packs A[rows, k] (row stride lda bytes) as above; flip = 1 adds 128 to every byte (s8 -> u8).
  * If row_sums is not NULL, row_sums[i] = the sum of row i's packed bytes. `out` holds
  * ceil(rows / 6) * 6 * kp bytes. Portable C. */
+/* out[i] = the sum of row i of A[rows, k] as uint8 (flip = 1: of its bytes plus 128, as packed). */
+void swerve_i8_row_sums(const uint8_t *a, long lda, long rows, long k, int flip, int32_t *out);
 void swerve_i8_pack_a(const uint8_t *a, long lda, long rows, long k, int flip, uint8_t *out, int32_t *row_sums);
 
 /* The kernels, one per path, same contract (`a`: the call's first A panel, `b`: its first B panel). */
 void swerve_i8gemm_avx512vnni(
-    long k, const uint8_t *a, long rows, const int8_t *b, long b_stride, long columns, long row0, long col0,
-    const swerve_i8_epilogue *e);
+    long k, const uint8_t *a, long a_rs, long a_gs, long a_ps, long rows, const int8_t *b, long b_stride, long columns,
+    long row0, long col0, const swerve_i8_epilogue *e);
 void swerve_i8gemm_avxvnni(
-    long k, const uint8_t *a, long rows, const int8_t *b, long b_stride, long columns, long row0, long col0,
-    const swerve_i8_epilogue *e);
+    long k, const uint8_t *a, long a_rs, long a_gs, long a_ps, long rows, const int8_t *b, long b_stride, long columns,
+    long row0, long col0, const swerve_i8_epilogue *e);
+/* The AVX-VNNI kernel with the EVEX encoding of the same instruction (AVX-512 VNNI + VL), for
+ * tests on machines without AVX-VNNI. */
+void swerve_i8gemm_avxvnni_evex(
+    long k, const uint8_t *a, long a_rs, long a_gs, long a_ps, long rows, const int8_t *b, long b_stride, long columns,
+    long row0, long col0, const swerve_i8_epilogue *e);
 /* AVX2 vpmaddubsw: only for weights in [-64, 64] (PackedInt8Weights.sevenBit). */
 void swerve_i8gemm_avx2_7bit(
-    long k, const uint8_t *a, long rows, const int8_t *b, long b_stride, long columns, long row0, long col0,
-    const swerve_i8_epilogue *e);
+    long k, const uint8_t *a, long a_rs, long a_gs, long a_ps, long rows, const int8_t *b, long b_stride, long columns,
+    long row0, long col0, const swerve_i8_epilogue *e);
 /* AVX2 widening to int16: any weights. */
 void swerve_i8gemm_avx2(
-    long k, const uint8_t *a, long rows, const int8_t *b, long b_stride, long columns, long row0, long col0,
-    const swerve_i8_epilogue *e);
+    long k, const uint8_t *a, long a_rs, long a_gs, long a_ps, long rows, const int8_t *b, long b_stride, long columns,
+    long row0, long col0, const swerve_i8_epilogue *e);
 
 #endif

@@ -41,8 +41,8 @@ extension IntegerGemm {
     /// Runs the packed A (`m` rows) against B, split over tasks: B's columns in groups of 4
     /// panels (the widest tile) when there are enough for every task, else A's 6-row panels.
     static func run(
-        packed a: UnsafePointer<UInt8>, m: Int, _ b: PackedInt8Weights, epilogue e: swerve_i8_epilogue, threads: Int?,
-        path: Path, forceWidening: Bool
+        _ a: PanelSource, m: Int, _ b: PackedInt8Weights, epilogue e: swerve_i8_epilogue, threads: Int?,
+        path: Path, variant: Variant
     ) {
         let n = b.n
         let (mn, o1) = m.multipliedReportingOverflow(by: n)
@@ -52,7 +52,6 @@ extension IntegerGemm {
         let columnGroups = (b.panels + 3) / 4
         let tasks = !o1 && !o2 && work < parallelWork ? 1 : min(budget, max(rowPanels, columnGroups))
         let splitN = columnGroups >= 2 * tasks || rowPanels < tasks
-        let panelBytes = 6 * b.paddedK
         let cost = o1 || o2 ? Int.max / 4 : work / tasks * 2
         withUnsafePointer(to: e) { e in
             Parallel.forEach(tasks, costPerItem: cost, minimumWork: 0) { range in
@@ -62,14 +61,14 @@ extension IntegerGemm {
                         let hi = min(b.panels, columnGroups * (task + 1) / tasks * 4)
                         if lo >= hi { continue }
                         kernel(
-                            path, b, forceWidening: forceWidening, a: a, rows: m, firstPanel: lo,
+                            path, b, variant: variant, a: a, rows: m, firstPanel: lo,
                             columns: min(n, hi * 16) - lo * 16, row0: 0, e)
                     } else {
                         let lo = rowPanels * task / tasks
                         let hi = rowPanels * (task + 1) / tasks
                         if lo >= hi { continue }
                         kernel(
-                            path, b, forceWidening: forceWidening, a: a + lo * panelBytes, rows: min(m, hi * 6) - lo * 6,
+                            path, b, variant: variant, a: a.advanced(panels: lo), rows: min(m, hi * 6) - lo * 6,
                             firstPanel: 0, columns: n, row0: lo * 6, e)
                     }
                 }
@@ -77,23 +76,29 @@ extension IntegerGemm {
         }
     }
 
-    /// One task: `rows` rows of packed A from `a` (absolute row `row0`) against B's panels from
+    /// One task: `rows` rows of A from `a` (absolute row `row0`) against B's panels from
     /// `firstPanel`, `columns` columns.
     @inline(__always)
     static func kernel(
-        _ path: Path, _ b: PackedInt8Weights, forceWidening: Bool, a: UnsafePointer<UInt8>, rows: Int, firstPanel: Int,
+        _ path: Path, _ b: PackedInt8Weights, variant: Variant, a: PanelSource, rows: Int, firstPanel: Int,
         columns: Int, row0: Int, _ e: UnsafePointer<swerve_i8_epilogue>
     ) {
         let (k, bp, stride, col0) = (b.k, b.panel(firstPanel), b.panelStride, firstPanel * 16)
+        let (pa, rs, gs, ps) = (a.base, a.rowStride, a.groupStride, a.panelStride)
         #if arch(x86_64)
         switch path {
-        case .avx512VNNI: swerve_i8gemm_avx512vnni(k, a, rows, bp, stride, columns, row0, col0, e)
-        case .avxVNNI: swerve_i8gemm_avxvnni(k, a, rows, bp, stride, columns, row0, col0, e)
-        case .avx2:
-            if b.sevenBit && !forceWidening {
-                swerve_i8gemm_avx2_7bit(k, a, rows, bp, stride, columns, row0, col0, e)
+        case .avx512VNNI: swerve_i8gemm_avx512vnni(k, pa, rs, gs, ps, rows, bp, stride, columns, row0, col0, e)
+        case .avxVNNI:
+            if variant == .evexTwin {
+                swerve_i8gemm_avxvnni_evex(k, pa, rs, gs, ps, rows, bp, stride, columns, row0, col0, e)
             } else {
-                swerve_i8gemm_avx2(k, a, rows, bp, stride, columns, row0, col0, e)
+                swerve_i8gemm_avxvnni(k, pa, rs, gs, ps, rows, bp, stride, columns, row0, col0, e)
+            }
+        case .avx2:
+            if b.sevenBit && variant != .widening {
+                swerve_i8gemm_avx2_7bit(k, pa, rs, gs, ps, rows, bp, stride, columns, row0, col0, e)
+            } else {
+                swerve_i8gemm_avx2(k, pa, rs, gs, ps, rows, bp, stride, columns, row0, col0, e)
             }
         case .portable: portable(k: k, a: a, rows: rows, b: bp, bStride: stride, columns: columns, row0: row0, col0: col0, e.pointee)
         }
@@ -104,19 +109,19 @@ extension IntegerGemm {
 
     /// The portable kernel: the C kernels' contract in plain loops.
     static func portable(
-        k: Int, a: UnsafePointer<UInt8>, rows: Int, b: UnsafePointer<Int8>, bStride: Int, columns: Int, row0: Int,
+        k: Int, a: PanelSource, rows: Int, b: UnsafePointer<Int8>, bStride: Int, columns: Int, row0: Int,
         col0: Int, _ e: swerve_i8_epilogue
     ) {
         let groups = (k + 3) / 4
         for p in 0..<((rows + 5) / 6) {
-            let panel = a + p * 24 * groups
+            let panel = a.base + p * a.panelStride
             for r in 0..<min(6, rows - p * 6) {
-                let pa = panel + 4 * r
+                let pa = panel + r * a.rowStride
                 for j in 0..<columns {
                     let pb = b + (j / 16) * bStride + (j % 16) * 4
                     var acc: Int32 = 0
                     for g in 0..<groups {
-                        let x = pa + 24 * g, y = pb + 64 * g
+                        let x = pa + a.groupStride * g, y = pb + 64 * g
                         acc &+= Int32(x[0]) &* Int32(y[0]) &+ Int32(x[1]) &* Int32(y[1])
                         acc &+= Int32(x[2]) &* Int32(y[2]) &+ Int32(x[3]) &* Int32(y[3])
                     }
@@ -154,5 +159,14 @@ extension IntegerGemm {
         } else {
             c.assumingMemoryBound(to: Int8.self)[at] = Int8(truncatingIfNeeded: q)
         }
+    }
+}
+
+extension IntegerGemm.PanelSource {
+    /// The source from A panel `panels` on.
+    func advanced(panels: Int) -> Self {
+        var s = self
+        s.base += panels * panelStride
+        return s
     }
 }

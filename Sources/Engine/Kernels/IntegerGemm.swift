@@ -122,15 +122,28 @@ public enum IntegerGemm {
     static let parallelWork = 200_000
 
     /// C = A · B with `output`'s epilogue, on at most `threads` threads (default: the engine's
-    /// budget), with `path`'s kernels (default `Path.current`; tests pass each supported one, and
-    /// `forceWidening` to take AVX2's widening kernel for 7-bit weights too).
+    /// budget), with `path`'s kernels (default `Path.current`; tests pass each supported one).
     ///
     /// Throws `EngineError.invalidInput` when A's depth is not B's, a stride is too short, an
     /// output zero point or range does not fit the type, or the scratch size overflows;
     /// `.deviceUnavailable` for a path this CPU lacks. Nothing is written then.
     public static func multiply(
-        _ a: Activations, _ b: PackedInt8Weights, output: Output, threads: Int? = nil, path: Path? = nil,
-        forceWidening: Bool = false
+        _ a: Activations, _ b: PackedInt8Weights, output: Output, threads: Int? = nil, path: Path? = nil
+    ) throws {
+        try multiply(a, b, output: output, threads: threads, path: path, variant: .standard)
+    }
+
+    /// Kernel variants the tests take besides a path's own choice.
+    enum Variant {
+        case standard
+        /// AVX2: the widening kernel even for 7-bit weights.
+        case widening
+        /// AVX-VNNI: the EVEX twin of its kernel (AVX-512 VNNI + VL), on machines without AVX-VNNI.
+        case evexTwin
+    }
+
+    static func multiply(
+        _ a: Activations, _ b: PackedInt8Weights, output: Output, threads: Int?, path: Path?, variant: Variant
     ) throws {
         guard a.k == b.k else {
             throw EngineError.invalidInput("int8 GEMM: activations have depth \(a.k), weights \(b.k); they must match")
@@ -139,15 +152,19 @@ public enum IntegerGemm {
             throw EngineError.invalidInput("int8 GEMM: \(a.rows) rows with row stride \(a.rowStride) for depth \(a.k)")
         }
         let path = path ?? .current
-        guard path.isSupported(by: .host) else {
+        let twinRuns = variant == .evexTwin && CPUFeatures.host.supports(.avx512) && CPUFeatures.host.avx512vnni
+        guard path.isSupported(by: .host) || (path == .avxVNNI && twinRuns) else {
             throw EngineError.deviceUnavailable("int8 GEMM: this CPU cannot run the \(path) kernels")
         }
         var e = try epilogue(output, n: b.n, weights: b)
         let (m, n, k) = (a.rows, b.n, b.k)
         if m == 0 || n == 0 { return }
-        // Scratch: A's panels, then A's row sums and A's shifted per-row zero points (m each).
+        // uint8 A with K a multiple of 4 is read in place (every group of 4 steps is 4 bytes of a
+        // row); otherwise A is packed into 6-row panels (int8 shifted to uint8, K padded).
+        let inPlace = !a.signed && k % 4 == 0
+        // Scratch: A's panels (if packed), then A's row sums and shifted per-row zero points.
         let rowPanels = (m + 5) / 6
-        let (panelBytes, o1) = rowPanels.multipliedReportingOverflow(by: 6 * b.paddedK)
+        let (panelBytes, o1) = inPlace ? (0, false) : rowPanels.multipliedReportingOverflow(by: 6 * b.paddedK)
         let (scratchBytes, o2) = panelBytes.addingReportingOverflow(8 * m + 64)
         guard !o1, !o2, scratchBytes < Int.max / 4 else {
             throw EngineError.invalidInput("int8 GEMM: \(m) x \(k) activations are too large to pack")
@@ -156,20 +173,33 @@ public enum IntegerGemm {
         let shift: Int32 = a.signed ? 128 : 0
         if case .tensor(let z) = a.zeroPoint { e.zero = z &+ shift }
         let needsRowSums = b.negatedZeroPoints != nil
+        let bytes = a.data.assumingMemoryBound(to: UInt8.self)
         ThreadScratch.withFloats((scratchBytes + 3) / 4) { scratch in
             let raw = UnsafeMutableRawPointer(scratch)
-            let packed = raw.assumingMemoryBound(to: UInt8.self)
             let sums = (raw + panelBytes).assumingMemoryBound(to: Int32.self)
             let rowZero = sums + m
-            swerve_i8_pack_a(
-                a.data.assumingMemoryBound(to: UInt8.self), a.rowStride, m, k, a.signed ? 1 : 0, packed,
-                needsRowSums ? sums : nil)
+            let source: PanelSource
+            if inPlace {
+                source = PanelSource(base: bytes, rowStride: a.rowStride, groupStride: 4, panelStride: 6 * a.rowStride)
+                if needsRowSums { swerve_i8_row_sums(bytes, a.rowStride, m, k, 0, sums) }
+            } else {
+                let packed = raw.assumingMemoryBound(to: UInt8.self)
+                swerve_i8_pack_a(bytes, a.rowStride, m, k, a.signed ? 1 : 0, packed, needsRowSums ? sums : nil)
+                source = PanelSource(base: UnsafePointer(packed), rowStride: 4, groupStride: 24, panelStride: 6 * b.paddedK)
+            }
             if case .rows(let zeros) = a.zeroPoint {
                 for i in 0..<m { rowZero[i] = zeros[i] &+ shift }
                 e.row_zero = UnsafePointer(rowZero)
             }
             e.row_sums = needsRowSums ? UnsafePointer(sums) : nil
-            run(packed: UnsafePointer(packed), m: m, b, epilogue: e, threads: threads, path: path, forceWidening: forceWidening)
+            run(source, m: m, b, epilogue: e, threads: threads, path: path, variant: variant)
         }
+    }
+
+    /// Where the kernels read A: row r's group g (4 steps) at `base + r * rowStride + g *
+    /// groupStride`, in 6-row panels `panelStride` apart (CKernels.h).
+    struct PanelSource {
+        var base: UnsafePointer<UInt8>
+        var rowStride: Int, groupStride: Int, panelStride: Int
     }
 }
