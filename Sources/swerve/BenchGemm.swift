@@ -26,6 +26,9 @@ struct BenchGemm: ParsableCommand {
     @Option(help: "Timed iterations per side (medians are reported).")
     var iterations = 30
 
+    @Flag(help: "int8 weights within [-64, 64] (onnxruntime's reduce_range; the AVX2 path's vpmaddubsw kernel).")
+    var sevenBitWeights = false
+
     func validate() throws {
         guard iterations > 0, threadCounts.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--iterations and --threads must be positive")
@@ -46,12 +49,13 @@ struct BenchGemm: ParsableCommand {
     func run() throws {
         print("cpu: \(CPUModel.name); flags: \(CPUFeatures.host.flags)")
         print("level: \(CPULevelChoice.process.report)")
-        print("int8 path: \(IntegerGemm.Path.current)")
+        print("int8 path: \(IntegerGemm.Path.current); weights: \(sevenBitWeights ? "7-bit [-64, 64]" : "full-range int8")")
         print("kind    m     n     k     threads  float_ms  int8_ms  int8/float")
         for text in shapes.isEmpty ? Self.defaultShapes : shapes {
             let (kind, m, n, k) = try Self.parse(text)
             for threads in threadCounts.isEmpty ? [1, 2] : threadCounts {
-                let r = try IntegerGemmBenchmark.run(kind: kind, m: m, n: n, k: k, threads: threads, iterations: iterations)
+                let r = try IntegerGemmBenchmark.run(
+                    kind: kind, m: m, n: n, k: k, threads: threads, iterations: iterations, sevenBitWeights: sevenBitWeights)
                 func pad(_ s: String, _ width: Int) -> String { s + String(repeating: " ", count: max(1, width - s.count)) }
                 func f(_ v: Double) -> String { String(Double(Int((v * 1000).rounded())) / 1000) }
                 print(

@@ -22,10 +22,16 @@ public enum IntegerGemmBenchmark {
         public let floatMillis: Double
         public let int8Millis: Double
         public let path: IntegerGemm.Path
+        /// Whether the weights were 7-bit (`PackedInt8Weights.sevenBit`).
+        public let sevenBit: Bool
         public var ratio: Double { int8Millis / floatMillis }
     }
 
-    public static func run(kind: Kind, m: Int, n: Int, k: Int, threads: Int, iterations: Int) throws -> Result {
+    /// `sevenBitWeights`: int8 weights within [-64, 64] (onnxruntime's `reduce_range`), which the
+    /// AVX2 path multiplies with `vpmaddubsw`; otherwise full-range int8 weights.
+    public static func run(
+        kind: Kind, m: Int, n: Int, k: Int, threads: Int, iterations: Int, sevenBitWeights: Bool = false
+    ) throws -> Result {
         var rng: UInt64 = 0x1234_5678
         func next() -> UInt64 {
             rng = rng &* 6364136223846793005 &+ 1442695040888963407
@@ -34,7 +40,9 @@ public enum IntegerGemmBenchmark {
         let aFloat = (0..<(m * k)).map { _ in Float(next() % 2001) / 1000 - 1 }
         let bFloat = (0..<(k * n)).map { _ in Float(next() % 2001) / 1000 - 1 }
         let aBytes = (0..<(m * k)).map { _ in UInt8(truncatingIfNeeded: next()) }
-        let bBytes = (0..<(k * n)).map { _ in UInt8(truncatingIfNeeded: next()) }
+        let bBytes = (0..<(k * n)).map { _ in
+            sevenBitWeights ? UInt8(bitPattern: Int8(Int(next() % 129) - 64)) : UInt8(truncatingIfNeeded: next())
+        }
         let columnScales = (0..<n).map { _ in Float(next() % 1000 + 1) * 1e-5 }
         let floatBias = (0..<n).map { _ in Float(next() % 2001) / 1000 - 1 }
         let intBias = (0..<n).map { _ in Int32(next() % 20_001) - 10_000 }
@@ -109,7 +117,8 @@ public enum IntegerGemmBenchmark {
                 int8Times.append(try seconds(runInt8))
             }
             func median(_ t: [Double]) -> Double { t.sorted()[t.count / 2] * 1000 }
-            return Result(floatMillis: median(floatTimes), int8Millis: median(int8Times), path: path)
+            return Result(
+                floatMillis: median(floatTimes), int8Millis: median(int8Times), path: path, sevenBit: weights.sevenBit)
         }
     }
 
