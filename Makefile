@@ -150,6 +150,16 @@ bench-engine: realmodels
 	$(SWIFT) build -c release --product swerve
 	$(REALMODELS_VENV)/bin/python bench/engine/run.py --swerve $(RELEASE_BIN) --store $(REALMODELS)
 
+# The broad set (bench/engine/export_broad.py): common architectures at their real sizes, against
+# onnxruntime and OpenVINO in the same run (installed here: it is a benchmark peer, not a test need).
+BROAD_MODELS = resnet50 efficientnet_b0 mobilenet_v3_large convnext_tiny vit_b_16 bert_base distilbert whisper_encoder
+bench-engine-broad: $(REALMODELS_VENV)/.installed
+	$(REALMODELS_VENV)/bin/python -c "import openvino" 2>/dev/null || $(REALMODELS_VENV)/bin/pip install --quiet openvino
+	$(REALMODELS_VENV)/bin/python bench/engine/export_broad.py --out .bench-models
+	$(SWIFT) build -c release --product swerve
+	$(REALMODELS_VENV)/bin/python bench/engine/run.py --swerve $(RELEASE_BIN) --store .bench-models \
+	    --models $(BROAD_MODELS) --batches 1 8 --threads 1 2 --rounds 2 --min-iterations 5 --json .bench-models/broad.json
+
 models:
 	$(PYTHON) -m venv .venv-export
 	.venv-export/bin/pip install --quiet -r tools/requirements-export.txt

@@ -86,6 +86,10 @@ extension InferenceAPI {
         w.raw(",\"instance_group\":[{\"name\":")
         w.string(model)
         w.raw(",\"kind\":\"KIND_CPU\",\"count\":\(batching.instanceCount)}],")
+        // Each instance's share of --threads (Triton reports backend settings as string parameters).
+        w.raw("\"parameters\":{\"intra_op_thread_count\":{\"string_value\":")
+        w.string("\(servable.session.options.blasThreads)")
+        w.raw("}},")
         w.field("default_model_filename", "model.onnx")
         w.raw("}")
         return .json(200, w.bytes)

@@ -7,8 +7,9 @@ import Tensors
 /// 2. Identity and inference-mode Dropout removal (their readers read the input instead);
 /// 3. BatchNormalization folded into the Conv or Gemm that feeds it (weights and bias rescaled once);
 /// 4. MatMul + Add of a constant [N] bias: the bias becomes the MatMul's epilogue (`__bias`);
-/// 5. an activation (Relu, Clip, LeakyRelu, Sigmoid, HardSwish) after a Conv, Gemm or MatMul becomes
-///    that node's epilogue (`__activation`, see `Epilogue`);
+/// 5. an activation (Relu, Clip, LeakyRelu, Sigmoid, HardSwish, Gelu, Swish, and SiLU written as
+///    `Mul(x, Sigmoid(x))`) after a Conv, Gemm or MatMul becomes that node's epilogue
+///    (`__activation`, see `Epilogue`);
 /// then nodes and initializers nobody reads are dropped.
 ///
 /// Each rewrite applies only when the intermediate value has no other reader and is not a graph
@@ -32,6 +33,7 @@ enum GraphOptimizer {
         state.foldBatchNorms()
         state.foldBatchNormsIntoGemm()
         state.fuseMatMulBias()
+        state.fuseSiLU()
         state.fuseActivations(opset: model.defaultOpset)
         if options.transposeGemmWeights { state.layOutGemmWeights() }
         state.dropUnused()

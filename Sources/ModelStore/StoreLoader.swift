@@ -12,6 +12,8 @@ import Glibc
 /// Immutable; `loadServable` may be called from any thread (the manager calls it from its own).
 public struct StoreLoader: Sendable {
     public let layout: StoreLayout
+    /// The options every version's session starts from; `blasThreads` there is the engine's whole
+    /// thread budget (`--threads`), which each version divides among its instances (`threads(total:instances:)`).
     public let sessionOptions: SessionOptions
     public let logger: Logger
     /// Command-line settings that override every model's batching configuration.
@@ -52,8 +54,12 @@ public struct StoreLoader: Sendable {
         try StoreLoader.requireTensorIO(graphModel.graph)
         graphModel.graph.inputs = try StoreLoader.apply(config.inputs, to: graphModel.graph.inputs, what: "input")
         graphModel.graph.outputs = try StoreLoader.apply(config.outputs, to: graphModel.graph.outputs, what: "output")
-        let session = try InferenceSession(model: graphModel, options: sessionOptions)
         let batching = batchingOverrides.apply(to: config.batching)
+        // The version's own budget, after config.json: its instances run side by side, so each
+        // run splits its steps over the total divided among them (4 instances of 2 threads on 8).
+        var options = sessionOptions
+        options.blasThreads = StoreLoader.threads(total: sessionOptions.blasThreads, instances: batching.instanceCount)
+        let session = try InferenceSession(model: graphModel, options: options)
         try SchedulerContext.validate(batching, for: session)
         // A warm-up on declared shapes (every input's dims fixed, by the file or by config.json's
         // `input`) gates the load: requests of those shapes would fail the same way. One on made-up
@@ -82,6 +88,12 @@ public struct StoreLoader: Sendable {
         return ServableVersion(
             model: model, version: version, path: path, session: session, scheduler: makeScheduler(context),
             batching: batching, warning: warning, loadSeconds: monotonicSeconds() - started)
+    }
+
+    /// The threads one run of a version with `instances` instances may use when the engine has
+    /// `total`: an equal share, at least one (more instances than threads run one thread each).
+    public static func threads(total: Int, instances: Int) -> Int {
+        max(1, max(1, total) / max(1, instances))
     }
 
     /// The protocols carry tensors: a model whose inputs or outputs are sequences, optionals or maps

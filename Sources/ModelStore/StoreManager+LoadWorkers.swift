@@ -106,6 +106,7 @@ extension StoreManager {
                 metadata: [
                     "event": "model_loaded", "model": "\(name)", "version": "\(v)",
                     "device": "\(loader.sessionOptions.device)", "nodes": "\(servable.session.model.graph.nodes.count)",
+                    "instances": "\(servable.batching.instanceCount)", "threads": "\(servable.session.options.blasThreads)",
                     "memory_bytes": "\(servable.memory.total)", "duration_ms": "\(Int(seconds * 1000))",
                 ])
         case .failure(let error):

@@ -151,8 +151,9 @@ struct Serve: ParsableCommand {
                 "load_on_demand": "\(settings.store.loadOnDemand)", "load_wait_s": "\(settings.store.loadWait)",
                 "load_workers": "\(settings.loadWorkers)",
             ])
-        // One thread budget: BLAS threads x the most instances any model runs stay within --threads.
-        let blasThreads = max(1, settings.threads / max(1, settings.batching.instanceCount ?? 1))
+        // The engine's whole budget: each version divides it among its instances once its
+        // config.json is read (StoreLoader.threads), so a version's instances x threads stay within it.
+        let blasThreads = settings.threads
         let loader = StoreLoader(
             layout: StoreLayout(root: settings.modelStore),
             sessionOptions: SessionOptions(

@@ -50,6 +50,16 @@ import Testing
         ConvCase(c: 8, h: 6, w: 9, m: 8, group: 8, pads: [3, 0, 1, 4]),
         ConvCase(c: 8, h: 3, w: 3, m: 8, group: 8, strides: [2, 2], pads: [1, 1, 1, 1]),
         ConvCase(c: 9, h: 20, w: 5, m: 9, group: 9, strides: [2, 1], pads: [1, 1, 1, 1], autoPad: "SAME_UPPER"),
+        // Depthwise blocks of other kernel sizes (EfficientNet's and MobileNetV3's 5x5, ConvNeXt's
+        // 7x7, 1x1, asymmetric 3x5 and 9x9): along rows and in flat order, strides 1 and 2,
+        // asymmetric pads, a block beside single planes.
+        ConvCase(n: 2, c: 11, h: 14, w: 13, m: 11, kh: 5, kw: 5, group: 11, pads: [2, 2, 2, 2]),
+        ConvCase(c: 16, h: 15, w: 17, m: 16, kh: 5, kw: 5, group: 16, strides: [2, 2], pads: [1, 2, 2, 1], bias: false),
+        ConvCase(c: 8, h: 7, w: 7, m: 8, kh: 7, kw: 7, group: 8, pads: [3, 3, 3, 3]),
+        ConvCase(c: 8, h: 12, w: 20, m: 8, kh: 7, kw: 7, group: 8, strides: [2, 1], pads: [3, 3, 3, 3]),
+        ConvCase(c: 8, h: 6, w: 10, m: 8, kh: 3, kw: 5, group: 8, strides: [1, 2], pads: [1, 2, 1, 2]),
+        ConvCase(c: 8, h: 9, w: 9, m: 8, kh: 1, kw: 1, group: 8, strides: [2, 2]),
+        ConvCase(c: 8, h: 12, w: 12, m: 8, kh: 9, kw: 9, group: 8, pads: [4, 4, 4, 4]),
         // PackedGemm: K over one block (360 > 256), N over one block with a 1-column edge (625), rows
         // not a multiple of the 6-row panel (13); pointwise with K 300 and N 576.
         ConvCase(c: 40, h: 25, w: 25, m: 13, pads: [1, 1, 1, 1]),
@@ -141,6 +151,7 @@ import Testing
     @Test(arguments: [
         ConvCase(c: 5, h: 9, w: 11, m: 7, pads: [1, 1, 1, 1]),
         ConvCase(c: 10, h: 9, w: 11, m: 10, group: 10, pads: [1, 1, 1, 1]),
+        ConvCase(c: 10, h: 9, w: 11, m: 10, kh: 5, kw: 5, group: 10, pads: [2, 2, 2, 2]),
     ])
     func convWithComputedWeightsMatchesTheDefinition(_ p: ConvCase) throws {
         var rng = TestRNG(seed: 9)
@@ -148,7 +159,7 @@ import Testing
         let w = rng.tensor([p.m, p.c / p.group, p.kh, p.kw])
         let y = try runNode(
             "Conv", inputs: ["x", "w"], feeds: [("x", x), ("w", w)],
-            attributes: ["pads": .ints(p.pads), "kernel_shape": .ints([3, 3]), "group": .int(p.group)], opset: 11)[0]
+            attributes: ["pads": .ints(p.pads), "kernel_shape": .ints([p.kh, p.kw]), "group": .int(p.group)], opset: 11)[0]
         let (out, pads) = Self.geometry(p)
         let expected = Self.referenceConv(x.scalars(as: Float.self), w.scalars(as: Float.self), nil, p, out: out, pads: pads)
         expectClose(y, expected, shape: [p.n, p.m, out.0, out.1])

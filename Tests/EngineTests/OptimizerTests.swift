@@ -103,7 +103,7 @@ import Testing
     /// and three single planes (stride 1: bias and clamp in registers; stride 2: the plane loop
     /// adding onto the bias), planes whose width is not a multiple of eight and whose height is not
     /// a multiple of four, at 1 and 2 threads.
-    @Test(arguments: ["Relu", "Clip", "LeakyRelu", "HardSwish"], [1, 2])
+    @Test(arguments: ["Relu", "Clip", "LeakyRelu", "HardSwish", "Sigmoid"], [1, 2])
     func depthwiseActivationFuses(activation: String, stride: Int) throws {
         var rng = TestRNG(seed: 305)
         var initializers: [String: Tensor] = ["w": rng.tensor([11, 1, 3, 3]), "b": rng.tensor([11])]
@@ -144,6 +144,46 @@ import Testing
             expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: r.plain.shape)
             expectClose(r.onTwoThreads, r.plain.scalars(as: Float.self), shape: r.plain.shape)
         }
+    }
+
+    /// SiLU as PyTorch exports it, `Mul(x, Sigmoid(x))` in either operand order, after a depthwise
+    /// Conv, a packed 1x1 Conv, a Gemm and a MatMul: one node with a Swish epilogue, giving what
+    /// the three nodes give (at 1 and 2 threads); with a third reader of x nothing fuses.
+    @Test(arguments: ["depthwise", "pointwise", "Gemm", "MatMul"], [false, true])
+    func siluFuses(producer: String, sigmoidFirst: Bool) throws {
+        var rng = TestRNG(seed: 307)
+        let (producerNode, shape, weights): (Node, [Int], [String: Tensor])
+        switch producer {
+        case "depthwise":
+            producerNode = Node(name: "p", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                attributes: ["group": .int(11), "pads": .ints([2, 2, 2, 2]), "kernel_shape": .ints([5, 5])])
+            (shape, weights) = ([2, 11, 13, 21], ["w": rng.tensor([11, 1, 5, 5]), "b": rng.tensor([11])])
+        case "pointwise":
+            producerNode = Node(name: "p", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"])
+            (shape, weights) = ([1, 40, 9, 11], ["w": rng.tensor([24, 40, 1, 1]), "b": rng.tensor([24])])
+        case "Gemm":
+            producerNode = Node(name: "p", opType: "Gemm", inputs: ["x", "w", "b"], outputs: ["c"])
+            (shape, weights) = ([5, 70], ["w": rng.tensor([70, 33]), "b": rng.tensor([33])])
+        default:
+            producerNode = Node(name: "p", opType: "MatMul", inputs: ["x", "w"], outputs: ["c"])
+            (shape, weights) = ([2, 7, 70], ["w": rng.tensor([70, 33])])
+        }
+        let sigmoid = Node(name: "s", opType: "Sigmoid", inputs: ["c"], outputs: ["g"])
+        let mul = Node(name: "m", opType: "Mul", inputs: sigmoidFirst ? ["g", "c"] : ["c", "g"], outputs: ["y"])
+        let x = Tensor(rng.floats(volume(shape)).map { $0 * 3 }, shape: shape)
+        let graph = Graph(nodes: [producerNode, sigmoid, mul], inputs: [input("x", shape)], outputs: output, initializers: weights)
+        let r = try both(graph, feeds: ["x": x])
+        #expect(r.ops == [producerNode.opType])
+        expectClose(r.optimised, r.plain.scalars(as: Float.self), shape: r.plain.shape)
+        expectClose(r.onTwoThreads, r.plain.scalars(as: Float.self), shape: r.plain.shape)
+
+        let third = Node(name: "t", opType: "Add", inputs: ["y", "c"], outputs: ["z"])
+        let shared = Graph(
+            nodes: [producerNode, sigmoid, mul, third], inputs: [input("x", shape)],
+            outputs: [ValueInfo(name: "z", dataType: .float32, shape: nil)], initializers: weights)
+        let s = try both(shared, feeds: ["x": x], output: "z")
+        #expect(s.ops == [producerNode.opType, "Sigmoid", "Mul", "Add"])
+        expectClose(s.optimised, s.plain.scalars(as: Float.self), shape: s.plain.shape)
     }
 
     /// MatMul of a 3-D activation by a constant matrix, + bias [N], + Relu: one MatMul node.

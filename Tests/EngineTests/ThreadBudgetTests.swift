@@ -7,6 +7,24 @@ import Testing
 /// The engine's own parallel loops (depthwise channel blocks and planes, max-pool planes) under a budget of two threads
 /// give what one thread gives.
 @Suite struct ThreadBudgetTests {
+    /// The step cost model: below the minimum one chunk; with two threads every step from the
+    /// minimum splits in two; with a wide budget a step takes one chunk per half minimum, never
+    /// more than its items or the budget.
+    @Test func stepChunksFollowTheirWork() {
+        let minimum = 400_000
+        #expect(Parallel.chunks(work: minimum - 1, minimumWork: minimum, budget: 16) == 1)
+        #expect(Parallel.chunks(work: 10 * minimum, minimumWork: minimum, budget: 1) == 1)
+        for work in [minimum, minimum + 1, 3 * minimum / 2, 100 * minimum] {
+            #expect(Parallel.chunks(work: work, minimumWork: minimum, budget: 2) == 2)
+        }
+        #expect(Parallel.chunks(work: minimum, minimumWork: minimum, budget: 16) == 2)
+        #expect(Parallel.chunks(work: 3 * minimum, minimumWork: minimum, budget: 16) == 6)
+        #expect(Parallel.chunks(work: 100 * minimum, minimumWork: minimum, budget: 16) == 16)
+        #expect(Parallel.chunks(work: 100 * minimum, minimumWork: minimum, budget: 16, items: 3) == 3)
+        #expect(Parallel.chunks(work: .max, minimumWork: minimum, budget: 16) == 16)
+        #expect(Parallel.chunks(work: 100 * minimum, minimumWork: 1, budget: 0) == 1)
+    }
+
     @Test func depthwiseAndPoolAgreeAcrossBudgets() throws {
         var rng = TestRNG(seed: 500)
         let nodes = [

@@ -120,3 +120,27 @@ def test_a_warm_up_on_made_up_shapes_that_fails_only_warns(tmp_path):
         assert server.post("/v2/models/declared/infer", json=body).status_code in (400, 503)
     finally:
         finish_server(server)
+
+
+def test_each_version_divides_the_thread_budget_among_its_own_instances(tmp_path):
+    # --threads 4: a version with 2 instances (config.json) runs each batch on 2 threads, one with
+    # none configured on all 4, one with more instances than threads on 1; the share is reported.
+    store = tmp_path / "models"
+    for name, config in [("two", '{"instance_group": [{"kind": "cpu", "count": 2}]}'), ("one", None),
+                         ("eight", '{"instance_group": [{"count": 3}, {"count": 5}]}')]:
+        publish(store, name, 1, stamped_model(1))
+        if config:
+            write_config(store, name, config)
+    server = start(store, ["--poll-interval", "0", "--threads", "4"])
+    try:
+        for name, instances, threads in [("two", 2, "2"), ("one", 1, "4"), ("eight", 8, "1")]:
+            config = server.get(f"/v2/models/{name}/config").json()
+            assert config["instance_group"][0]["count"] == instances, config
+            assert config["parameters"]["intra_op_thread_count"] == {"string_value": threads}, config
+            out = server.post(f"/v2/models/{name}/infer", json={
+                "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
+            assert out.status_code == 200, out.text
+        loaded = [line for line in server.process.output.splitlines() if "event=model_loaded" in line]
+        assert any("model=two" in line and "threads=2" in line and "instances=2" in line for line in loaded), loaded
+    finally:
+        finish_server(server)

@@ -79,7 +79,7 @@ def feeds_for(session: ort.InferenceSession, batch: int) -> tuple[dict, dict]:
 class OrtRunner:
     """One onnxruntime session for a row, timed as many times as the row has rounds."""
 
-    def __init__(self, path: Path, batch: int, threads: int, warmup: int):
+    def __init__(self, path: Path, batch: int, threads: int, warmup: int, min_iterations: int = 10):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -92,8 +92,8 @@ class OrtRunner:
             t0 = time.perf_counter()
             self.session.run(None, self.feeds)
             one = time.perf_counter() - t0
-        # About 2 s of timed runs per round, at least 10, at most 300.
-        self.iterations = int(min(300, max(10, 2.0 / max(one, 1e-6))))
+        # About 2 s of timed runs per round, at least `min_iterations` (10), at most 300.
+        self.iterations = int(min(300, max(min_iterations, 2.0 / max(one, 1e-6))))
 
     def median_ms(self) -> float:
         times = []
@@ -172,6 +172,8 @@ def main() -> None:
     parser.add_argument("--batches", nargs="*", type=int, default=[1, 32])
     parser.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--min-iterations", type=int, default=10,
+                        help="timed runs per round at least (about 2 s of runs otherwise); 5 for the broad set's big rows")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of the two engines per row")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     parser.add_argument("--levels", nargs="*", default=[None],
@@ -192,7 +194,7 @@ def main() -> None:
         weights = sum(p.stat().st_size for p in path.parent.iterdir())
         for threads in args.threads:
             for batch in args.batches:
-                runner = OrtRunner(path, batch, threads, args.warmup)
+                runner = OrtRunner(path, batch, threads, args.warmup, args.min_iterations)
                 ov_runner = (OpenVINORunner(path, runner.feeds, threads, args.warmup, runner.iterations)
                              if use_ov else None)
                 theirs, ov_theirs = [], []

@@ -26,9 +26,9 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
     /// The constant weights transformed for Winograd F(2x2, 3x3) when the convolution qualifies
     /// (`WinogradConv.qualifies`); then `packed` is nil: only one form of the weights is kept.
     let winograd: WinogradConv?
-    /// Constant depthwise 3x3 weights interleaved once for `DepthwiseBlocks`, one block of
-    /// `DepthwiseBlocks.tapFloats` per eight channels (the channels past the last full block are
-    /// not here: `PlaneLoops` reads W as stored); nil for other convolutions.
+    /// Constant depthwise 2-D weights (up to 9x9) interleaved once for `DepthwiseBlocks`, one block
+    /// of `DepthwiseBlocks.tapFloats` per eight channels (the channels past the last full block
+    /// are not here: `PlaneLoops` reads W as stored); nil for other convolutions.
     let depthwiseTaps: [Float]?
 
     init(context: NodeContext) throws {
@@ -52,17 +52,21 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
         depthwiseTaps = Self.interleaveDepthwise(w, group: group)
     }
 
-    /// `depthwiseTaps` for constant float32 weights [group, 1, 3, 3] of a depthwise convolution.
+    /// `depthwiseTaps` for constant float32 weights [group, 1, kh, kw] (sides up to
+    /// `DepthwiseBlocks.maxSide`) of a depthwise convolution.
     static func interleaveDepthwise(_ w: Tensor?, group: Int) -> [Float]? {
-        guard let w, w.dataType == .float32, w.shape == [group, 1, 3, 3] else { return nil }
+        guard let w, w.dataType == .float32, w.shape.count == 4, w.shape[0] == group, w.shape[1] == 1,
+            (1...DepthwiseBlocks.maxSide).contains(w.shape[2]), (1...DepthwiseBlocks.maxSide).contains(w.shape[3])
+        else { return nil }
+        let taps = w.shape[2] * w.shape[3]
+        let floats = taps * DepthwiseBlocks.channels
         let blocks = group / DepthwiseBlocks.channels
         let pw = w.elements(as: Float.self).baseAddress!
-        return [Float](unsafeUninitializedCapacity: blocks * DepthwiseBlocks.tapFloats) { out, count in
+        return [Float](unsafeUninitializedCapacity: blocks * floats) { out, count in
             for b in 0..<blocks {
-                DepthwiseBlocks.interleave(
-                    pw + b * DepthwiseBlocks.tapFloats, into: out.baseAddress! + b * DepthwiseBlocks.tapFloats)
+                DepthwiseBlocks.interleave(pw + b * floats, taps: taps, into: out.baseAddress! + b * floats)
             }
-            count = blocks * DepthwiseBlocks.tapFloats
+            count = blocks * floats
         }
     }
 
@@ -188,7 +192,8 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
             let group = self.group
             let padded = PlaneLoops.PaddedPlane(geo)
             let blocked = DepthwiseBlocks.Layout(geo)
-            let blocks = DepthwiseBlocks.supports(geo, epilogue) ? group / DepthwiseBlocks.channels : 0
+            let blocks = DepthwiseBlocks.supports(geo) ? group / DepthwiseBlocks.channels : 0
+            let tapFloats = DepthwiseBlocks.tapFloats(geo)
             let perImage = blocks + group - blocks * DepthwiseBlocks.channels
             let cost = outSize * kSize * 2
             Parallel.forEach(n * perImage, costPerItem: cost * (blocks > 0 ? DepthwiseBlocks.channels : 1)) { items in
@@ -205,15 +210,14 @@ struct ConvKernel: ScratchKernel, ConstantAbsorbingKernel {
                             @inline(__always) func block(_ taps: UnsafePointer<Float>) {
                                 DepthwiseBlocks.block(
                                     px + (img * c + g) * inSize, inStride: inSize, taps: taps, bias: bias.map { $0 + g },
-                                    py + (img * m + g) * outSize, outStride: outSize, geo, epilogue.clampBounds!,
-                                    blocked, scratch)
+                                    py + (img * m + g) * outSize, outStride: outSize, geo, epilogue, blocked, scratch)
                             }
                             if let taps = depthwiseTaps {
-                                taps.withUnsafeBufferPointer { block($0.baseAddress! + slot * DepthwiseBlocks.tapFloats) }
+                                taps.withUnsafeBufferPointer { block($0.baseAddress! + slot * tapFloats) }
                             } else {
                                 // Weights computed at run time: interleaved here, on the stack.
-                                withUnsafeTemporaryAllocation(of: Float.self, capacity: DepthwiseBlocks.tapFloats) { t in
-                                    DepthwiseBlocks.interleave(pw! + g * kSize, into: t.baseAddress!)
+                                withUnsafeTemporaryAllocation(of: Float.self, capacity: tapFloats) { t in
+                                    DepthwiseBlocks.interleave(pw! + g * kSize, taps: kSize, into: t.baseAddress!)
                                     block(UnsafePointer(t.baseAddress!))
                                 }
                             }

@@ -143,7 +143,7 @@ struct ConvTransposeKernel: ScratchKernel, ConstantAbsorbingKernel {
         }
 
         // Below PackedGemm's threshold a split costs more than it saves.
-        let tasks = work < PackedGemm.parallelFlops ? 1 : min(BLAS.threads, items)
+        let tasks = Parallel.chunks(work: work, minimumWork: PackedGemm.parallelFlops, items: items)
         if tasks > 1 {
             // Whole items per thread, each thread with its own column buffer.
             let buffers = try Tensor(allocating: .float32, shape: [tasks, colCount])

@@ -1,13 +1,16 @@
 import CShuffle
 
-/// Depthwise 3x3 convolution (strides 1 and 2, no dilation) on eight channels at a time, with the
+/// Depthwise convolution (any kernel up to 9x9: MobileNet's 3x3, EfficientNet's and MobileNetV3's
+/// 5x5, ConvNeXt's 7x7; strides 1 and 2, no dilation) on eight channels at a time, with the
 /// vector lanes running across channels instead of along a row: the channel-blocked layout of
 /// onnxruntime's NCHWc kernels, used inside this kernel only (tensors stay NCHW).
 /// - The eight input planes are transposed, eight positions at a time (an 8x8 transpose in
 ///   registers, `CShuffle`), into a zero-bordered scratch that holds one 8-channel vector per
 ///   padded position.
-/// - Each output position is nine FMAs on such vectors (weights in registers, four positions per
-///   call), started from the bias and clamped in registers (none, Relu, Clip).
+/// - Each output position is one FMA per tap on such vectors (four positions per call; 3x3
+///   weights in registers, larger kernels' taps loaded per tap), started from the bias and clamped
+///   in registers (none, Relu, Clip); other activations (SiLU, HardSwish...) run on the block's
+///   eight output planes right after it, while they are in cache.
 /// - Eight output positions are transposed back and stored as eight runs, one per channel.
 ///
 /// Every lane holds a channel whatever the plane's width, so the small planes of MobileNet's later
@@ -22,13 +25,19 @@ enum DepthwiseBlocks {
     /// Channels per block (the vector width).
     static let channels = 8
 
-    /// Whether the blocked loops can run a depthwise convolution of geometry `g` with `epilogue`.
-    static func supports(_ g: WindowGeometry, _ epilogue: Epilogue) -> Bool {
-        g.kernel == [1, 3, 3] && g.input[0] == 1 && g.output[0] == 1 && g.dilations[1] == 1 && g.dilations[2] == 1
+    /// The largest kernel side the blocked loops take.
+    static let maxSide = 9
+
+    /// Whether the blocked loops can run a depthwise convolution of geometry `g`.
+    static func supports(_ g: WindowGeometry) -> Bool {
+        g.kernel[0] == 1 && (1...maxSide).contains(g.kernel[1]) && (1...maxSide).contains(g.kernel[2])
+            && g.input[0] == 1 && g.output[0] == 1 && g.dilations[1] == 1 && g.dilations[2] == 1
             && (1...2).contains(g.strides[1]) && (1...2).contains(g.strides[2])
             && g.input[1] * g.input[2] >= channels && g.output[1] * g.output[2] >= channels
-            && epilogue.clampBounds != nil
     }
+
+    /// Floats of one block's weights as `block` takes them (`interleave`) for kernel `g`.
+    static func tapFloats(_ g: WindowGeometry) -> Int { g.kernel[1] * g.kernel[2] * channels }
 
     /// The scratch one thread needs: the padded input of a block, `rows` x `cols` positions of
     /// eight floats, exactly the positions the output's windows read.
@@ -37,8 +46,8 @@ enum DepthwiseBlocks {
         let cols: Int
 
         init(_ g: WindowGeometry) {
-            rows = (g.output[1] - 1) * g.strides[1] + 3
-            cols = (g.output[2] - 1) * g.strides[2] + 3
+            rows = (g.output[1] - 1) * g.strides[1] + g.kernel[1]
+            cols = (g.output[2] - 1) * g.strides[2] + g.kernel[2]
         }
 
         /// Floats of scratch: the padded block, then 64 floats of staging (`pack`'s sink,
@@ -68,29 +77,35 @@ enum DepthwiseBlocks {
         }
     }
 
-    /// Floats of one block's weights as `block` takes them (`interleave`).
-    static let tapFloats = 9 * channels
-
-    /// The 3x3 weights of eight channels (nine per channel, as stored) interleaved for `block`:
-    /// tap after tap, eight channels each, so that each tap is one vector load. `ConvKernel` does it
+    /// The weights of eight channels (`taps` per channel, as stored) interleaved for `block`: tap
+    /// after tap, eight channels each, so that each tap is one vector load. `ConvKernel` does it
     /// once at load for constant weights.
-    static func interleave(_ w: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        for t in 0..<9 {
-            for c in 0..<channels { out[t * channels + c] = w[c * 9 + t] }
+    static func interleave(_ w: UnsafePointer<Float>, taps: Int, into out: UnsafeMutablePointer<Float>) {
+        for t in 0..<taps {
+            for c in 0..<channels { out[t * channels + c] = w[c * taps + t] }
         }
     }
 
-    /// One block: eight input planes from `x` (`inStride` floats apart), their 3x3 weights from
+    /// One block: eight input planes from `x` (`inStride` floats apart), their weights from
     /// `taps` (`interleave`d), biases from `bias` (nil: zero), into eight output planes from `y`
-    /// (`outStride` floats apart). `scratch` holds `layout.count` floats with a zero border
-    /// (`zeroBorder`).
+    /// (`outStride` floats apart), then `epilogue` on them. `scratch` holds `layout.count` floats
+    /// with a zero border (`zeroBorder`).
     static func block(
         _ x: UnsafePointer<Float>, inStride: Int, taps w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        _ y: UnsafeMutablePointer<Float>, outStride: Int, _ g: WindowGeometry, _ bounds: (lo: Float, hi: Float),
+        _ y: UnsafeMutablePointer<Float>, outStride: Int, _ g: WindowGeometry, _ epilogue: Epilogue,
         _ layout: Layout, _ scratch: UnsafeMutablePointer<Float>
     ) {
         pack(x, inStride, g, layout, scratch)
-        convolve(scratch, w, bias: bias, y, outStride, g, bounds, layout)
+        let bounds = epilogue.clampBounds ?? (-.infinity, .infinity)
+        if g.kernel[1] == 3 && g.kernel[2] == 3 {
+            convolve(scratch, w, bias: bias, y, outStride, g, bounds, layout)
+        } else {
+            convolveAnySize(scratch, w, bias: bias, y, outStride, g, bounds, layout)
+        }
+        if epilogue.clampBounds == nil {
+            let count = g.output[1] * g.output[2]
+            for c in 0..<channels { epilogue.apply(y + c * outStride, count: count) }
+        }
     }
 
     /// Transposes the eight input planes into the scratch: position (r, c) of the input lands at
@@ -309,5 +324,98 @@ enum DepthwiseBlocks {
             eight((next(), next(), next(), next(), next(), next(), next(), next()), start)
             f = start &+ 8
         }
+    }
+
+    /// `convolve` for kernels other than 3x3: four positions per call along rows
+    /// (`anyAlongRow`, each tap's weight vector loaded once for the four) or in flat order
+    /// (`anyWindows`), then the same transpose back.
+    static func convolveAnySize(
+        _ scratch: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ y: UnsafeMutablePointer<Float>, _ outStride: Int, _ g: WindowGeometry, _ bounds: (lo: Float, hi: Float),
+        _ layout: Layout
+    ) {
+        let (oh, ow, sh, sw) = (g.output[1], g.output[2], g.strides[1], g.strides[2])
+        let kernel = AnyKernel(w: UnsafeRawPointer(w), rows: g.kernel[1], cols: g.kernel[2], rowBytes: layout.cols &* 32)
+        let s = UnsafeRawPointer(scratch)
+        let staging = scratch + layout.staging
+        let stage = UnsafeMutableRawPointer(staging)
+        let b = bias.map { UnsafeRawPointer($0).loadUnaligned(as: V.self) } ?? V()
+        let lo = V(repeating: bounds.lo)
+        let hi = V(repeating: bounds.hi)
+        let rowStep = sh &* kernel.rowBytes
+        let colStep = sw &* 32
+        if ow >= 8 {
+            for r in 0..<oh {
+                var c = 0
+                while c < ow {
+                    let at = min(c, ow &- 8)
+                    let o = r &* rowStep &+ at &* colStep
+                    anyWindows(s, (o, o &+ colStep, o &+ 2 &* colStep, o &+ 3 &* colStep), kernel, b, lo, hi, stage)
+                    let o4 = o &+ 4 &* colStep
+                    anyWindows(
+                        s, (o4, o4 &+ colStep, o4 &+ 2 &* colStep, o4 &+ 3 &* colStep), kernel, b, lo, hi, stage + 128)
+                    swerve_transpose8(staging, 8, y + (r &* ow &+ at), outStride)
+                    c = at &+ 8
+                }
+            }
+            return
+        }
+        let count = oh &* ow
+        var f = 0
+        while f < count {
+            let start = min(f, count &- 8)
+            var r = start / ow
+            var c = start &- r &* ow
+            @inline(__always) func next() -> Int {
+                let o = r &* rowStep &+ c &* colStep
+                c &+= 1
+                if c == ow {
+                    c = 0
+                    r &+= 1
+                }
+                return o
+            }
+            anyWindows(s, (next(), next(), next(), next()), kernel, b, lo, hi, stage)
+            anyWindows(s, (next(), next(), next(), next()), kernel, b, lo, hi, stage + 128)
+            swerve_transpose8(staging, 8, y + start, outStride)
+            f = start &+ 8
+        }
+    }
+
+    /// A kernel of any size for `anyWindows`: its interleaved taps and the scratch's row step.
+    struct AnyKernel {
+        let w: UnsafeRawPointer
+        let rows: Int
+        let cols: Int
+        let rowBytes: Int
+    }
+
+    /// Four windows at byte offsets `o` of the scratch `s`, tap by tap from the bias `b` (each
+    /// tap's weights loaded once for the four), clamped to [lo, hi], stored at `out`. Not inlined,
+    /// as `windows`.
+    @inline(never)
+    static func anyWindows(
+        _ s: UnsafeRawPointer, _ o: (Int, Int, Int, Int), _ k: AnyKernel, _ b: V, _ lo: V, _ hi: V,
+        _ out: UnsafeMutableRawPointer
+    ) {
+        var a0 = b, a1 = b, a2 = b, a3 = b
+        var tap = k.w
+        var row = 0
+        for _ in 0..<k.rows {
+            for j in 0..<k.cols {
+                let wv = tap.loadUnaligned(as: V.self)
+                let d = row &+ j &* 32
+                a0 = a0.addingProduct(wv, s.loadUnaligned(fromByteOffset: o.0 &+ d, as: V.self))
+                a1 = a1.addingProduct(wv, s.loadUnaligned(fromByteOffset: o.1 &+ d, as: V.self))
+                a2 = a2.addingProduct(wv, s.loadUnaligned(fromByteOffset: o.2 &+ d, as: V.self))
+                a3 = a3.addingProduct(wv, s.loadUnaligned(fromByteOffset: o.3 &+ d, as: V.self))
+                tap += 32
+            }
+            row &+= k.rowBytes
+        }
+        out.storeBytes(of: Epilogue.clamp(a0, lo, hi), toByteOffset: 0, as: V.self)
+        out.storeBytes(of: Epilogue.clamp(a1, lo, hi), toByteOffset: 32, as: V.self)
+        out.storeBytes(of: Epilogue.clamp(a2, lo, hi), toByteOffset: 64, as: V.self)
+        out.storeBytes(of: Epilogue.clamp(a3, lo, hi), toByteOffset: 96, as: V.self)
     }
 }

@@ -67,13 +67,13 @@ struct Epilogue: Sendable, Equatable {
         case .leakyRelu:
             for i in 0..<count where p[i] < 0 { p[i] *= alpha }
         case .sigmoid:
-            for i in 0..<count { p[i] = UnaryKernel.sigmoid(p[i]) }
+            UnaryKernel.sigmoid(p, p, count)
         case .hardSwish:
             for i in 0..<count { p[i] = p[i] * Swift.max(0, Swift.min(1, p[i] / 6 + 0.5)) }
         case .gelu:
             UnaryKernel.gelu(p, p, count, tanhApproximation: alpha != 0)
         case .swish:
-            for i in 0..<count { p[i] = p[i] * UnaryKernel.sigmoid(alpha * p[i]) }
+            UnaryKernel.swish(p, p, count, alpha: alpha)
         }
     }
 

@@ -49,7 +49,7 @@ enum PackedGemm {
         let panels = packed.panels
         let budget = max(1, threads ?? BLAS.threads)
         let flops = 2 * m * n * packed.k
-        let tasks = flops < parallelFlops ? 1 : budget
+        let tasks = Parallel.chunks(work: flops, minimumWork: parallelFlops, budget: budget)
         // Split N (each task packs only its own columns) when every task gets a few panels of it;
         // otherwise split the A panels (each task packs the same B block: cheap when N is narrow).
         let splitN = n >= tasks * nr * 4
@@ -903,7 +903,7 @@ extension PackedGemm {
         let (k, n) = (packed.k, packed.n)
         if m == 0 || n == 0 || k == 0 { return }
         let flops = 2 * m * n * k
-        let tasks = flops < parallelFlops ? 1 : max(1, BLAS.threads)
+        let tasks = Parallel.chunks(work: flops, minimumWork: parallelFlops)
         let rowPanels = (m + mr - 1) / mr
         // Split the B panels when there are enough of them, else the rows.
         let splitN = packed.panels >= tasks * 2 || rowPanels < tasks

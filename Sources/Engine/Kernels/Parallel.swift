@@ -6,14 +6,30 @@ import Synchronization
 /// caller runs one chunk itself). OpenBLAS stays single-threaded, so a run uses at most the
 /// budget's threads. Stateless; safe from any thread.
 enum Parallel {
+    /// The step's cost model: how many chunks a step of `work` (a rough number of float
+    /// operations, or of elements for memory-bound loops) is split into under `budget` threads,
+    /// `items` being the most it can be split into. A step below `minimumWork` runs on one thread
+    /// (waking a worker and joining it costs a few microseconds, about what splitting a step of
+    /// that size saves); above it, one chunk per `minimumWork / 2` of work, up to the budget: with
+    /// 2 threads every step from `minimumWork` splits in two, as before, while on a machine of 16 a
+    /// mid-sized step takes the few threads it can use rather than all 16 (each joining and each
+    /// cold cache costs, and a tiny model's steps stay on the calling thread).
+    static func chunks(work: Int, minimumWork: Int, budget: Int = BLAS.threads, items: Int = .max) -> Int {
+        let cap = min(max(1, budget), max(1, items))
+        if cap == 1 || work < minimumWork { return 1 }
+        let perChunk = max(1, minimumWork / 2)
+        return min(cap, max(2, work / perChunk))
+    }
+
     /// Calls `body` on disjoint ranges covering `0..<count`, in parallel when the budget is above one
-    /// and `count * costPerItem` (a rough number of float operations) reaches `minimumWork`.
+    /// and `count * costPerItem` (a rough number of float operations) reaches `minimumWork`, in as
+    /// many chunks as `chunks(work:minimumWork:)` gives.
     /// Memory-bound loops (elementwise, normalisation rows) pass a higher minimum: splitting a
     /// step of a few microseconds costs about what it saves.
     static func forEach(_ count: Int, costPerItem: Int, minimumWork: Int = 32_768, _ body: (Range<Int>) -> Void) {
-        let budget = BLAS.threads
-        let chunks = min(budget, count)
-        if chunks <= 1 || count * costPerItem < minimumWork {
+        let (work, overflow) = count.multipliedReportingOverflow(by: max(0, costPerItem))
+        let chunks = chunks(work: overflow ? .max : work, minimumWork: minimumWork, items: count)
+        if chunks <= 1 {
             body(0..<count)
             return
         }
