@@ -38,7 +38,10 @@ void swerve_cpu_detect(swerve_cpu_features *out) {
         out->avx512vl = (b >> 31) & 1;
         out->avx512_vnni = (c >> 11) & 1;
         unsigned max7 = a;
-        if (max7 >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) out->avx512_bf16 = (a >> 5) & 1;
+        if (max7 >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) {
+            out->avx512_bf16 = (a >> 5) & 1;
+            out->avx_vnni = (a >> 4) & 1;
+        }
     }
     if (__get_cpuid(0x80000001u, &a, &b, &c, &d)) out->lzcnt = (c >> 5) & 1;
 }

@@ -21,7 +21,7 @@ struct Swerve: ParsableCommand {
             SWERVE_PORT=9000 or SWERVE_MODEL_STORE=/models; a flag on the command line wins.
             """,
         version: ServerInfo().version,
-        subcommands: [Serve.self, Check.self, Bench.self, BenchJSON.self, Devices.self],
+        subcommands: [Serve.self, Check.self, Bench.self, BenchJSON.self, BenchGemm.self, Devices.self],
         defaultSubcommand: Serve.self)
 
     /// Checks the CPU before any engine code runs (the engine is built for x86-64-v3; see

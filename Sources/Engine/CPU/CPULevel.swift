@@ -9,7 +9,7 @@ import Glibc
 /// - `avx512` (AVX-512 F, BW, VL, DQ, with the OS saving ZMM state): the kernels of the C target
 ///   `CKernels` (`__attribute__((target))` functions) where one exists (the packed SGEMM of Conv,
 ///   Winograd, Gemm and MatMul), the `avx2` kernels elsewhere. VNNI and BF16 are noted in
-///   `CPUFeatures` for kernels that will use them; none does yet.
+///   `CPUFeatures`: the integer GEMM uses VNNI (`IntegerGemm.Path`), BF16 no kernel yet.
 ///
 /// Kernels read `CPULevel.current` once per call on the calling thread (before splitting work
 /// between threads) and pass it down; tests run each level with `withLevel`. Thread-safe.
@@ -73,6 +73,8 @@ public struct CPUFeatures: Sendable, Equatable {
     public var osYMM = false
     public var avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512cd = false
     public var avx512vnni = false, avx512bf16 = false
+    /// AVX-VNNI: `vpdpbusd` on ymm with a VEX encoding (Alder Lake, Zen 5); needs `osYMM`.
+    public var avxVNNI = false
     /// The OS saves opmask and ZMM state (XCR0 bits 5-7).
     public var osZMM = false
     /// cpuid's display family and model (AMD Zen 4 is family 25, Zen 5 family 26).
@@ -101,6 +103,7 @@ public struct CPUFeatures: Sendable, Equatable {
         f.avx512vnni = raw.avx512_vnni != 0
         f.avx512bf16 = raw.avx512_bf16 != 0
         f.osZMM = raw.os_zmm != 0
+        f.avxVNNI = raw.avx_vnni != 0
         f.family = Int(raw.family)
         f.model = Int(raw.model)
         return f
@@ -139,7 +142,7 @@ public struct CPUFeatures: Sendable, Equatable {
         let all: [(String, Bool)] = [
             ("avx2", avx2), ("fma", fma), ("f16c", f16c), ("bmi2", bmi2), ("avx512f", avx512f), ("avx512bw", avx512bw),
             ("avx512vl", avx512vl), ("avx512dq", avx512dq), ("avx512cd", avx512cd), ("avx512_vnni", avx512vnni),
-            ("avx512_bf16", avx512bf16),
+            ("avx512_bf16", avx512bf16), ("avx_vnni", avxVNNI),
         ]
         let present = all.filter(\.1).map(\.0)
         return present.isEmpty ? "(none)" : present.joined(separator: " ")
