@@ -1,4 +1,4 @@
-import Engine
+@testable import Engine
 import Tensors
 import Testing
 
@@ -19,6 +19,31 @@ import Testing
             "QuantizeLinear", inputs: ["x", "s", "z"], feeds: [("x", Tensor(x, shape: [10]))],
             initializers: ["s": Tensor(scalar: Float(1)), "z": Tensor(scalar: Int8(0))], opset: 13)[0]
         #expect(s.scalars(as: Int8.self) == [0, 2, 2, 0, -2, -2, 127, -128, 126, 127])
+    }
+
+    /// Rows longer than 16 take the 16-lane path: ties, NaN, infinities and out-of-range values
+    /// must come out as the scalar definition says, for uint8 and int8, and back through DequantizeLinear.
+    @Test(arguments: [false, true])
+    func quantizeLinearVectorPathMatchesTheDefinition(_ signed: Bool) throws {
+        var x: [Float] = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, .nan, .infinity, -.infinity, 1e9, -1e9, 126.5, 127.5, -128.5]
+        var rng = TestRNG(seed: 5)
+        while x.count < 53 { x.append(Float(rng.int(in: -700...700)) / 4) }
+        let (scale, zero): (Float, Int) = (0.5, signed ? -3 : 130)
+        let (lo, hi): (Float, Float) = signed ? (-128, 127) : (0, 255)
+        let expected: [Int] = x.map { v in
+            let r = (v / scale).rounded(.toNearestOrEven)
+            if r.isNaN { return Int(lo) }
+            return Int(min(hi, max(lo, r + Float(zero))))
+        }
+        let zp = signed ? Tensor(scalar: Int8(zero)) : Tensor(scalar: UInt8(zero))
+        let q = try runNode(
+            "QuantizeLinear", inputs: ["x", "s", "z"], feeds: [("x", Tensor(x, shape: [x.count]))],
+            initializers: ["s": Tensor(scalar: scale), "z": zp], opset: 13)[0]
+        #expect(Self.ints(q) == expected)
+        let back = try runNode(
+            "DequantizeLinear", inputs: ["x", "s", "z"], feeds: [("x", q)], initializers: ["s": Tensor(scalar: scale), "z": zp],
+            opset: 13)[0]
+        #expect(back.scalars(as: Float.self) == expected.map { Float($0 - zero) * scale })
     }
 
     @Test func blockedQuantizationHandlesARemainderBlock() throws {
@@ -197,6 +222,59 @@ import Testing
         #expect(fed.scalars(as: Int32.self) == expected)
     }
 
+    /// QLinearConv on the window shapes with their own paths (1x1 stride 1 reads the channels-last
+    /// copy in place; 1x1 stride 2, dilated 3x3 with padding build patch rows), per-channel weight
+    /// scales and zero points, an int32 bias, against sums and float32 requantization computed here.
+    @Test(arguments: [(1, 1, 0, 1), (1, 2, 0, 1), (3, 1, 2, 2), (3, 2, 1, 1)])
+    func qlinearConvMatchesIntegerSumsRequantized(_ k: Int, _ stride: Int, _ pad: Int, _ dilation: Int) throws {
+        var rng = TestRNG(seed: 23)
+        let (nb, c, h, w, m) = (2, 5, 9, 7, 19)
+        let x = Self.eightBit((0..<(nb * c * h * w)).map { _ in rng.int(in: 0...255) }, false, shape: [nb, c, h, w])
+        let wt = Self.eightBit((0..<(m * c * k * k)).map { _ in rng.int(in: -128...127) }, true, shape: [m, c, k, k])
+        let zx = 37
+        let wScales = (0..<m).map { _ in Float(rng.int(in: 1...9)) / 64 }
+        let bias = (0..<m).map { _ in Int32(rng.int(in: -500...500)) }
+        let (xv, wv) = (Self.ints(x), Self.ints(wt))
+        let (xScale, yScale, yZero): (Float, Float, Float) = (0.02, 0.5, 120)
+        let span = (k - 1) * dilation + 1
+        let (oh, ow) = ((h + 2 * pad - span) / stride + 1, (w + 2 * pad - span) / stride + 1)
+        var expected = [UInt8](repeating: 0, count: nb * m * oh * ow)
+        for b in 0..<nb {
+            for oc in 0..<m {
+                let multiplier = xScale * wScales[oc] / yScale
+                for y in 0..<oh {
+                    for xo in 0..<ow {
+                        var s = 0
+                        for ic in 0..<c {
+                            for ky in 0..<k {
+                                for kx in 0..<k {
+                                    let (iy, ix) = (y * stride - pad + ky * dilation, xo * stride - pad + kx * dilation)
+                                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                    s += (xv[((b * c + ic) * h + iy) * w + ix] - zx) * wv[((oc * c + ic) * k + ky) * k + kx]
+                                }
+                            }
+                        }
+                        let v = (Float(Int32(s) + bias[oc]) * multiplier).rounded(.toNearestOrEven) + yZero
+                        expected[((b * m + oc) * oh + y) * ow + xo] = UInt8(min(255, max(0, v)))
+                    }
+                }
+            }
+        }
+        let out = try runNode(
+            "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], feeds: [("x", x)],
+            initializers: [
+                "xs": Tensor(scalar: xScale), "xz": Tensor(scalar: UInt8(zx)), "w": wt, "ws": Tensor(wScales, shape: [m]),
+                "wz": Tensor([Int8](repeating: 0, count: m), shape: [m]), "ys": Tensor(scalar: yScale),
+                "yz": Tensor(scalar: UInt8(yZero)), "b": Tensor(bias, shape: [m]),
+            ],
+            attributes: [
+                "strides": .ints([stride, stride]), "pads": .ints([pad, pad, pad, pad]), "dilations": .ints([dilation, dilation]),
+                "kernel_shape": .ints([k, k]),
+            ], opset: 10)[0]
+        #expect(out.shape == [nb, m, oh, ow])
+        #expect(out.scalars(as: UInt8.self) == expected)
+    }
+
     @Test func qlinearMatMulRequantizesPerColumn() throws {
         let a = Tensor([UInt8(10), 20, 30, 40], shape: [2, 2])
         let b = Tensor([Int8(1), -2, 3, 4], shape: [2, 2])
@@ -213,5 +291,26 @@ import Testing
         let multiplier: [Float] = [Float(0.1) * 0.5 / 0.2, Float(0.1) * 0.25 / 0.2]
         let expected = (0..<4).map { UInt8(min(255, (sums[$0] * multiplier[$0 % 2]).rounded(.toNearestOrEven) + 100)) }
         #expect(out.scalars(as: UInt8.self) == expected)
+    }
+}
+
+/// The layout transposes of the quantized convolution, on sizes with 16 x 16 blocks and edges.
+@Suite struct TransposeTests {
+    @Test(arguments: [(1, 1, 1), (16, 16, 1), (37, 53, 1), (64, 200, 1), (5, 3, 4), (37, 53, 4), (33, 17, 2)])
+    func transposeMatchesTheDefinition(_ rows: Int, _ columns: Int, _ size: Int) {
+        let src = (0..<(rows * columns * size)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 / 7) }
+        var dst = [UInt8](repeating: 0, count: src.count)
+        src.withUnsafeBufferPointer { s in
+            dst.withUnsafeMutableBufferPointer { d in
+                Transpose.bytes(s.baseAddress!, rows: rows, columns: columns, into: d.baseAddress!, elementSize: size)
+            }
+        }
+        var expected = [UInt8](repeating: 0, count: src.count)
+        for r in 0..<rows {
+            for c in 0..<columns {
+                for b in 0..<size { expected[(c * rows + r) * size + b] = src[(r * columns + c) * size + b] }
+            }
+        }
+        #expect(dst == expected)
     }
 }

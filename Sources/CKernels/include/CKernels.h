@@ -113,4 +113,7 @@ void swerve_i8gemm_avx2(
     long k, const uint8_t *a, long a_rs, long a_gs, long a_ps, long rows, const int8_t *b, long b_stride, long columns,
     long row0, long col0, const swerve_i8_epilogue *e);
 
+/* dst[c * ldd + r] = src[r * lds + c] for a rows x cols byte matrix (transpose.c). */
+void swerve_transpose_u8(const uint8_t *src, long rows, long cols, long lds, uint8_t *dst, long ldd);
+
 #endif

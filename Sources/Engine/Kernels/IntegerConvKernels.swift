@@ -1,10 +1,19 @@
+import CKernels
 import Tensors
 
-/// The int32 convolution (x - x_zero_point) (*) (w - w_zero_point) of ConvInteger and QLinearConv:
-/// the window geometry of `WindowAttributes` (as Conv), then per image and group one
-/// `QuantizedGemm`: the patches of x as rows (im2row, padding holding the zero point so that it
-/// counts as 0) times the group's weights as columns (one per output channel, its zero point per
-/// column). Constant weights with a constant zero point are prepared once at load.
+/// The convolution (x - x_zero_point) (*) (w - w_zero_point) of ConvInteger and QLinearConv: the
+/// window geometry of `WindowAttributes` (as Conv), then per image and group one `QuantizedGemm`
+/// (the `IntegerGemm` kernels) of the patches of x as rows times the group's weights as columns
+/// (one per output channel, its zero point per column). Constant weights with a constant zero
+/// point are prepared once at load.
+///
+/// Layout: a patch row is ordered [taps, channels], so it is built from x in channels-last order
+/// with one copy of `channels` bytes per tap (a tap in the padding holds the zero point, which
+/// counts as 0); the weights are permuted to the same order when prepared. x is transposed to
+/// channels-last once per image and group (a 1x1 convolution with stride 1 and no padding reads
+/// that copy as its patches); the product comes out channels-last and is transposed back to
+/// [M, out...], after QLinearConv's requantization has run in the GEMM's epilogue (so 1 byte per
+/// value is moved, not 4).
 ///
 /// A value built by a kernel's init; immutable, shared by the kernel's concurrent runs.
 struct IntegerConv: Sendable {
@@ -12,6 +21,13 @@ struct IntegerConv: Sendable {
     let group: Int
     /// The weights' shape and their prepared groups, when the weights are constant.
     let prepared: (shape: [Int], groups: [QuantizedGemm])?
+
+    /// What the convolution writes: the int32 sums (ConvInteger), or 8-bit values
+    /// saturate(round((sum + bias[c]) * multipliers[c]) + zeroPoint) (QLinearConv).
+    enum Output {
+        case int32
+        case quantized(type: DataType, multipliers: [Float], zeroPoint: Int32, bias: [Int32]?)
+    }
 
     init(context: NodeContext, weightIndex: Int, weightZeroIndex: Int, zeroPointRequired: Bool) throws {
         window = try WindowAttributes(context: context)
@@ -28,7 +44,8 @@ struct IntegerConv: Sendable {
         }
     }
 
-    /// The weights [M, C/g, k...] as `group` prepared matrices of [C/g * k..., M/g] (transposed storage).
+    /// The weights [M, C/g, k...] as `group` prepared matrices of [taps * C/g, M/g], each column
+    /// (output channel) ordered [taps, channels] as the patch rows are.
     static func prepare(_ w: Tensor, zeroPoints: [Int32], group: Int) throws -> [QuantizedGemm] {
         guard let e = QuantizedGemm.Element(w.dataType) else {
             throw KernelError.failed("w has type \(w.dataType.v2Name); this kernel supports UINT8, INT8")
@@ -39,16 +56,30 @@ struct IntegerConv: Sendable {
             throw KernelError.shape("w_zero_point has \(zeroPoints.count) values; it takes 1 or one per output channel (\(m))")
         }
         let mg = m / group
-        let kc = w.count / max(m, 1)
-        let pw = w.rawBytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
+        let cg = w.shape[1]
+        let taps = w.shape[2...].reduce(1, *)
+        let kc = cg * taps
+        let pw = w.rawBytes.bindMemory(to: UInt8.self).baseAddress ?? UnsafePointer(bitPattern: 1)!
+        var permuted = [UInt8](repeating: 0, count: max(1, mg * kc))
         return try (0..<group).map { g in
             let zp = zeroPoints.count == 1 ? zeroPoints : Array(zeroPoints[(g * mg)..<((g + 1) * mg)])
-            return try QuantizedGemm(b: pw + g * mg * kc, element: e, k: kc, n: mg, transposed: true, zeroPoints: zp)
+            permuted.withUnsafeMutableBufferPointer { dst in
+                for j in 0..<mg {
+                    let src = pw + (g * mg + j) * kc
+                    let out = dst.baseAddress! + j * kc
+                    for ch in 0..<cg {
+                        for t in 0..<taps { out[t * cg + ch] = src[ch * taps + t] }
+                    }
+                }
+            }
+            return try permuted.withUnsafeBytes {
+                try QuantizedGemm(b: $0.baseAddress!, element: e, k: kc, n: mg, transposed: true, zeroPoints: zp)
+            }
         }
     }
 
-    /// The int32 result [N, M, out...] of x with weights `w` (nil: the prepared ones).
-    func convolve(x: Tensor, xZeroPoint: Int32, w: Tensor?, wZeroPoints: [Int32]) throws -> Tensor {
+    /// The convolution of x with weights `w` (nil: the prepared ones), [N, M, out...], as `output` says.
+    func convolve(x: Tensor, xZeroPoint: Int32, w: Tensor?, wZeroPoints: [Int32], output: Output) throws -> Tensor {
         guard let ex = QuantizedGemm.Element(x.dataType) else {
             throw KernelError.failed("x has type \(x.dataType.v2Name); this kernel supports UINT8, INT8")
         }
@@ -74,69 +105,140 @@ struct IntegerConv: Sendable {
         let geo = try window.resolve(spatial: Array(x.shape[2...]), kernel: Array(wShape[2...]))
         let outShape = [batch, m] + geo.outputSpatial
         guard let outCount = Tensor.checkedElementCount(outShape), let kc = Tensor.checkedElementCount(Array(wShape[1...])),
-            let rowsCount = geo.outputSize.multipliedReportingOverflow(by: kc).overflow ? nil : geo.outputSize * kc
+            let rowsCount = geo.outputSize.multipliedReportingOverflow(by: kc).overflow ? nil : geo.outputSize * kc,
+            let inCount = Tensor.checkedElementCount([geo.inputSize, channels])
         else { throw KernelError.shape("the convolution's output \(outShape) is too large") }
-        let y = try Tensor(allocating: .int32, shape: outShape)
+        let outType: DataType
+        if case .quantized(let type, let multipliers, _, let bias) = output {
+            guard type == .uint8 || type == .int8 else {
+                throw KernelError.failed("y_zero_point has type \(type.v2Name); expected UINT8 or INT8")
+            }
+            guard multipliers.count == m, bias.map({ $0.count == m }) ?? true else {
+                throw KernelError.shape("B has \(bias?.count ?? 0) values for \(m) output channels")
+            }
+            outType = type
+        } else {
+            outType = .int32
+        }
+        let y = try Tensor(allocating: outType, shape: outShape)
         guard outCount > 0 else { return y }
         let cg = channels / group
         let mg = m / group
-        let outSize = geo.outputSize
-        let patches = UnsafeMutableRawPointer.allocate(byteCount: max(rowsCount, 1), alignment: 64)
-        defer { patches.deallocate() }
-        let product = UnsafeMutablePointer<Int32>.allocate(capacity: max(outSize * mg, 1))
-        defer { product.deallocate() }
-        let px = x.rawBytes.baseAddress!
-        let py = y.mutableElements(as: Int32.self).baseAddress!
-        let inSize = geo.inputSize
+        let (outSize, inSize) = (geo.outputSize, geo.inputSize)
+        let elementBytes = outType.byteSize
+        // A 1x1 window with stride 1 and no padding: the channels-last copy is the patch matrix.
+        let pointwise = geo.kernelSize == 1 && geo.strides.allSatisfy { $0 == 1 } && !geo.hasPadding
+        let scratch = UnsafeMutableRawPointer.allocate(
+            byteCount: max(1, inCount / max(group, 1) + (pointwise ? 0 : rowsCount) + outSize * mg * elementBytes), alignment: 64)
+        defer { scratch.deallocate() }
+        let channelsLast = scratch.assumingMemoryBound(to: UInt8.self)
+        let patches = pointwise ? channelsLast : channelsLast + inSize * cg
+        let product = UnsafeMutableRawPointer(patches + (pointwise ? inSize * cg : rowsCount))
+        let px = x.rawBytes.bindMemory(to: UInt8.self).baseAddress!
+        let py = y.mutableBytes.baseAddress!
         for b in 0..<batch {
             for g in 0..<group {
-                let src = px + (b * channels + g * cg) * inSize
-                switch ex {
-                case .uint8:
-                    Self.im2row(src.assumingMemoryBound(to: UInt8.self), channels: cg, geo, pad: UInt8(truncatingIfNeeded: xZeroPoint),
-                                patches.assumingMemoryBound(to: UInt8.self))
-                case .int8:
-                    Self.im2row(src.assumingMemoryBound(to: Int8.self), channels: cg, geo, pad: Int8(truncatingIfNeeded: xZeroPoint),
-                                patches.assumingMemoryBound(to: Int8.self))
+                // [cg, inSize] -> [inSize, cg]
+                Transpose.bytes(px + (b * channels + g * cg) * inSize, rows: cg, columns: inSize, into: channelsLast, elementSize: 1)
+                if !pointwise {
+                    Self.patchRows(channelsLast, channels: cg, geo, pad: UInt8(truncatingIfNeeded: xZeroPoint), into: patches)
                 }
-                try groups[g].multiply(a: patches, element: ex, m: outSize, lda: kc, aZeroPoints: [xZeroPoint], into: product, ldc: mg)
+                let gemm = groups[g]
+                switch output {
+                case .int32:
+                    try gemm.multiply(a: UnsafeRawPointer(patches), element: ex, m: outSize, lda: kc, aZeroPoints: [xZeroPoint],
+                                      output: .int32(product.assumingMemoryBound(to: Int32.self), rowStride: mg))
+                case .quantized(let type, let multipliers, let zeroPoint, let bias):
+                    try multipliers.withUnsafeBufferPointer { scales in
+                        try (bias ?? []).withUnsafeBufferPointer { biasValues in
+                            try gemm.multiply(
+                                a: UnsafeRawPointer(patches), element: ex, m: outSize, lda: kc, aZeroPoints: [xZeroPoint],
+                                output: .quantized(product, rowStride: mg, signed: type == .int8, scale: 1,
+                                                   columnScales: scales.baseAddress! + g * mg, zeroPoint: zeroPoint,
+                                                   bias: bias == nil ? nil : biasValues.baseAddress! + g * mg, range: nil))
+                        }
+                    }
+                }
                 // [outSize, mg] -> the output's channels [mg, outSize].
-                let dst = py + (b * m + g * mg) * outSize
-                for o in 0..<outSize {
-                    let row = product + o * mg
-                    for c in 0..<mg { dst[c * outSize + o] = row[c] }
-                }
+                Transpose.bytes(UnsafePointer(product.assumingMemoryBound(to: UInt8.self)), rows: outSize, columns: mg,
+                                into: (py + (b * m + g * mg) * outSize * elementBytes).assumingMemoryBound(to: UInt8.self),
+                                elementSize: elementBytes)
             }
         }
         return y
     }
 
-    /// Writes the [out positions, channels * kd * kh * kw] patch rows of `x` into `rows`; a tap in the
-    /// padding reads `pad` (the zero point, so that it contributes 0).
-    static func im2row<T>(_ x: UnsafePointer<T>, channels: Int, _ g: WindowGeometry, pad: T, _ rows: UnsafeMutablePointer<T>) {
+    /// Writes the [out positions, taps * channels] patch rows of a channels-last image `x`
+    /// ([input positions, channels]) into `rows`: one copy of `channels` bytes per tap, the zero
+    /// point `pad` for a tap in the padding. Output rows are split over the engine's threads.
+    static func patchRows(_ x: UnsafePointer<UInt8>, channels: Int, _ g: WindowGeometry, pad: UInt8, into rows: UnsafeMutablePointer<UInt8>) {
         let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
         let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
         let (kd, kh, kw) = (g.kernel[0], g.kernel[1], g.kernel[2])
-        var dst = rows
-        for z in 0..<od {
-            for y in 0..<oh {
+        let rowBytes = g.kernelSize * channels
+        Parallel.forEach(od * oh, costPerItem: ow * rowBytes, minimumWork: 1 << 18) { range in
+            for zy in range {
+                let (z, y) = zy.quotientAndRemainder(dividingBy: oh)
+                var dst = rows + zy * ow * rowBytes
                 for xo in 0..<ow {
-                    for ch in 0..<channels {
-                        let xc = x + ch * id * ih * iw
-                        for a in 0..<kd {
-                            let zi = z * g.strides[0] - g.padBegin[0] + a * g.dilations[0]
-                            for b in 0..<kh {
-                                let yi = y * g.strides[1] - g.padBegin[1] + b * g.dilations[1]
-                                let rowInside = zi >= 0 && zi < id && yi >= 0 && yi < ih
-                                let line = xc + (zi * ih + yi) * iw
-                                for c in 0..<kw {
-                                    let xi = xo * g.strides[2] - g.padBegin[2] + c * g.dilations[2]
-                                    dst.pointee = rowInside && xi >= 0 && xi < iw ? line[xi] : pad
-                                    dst += 1
+                    for a in 0..<kd {
+                        let zi = z * g.strides[0] - g.padBegin[0] + a * g.dilations[0]
+                        for b in 0..<kh {
+                            let yi = y * g.strides[1] - g.padBegin[1] + b * g.dilations[1]
+                            let rowInside = zi >= 0 && zi < id && yi >= 0 && yi < ih
+                            let line = x + (zi * ih + yi) * iw * channels
+                            for c in 0..<kw {
+                                let xi = xo * g.strides[2] - g.padBegin[2] + c * g.dilations[2]
+                                if rowInside && xi >= 0 && xi < iw {
+                                    dst.update(from: line + xi * channels, count: channels)
+                                } else {
+                                    dst.update(repeating: pad, count: channels)
                                 }
+                                dst += channels
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Cache-blocked matrix transposes of raw elements (1, 2, 4 or 8 bytes).
+enum Transpose {
+    /// dst[c, r] = src[r, c] for a row-major [rows, columns] matrix of `elementSize`-byte elements:
+    /// bytes in 16 x 16 SSE2 blocks (CKernels), wider elements in tiles of 32 x 32 split over the
+    /// engine's threads from 1 MiB.
+    static func bytes(
+        _ src: UnsafePointer<UInt8>, rows: Int, columns: Int, into dst: UnsafeMutablePointer<UInt8>, elementSize: Int
+    ) {
+        switch elementSize {
+        case 1: swerve_transpose_u8(src, rows, columns, columns, dst, rows)
+        case 2: tiled(src, rows, columns, dst, UInt16.self)
+        case 4: tiled(src, rows, columns, dst, UInt32.self)
+        default: tiled(src, rows, columns, dst, UInt64.self)
+        }
+    }
+
+    private static func tiled<T>(
+        _ src: UnsafePointer<UInt8>, _ rows: Int, _ columns: Int, _ dst: UnsafeMutablePointer<UInt8>, _: T.Type
+    ) {
+        let s = UnsafeRawPointer(src).assumingMemoryBound(to: T.self)
+        let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: T.self)
+        let tile = 32
+        let rowTiles = (rows + tile - 1) / tile
+        Parallel.forEach(rowTiles, costPerItem: tile * columns * MemoryLayout<T>.size, minimumWork: 1 << 20) { range in
+            for rt in range {
+                let r0 = rt * tile
+                let r1 = min(rows, r0 + tile)
+                var c0 = 0
+                while c0 < columns {
+                    let c1 = min(columns, c0 + tile)
+                    for c in c0..<c1 {
+                        let out = d + c * rows
+                        for r in r0..<r1 { out[r] = s[r * columns + c] }
+                    }
+                    c0 = c1
                 }
             }
         }
@@ -160,7 +262,7 @@ struct ConvIntegerKernel: Kernel, ConstantAbsorbingKernel {
         let w = inputs.count > 1 ? inputs[1] : nil
         let zx = try inputs.count > 2 && inputs[2] != nil ? Quantized.scalar(Quantized.int32s(inputs[2]!, "x_zero_point"), "x_zero_point") : 0
         let zw = try inputs.count > 3 && inputs[3] != nil ? Quantized.int32s(inputs[3]!, "w_zero_point") : [0]
-        return [try conv.convolve(x: x, xZeroPoint: zx, w: w, wZeroPoints: zw)]
+        return [try conv.convolve(x: x, xZeroPoint: zx, w: w, wZeroPoints: zw, output: .int32)]
     }
 }
 
@@ -189,26 +291,10 @@ struct QLinearConvKernel: Kernel, ConstantAbsorbingKernel {
         let yScale = try Quantized.scalar(Quantized.floats(Check.input(inputs, 6, "y_scale"), "y_scale"), "y_scale")
         let yZeroTensor = try Check.input(inputs, 7, "y_zero_point")
         let yZero = try Quantized.scalar(Quantized.int32s(yZeroTensor, "y_zero_point"), "y_zero_point")
-        let acc = try conv.convolve(x: x, xZeroPoint: zx, w: w, wZeroPoints: zw)
-        let m = acc.shape[1]
+        let m = conv.prepared?.shape[0] ?? w?.shape.first ?? 0
         let bias = try inputs.count > 8 && inputs[8] != nil ? Quantized.int32s(inputs[8]!, "B") : nil
-        if let bias, bias.count != m { throw KernelError.shape("B has \(bias.count) values for \(m) output channels") }
         let multipliers = try Requantize.multipliers(xScale, wScales, m, divisor: yScale)
-        guard let (lo, hi) = Quantized.range(yZeroTensor.dataType) else {
-            throw KernelError.failed("y_zero_point has type \(yZeroTensor.dataType.v2Name); expected UINT8 or INT8")
-        }
-        let y = try Tensor(allocating: yZeroTensor.dataType, shape: acc.shape)
-        guard y.count > 0 else { return [y] }
-        let plane = y.count / (acc.shape[0] * m)
-        let pa = acc.elements(as: Int32.self).baseAddress!
-        let py = y.mutableBytes.baseAddress!
-        let type = y.dataType
-        let z = Float(yZero)
-        for i in 0..<y.count {
-            let c = (i / plane) % m
-            let v = Float(pa[i] &+ (bias?[c] ?? 0)) * multipliers[c]
-            Quantized.store(Quantized.saturate(v, lo - z, hi - z) + z, py, i, type)
-        }
-        return [y]
+        let output = IntegerConv.Output.quantized(type: yZeroTensor.dataType, multipliers: multipliers, zeroPoint: yZero, bias: bias)
+        return [try conv.convolve(x: x, xZeroPoint: zx, w: w, wZeroPoints: zw, output: output)]
     }
 }

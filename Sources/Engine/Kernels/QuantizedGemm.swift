@@ -67,23 +67,27 @@ struct QuantizedGemm: Sendable {
         a: UnsafeRawPointer, element: Element, m: Int, lda: Int, aZeroPoints: [Int32],
         into c: UnsafeMutablePointer<Int32>, ldc: Int
     ) throws {
+        try multiply(a: a, element: element, m: m, lda: lda, aZeroPoints: aZeroPoints, output: .int32(c, rowStride: ldc))
+    }
+
+    /// The same product stored as `output` says (int32 sums, floats or requantized 8-bit values,
+    /// computed in the kernels' epilogue).
+    func multiply(
+        a: UnsafeRawPointer, element: Element, m: Int, lda: Int, aZeroPoints: [Int32], output: IntegerGemm.Output
+    ) throws {
         guard aZeroPoints.count == 1 || aZeroPoints.count == m else {
             throw KernelError.shape("A's zero point has \(aZeroPoints.count) values for \(m) rows (needs 1 or \(m))")
         }
         guard m > 0, n > 0 else { return }
-        if k == 0 {
-            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
-            return
-        }
         let signed = element == .int8
         if aZeroPoints.count == 1 {
             let activations = IntegerGemm.Activations(a, rows: m, k: k, rowStride: lda, signed: signed, zeroPoint: .tensor(aZeroPoints[0]))
-            try IntegerGemm.multiply(activations, weights, output: .int32(c, rowStride: ldc))
+            try IntegerGemm.multiply(activations, weights, output: output)
         } else {
             try aZeroPoints.withUnsafeBufferPointer { zeros in
                 let activations = IntegerGemm.Activations(
                     a, rows: m, k: k, rowStride: lda, signed: signed, zeroPoint: .rows(zeros.baseAddress!))
-                try IntegerGemm.multiply(activations, weights, output: .int32(c, rowStride: ldc))
+                try IntegerGemm.multiply(activations, weights, output: output)
             }
         }
     }
