@@ -51,3 +51,36 @@ void swerve_transpose_u8(const uint8_t *src, long rows, long cols, long lds, uin
         }
     }
 }
+
+/* The smallest and largest of n floats, each starting from 0 (DynamicQuantizeLinear's range, which
+ * always holds 0); NaN values are skipped, as `if (v < lo) lo = v` skips them. SSE2 minps/maxps
+ * return their second operand when either is NaN, which is that same rule. */
+void swerve_range_f32(const float *x, long n, float *lo, float *hi) {
+    long i = 0;
+    float l = 0, h = 0;
+#ifdef HAVE_BLOCK16
+    __m128 l0 = _mm_setzero_ps(), l1 = l0, h0 = l0, h1 = l0;
+    for (; i + 8 <= n; i += 8) {
+        __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
+        l0 = _mm_min_ps(a, l0);
+        l1 = _mm_min_ps(b, l1);
+        h0 = _mm_max_ps(a, h0);
+        h1 = _mm_max_ps(b, h1);
+    }
+    float ls[8], hs[8];
+    _mm_storeu_ps(ls, l0);
+    _mm_storeu_ps(ls + 4, l1);
+    _mm_storeu_ps(hs, h0);
+    _mm_storeu_ps(hs + 4, h1);
+    for (int j = 0; j < 8; j++) {
+        if (ls[j] < l) l = ls[j];
+        if (hs[j] > h) h = hs[j];
+    }
+#endif
+    for (; i < n; i++) {
+        if (x[i] < l) l = x[i];
+        if (x[i] > h) h = x[i];
+    }
+    *lo = l;
+    *hi = h;
+}

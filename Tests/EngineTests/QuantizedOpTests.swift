@@ -125,6 +125,19 @@ import Testing
         #expect(y.scalars(as: Float.self) == x.map { Float($0) * 0.5 })
     }
 
+    /// The range is found 8 lanes at a time; a NaN is skipped there as in the scalar definition.
+    @Test func dynamicQuantizeLinearRangeSkipsNaNOnEveryLane() throws {
+        for at in [0, 5, 8, 20, 36] {
+            var x: [Float] = (0..<37).map { Float($0 % 11) * 0.7 - 2.1 }
+            x[at] = .nan
+            let finite = x.filter { !$0.isNaN }
+            let (lo, hi) = (min(0, finite.min()!), max(0, finite.max()!))
+            let out = try runNode(
+                "DynamicQuantizeLinear", inputs: ["x"], feeds: [("x", Tensor(x, shape: [37]))], outputs: ["y", "s", "z"], opset: 13)
+            #expect(out[1].scalars(as: Float.self) == [(hi - lo) / 255])
+        }
+    }
+
     @Test func dynamicQuantizeLinearOfZerosTakesScaleOne() throws {
         let out = try runNode(
             "DynamicQuantizeLinear", inputs: ["x"], feeds: [("x", Tensor([Float](repeating: 0, count: 4), shape: [4]))],

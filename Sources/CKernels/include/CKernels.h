@@ -116,4 +116,7 @@ void swerve_i8gemm_avx2(
 /* dst[c * ldd + r] = src[r * lds + c] for a rows x cols byte matrix (transpose.c). */
 void swerve_transpose_u8(const uint8_t *src, long rows, long cols, long lds, uint8_t *dst, long ldd);
 
+/* The smallest and largest of n floats and 0, NaN skipped (transpose.c). */
+void swerve_range_f32(const float *x, long n, float *lo, float *hi);
+
 #endif

@@ -170,7 +170,8 @@ struct IntegerConv: Sendable {
 
     /// Writes the [out positions, taps * channels] patch rows of a channels-last image `x`
     /// ([input positions, channels]) into `rows`: one copy of `channels` bytes per tap, the zero
-    /// point `pad` for a tap in the padding. Output rows are split over the engine's threads.
+    /// point `pad` for a tap in the padding (with dilation 1, a window row inside the image is one
+    /// copy of kw * channels bytes). Output rows are split over the engine's threads.
     static func patchRows(_ x: UnsafePointer<UInt8>, channels: Int, _ g: WindowGeometry, pad: UInt8, into rows: UnsafeMutablePointer<UInt8>) {
         let (id, ih, iw) = (g.input[0], g.input[1], g.input[2])
         let (od, oh, ow) = (g.output[0], g.output[1], g.output[2])
@@ -187,9 +188,21 @@ struct IntegerConv: Sendable {
                             let yi = y * g.strides[1] - g.padBegin[1] + b * g.dilations[1]
                             let rowInside = zi >= 0 && zi < id && yi >= 0 && yi < ih
                             let line = x + (zi * ih + yi) * iw * channels
+                            let x0 = xo * g.strides[2] - g.padBegin[2]
+                            if !rowInside {
+                                dst.update(repeating: pad, count: kw * channels)
+                                dst += kw * channels
+                                continue
+                            }
+                            if g.dilations[2] == 1 && x0 >= 0 && x0 + kw <= iw {
+                                // The row's kw taps are one run of kw * channels bytes, channels-last.
+                                dst.update(from: line + x0 * channels, count: kw * channels)
+                                dst += kw * channels
+                                continue
+                            }
                             for c in 0..<kw {
-                                let xi = xo * g.strides[2] - g.padBegin[2] + c * g.dilations[2]
-                                if rowInside && xi >= 0 && xi < iw {
+                                let xi = x0 + c * g.dilations[2]
+                                if xi >= 0 && xi < iw {
                                     dst.update(from: line + xi * channels, count: channels)
                                 } else {
                                     dst.update(repeating: pad, count: channels)

@@ -1,3 +1,4 @@
+import CKernels
 import Tensors
 
 /// What the quantized operators share: the integer types they hold, reading zero points and scales,
@@ -397,11 +398,7 @@ struct DynamicQuantizeLinearKernel: Kernel {
     static func parameters(_ x: UnsafePointer<Float>, count: Int) -> (scale: Float, zeroPoint: Float) {
         var lo: Float = 0
         var hi: Float = 0
-        for i in 0..<count {
-            let v = x[i]
-            if v < lo { lo = v }
-            if v > hi { hi = v }
-        }
+        swerve_range_f32(x, count, &lo, &hi)
         let scale = hi == lo ? 1 : (hi - lo) / 255
         let zp = Quantized.saturate(0 - lo / scale, 0, 255)
         return (scale, zp)
@@ -409,8 +406,7 @@ struct DynamicQuantizeLinearKernel: Kernel {
 
     /// Quantizes `count` floats to uint8 with `scale` and `zeroPoint`.
     static func quantize(_ x: UnsafePointer<Float>, count: Int, scale: Float, zeroPoint: Float, into y: UnsafeMutablePointer<UInt8>) {
-        let (lo, hi) = (-zeroPoint, 255 - zeroPoint)
-        for i in 0..<count { y[i] = UInt8(Quantized.saturate(x[i] / scale, lo, hi) + zeroPoint) }
+        Quantized.quantize8(x, count, scale: scale, zeroPoint: zeroPoint, lo: 0, hi: 255, into: UnsafeMutableRawPointer(y), signed: false)
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
