@@ -116,4 +116,41 @@ import Testing
         let y = try Self.session(nodes, Self.convConstants()).run(["x": x])["out"]!
         #expect(y.shape == [1, 3, 5, 5])
     }
+
+    /// A residual Add between QDQ pairs becomes com.microsoft QLinearAdd (as onnxruntime's default
+    /// session computes it), equal to the same model written with QLinearAdd, and the report says so.
+    @Test func addBetweenQDQPairsRunsAsQLinearAdd() throws {
+        let constants: [String: Tensor] = [
+            "as": Tensor(scalar: Float(0.07436571)), "az": Tensor(scalar: UInt8(130)), "bs": Tensor(scalar: Float(0.046617586)),
+            "bz": Tensor(scalar: UInt8(0)), "ys": Tensor(scalar: Float(0.05466321)), "yz": Tensor(scalar: UInt8(0)),
+        ]
+        func session(_ nodes: [Node]) throws -> InferenceSession {
+            let inputs = ["a", "b"].map { ValueInfo(name: $0, dataType: .float32, shape: [.fixed(1), .fixed(64)]) }
+            let graph = Graph(nodes: nodes, inputs: inputs, outputs: [ValueInfo(name: "out", dataType: nil, shape: nil)], initializers: constants)
+            return try InferenceSession(model: GraphModel(graph: graph, opsets: ["": 13, "com.microsoft": 1], irVersion: 8))
+        }
+        let quantize = [
+            Node(name: "qa", opType: "QuantizeLinear", inputs: ["a", "as", "az"], outputs: ["aq"]),
+            Node(name: "qb", opType: "QuantizeLinear", inputs: ["b", "bs", "bz"], outputs: ["bq"]),
+        ]
+        let qdq = quantize + [
+            Node(name: "da", opType: "DequantizeLinear", inputs: ["aq", "as", "az"], outputs: ["ad"]),
+            Node(name: "db", opType: "DequantizeLinear", inputs: ["bq", "bs", "bz"], outputs: ["bd"]),
+            Node(name: "add", opType: "Add", inputs: ["ad", "bd"], outputs: ["y"]),
+            Node(name: "qy", opType: "QuantizeLinear", inputs: ["y", "ys", "yz"], outputs: ["out"]),
+        ]
+        let integer = quantize + [
+            Node(name: "add", opType: "QLinearAdd", domain: "com.microsoft", inputs: ["aq", "as", "az", "bq", "bs", "bz", "ys", "yz"],
+                 outputs: ["out"]),
+        ]
+        var rng = TestRNG(seed: 3)
+        let feeds = ["a": Tensor(rng.floats(64).map { $0 * 9 }, shape: [1, 64]), "b": Tensor(rng.floats(64).map { $0 * 6 }, shape: [1, 64])]
+        let fused = try session(qdq).run(feeds)["out"]!
+        #expect(fused.scalars(as: UInt8.self) == (try session(integer).run(feeds)["out"]!).scalars(as: UInt8.self))
+        let graph = Graph(
+            nodes: qdq, inputs: ["a", "b"].map { ValueInfo(name: $0, dataType: .float32, shape: [.fixed(1), .fixed(64)]) },
+            outputs: [ValueInfo(name: "out", dataType: nil, shape: nil)], initializers: constants)
+        let report = QuantizationReport(model: GraphModel(graph: graph, opsets: ["": 13], irVersion: 8))
+        #expect(report.fusion.fused == ["com.microsoft.QLinearAdd": 1])
+    }
 }
