@@ -288,6 +288,34 @@ import Testing
         #expect(out.scalars(as: UInt8.self) == expected)
     }
 
+    /// Same-shaped QLinearAdd / QLinearMul take a vectorized loop: it must round as the definition
+    /// (float32 centred values times the scale ratios, round half to even, saturate) on every element.
+    @Test(arguments: [("QLinearAdd", false), ("QLinearMul", false), ("QLinearAdd", true), ("QLinearMul", true)])
+    func qlinearBinarySameShapeMatchesTheDefinition(_ op: String, _ signed: Bool) throws {
+        var rng = TestRNG(seed: 17)
+        let n = 9000
+        let a = Self.eightBit((0..<n).map { _ in rng.int(in: -128...255) }, signed, shape: [3, n / 3])
+        let b = Self.eightBit((0..<n).map { _ in rng.int(in: -128...255) }, signed, shape: [3, n / 3])
+        let (sa, sb, sc): (Float, Float, Float) = (0.07436571, 0.046617586, op == "QLinearAdd" ? 0.05466321 : 0.9)
+        let (za, zb, zc) = signed ? (-3, 5, -1) : (130, 7, 12)
+        let (lo, hi): (Float, Float) = signed ? (-128, 127) : (0, 255)
+        let (av, bv) = (Self.ints(a), Self.ints(b))
+        let expected: [Int] = (0..<n).map { i in
+            let x = Float(av[i]) - Float(za)
+            let y = Float(bv[i]) - Float(zb)
+            let v = op == "QLinearAdd" ? x * (sa / sc) + y * (sb / sc) : x * y * (sa * sb / sc)
+            return Int(min(hi - Float(zc), max(lo - Float(zc), v.rounded(.toNearestOrEven))) + Float(zc))
+        }
+        let zero = { (v: Int) in Self.eightBit([v], signed, shape: []) }
+        let out = try runNode(
+            op, inputs: ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], feeds: [("a", a), ("b", b)],
+            initializers: [
+                "as": Tensor(scalar: sa), "az": zero(za), "bs": Tensor(scalar: sb), "bz": zero(zb), "cs": Tensor(scalar: sc),
+                "cz": zero(zc),
+            ], domain: "com.microsoft", opset: 1)[0]
+        #expect(Self.ints(out) == expected)
+    }
+
     @Test func qlinearMatMulRequantizesPerColumn() throws {
         let a = Tensor([UInt8(10), 20, 30, 40], shape: [2, 2])
         let b = Tensor([Int8(1), -2, 3, 4], shape: [2, 2])

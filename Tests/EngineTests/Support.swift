@@ -57,15 +57,16 @@ func broadcastFlat(_ index: [Int], into shape: [Int]) -> Int {
 /// `initializers`, runs it once and returns the outputs in the order of `outputs`.
 func runNode(
     _ opType: String, inputs: [String], feeds: [(String, Tensor)] = [], initializers: [String: Tensor] = [:],
-    attributes: [String: Attribute] = [:], outputs: [String] = ["y"], opset: Int = 17
+    attributes: [String: Attribute] = [:], outputs: [String] = ["y"], domain: String = "", opset: Int = 17
 ) throws -> [Tensor] {
-    let node = Node(name: "node0", opType: opType, inputs: inputs, outputs: outputs, attributes: attributes)
+    let node = Node(name: "node0", opType: opType, domain: domain, inputs: inputs, outputs: outputs, attributes: attributes)
     let graph = Graph(
         nodes: [node],
         inputs: feeds.map { ValueInfo(name: $0.0, dataType: $0.1.dataType, shape: $0.1.shape.map { .fixed($0) }) },
         outputs: outputs.filter { !$0.isEmpty }.map { ValueInfo(name: $0, dataType: nil, shape: nil) },
         initializers: initializers)
-    let session = try InferenceSession(model: GraphModel(graph: graph, opsets: ["": opset], irVersion: 8))
+    let opsets = domain.isEmpty ? ["": opset] : ["": 17, domain: opset]
+    let session = try InferenceSession(model: GraphModel(graph: graph, opsets: opsets, irVersion: 8))
     let result = try session.run(Dictionary(uniqueKeysWithValues: feeds))
     return outputs.filter { !$0.isEmpty }.map { result[$0]! }
 }
