@@ -9,7 +9,7 @@ RELEASE_BIN := .build/release/swerve
 
 CONFORMANCE_DATA := .build-conformance-data
 
-.PHONY: run build deps test fuzz fuzz-short test-openapi test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels test-quantized zoo test-zoo test-zoo-ci bench-engine test-tf screenshot
+.PHONY: run build deps test fuzz fuzz-short test-openapi test-deps conformance-data unit e2e deploy-check image models clean help realmodels test-realmodels test-quantized zoo test-zoo test-zoo-ci bench-engine bench-int8 test-tf screenshot
 
 help:
 	@echo "make run    - install missing system packages, build (release), serve $(MODEL_STORE) on port $(PORT)"
@@ -22,6 +22,7 @@ help:
 	@echo "make test-zoo        - the whole zoo of tools/export_zoo.py (~50 architectures) against onnxruntime"
 	@echo "make test-tf         - Keras models through tf2onnx against onnxruntime (installs TensorFlow CPU, 1.4 GB; part of make test)"
 	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
+	@echo "make bench-int8      - int8 resnet50 and BERT-base against their fp32 models and onnxruntime (bench/engine/int8.py)"
 	@echo "make fuzz            - build the libFuzzer targets (.build-fuzz) and run each for FUZZ_SECONDS (default 60); docs/fuzzing.md"
 	@echo "make fuzz-short      - the same for FUZZ_SHORT_SECONDS (default 15) each (part of make test)"
 	@echo "make test-openapi    - schemathesis: docs/openapi.yaml against the real binary (part of make test)"
@@ -170,6 +171,14 @@ bench-engine-broad: $(REALMODELS_VENV)/.installed
 	$(SWIFT) build -c release --product swerve
 	$(REALMODELS_VENV)/bin/python bench/engine/run.py --swerve $(RELEASE_BIN) --store .bench-models \
 	    --models $(BROAD_MODELS) --batches 1 8 --threads 1 2 --rounds 2 --min-iterations 5 --json .bench-models/broad.json
+
+# int8 resnet50 and BERT-base (quantized here by onnxruntime's quantizer from the broad set's fp32
+# exports) against their fp32 originals and onnxruntime: latency and agreement (issue 15).
+bench-int8: $(REALMODELS_VENV)/.installed
+	$(REALMODELS_VENV)/bin/python bench/engine/export_broad.py --out .bench-models
+	$(SWIFT) build -c release --product swerve
+	$(REALMODELS_VENV)/bin/python bench/engine/int8.py --swerve $(RELEASE_BIN) --store .bench-models \
+	    --batches 1 8 --threads 1 2 --rounds 2 --agreement 32 --json .bench-models/int8.json
 
 models:
 	$(PYTHON) -m venv .venv-export
