@@ -224,11 +224,14 @@ import Testing
         let attributes: [String: Attribute] = [
             "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]), "group": .int(group), "kernel_shape": .ints([3, 3]),
         ]
-        let constant = try runNode(
-            "ConvInteger", inputs: ["x", "w", "zx", "zw"], feeds: [("x", x)], initializers: ["w": wt, "zx": zx, "zw": zw],
-            attributes: attributes, opset: 10)[0]
-        #expect(constant.shape == [nb, m, oh, ow])
-        #expect(constant.scalars(as: Int32.self) == expected)
+        // 1 thread: every step alone; 2 and 3: the 4 (image, group) pairs split over threads, as whole pairs.
+        for threads in [1, 2, 3] {
+            let constant = try runNode(
+                "ConvInteger", inputs: ["x", "w", "zx", "zw"], feeds: [("x", x)], initializers: ["w": wt, "zx": zx, "zw": zw],
+                attributes: attributes, opset: 10, threads: threads)[0]
+            #expect(constant.shape == [nb, m, oh, ow])
+            #expect(constant.scalars(as: Int32.self) == expected, "\(threads) threads")
+        }
         let fed = try runNode(
             "ConvInteger", inputs: ["x", "w", "zx", "zw"], feeds: [("x", x), ("w", wt)], initializers: ["zx": zx, "zw": zw],
             attributes: attributes, opset: 10)[0]
@@ -273,19 +276,21 @@ import Testing
                 }
             }
         }
-        let out = try runNode(
-            "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], feeds: [("x", x)],
-            initializers: [
-                "xs": Tensor(scalar: xScale), "xz": Tensor(scalar: UInt8(zx)), "w": wt, "ws": Tensor(wScales, shape: [m]),
-                "wz": Tensor([Int8](repeating: 0, count: m), shape: [m]), "ys": Tensor(scalar: yScale),
-                "yz": Tensor(scalar: UInt8(yZero)), "b": Tensor(bias, shape: [m]),
-            ],
-            attributes: [
-                "strides": .ints([stride, stride]), "pads": .ints([pad, pad, pad, pad]), "dilations": .ints([dilation, dilation]),
-                "kernel_shape": .ints([k, k]),
-            ], opset: 10)[0]
-        #expect(out.shape == [nb, m, oh, ow])
-        #expect(out.scalars(as: UInt8.self) == expected)
+        for threads in [1, 2, 3] {
+            let out = try runNode(
+                "QLinearConv", inputs: ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], feeds: [("x", x)],
+                initializers: [
+                    "xs": Tensor(scalar: xScale), "xz": Tensor(scalar: UInt8(zx)), "w": wt, "ws": Tensor(wScales, shape: [m]),
+                    "wz": Tensor([Int8](repeating: 0, count: m), shape: [m]), "ys": Tensor(scalar: yScale),
+                    "yz": Tensor(scalar: UInt8(yZero)), "b": Tensor(bias, shape: [m]),
+                ],
+                attributes: [
+                    "strides": .ints([stride, stride]), "pads": .ints([pad, pad, pad, pad]), "dilations": .ints([dilation, dilation]),
+                    "kernel_shape": .ints([k, k]),
+                ], opset: 10, threads: threads)[0]
+            #expect(out.shape == [nb, m, oh, ow])
+            #expect(out.scalars(as: UInt8.self) == expected, "\(threads) threads")
+        }
     }
 
     /// Same-shaped QLinearAdd / QLinearMul take a vectorized loop: it must round as the definition

@@ -57,7 +57,8 @@ func broadcastFlat(_ index: [Int], into shape: [Int]) -> Int {
 /// `initializers`, runs it once and returns the outputs in the order of `outputs`.
 func runNode(
     _ opType: String, inputs: [String], feeds: [(String, Tensor)] = [], initializers: [String: Tensor] = [:],
-    attributes: [String: Attribute] = [:], outputs: [String] = ["y"], domain: String = "", opset: Int = 17
+    attributes: [String: Attribute] = [:], outputs: [String] = ["y"], domain: String = "", opset: Int = 17,
+    threads: Int = 1
 ) throws -> [Tensor] {
     let node = Node(name: "node0", opType: opType, domain: domain, inputs: inputs, outputs: outputs, attributes: attributes)
     let graph = Graph(
@@ -66,7 +67,8 @@ func runNode(
         outputs: outputs.filter { !$0.isEmpty }.map { ValueInfo(name: $0, dataType: nil, shape: nil) },
         initializers: initializers)
     let opsets = domain.isEmpty ? ["": opset] : ["": 17, domain: opset]
-    let session = try InferenceSession(model: GraphModel(graph: graph, opsets: opsets, irVersion: 8))
+    let session = try InferenceSession(
+        model: GraphModel(graph: graph, opsets: opsets, irVersion: 8), options: SessionOptions(blasThreads: threads))
     let result = try session.run(Dictionary(uniqueKeysWithValues: feeds))
     return outputs.filter { !$0.isEmpty }.map { result[$0]! }
 }
