@@ -98,6 +98,7 @@ extension GraphOptimizer.State {
     /// outputs equal to onnxruntime's default session: QLinearAdd rounds once from the two scaled
     /// integers, where the float Add rounds the sum, then the division by the output scale, and a
     /// QDQ resnet50 has a few values per layer where the two land on either side of a half.
+    /// Also MaxPool between a pair of equal parameters, which then pools the 8-bit values.
     private mutating func fuseQuantizedBinary(_ report: inout QDQFusion) {
         let readers = readers()
         let producers = producers()
@@ -129,6 +130,32 @@ extension GraphOptimizer.State {
             nodes[j] = nil
             report.fused["com.microsoft.\(op)", default: 0] += 1
             candidates += [a.index, b.index]
+        }
+        // MaxPool between a pair with the same scale and zero point runs on the 8-bit values
+        // (onnxruntime drops such a pair too): max commutes with the monotonic (de)quantization,
+        // and quantizing a dequantized value with the same parameters gives it back exactly.
+        for i in nodes.indices {
+            guard let node = nodes[i], OperatorRegistry.isDefaultDomain(node.domain), node.opType == "MaxPool",
+                node.inputs.count == 1, node.outputs.count == 1,
+                let d = dequantizer(of: node.inputs[0], producers), let type = eightBitType(d), constants[d.scale]?.count == 1,
+                let j = onlyReader(node.outputs[0], readers), let q = nodes[j], q.opType == "QuantizeLinear",
+                OperatorRegistry.isDefaultDomain(q.domain), q.inputs.count >= 2, q.attributes["output_dtype"] == nil,
+                let inScale = scaleValues(d.scale), let outScale = scaleValues(q.inputs[1]), inScale.count == 1, inScale == outScale
+            else { continue }
+            let inZero = d.zeroPoint.flatMap { constants[$0] }
+            let outZero = q.inputs.count > 2 && !q.inputs[2].isEmpty ? constants[q.inputs[2]] : nil
+            if q.inputs.count > 2 && !q.inputs[2].isEmpty && outZero == nil { continue }
+            let zeroIn = inZero.flatMap { try? Quantized.int32s($0, "zero point") } ?? [0]
+            let zeroOut = outZero.flatMap { try? Quantized.int32s($0, "zero point") } ?? [0]
+            let outType = outZero?.dataType ?? .uint8
+            guard zeroIn.count == 1, zeroIn == zeroOut, outType == type else { continue }
+            var pooled = node
+            pooled.inputs = [d.quantized]
+            pooled.outputs = q.outputs
+            nodes[i] = pooled
+            nodes[j] = nil
+            report.fused["MaxPool on 8-bit values", default: 0] += 1
+            candidates.append(d.index)
         }
         // Their DequantizeLinear nodes go when nothing else reads them.
         let after = self.readers()

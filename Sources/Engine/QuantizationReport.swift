@@ -39,7 +39,7 @@ public struct QuantizationReport: Sendable {
             }
         }
         let has = { (names: [String]) in names.contains { ops[$0] != nil } }
-        if has(["QuantizeLinear", "DequantizeLinear"]) && has(["Conv", "MatMul", "Gemm", "Add", "Mul"]) { formats.append("QDQ") }
+        if has(["QuantizeLinear", "DequantizeLinear"]) && has(["Conv", "MatMul", "Gemm", "Add", "Mul", "MaxPool"]) { formats.append("QDQ") }
         if has(["QLinearConv", "QLinearMatMul", "com.microsoft.QGemm", "com.microsoft.QLinearAdd", "com.microsoft.QLinearMul",
             "com.microsoft.QLinearGlobalAveragePool", "com.microsoft.QLinearConcat", "com.microsoft.QLinearSigmoid",
             "com.microsoft.QLinearLeakyRelu"])

@@ -153,4 +153,50 @@ import Testing
         let report = QuantizationReport(model: GraphModel(graph: graph, opsets: ["": 13], irVersion: 8))
         #expect(report.fusion.fused == ["com.microsoft.QLinearAdd": 1])
     }
+
+    /// MaxPool between a QDQ pair of equal parameters pools the 8-bit values (exact); with another
+    /// output scale it stays in float.
+    @Test func maxPoolBetweenEqualPairsPoolsEightBitValues() throws {
+        func graph(outScale: Float) -> Graph {
+            let constants: [String: Tensor] = [
+                "s": Tensor(scalar: Float(0.05)), "z": Tensor(scalar: UInt8(128)), "os": Tensor(scalar: outScale),
+            ]
+            let nodes = [
+                Node(name: "q", opType: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["xq"]),
+                Node(name: "d", opType: "DequantizeLinear", inputs: ["xq", "s", "z"], outputs: ["xd"]),
+                Node(name: "pool", opType: "MaxPool", inputs: ["xd"], outputs: ["p"],
+                     attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+                Node(name: "qp", opType: "QuantizeLinear", inputs: ["p", "os", "z"], outputs: ["out"]),
+            ]
+            return Graph(
+                nodes: nodes, inputs: [ValueInfo(name: "x", dataType: .float32, shape: [.fixed(1), .fixed(3), .fixed(7), .fixed(7)])],
+                outputs: [ValueInfo(name: "out", dataType: nil, shape: nil)], initializers: constants)
+        }
+        var rng = TestRNG(seed: 21)
+        let x = Tensor(rng.floats(147).map { $0 * 8 }, shape: [1, 3, 7, 7])
+        let fused = try InferenceSession(model: GraphModel(graph: graph(outScale: 0.05), opsets: ["": 13], irVersion: 8)).run(["x": x])["out"]!
+        #expect(QuantizationReport(model: GraphModel(graph: graph(outScale: 0.05), opsets: ["": 13], irVersion: 8)).fusion.fused
+                == ["MaxPool on 8-bit values": 1])
+        #expect(QuantizationReport(model: GraphModel(graph: graph(outScale: 0.1), opsets: ["": 13], irVersion: 8)).fusion.fused.isEmpty)
+        // The reference: the quantized input pooled as integers.
+        let q = x.scalars(as: Float.self).map { UInt8(min(255, max(0, ($0 / 0.05).rounded(.toNearestOrEven) + 128))) }
+        var expected: [UInt8] = []
+        for c in 0..<3 {
+            for oy in 0..<4 {
+                for ox in 0..<4 {
+                    var best: UInt8 = 0
+                    for ky in 0..<3 {
+                        for kx in 0..<3 {
+                            let (iy, ix) = (oy * 2 - 1 + ky, ox * 2 - 1 + kx)
+                            guard iy >= 0, iy < 7, ix >= 0, ix < 7 else { continue }
+                            best = max(best, q[(c * 7 + iy) * 7 + ix])
+                        }
+                    }
+                    expected.append(best)
+                }
+            }
+        }
+        #expect(fused.shape == [1, 3, 4, 4])
+        #expect(fused.scalars(as: UInt8.self) == expected)
+    }
 }
