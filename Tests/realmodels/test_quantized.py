@@ -31,6 +31,7 @@ from onnx import numpy_helper
 
 from realmodels import REPO_ROOT
 from swerve_e2e import assert_ok, finish_server, start_server, v2_input
+from test_real_exports import random_feeds
 
 QDQ_STEPS = 1
 QOPERATOR_STEPS = 1
@@ -57,23 +58,6 @@ def quant_server():
     finish_server(srv)
 
 
-def feeds_for(inputs: list[dict], batch: int, sequence: int | None, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in inputs:
-        shape = [batch if d == "batch" else sequence if d == "sequence" else d for d in spec["shape"]]
-        if spec.get("mask"):
-            mask = np.ones(shape, dtype=np.int64)
-            for row in range(1, shape[0]):
-                mask[row, max(1, shape[1] - 3 * row):] = 0
-            feeds[spec["name"]] = mask
-        elif spec["dtype"] == "int64":
-            feeds[spec["name"]] = rng.integers(0, spec["high"], size=shape, dtype=np.int64)
-        else:
-            feeds[spec["name"]] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
-
-
 def output_steps(path: Path) -> dict[str, float]:
     """The quantization step of each output a DequantizeLinear writes (its scale)."""
     model = onnx.load(str(path))
@@ -92,7 +76,7 @@ def test_quantized_model_matches_onnxruntime(quant_server, name, batch, sequence
     if quant_server.get(f"/v2/models/{name}/ready").status_code != 200:
         pytest.fail(f"swerve did not load {name}:\n{quant_server.process.output[-3000:]}", pytrace=False)
     path = quant_store() / entry["path"]
-    feeds = feeds_for(entry["inputs"], batch, sequence, seed=batch * 100 + (sequence or 0))
+    feeds = random_feeds(entry["inputs"], batch, sequence, seed=batch * 100 + (sequence or 0))
     reference = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in reference.get_outputs()]
     expected = dict(zip(names, reference.run(names, feeds)))
