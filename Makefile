@@ -24,7 +24,7 @@ help:
 	@echo "make bench-engine    - engine latency, load time and memory against onnxruntime (bench/engine)"
 	@echo "make bench-int8      - int8 resnet50 and BERT-base against their fp32 models and onnxruntime (bench/engine/int8.py)"
 	@echo "make fuzz            - build the libFuzzer targets (.build-fuzz) and run each for FUZZ_SECONDS (default 60); docs/fuzzing.md"
-	@echo "make fuzz-short      - the same for FUZZ_SHORT_SECONDS (default 15) each (part of make test)"
+	@echo "make fuzz-short      - the same, built in debug, for FUZZ_SHORT_SECONDS (default 15) each (part of make test)"
 	@echo "make test-openapi    - schemathesis: docs/openapi.yaml against the real binary (part of make test)"
 	@echo "make screenshot - regenerate docs/status-page.png (status page under traffic; needs chromium)"
 
@@ -83,7 +83,7 @@ fuzz: deps
 	tools/fuzz.sh $(FUZZ_SECONDS)
 
 fuzz-short: deps
-	tools/fuzz.sh $(FUZZ_SHORT_SECONDS)
+	FUZZ_CONFIG=debug tools/fuzz.sh $(FUZZ_SHORT_SECONDS)
 
 test: unit e2e test-openapi fuzz-short test-realmodels test-zoo-ci test-tf deploy-check
 
