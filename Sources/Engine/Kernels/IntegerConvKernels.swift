@@ -307,28 +307,42 @@ struct ConvIntegerKernel: Kernel, ConstantAbsorbingKernel {
 /// only where a value falls within float32 rounding of a tie).
 struct QLinearConvKernel: Kernel, ConstantAbsorbingKernel {
     let conv: IntegerConv
+    /// The requantization when every input it reads is a constant (scales, zero points, bias: as
+    /// onnxruntime's quantizer writes them), computed once here instead of on every request.
+    let constantOutput: IntegerConv.Output?
 
     init(context: NodeContext) throws {
         try context.requireInputs(8, 9)
         conv = try IntegerConv(context: context, weightIndex: 3, weightZeroIndex: 5, zeroPointRequired: true)
+        let requantInputs = [1, 4, 6, 7] + (context.hasInput(8) ? [8] : [])
+        if let m = conv.prepared?.shape[0], requantInputs.allSatisfy({ context.constantInput($0) != nil }) {
+            constantOutput = try Self.output((0..<9).map(context.constantInput), outputChannels: m)
+        } else {
+            constantOutput = nil
+        }
     }
 
     var absorbedInputs: [Int] { conv.prepared == nil ? [] : [3] }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        let x = try Check.input(inputs, 0, "x")
+    /// x_scale * w_scale / y_scale per output channel, y's zero point and type, and the int32 bias
+    /// (inputs 1, 4, 6, 7 and 8 of the node).
+    static func output(_ inputs: [Tensor?], outputChannels m: Int) throws -> IntegerConv.Output {
         let xScale = try Quantized.scalar(Quantized.floats(Check.input(inputs, 1, "x_scale"), "x_scale"), "x_scale")
-        let zx = try Quantized.scalar(Quantized.int32s(Check.input(inputs, 2, "x_zero_point"), "x_zero_point"), "x_zero_point")
-        let w = inputs.count > 3 ? inputs[3] : nil
         let wScales = try Quantized.floats(Check.input(inputs, 4, "w_scale"), "w_scale")
-        let zw = try Quantized.int32s(Check.input(inputs, 5, "w_zero_point"), "w_zero_point")
         let yScale = try Quantized.scalar(Quantized.floats(Check.input(inputs, 6, "y_scale"), "y_scale"), "y_scale")
         let yZeroTensor = try Check.input(inputs, 7, "y_zero_point")
         let yZero = try Quantized.scalar(Quantized.int32s(yZeroTensor, "y_zero_point"), "y_zero_point")
-        let m = conv.prepared?.shape[0] ?? w?.shape.first ?? 0
         let bias = try inputs.count > 8 && inputs[8] != nil ? Quantized.int32s(inputs[8]!, "B") : nil
         let multipliers = try Requantize.multipliers(xScale, wScales, m, divisor: yScale)
-        let output = IntegerConv.Output.quantized(type: yZeroTensor.dataType, multipliers: multipliers, zeroPoint: yZero, bias: bias)
+        return .quantized(type: yZeroTensor.dataType, multipliers: multipliers, zeroPoint: yZero, bias: bias)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try Check.input(inputs, 0, "x")
+        let zx = try Quantized.scalar(Quantized.int32s(Check.input(inputs, 2, "x_zero_point"), "x_zero_point"), "x_zero_point")
+        let w = inputs.count > 3 ? inputs[3] : nil
+        let zw = try Quantized.int32s(Check.input(inputs, 5, "w_zero_point"), "w_zero_point")
+        let output = try constantOutput ?? Self.output(inputs, outputChannels: conv.prepared?.shape[0] ?? w?.shape.first ?? 0)
         return [try conv.convolve(x: x, xZeroPoint: zx, w: w, wZeroPoints: zw, output: output)]
     }
 }
