@@ -6,7 +6,9 @@ import Tensors
 ///    QGemm on the quantized values (`fuseQuantizeDequantize`), before folding could turn weights to float;
 /// 1. constant folding: every default-domain node whose inputs are all constants runs once and its
 ///    outputs become initializers (weight transposes, Constant chains, shape arithmetic on constants);
-/// 2. Identity and inference-mode Dropout removal (their readers read the input instead);
+/// 2. Identity and inference-mode Dropout removal (their readers read the input instead); then
+///    MatMulInteger -> Cast -> Mul(scale) [-> Add(bias)] of dynamic quantization becomes
+///    com.microsoft MatMulIntegerToFloat (`fuseMatMulIntegerToFloat`);
 /// 3. BatchNormalization folded into the Conv or Gemm that feeds it (weights and bias rescaled once);
 /// 4. MatMul + Add of a constant [N] bias: the bias becomes the MatMul's epilogue (`__bias`);
 /// 5. an activation (Relu, Clip, LeakyRelu, Sigmoid, HardSwish, Gelu, Swish, and SiLU written as
@@ -29,6 +31,15 @@ enum GraphOptimizer {
         return state.fuseQuantizeDequantize()
     }
 
+    /// How many MatMulInteger chains load fuses into MatMulIntegerToFloat (for `swerve check`).
+    static func matMulIntegerToFloatFusion(_ model: GraphModel, registry: OperatorRegistry) -> Int {
+        var state = State(model: model, registry: registry)
+        guard state.sortNodes() else { return 0 }
+        state.foldConstants(opset: model.defaultOpset)
+        state.removeIdentities()
+        return state.fuseMatMulIntegerToFloat()
+    }
+
     /// Switches for passes whose benefit depends on the BLAS (measured in docs/benchmarks.md).
     struct Options: Sendable {
         var transposeGemmWeights = true
@@ -42,6 +53,7 @@ enum GraphOptimizer {
         if options.fuseQuantizeDequantize { _ = state.fuseQuantizeDequantize() }
         state.foldConstants(opset: model.defaultOpset)
         state.removeIdentities()
+        _ = state.fuseMatMulIntegerToFloat()
         state.foldBatchNorms()
         state.foldBatchNormsIntoGemm()
         state.fuseMatMulBias()

@@ -11,6 +11,8 @@ public struct QuantizationReport: Sendable {
     public private(set) var perChannel = false
     public private(set) var types: [String] = []
     public let fusion: QDQFusion
+    /// MatMulInteger chains of dynamic quantization that load fuses into MatMulIntegerToFloat.
+    public let dynamicFused: Int
 
     public var isQuantized: Bool { !formats.isEmpty }
 
@@ -55,6 +57,7 @@ public struct QuantizationReport: Sendable {
         self.perChannel = perChannel
         self.types = types.map(\.v2Name).sorted()
         fusion = formats.contains("QDQ") ? GraphOptimizer.quantizeDequantizeFusion(model, registry: registry) : QDQFusion()
+        dynamicFused = ops["MatMulInteger"] != nil ? GraphOptimizer.matMulIntegerToFloatFusion(model, registry: registry) : 0
     }
 
     /// The report's lines for `swerve check` (empty for a float model).
@@ -67,6 +70,10 @@ public struct QuantizationReport: Sendable {
             out.append("  QDQ fused into integer operators: \(fused.isEmpty ? "none" : fused); the other operators run in float between the pairs")
             for why in fusion.left.prefix(5) { out.append("  left in float: \(why)") }
             if fusion.left.count > 5 { out.append("  left in float: \(fusion.left.count - 5) more") }
+        }
+        if dynamicFused > 0 {
+            out.append("  dynamic: \(dynamicFused) MatMulInteger -> Cast -> Mul [-> Add] fused into com.microsoft.MatMulIntegerToFloat "
+                + "(scaled in the integer GEMM's epilogue)")
         }
         return out
     }

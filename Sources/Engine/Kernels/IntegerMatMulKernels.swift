@@ -20,9 +20,68 @@ struct IntegerMatMul: Sendable {
         prepared = try? QuantizedGemm(b: b, transposed: false, zeroPoints: zb)
     }
 
+    /// What `product` stores: the int32 sums, or the sums turned into float32 or 8-bit values in the
+    /// integer kernels' epilogue (`IntegerGemm.Output`), so no int32 tensor is written and read again.
+    enum Result {
+        case int32
+        /// Float(acc) * scales[j] + bias[j] (N scales; bias nil or N values): MatMulIntegerToFloat.
+        case float(scales: [Float], bias: [Float]?)
+        /// saturate(round_half_even(Float(acc) * multipliers[j]) + zeroPoint) into `type` (N
+        /// multipliers): QLinearMatMul. 16-bit types go through the int32 sums and `Requantize`.
+        case quantized(type: DataType, multipliers: [Float], zeroPoint: Int32)
+    }
+
+    /// The product stored as `result` says; `b` nil means the prepared B. Zero points: A's 1 or M
+    /// values (per row), B's 1 or N (per column); ignored for a prepared B.
+    func product(a: Tensor, aZeroPoints: [Int32], b: Tensor?, bZeroPoints: [Int32], result: Result) throws -> Tensor {
+        let n = Self.columns(b, prepared)
+        switch result {
+        case .int32:
+            return try product(a: a, aZeroPoints: aZeroPoints, b: b, bZeroPoints: bZeroPoints)
+        case .float(let scales, let bias):
+            guard scales.count == n, bias.map({ $0.count == n }) ?? true else {
+                throw KernelError.shape("\(scales.count) scales and \(bias?.count ?? 0) bias values for \(n) columns")
+            }
+            if (a.shape.last ?? 0) == 0 {
+                return try Requantize.toFloat(product(a: a, aZeroPoints: aZeroPoints, b: b, bZeroPoints: bZeroPoints), scales: scales, bias: bias)
+            }
+            return try scales.withUnsafeBufferPointer { s in
+                try (bias ?? []).withUnsafeBufferPointer { bb in
+                    try product(a: a, aZeroPoints: aZeroPoints, b: b, bZeroPoints: bZeroPoints, type: .float32) { c, offset, ldc in
+                        .float(c.assumingMemoryBound(to: Float.self) + offset, rowStride: ldc, scale: 1, columnScales: s.baseAddress!,
+                               bias: bias == nil ? nil : bb.baseAddress!)
+                    }
+                }
+            }
+        case .quantized(let type, let multipliers, let zeroPoint):
+            guard multipliers.count == n else { throw KernelError.shape("\(multipliers.count) multipliers for \(n) columns") }
+            guard type == .uint8 || type == .int8, (a.shape.last ?? 0) > 0 else {
+                let acc = try product(a: a, aZeroPoints: aZeroPoints, b: b, bZeroPoints: bZeroPoints)
+                return try Requantize.toQuantized(acc, multipliers: multipliers, zeroPoint: Float(zeroPoint), type: type)
+            }
+            return try multipliers.withUnsafeBufferPointer { s in
+                try product(a: a, aZeroPoints: aZeroPoints, b: b, bZeroPoints: bZeroPoints, type: type) { c, offset, ldc in
+                    .quantized(c + offset, rowStride: ldc, signed: type == .int8, scale: 1, columnScales: s.baseAddress!,
+                               zeroPoint: zeroPoint, bias: nil, range: nil)
+                }
+            }
+        }
+    }
+
     /// The int32 product; `b` nil means the prepared B. Zero points: A's 1 or M values (per row),
     /// B's 1 or N (per column); ignored for a prepared B.
     func product(a: Tensor, aZeroPoints: [Int32], b: Tensor?, bZeroPoints: [Int32]) throws -> Tensor {
+        try product(a: a, aZeroPoints: aZeroPoints, b: b, bZeroPoints: bZeroPoints, type: .int32) { c, offset, ldc in
+            .int32(c.assumingMemoryBound(to: Int32.self) + offset, rowStride: ldc)
+        }
+    }
+
+    /// The product into a new tensor of `type`, each GEMM call storing through `output(base, element
+    /// offset of its first row, row stride)`, whose epilogue must write `type`.
+    private func product(
+        a: Tensor, aZeroPoints: [Int32], b: Tensor?, bZeroPoints: [Int32], type: DataType,
+        output: (UnsafeMutableRawPointer, Int, Int) -> IntegerGemm.Output
+    ) throws -> Tensor {
         guard let ea = QuantizedGemm.Element(a.dataType) else {
             throw KernelError.failed("A has type \(a.dataType.v2Name); this kernel supports UINT8, INT8")
         }
@@ -52,13 +111,14 @@ struct IntegerMatMul: Sendable {
         guard aZeroPoints.count == 1 || aZeroPoints.count == m else {
             throw KernelError.shape("A's zero point has \(aZeroPoints.count) values; it takes 1 or one per row (\(m))")
         }
-        let y = try Tensor(allocating: .int32, shape: outShape)
+        let y = try Tensor(allocating: type, shape: outShape)
         let batches = Tensor.elementCount(batch)
         guard y.count > 0 else { return y }
         let pa = a.rawBytes.baseAddress!
-        let pc = y.mutableElements(as: Int32.self).baseAddress!
+        let pc = y.mutableBytes.baseAddress!
         if k == 0 {
-            pc.update(repeating: 0, count: y.count)
+            guard type == .int32 else { throw KernelError.failed("an empty product has no epilogue output") }
+            pc.initializeMemory(as: Int32.self, repeating: 0, count: y.count)
             return y
         }
         // B 2-D: A's batches fold into its rows.
@@ -66,8 +126,7 @@ struct IntegerMatMul: Sendable {
             let g = try gemm ?? QuantizedGemm(b: b!.reshaped([k, n]), transposed: false, zeroPoints: bZeroPoints)
             let rows = batches * m
             let za = aZeroPoints.count == 1 || batches == 1 ? aZeroPoints : Array((0..<batches).map { _ in aZeroPoints }.joined())
-            try g.multiply(a: pa, element: ea, m: rows, lda: k, aZeroPoints: za, into: pc, ldc: n)
-            _ = rows
+            try g.multiply(a: pa, element: ea, m: rows, lda: k, aZeroPoints: za, output: output(pc, 0, n))
             return y
         }
         guard let b else { throw KernelError.failed("a prepared B does not broadcast over A's batch \(aBatch)") }
@@ -87,7 +146,7 @@ struct IntegerMatMul: Sendable {
             let g = try QuantizedGemm(
                 b: pb + bo * k * n, element: QuantizedGemm.Element(b.dataType)!, k: k, n: n, transposed: false,
                 zeroPoints: bZeroPoints)
-            try g.multiply(a: pa + ao * m * k, element: ea, m: m, lda: k, aZeroPoints: aZeroPoints, into: pc + t * m * n, ldc: n)
+            try g.multiply(a: pa + ao * m * k, element: ea, m: m, lda: k, aZeroPoints: aZeroPoints, output: output(pc, t * m * n, n))
             var d = batch.count - 1
             while d >= 0 {
                 index[d] += 1
@@ -149,11 +208,11 @@ struct QLinearMatMulKernel: Kernel, ConstantAbsorbingKernel {
         let zb = try Quantized.int32s(Check.input(inputs, 5, "b_zero_point"), "b_zero_point")
         let yScale = try Quantized.scalar(Quantized.floats(Check.input(inputs, 6, "y_scale"), "y_scale"), "y_scale")
         let yZeroTensor = try Check.input(inputs, 7, "y_zero_point")
-        let yZero = Float(try Quantized.scalar(Quantized.int32s(yZeroTensor, "y_zero_point"), "y_zero_point"))
-        let acc = try matmul.product(a: a, aZeroPoints: za, b: b, bZeroPoints: zb)
+        let yZero = try Quantized.scalar(Quantized.int32s(yZeroTensor, "y_zero_point"), "y_zero_point")
         let n = IntegerMatMul.columns(b, matmul.prepared)
         let multipliers = try Requantize.multipliers(aScale, bScales, n, divisor: yScale)
-        return [try Requantize.toQuantized(acc, multipliers: multipliers, zeroPoint: yZero, type: yZeroTensor.dataType)]
+        let result = IntegerMatMul.Result.quantized(type: yZeroTensor.dataType, multipliers: multipliers, zeroPoint: yZero)
+        return [try matmul.product(a: a, aZeroPoints: za, b: b, bZeroPoints: zb, result: result)]
     }
 }
 
@@ -181,9 +240,11 @@ enum Requantize {
         let pa = acc.elements(as: Int32.self).baseAddress!
         let py = y.mutableBytes.baseAddress!
         let z = zeroPoint
-        for i in 0..<y.count {
-            let v = Quantized.saturate(Float(pa[i]) * multipliers[i % n], lo - z, hi - z) + z
-            Quantized.store(v, py, i, type)
+        for row in stride(from: 0, to: y.count, by: n) {
+            for j in 0..<n {
+                let v = Quantized.saturate(Float(pa[row + j]) * multipliers[j], lo - z, hi - z) + z
+                Quantized.store(v, py, row + j, type)
+            }
         }
         return y
     }
@@ -196,9 +257,9 @@ enum Requantize {
         guard y.count > 0, n > 0 else { return y }
         let pa = acc.elements(as: Int32.self).baseAddress!
         let py = y.mutableElements(as: Float.self).baseAddress!
-        for i in 0..<y.count {
-            let j = i % n
-            py[i] = Float(pa[i]) * scales[j] + (bias?[j] ?? 0)
+        let b = bias ?? [Float](repeating: 0, count: n)
+        for row in stride(from: 0, to: y.count, by: n) {
+            for j in 0..<n { py[row + j] = Float(pa[row + j]) * scales[j] + b[j] }
         }
         return y
     }

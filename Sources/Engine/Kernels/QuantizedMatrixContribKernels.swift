@@ -21,9 +21,9 @@ struct MatMulIntegerToFloatKernel: Kernel, ConstantAbsorbingKernel {
         let za = try inputs.count > 4 && inputs[4] != nil ? Quantized.int32s(inputs[4]!, "a_zero_point") : [0]
         let zb = try inputs.count > 5 && inputs[5] != nil ? Quantized.int32s(inputs[5]!, "b_zero_point") : [0]
         let bias = try inputs.count > 6 && inputs[6] != nil ? Quantized.floats(inputs[6]!, "bias") : nil
-        let acc = try matmul.product(a: a, aZeroPoints: za, b: b, bZeroPoints: zb)
         let n = IntegerMatMul.columns(b, matmul.prepared)
-        return [try Requantize.toFloat(acc, scales: Requantize.multipliers(aScale, bScales, n), bias: bias)]
+        let result = try IntegerMatMul.Result.float(scales: Requantize.multipliers(aScale, bScales, n), bias: bias)
+        return [try matmul.product(a: a, aZeroPoints: za, b: b, bZeroPoints: zb, result: result)]
     }
 }
 
@@ -54,9 +54,9 @@ struct DynamicQuantizeMatMulKernel: Kernel, ConstantAbsorbingKernel {
             DynamicQuantizeLinearKernel.quantize(
                 pa, count: a.count, scale: scale, zeroPoint: zp, into: qa.mutableElements(as: UInt8.self).baseAddress!)
         }
-        let acc = try matmul.product(a: qa, aZeroPoints: [Int32(zp)], b: b, bZeroPoints: zb)
         let n = IntegerMatMul.columns(b, matmul.prepared)
-        return [try Requantize.toFloat(acc, scales: Requantize.multipliers(scale, bScales, n), bias: bias)]
+        let result = try IntegerMatMul.Result.float(scales: Requantize.multipliers(scale, bScales, n), bias: bias)
+        return [try matmul.product(a: qa, aZeroPoints: [Int32(zp)], b: b, bZeroPoints: zb, result: result)]
     }
 }
 
