@@ -11,8 +11,9 @@ import Tensors
 ///    com.microsoft MatMulIntegerToFloat (`fuseMatMulIntegerToFloat`);
 /// 3. BatchNormalization folded into the Conv or Gemm that feeds it (weights and bias rescaled once);
 /// 4. MatMul + Add of a constant [N] bias: the bias becomes the MatMul's epilogue (`__bias`);
-/// 5. an activation (Relu, Clip, LeakyRelu, Sigmoid, HardSwish, Gelu, Swish, and SiLU written as
-///    `Mul(x, Sigmoid(x))`) after a Conv, Gemm or MatMul becomes that node's epilogue
+/// 5. an activation (Relu, Clip, LeakyRelu, Sigmoid, HardSwish, Gelu, Swish, SiLU written as
+///    `Mul(x, Sigmoid(x))`, and GELU written with Erf, first made one com.microsoft Gelu) after a
+///    Conv, Gemm or MatMul becomes that node's epilogue
 ///    (`__activation`, see `Epilogue`);
 /// then nodes and initializers nobody reads are dropped.
 ///
@@ -58,6 +59,7 @@ enum GraphOptimizer {
         state.foldBatchNormsIntoGemm()
         state.fuseMatMulBias()
         state.fuseSiLU()
+        state.fuseErfGelu()
         state.fuseActivations(opset: model.defaultOpset)
         if options.transposeGemmWeights { state.layOutGemmWeights() }
         state.dropUnused()

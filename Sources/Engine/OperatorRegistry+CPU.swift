@@ -80,6 +80,13 @@ extension OperatorRegistry {
                     epilogue: { Epilogue.equivalent(to: $0) }
                 ) { try UnaryKernel(context: $0, op: op) })
         }
+        // onnxruntime's contrib Gelu (exact form, no attributes): what its transformer optimizer
+        // writes, and what `fuseErfGelu` makes of the Erf form below opset 20.
+        r.add(
+            OperatorRecord(
+                "Gelu", domain: "com.microsoft", domainOpsets: 1...1, types: UnaryKernel.types(.gelu), shape: .fromInputShapes,
+                rows: .rowwise, fusion: .activation, epilogue: { Epilogue.equivalent(to: $0) }
+            ) { try UnaryKernel(context: $0, op: .gelu) })
         r.add(
             OperatorRecord(
                 "Clip", types: real, shape: .fromInputShapes, rows: .rowwise, fusion: .activation,

@@ -186,6 +186,64 @@ import Testing
         expectClose(s.optimised, s.plain.scalars(as: Float.self), shape: s.plain.shape)
     }
 
+    /// GELU written with Erf as TorchScript exports it (Div by sqrt 2 or Mul by 1/sqrt 2; the 0.5
+    /// in each of its three places) after MatMul + bias: one MatMul with a Gelu epilogue, giving
+    /// what the seven nodes give (1 and 2 threads). On a graph input (no producer to fold into) it
+    /// is one com.microsoft Gelu; with a second reader of an intermediate nothing changes.
+    @Test(arguments: [0, 1, 2], [false, true])
+    func erfGeluFuses(halfAt: Int, multiplied: Bool) throws {
+        var rng = TestRNG(seed: 311)
+        let weights: [String: Tensor] = [
+            "w": rng.tensor([24, 40]), "bias": rng.tensor([40]), "one": Tensor(scalar: Float(1)),
+            "half": Tensor(scalar: Float(0.5)),
+            "root": Tensor(scalar: multiplied ? Float(0.5).squareRoot() : Float(2).squareRoot()),
+        ]
+        let initializers = weights
+        func gelu(_ x: String) -> [Node] {
+            var nodes = [
+                Node(name: "d", opType: multiplied ? "Mul" : "Div", inputs: multiplied ? ["root", x] : [x, "root"], outputs: ["s"]),
+                Node(name: "e", opType: "Erf", inputs: ["s"], outputs: ["r"]),
+                Node(name: "a", opType: "Add", inputs: ["r", "one"], outputs: ["p"]),
+            ]
+            switch halfAt {
+            case 0:
+                nodes += [Node(name: "m", opType: "Mul", inputs: [x, "p"], outputs: ["q"]),
+                          Node(name: "h", opType: "Mul", inputs: ["q", "half"], outputs: ["y"])]
+            case 1:
+                nodes += [Node(name: "h", opType: "Mul", inputs: ["half", x], outputs: ["q"]),
+                          Node(name: "m", opType: "Mul", inputs: ["q", "p"], outputs: ["y"])]
+            default:
+                nodes += [Node(name: "h", opType: "Mul", inputs: ["p", "half"], outputs: ["q"]),
+                          Node(name: "m", opType: "Mul", inputs: ["q", x], outputs: ["y"])]
+            }
+            return nodes
+        }
+        let x = Tensor(rng.floats(2 * 5 * 24).map { $0 * 4 }, shape: [2, 5, 24])
+        let producer = [
+            Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["c"]),
+            Node(name: "b", opType: "Add", inputs: ["c", "bias"], outputs: ["g"]),
+        ]
+        let fused = try both(
+            Graph(nodes: producer + gelu("g"), inputs: [input("x", [2, 5, 24])], outputs: output, initializers: initializers),
+            feeds: ["x": x])
+        #expect(fused.ops == ["MatMul"])
+        expectClose(fused.optimised, fused.plain.scalars(as: Float.self), shape: [2, 5, 40])
+        expectClose(fused.onTwoThreads, fused.plain.scalars(as: Float.self), shape: [2, 5, 40])
+
+        let alone = try both(
+            Graph(nodes: gelu("x"), inputs: [input("x", [2, 5, 24])], outputs: output, initializers: initializers), feeds: ["x": x])
+        #expect(alone.ops == ["Gelu"])
+        expectClose(alone.optimised, alone.plain.scalars(as: Float.self), shape: [2, 5, 24])
+
+        let reread = Node(name: "t", opType: "Add", inputs: ["y", "r"], outputs: ["z"])
+        let shared = try both(
+            Graph(nodes: gelu("x") + [reread], inputs: [input("x", [2, 5, 24])],
+                  outputs: [ValueInfo(name: "z", dataType: .float32, shape: nil)], initializers: initializers),
+            feeds: ["x": x], output: "z")
+        #expect(shared.ops.contains("Erf"))
+        expectClose(shared.optimised, shared.plain.scalars(as: Float.self), shape: [2, 5, 24])
+    }
+
     /// MatMul of a 3-D activation by a constant matrix, + bias [N], + Relu: one MatMul node.
     @Test func matMulBiasReluFuses() throws {
         var rng = TestRNG(seed: 302)

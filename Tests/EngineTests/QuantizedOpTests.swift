@@ -138,6 +138,30 @@ import Testing
         }
     }
 
+    /// Past `parallelElements` the range and the quantization are split between threads: the
+    /// result must not depend on the split (the extremes sit in the last and the middle chunk).
+    @Test func dynamicQuantizeLinearSplitsWithoutChangingTheResult() throws {
+        var rng = TestRNG(seed: 12)
+        var x = rng.floats(300_007)
+        x[300_000] = 9.5
+        x[150_001] = -3.25
+        var outputs: [[Tensor]] = []
+        for threads in [1, 2, 3] {
+            outputs.append(try runNode(
+                "DynamicQuantizeLinear", inputs: ["x"], feeds: [("x", Tensor(x, shape: [300_007]))], outputs: ["y", "s", "z"],
+                opset: 13, threads: threads))
+        }
+        let scale = (Float(9.5) - -3.25) / 255
+        let zero = (Float(3.25) / scale).rounded(.toNearestOrEven)
+        #expect(outputs[0][1].scalars(as: Float.self) == [scale])
+        #expect(outputs[0][2].scalars(as: UInt8.self) == [UInt8(zero)])
+        let expected = x.map { UInt8(min(255, max(0, ($0 / scale).rounded(.toNearestOrEven) + zero))) }
+        for out in outputs {
+            #expect(out[0].scalars(as: UInt8.self) == expected)
+            #expect(out[1].scalars(as: Float.self) == [scale])
+        }
+    }
+
     @Test func dynamicQuantizeLinearOfZerosTakesScaleOne() throws {
         let out = try runNode(
             "DynamicQuantizeLinear", inputs: ["x"], feeds: [("x", Tensor([Float](repeating: 0, count: 4), shape: [4]))],

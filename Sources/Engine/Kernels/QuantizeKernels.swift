@@ -395,19 +395,45 @@ struct DynamicQuantizeLinearKernel: Kernel {
     init(context: NodeContext) throws { try context.requireInputs(1) }
 
     /// The scale and zero point of `count` floats at `x`, as DynamicQuantizeLinear computes them.
+    /// The range (which includes 0) is taken over up to the thread budget's chunks of at least
+    /// `parallelElements / 2` values each, then combined: min and max do not depend on the order.
     static func parameters(_ x: UnsafePointer<Float>, count: Int) -> (scale: Float, zeroPoint: Float) {
         var lo: Float = 0
         var hi: Float = 0
-        swerve_range_f32(x, count, &lo, &hi)
+        let chunks = Parallel.chunks(work: count, minimumWork: parallelElements)
+        if chunks <= 1 {
+            swerve_range_f32(x, count, &lo, &hi)
+        } else {
+            var ranges = [Float](repeating: 0, count: 2 * chunks)
+            ranges.withUnsafeMutableBufferPointer { r in
+                let r = r.baseAddress!
+                Parallel.forEach(chunks, costPerItem: count / chunks, minimumWork: 0) { range in
+                    for c in range {
+                        let start = count * c / chunks
+                        swerve_range_f32(x + start, count * (c + 1) / chunks - start, r + 2 * c, r + 2 * c + 1)
+                    }
+                }
+            }
+            for c in 0..<chunks { (lo, hi) = (min(lo, ranges[2 * c]), max(hi, ranges[2 * c + 1])) }
+        }
         let scale = hi == lo ? 1 : (hi - lo) / 255
         let zp = Quantized.saturate(0 - lo / scale, 0, 255)
         return (scale, zp)
     }
 
     /// Quantizes `count` floats to uint8 with `scale` and `zeroPoint`.
+    /// Split between threads as `parameters` is (each value is quantized on its own).
     static func quantize(_ x: UnsafePointer<Float>, count: Int, scale: Float, zeroPoint: Float, into y: UnsafeMutablePointer<UInt8>) {
-        Quantized.quantize8(x, count, scale: scale, zeroPoint: zeroPoint, lo: 0, hi: 255, into: UnsafeMutableRawPointer(y), signed: false)
+        Parallel.forEach(count, costPerItem: 1, minimumWork: parallelElements) { r in
+            Quantized.quantize8(
+                x + r.lowerBound, r.count, scale: scale, zeroPoint: zeroPoint, lo: 0, hi: 255,
+                into: UnsafeMutableRawPointer(y + r.lowerBound), signed: false)
+        }
     }
+
+    /// Below this many values a pass stays on one thread (a memory-bound pass of 256 KiB of floats
+    /// takes about 20 us, what waking and joining a worker costs).
+    static let parallelElements = 65_536
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try Check.input(inputs, 0, "x")
