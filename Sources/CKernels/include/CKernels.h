@@ -119,4 +119,11 @@ void swerve_transpose_u8(const uint8_t *src, long rows, long cols, long lds, uin
 /* The smallest and largest of n floats and 0, NaN skipped (transpose.c). */
 void swerve_range_f32(const float *x, long n, float *lo, float *hi);
 
+/* Sigmoid and x * sigmoid(alpha x) of the first n - n % 16 (AVX-512) or n - n % 8 (AVX2) floats;
+ * return how many were written (activations.c). s and d may be the same. */
+long swerve_sigmoid_f32_avx512(const float *s, float *d, long n);
+long swerve_swish_f32_avx512(const float *s, float *d, long n, float alpha);
+long swerve_sigmoid_f32_avx2(const float *s, float *d, long n);
+long swerve_swish_f32_avx2(const float *s, float *d, long n, float alpha);
+
 #endif

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 import Tensors
 
 /// Elementwise float32 functions of one input: activations (Relu, Sigmoid, Tanh, LeakyRelu,
@@ -242,14 +243,18 @@ struct UnaryKernel: BufferedKernel {
     /// form's sign test mispredicted on half of the values of an activation (EfficientNet-B0's
     /// largest SiLU took 12 ms for 1.2M values; see docs/benchmarks.md). Also the fused
     /// activation of a MatMul/Gemm/Conv (`Epilogue`).
+    /// The bulk runs in C at the thread's CPU level (`Sources/CKernels/activations.c`: the same
+    /// exp with fused multiply-adds, 16 lanes at AVX-512), the tail here.
     static func sigmoid(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
-        VectorMath.map(s, d, n, { v in 1 / (1 + VectorMath.exp(-v)) }, sigmoid)
+        let done = CPULevel.current == .avx512 ? swerve_sigmoid_f32_avx512(s, d, n) : swerve_sigmoid_f32_avx2(s, d, n)
+        VectorMath.map(s + done, d + done, n - done, { v in 1 / (1 + VectorMath.exp(-v)) }, sigmoid)
     }
 
     /// Swish, `x * sigmoid(alpha * x)` (SiLU at alpha 1), as `sigmoid(_:_:_:)` does it.
     static func swish(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int, alpha: Float) {
+        let done = CPULevel.current == .avx512 ? swerve_swish_f32_avx512(s, d, n, alpha) : swerve_swish_f32_avx2(s, d, n, alpha)
         let a = SIMD8<Float>(repeating: alpha)
-        VectorMath.map(s, d, n, { v in v / (1 + VectorMath.exp(-(a * v))) }) { v in v * sigmoid(alpha * v) }
+        VectorMath.map(s + done, d + done, n - done, { v in v / (1 + VectorMath.exp(-(a * v))) }) { v in v * sigmoid(alpha * v) }
     }
 
     /// Logistic function without overflow for large |x|.
