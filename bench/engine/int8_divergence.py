@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -37,8 +38,11 @@ def infer_all(server: Server, name: str, feeds: dict) -> dict[str, np.ndarray]:
     request = urllib.request.Request(f"http://127.0.0.1:{server.port}/v2/models/{name}/infer",
                                      data=json.dumps({"inputs": inputs}).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=600) as r:
-        outputs = json.loads(r.read())["outputs"]
+    try:
+        with urllib.request.urlopen(request, timeout=600) as r:
+            outputs = json.loads(r.read())["outputs"]
+    except urllib.error.HTTPError as e:
+        raise SystemExit(f"swerve answered {e.code}: {e.read().decode()[:500]}")
     types = {"FP32": np.float32, "UINT8": np.uint8}
     return {o["name"]: np.array(o["data"], dtype=types.get(o["datatype"], np.float64)).reshape(o["shape"]) for o in outputs}
 
@@ -59,8 +63,8 @@ def main() -> None:
                 model.graph.output.append(onnx.ValueInfoProto(name=name))
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
-        (store / "probe" / "1").mkdir(parents=True)
-        path = store / "probe" / "1" / "model.onnx"
+        path = store / "probe_torchscript" / "1" / "model.onnx"  # int8.Server's layout
+        path.parent.mkdir(parents=True)
         onnx.save(model, str(path))
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feeds, _ = feeds_for(session, 1)
