@@ -28,6 +28,23 @@ func referenceBinary<T>(_ a: [T], _ aShape: [Int], _ b: [T], _ bShape: [Int], _ 
 }
 
 @Suite struct ElementwiseTests {
+    /// From 64k elements the binary loops split between threads (same-shape blocks, and the rows
+    /// of a broadcast such as a squeeze-and-excitation scale [1, C, H, W] * [1, C, 1, 1]): every
+    /// element as on one thread.
+    @Test(arguments: [1, 2, 3])
+    func binaryLoopsSplitOnThreads(_ threads: Int) throws {
+        var rng = TestRNG(seed: 91)
+        let (c, hw) = (96, 29 * 31)
+        let x = rng.tensor([1, c, 29, 31])
+        let s = rng.tensor([1, c, 1, 1])
+        let r = rng.tensor([1, c, 29, 31])
+        let scaled = try runNode("Mul", inputs: ["x", "s"], feeds: [("x", x), ("s", s)], threads: threads)[0]
+        let sum = try runNode("Add", inputs: ["x", "r"], feeds: [("x", x), ("r", r)], threads: threads)[0]
+        let (xv, sv, rv) = (x.scalars(as: Float.self), s.scalars(as: Float.self), r.scalars(as: Float.self))
+        #expect(scaled.scalars(as: Float.self) == xv.indices.map { xv[$0] * sv[$0 / hw] })
+        #expect(sum.scalars(as: Float.self) == xv.indices.map { xv[$0] + rv[$0] })
+    }
+
     @Test(arguments: ["Add", "Sub", "Mul", "Div"])
     func float32Broadcasting(op: String) throws {
         var rng = TestRNG(seed: 21)

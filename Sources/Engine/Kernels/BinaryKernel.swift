@@ -145,11 +145,15 @@ enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement, Op.Output:
     }
 
     /// `body(lo, hi)` over `0..<count` in blocks of 16384 elements, split over the thread budget
-    /// (the worker pool) when there are at least 1M elements (a residual Add at batch 32).
+    /// (the worker pool) from 64k elements. Not for the arithmetic (a 64k-element Add is about
+    /// 20 us) but for where the data is: the step before (a convolution split by channels) left
+    /// each half in its own core's cache, and one thread reading both halves took 4-7x as long
+    /// with 2 threads as with 1 (MobileNetV3's squeeze-and-excitation Muls and residual Adds,
+    /// 25 -> 161 us; batch 1 was slower at 2 threads than at 1 until this split them too).
     @inline(__always)
     private static func blocks(_ count: Int, _ body: (Int, Int) -> Void) {
         let block = 16_384
-        Parallel.forEach((count + block - 1) / block, costPerItem: block, minimumWork: 1 << 20) { range in
+        Parallel.forEach((count + block - 1) / block, costPerItem: block, minimumWork: 1 << 16) { range in
             body(range.lowerBound * block, min(count, range.upperBound * block))
         }
     }
@@ -184,7 +188,7 @@ enum BinaryLoop<Op: BinaryOperation> where Op.Element: TensorElement, Op.Output:
         let n = shape[inner]
         let ia = sa[inner]
         let ib = sb[inner]
-        // Rows split between threads from 1M elements (BERT's attention-mask Add at batch 32).
+        // Rows split between threads from 64k elements (`Odometer.forEachRow`; see `blocks`).
         let walk = Odometer(shape: Array(shape.dropLast()), strides: [Array(sa.dropLast()), Array(sb.dropLast())])
         walk.forEachRow(rowLength: n) { row, offsets in
             let px = x + offsets[0]

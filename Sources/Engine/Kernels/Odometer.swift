@@ -43,10 +43,11 @@ struct Odometer {
     }
 
     /// `walk` over all rows, split between the threads of the budget when the rows hold at least
-    /// 1M elements in all (`rowLength` each): memory-bound loops gain from a split only then.
+    /// 64k elements in all (`rowLength` each): each thread then mostly reads what it wrote in the
+    /// step before (BinaryKernel's `blocks` says why).
     @inline(__always)
     func forEachRow(rowLength: Int, _ body: (Int, UnsafeMutableBufferPointer<Int>) -> Void) {
-        Parallel.forEach(rows, costPerItem: max(1, rowLength), minimumWork: 1 << 20) { range in
+        Parallel.forEach(rows, costPerItem: max(1, rowLength), minimumWork: 1 << 16) { range in
             walk(range, body)
         }
     }

@@ -297,8 +297,9 @@ struct GlobalPoolKernel: BufferedKernel {
         }
         let s = x.elements(as: T.self).baseAddress!
         let isMax = self.isMax
-        // Memory-bound: planes split over the budget from 1M values.
-        Parallel.forEach(planes, costPerItem: inner, minimumWork: 1 << 20) { range in
+        // Memory-bound: planes split over the budget from 64k values, as the binary loops, so each
+        // thread mostly reads the planes it wrote in the step before (see BinaryKernel).
+        Parallel.forEach(planes, costPerItem: inner, minimumWork: 1 << 16) { range in
             for p in range {
                 let row = s + p * inner
                 if isMax {
