@@ -36,7 +36,7 @@ extension OperatorRegistry {
         r.add(OperatorRecord("Mod", types: real, shape: .fromInputShapes, rows: .broadcasting) {
             try PowModKernel(context: $0, isPow: false)
         })
-        r.add(OperatorRecord("PRelu", types: f32, shape: .fromInputShapes, rows: .broadcasting) {
+        r.add(OperatorRecord("PRelu", types: PReluKernel.types, shape: .fromInputShapes, rows: .broadcasting) {
             try PReluKernel(context: $0)
         })
         r.add(OperatorRecord("Where", types: any, shape: .fromInputShapes, rows: .broadcasting) {

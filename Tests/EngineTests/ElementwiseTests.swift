@@ -28,6 +28,30 @@ func referenceBinary<T>(_ a: [T], _ aShape: [Int], _ b: [T], _ bShape: [Int], _ 
 }
 
 @Suite struct ElementwiseTests {
+    /// PRelu on the spec's non-float32 types (opset 16): double, and the integers with a wrapping
+    /// product (unsigned values are never negative, so the identity), slope broadcast per channel.
+    @Test func preluOnDoubleAndIntegers() throws {
+        let xs: [Int] = [-3, 7, 0, -100, 5, -1]
+        let slopes: [Int] = [2, -4]
+        let expected = xs.indices.map { i in xs[i] < 0 ? xs[i] * slopes[i / 3] : xs[i] }
+        func run<T: TensorElement>(_ values: [T], _ slope: [T]) throws -> Tensor {
+            try runNode("PRelu", inputs: ["x", "s"], feeds: [("x", Tensor(values, shape: [2, 3])), ("s", Tensor(slope, shape: [2, 1]))],
+                        opset: 16)[0]
+        }
+        #expect(try run(xs.map(Int32.init), slopes.map(Int32.init)).scalars(as: Int32.self) == expected.map(Int32.init))
+        #expect(try run(xs.map(Int64.init), slopes.map(Int64.init)).scalars(as: Int64.self) == expected.map(Int64.init))
+        #expect(try run(xs.map(Double.init), slopes.map(Double.init)).scalars(as: Double.self) == expected.map(Double.init))
+        let unsigned: [UInt32] = [3, 7, 0, 100, 5, 1]
+        #expect(try run(unsigned, [2, 4]).scalars(as: UInt32.self) == unsigned)
+        #expect(try run(unsigned.map(UInt64.init), [2, 4]).scalars(as: UInt64.self) == unsigned.map(UInt64.init))
+        // Int32.min * 2 wraps (to 0), as the other integer arithmetic does, instead of trapping.
+        let wrapped = try runNode("PRelu", inputs: ["x", "s"], feeds: [
+            ("x", Tensor([Int32.min, -5], shape: [2])), ("s", Tensor([Int32(2)], shape: [1]))], opset: 16)[0]
+        #expect(wrapped.scalars(as: Int32.self) == [0, -10])
+        #expect(throws: (any Error).self) { try runNode("PRelu", inputs: ["x", "s"], feeds: [
+            ("x", Tensor([Int32(-1)], shape: [1])), ("s", Tensor([Float(2)], shape: [1]))], opset: 16) }
+    }
+
     /// From 64k elements the binary loops split between threads (same-shape blocks, and the rows
     /// of a broadcast such as a squeeze-and-excitation scale [1, C, H, W] * [1, C, 1, 1]): every
     /// element as on one thread.

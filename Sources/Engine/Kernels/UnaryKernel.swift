@@ -411,13 +411,31 @@ struct PReluKernel: BufferedKernel {
         if legacy, slope.rank == 1, x.rank >= 2, slope.count == x.shape[1] {
             slope = slope.reshaped([slope.count] + [Int](repeating: 1, count: x.rank - 2))
         }
-        try Check.dataType(x, [.float32], "X")
-        try Check.dataType(slope, [.float32], "slope")
+        try Check.dataType(x, Self.types, "X")
+        guard slope.dataType == x.dataType else {
+            throw KernelError.failed("PRelu's slope is \(slope.dataType.v2Name) and X \(x.dataType.v2Name); they must be one type")
+        }
         guard Broadcast.shape([x.shape, slope.shape]) == x.shape else {
             throw KernelError.shape("PRelu's slope \(slope.shape) does not broadcast to X \(x.shape)")
         }
-        return [try BinaryLoop<FloatPRelu>.run(x, slope, into: output)]
+        switch x.dataType {
+        case .float64: return [try BinaryLoop<RealPRelu<Double>>.run(x, slope, into: output)]
+        case .int32: return [try BinaryLoop<IntPRelu<Int32>>.run(x, slope, into: output)]
+        case .int64: return [try BinaryLoop<IntPRelu<Int64>>.run(x, slope, into: output)]
+        // Unsigned values are never below zero: PRelu is the identity (as the spec's definition).
+        case .uint32: return [try BinaryLoop<IntPRelu<UInt32>>.run(x, slope, into: output)]
+        case .uint64: return [try BinaryLoop<IntPRelu<UInt64>>.run(x, slope, into: output)]
+        default: return [try BinaryLoop<FloatPRelu>.run(x, slope, into: output)]
+        }
     }
+
+    /// The spec's types (opset 16; float16 and bfloat16 run as float32 inside a session).
+    static let types: [DataType] = [.float32, .float64, .int32, .int64, .uint32, .uint64]
 }
 
 enum FloatPRelu: BinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float { a < 0 ? a * b : a } }
+enum RealPRelu<Element: FloatElement>: BinaryOperation { static func apply(_ a: Element, _ b: Element) -> Element { a < 0 ? a * b : a } }
+/// Integer PRelu: the product wraps, as the other integer arithmetic does.
+enum IntPRelu<Element: FixedWidthInteger>: BinaryOperation {
+    static func apply(_ a: Element, _ b: Element) -> Element { a < 0 ? a &* b : a }
+}
