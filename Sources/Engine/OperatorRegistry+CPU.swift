@@ -11,7 +11,7 @@ extension OperatorRegistry {
         let any = DataType.allNumeric
 
         // Matrix products: the producers every activation fuses into.
-        r.add(OperatorRecord("Gemm", types: [.float32, .float64], shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
+        r.add(OperatorRecord("Gemm", types: GemmKernel.types, shape: .fromInputShapes, rows: .gemm, fusion: .producer) {
             try GemmKernel(context: $0)
         })
         r.add(OperatorRecord("MatMul", types: MatMulKernel.types, shape: .fromInputShapes, rows: .matMul, fusion: .producer) {

@@ -67,6 +67,83 @@ func referenceGemm(
         }
     }
 
+    /// Gemm on INT32, INT64, UINT32 and UINT64 (opset 13's types) against a wrapping reference:
+    /// every transpose, C broadcast per column and per row; products past the type's range wrap.
+    @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func integerTypesWrap(transA: Bool, transB: Bool) throws {
+        let (m, k, n) = (3, 4, 2)
+        // 70 000 * 70 000 passes Int32.max and UInt32.max: the 32-bit results wrap.
+        let a: [Int64] = [1, -2, 3, 70_000, 0, 5, -6, 7, 8, 9, -10, 11]
+        let b: [Int64] = [70_000, 2, -3, 4, 5, -6, 7, 8]
+        for cShape in [[n], [m, 1]] as [[Int]] {
+            let c: [Int64] = cShape == [n] ? [100, -200] : [1, 2, 3]
+            var expected = [Int64](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum: Int64 = 0
+                    for p in 0..<k {
+                        let av = transA ? a[p * m + i] : a[i * k + p]
+                        let bv = transB ? b[j * k + p] : b[p * n + j]
+                        sum &+= av &* bv
+                    }
+                    expected[i * n + j] = sum &+ c[cShape == [n] ? j : i]
+                }
+            }
+            func run<T: TensorElement & FixedWidthInteger>(_: T.Type) throws -> [T] {
+                let wrap = { (v: [Int64]) in v.map { T(truncatingIfNeeded: $0) } }
+                let y = try runSimple(
+                    "Gemm",
+                    [Tensor(wrap(a), shape: transA ? [k, m] : [m, k]), Tensor(wrap(b), shape: transB ? [n, k] : [k, n]),
+                        Tensor(wrap(c), shape: cShape)],
+                    attributes: ["transA": .int(transA ? 1 : 0), "transB": .int(transB ? 1 : 0)], opset: 13)
+                #expect(y.dataType == T.dataType && y.shape == [m, n])
+                return y.scalars(as: T.self)
+            }
+            #expect(try run(Int32.self) == expected.map { Int32(truncatingIfNeeded: $0) })
+            #expect(try run(Int64.self) == expected)
+            #expect(try run(UInt32.self) == expected.map { UInt32(truncatingIfNeeded: $0) })
+            #expect(try run(UInt64.self) == expected.map { UInt64(truncatingIfNeeded: $0) })
+        }
+    }
+
+    /// alpha and beta other than 1 on integers scale in double and truncate toward zero (the ONNX
+    /// reference's numpy `astype`); a result past the type's range saturates.
+    @Test func integerAlphaBetaTruncateTowardZero() throws {
+        func gemm(_ a: [Int32], _ c: [Int32], alpha: Float, beta: Float) throws -> [Int32] {
+            try runSimple(
+                "Gemm", [Tensor(a, shape: [2, 2]), Tensor([Int32(3), 4], shape: [2, 1]), Tensor(c, shape: [2, 1])],
+                attributes: ["alpha": .float(alpha), "beta": .float(beta)], opset: 13
+            ).scalars(as: Int32.self)
+        }
+        // [1 2; -1 -2] [3; 4] = [11; -11]: 27.5 - 1.5 = 26, -27.5 - 1 = -28.5 -> -28 (not -29).
+        #expect(try gemm([1, 2, -1, -2], [3, 2], alpha: 2.5, beta: -0.5) == [26, -28])
+        #expect(try gemm([1, 2, -1, -2], [0, 0], alpha: 1e9, beta: 1) == [Int32.max, Int32.min])
+    }
+
+    /// An integer Gemm or MatMul followed by Relu (which the spec allows on integers) runs with the
+    /// Relu fused into it; the result is Relu's.
+    @Test func integerProductWithFusedRelu() throws {
+        for op in ["Gemm", "MatMul"] {
+            let nodes = [
+                Node(name: "p", opType: op, inputs: ["a", "b"], outputs: ["t"]),
+                Node(name: "r", opType: "Relu", inputs: ["t"], outputs: ["y"]),
+            ]
+            let graph = Graph(
+                nodes: nodes,
+                inputs: [
+                    ValueInfo(name: "a", dataType: .int64, shape: [.fixed(2), .fixed(2)]),
+                    ValueInfo(name: "b", dataType: .int64, shape: [.fixed(2), .fixed(1)]),
+                ],
+                outputs: [ValueInfo(name: "y", dataType: nil, shape: nil)], initializers: [:])
+            let session = try InferenceSession(
+                model: GraphModel(graph: graph, opsets: ["": 14], irVersion: 8), options: SessionOptions(blasThreads: 1))
+            let y = try session.run([
+                "a": Tensor([Int64(1), 2, -1, -2], shape: [2, 2]), "b": Tensor([Int64(3), 4], shape: [2, 1]),
+            ])["y"]!
+            #expect(y.scalars(as: Int64.self) == [11, 0], "\(op)")
+        }
+    }
+
     @Test func omittedCByEmptyName() throws {
         var rng = TestRNG(seed: 8)
         let a = rng.tensor([2, 3])

@@ -122,6 +122,17 @@ extension IntegerMatrixElement {
     }
 }
 
+extension FixedWidthInteger {
+    /// `v` truncated toward zero and saturated to the type's range (NaN gives 0): numpy's
+    /// float-to-integer `astype` where that is defined, and the nearest bound where it is not.
+    static func saturating(_ v: Double) -> Self {
+        if v.isNaN { return 0 }
+        if v <= Double(Self.min) { return Self.min }
+        if v >= Double(Self.max) { return Self.max }
+        return Self(v.rounded(.towardZero))
+    }
+}
+
 extension Int32: IntegerMatrixElement {}
 extension Int64: IntegerMatrixElement {}
 extension UInt32: IntegerMatrixElement {}

@@ -106,6 +106,28 @@ struct Epilogue: Sendable, Equatable {
         }
     }
 
+    /// Applies the activation in place to `count` integers at `p` (integer Gemm and MatMul). Of the
+    /// fusable activations only Relu and Clip allow integer inputs in the spec (a fused Clip's
+    /// bounds are float32 constants, so on integers it has none: infinite bounds clamp nothing);
+    /// the others are refused with an error that names the type.
+    func apply<T: FixedWidthInteger>(_ p: UnsafeMutablePointer<T>, count: Int) throws {
+        switch kind {
+        case .none: return
+        case .relu: for i in 0..<count where p[i] < 0 { p[i] = 0 }
+        case .clip:
+            // Integer bounds: the smallest integer >= alpha and the largest <= beta, saturated to T.
+            let lo = alpha.isInfinite && alpha < 0 ? T.min : T.saturating(Double(alpha).rounded(.up))
+            let hi = beta.isInfinite && beta > 0 ? T.max : T.saturating(Double(beta).rounded(.down))
+            for i in 0..<count {
+                if p[i] < lo { p[i] = lo } else if p[i] > hi { p[i] = hi }
+            }
+        case .leakyRelu, .sigmoid, .hardSwish, .gelu, .swish:
+            throw KernelError.failed(
+                "a fused \(kind.rawValue) activation on \(T.self) values: the ONNX spec allows it on floating-point "
+                    + "tensors only; cast the product to float first")
+        }
+    }
+
     /// `min(max(v, lo), hi)` lane by lane as compare-and-select (NaN stays NaN, as in Relu and
     /// Clip), for kernels that clamp in registers.
     @inline(__always)

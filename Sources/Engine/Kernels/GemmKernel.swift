@@ -1,7 +1,7 @@
 import Tensors
 
-/// ONNX Gemm: `Y = alpha * op(A) * op(B) + beta * C`, float32 (float64 through dgemm, without a
-/// fused activation). A and B are 2-D; C (optional from
+/// ONNX Gemm: `Y = alpha * op(A) * op(B) + beta * C`, float32, float64 (dgemm) and INT32, INT64,
+/// UINT32, UINT64 (`integer`). A and B are 2-D; C (optional from
 /// opset 11) broadcasts unidirectionally to (M, N): a scalar, [N], [1, N], [M, 1], [M, N], [1], [1, 1].
 struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
     let alpha: Float
@@ -31,6 +31,9 @@ struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
 
     var absorbedInputs: [Int] { packed == nil ? [] : [1] }
 
+    /// The element types of A, B and C (the spec's, float16/bfloat16 held as float32).
+    static let types: [DataType] = [.float32, .float64, .int32, .int64, .uint32, .uint64]
+
     func run(_ inputs: [Tensor?], into output: Tensor?) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "A")
         // B is nil when the plan passes the packed copy instead (`absorbedInputs`).
@@ -40,7 +43,16 @@ struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
         let bShape = b?.shape ?? usePacked!.shape
         let c = inputs.count > 2 ? inputs[2] : nil
         if a.dataType == .float64, let b { return [try double(a, b, c, into: output)] }
-        try Check.dataType(a, [.float32], "A")
+        if a.dataType != .float32, let b {
+            switch a.dataType {
+            case .int32: return [try integer(a, b, c, Int32.self, into: output)]
+            case .int64: return [try integer(a, b, c, Int64.self, into: output)]
+            case .uint32: return [try integer(a, b, c, UInt32.self, into: output)]
+            case .uint64: return [try integer(a, b, c, UInt64.self, into: output)]
+            default: break
+            }
+        }
+        try Check.dataType(a, Self.types, "A")
         if let b { try Check.dataType(b, [.float32], "B") }
         guard a.rank == 2, bShape.count == 2 else {
             throw KernelError.shape("Gemm needs 2-D A and B, got A \(a.shape) and B \(bShape)")
@@ -95,14 +107,65 @@ struct GemmKernel: BufferedKernel, ConstantAbsorbingKernel {
         defer { epilogue.apply(y, count: m * n) }
         guard let c, beta != 0 else { return out }
         try Check.dataType(c, [.float64], "C")
-        guard c.rank <= 2, Broadcast.shape([c.shape, [m, n]]) == [m, n] else { throw biasError(c.shape, m, n) }
-        let strides = Broadcast.strides(of: c.shape, broadcastTo: [m, n])
+        let strides = try biasStrides(c, m, n)
         let pc = c.elements(as: Double.self).baseAddress!
         let beta = Double(self.beta)
         for i in 0..<m {
             for j in 0..<n { y[i * n + j] += beta * pc[i * strides[0] + j * strides[1]] }
         }
         return out
+    }
+
+    /// Gemm on the integer types: the product with wrapping arithmetic (`IntegerMatrixElement`),
+    /// then `beta * C`. With alpha 1 and beta 1 (or no C) the result is exact in T, C added with
+    /// wrapping. Other alpha or beta scale in double and truncate toward zero, as the ONNX
+    /// reference does (numpy `astype`), saturating where that is undefined.
+    private func integer<T: IntegerMatrixElement>(
+        _ a: Tensor, _ b: Tensor, _ c: Tensor?, _: T.Type, into output: Tensor?
+    ) throws -> Tensor {
+        try Check.dataType(b, [a.dataType], "B")
+        guard a.rank == 2, b.rank == 2 else { throw KernelError.shape("Gemm needs 2-D A and B, got A \(a.shape) and B \(b.shape)") }
+        let (m, ka) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (kb, n) = transB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        guard ka == kb else {
+            throw KernelError.shape("Gemm inner dimensions differ: op(A) is [\(m), \(ka)] and op(B) is [\(kb), \(n)]")
+        }
+        let out = try Output.tensor(output, a.dataType, [m, n])
+        if m * n == 0 { return out }
+        let y = out.mutableElements(as: T.self).baseAddress!
+        T.gemm(
+            transA: transA, transB: transB, m: m, n: n, k: ka, a: a.elements(as: T.self).baseAddress!, lda: a.shape[1],
+            b: b.elements(as: T.self).baseAddress!, ldb: b.shape[1], c: y, ldc: n)
+        var bias: (p: UnsafePointer<T>, rowStride: Int, colStride: Int)?
+        if let c, beta != 0 {
+            try Check.dataType(c, [a.dataType], "C")
+            let strides = try biasStrides(c, m, n)
+            bias = (c.elements(as: T.self).baseAddress!, strides[0], strides[1])
+        }
+        if alpha == 1 && (bias == nil || beta == 1) {
+            if let bias {
+                for i in 0..<m {
+                    for j in 0..<n { y[i * n + j] &+= bias.p[i * bias.rowStride + j * bias.colStride] }
+                }
+            }
+        } else {
+            let (alpha, beta) = (Double(self.alpha), Double(self.beta))
+            for i in 0..<m {
+                for j in 0..<n {
+                    var v = alpha * Double(y[i * n + j])
+                    if let bias { v += beta * Double(bias.p[i * bias.rowStride + j * bias.colStride]) }
+                    y[i * n + j] = T.saturating(v)
+                }
+            }
+        }
+        try epilogue.apply(y, count: m * n)
+        return out
+    }
+
+    /// The strides (row, column) at which C is read for output (i, j), when C broadcasts to (m, n).
+    private func biasStrides(_ c: Tensor, _ m: Int, _ n: Int) throws -> [Int] {
+        guard c.rank <= 2, Broadcast.shape([c.shape, [m, n]]) == [m, n] else { throw biasError(c.shape, m, n) }
+        return Broadcast.strides(of: c.shape, broadcastTo: [m, n])
     }
 
     /// Writes `beta * C` broadcast to (m, n) into `y`.

@@ -36,8 +36,18 @@ struct MatMulKernel: BufferedKernel, ConstantAbsorbingKernel {
             epilogue.apply(y.mutableElements(as: Double.self).baseAddress!, count: y.count)
             return out
         }
+        if bias == nil {
+            switch y.dataType {
+            case .int32: try epilogue.apply(y.mutableElements(as: Int32.self).baseAddress!, count: y.count)
+            case .int64: try epilogue.apply(y.mutableElements(as: Int64.self).baseAddress!, count: y.count)
+            case .uint32: try epilogue.apply(y.mutableElements(as: UInt32.self).baseAddress!, count: y.count)
+            case .uint64: try epilogue.apply(y.mutableElements(as: UInt64.self).baseAddress!, count: y.count)
+            default: break
+            }
+            if y.dataType != .float32 { return out }
+        }
         guard y.dataType == .float32 else {
-            throw KernelError.failed("MatMul's fused bias and activation are float32 only, got \(y.dataType.v2Name)")
+            throw KernelError.failed("MatMul's fused bias is float32 only, got \(y.dataType.v2Name)")
         }
         let p = y.mutableElements(as: Float.self).baseAddress!
         if let bias {
