@@ -16,6 +16,9 @@ struct HalfPrecision: Sendable {
     /// Declared 16-bit inputs and outputs of the model, by name.
     var inputs: [String: DataType] = [:]
     var outputs: [String: DataType] = [:]
+    /// The 16-bit type of the model's float initializers when they have one (float16 or bfloat16,
+    /// not both): packed weights are held in it (`PackedWeights.storage`).
+    var weights: DataType?
 
     var isEmpty: Bool { inputs.isEmpty && outputs.isEmpty }
 
@@ -28,6 +31,8 @@ struct HalfPrecision: Sendable {
         for v in model.graph.outputs where v.kind == .tensor {
             if let t = v.dataType, HalfConversion.isHalf(t) { edges.outputs[v.name] = t }
         }
+        let halfTypes = Set(model.graph.initializers.values.map(\.dataType).filter(HalfConversion.isHalf))
+        edges.weights = halfTypes.count == 1 ? halfTypes.first : nil
         guard mentionsHalf(model.graph) else { return (model, edges) }
         var out = model
         out.graph = try lower(model.graph, outer: [:], opset: model.defaultOpset)

@@ -76,7 +76,11 @@ public final class InferenceSession: Sendable {
             // 16-bit floats are held as float32 from here on: weights widened once (HalfPrecision).
             let (plan, edges) = try MemoryLedger.withCurrent(ledger) {
                 let (lowered, edges) = try HalfPrecision.lower(model)
-                return (try Plan(model: GraphOptimizer.optimize(lowered, registry: registry), registry: registry), edges)
+                // A 16-bit model's packed weights stay 16-bit (half the memory; PackedWeights).
+                let plan = try PackedWeights.$storage.withValue(edges.weights) {
+                    try Plan(model: GraphOptimizer.optimize(lowered, registry: registry), registry: registry)
+                }
+                return (plan, edges)
             }
             self.plan = plan
             self.halfEdges = edges

@@ -19,6 +19,40 @@ import Testing
         try Tensor(values, shape: shape).narrowed(to: format)
     }
 
+    /// A 16-bit model keeps its packed weights 16-bit: a Winograd 3x3 Conv, a strided (im2col)
+    /// Conv and a MatMul hold half the bytes of the float32 twin (`memoryFootprint().packed`, what
+    /// the model store accounts), and compute what the twin computes on the same rounded weights
+    /// (the MatMul and im2col Conv bit for bit; the Winograd one within float16's rounding of U).
+    @Test(arguments: [DataType.float16, .bfloat16])
+    func sixteenBitModelsHoldHalfTheWeightBytes(format: DataType) throws {
+        var rng = TestRNG(seed: 17)
+        let rounded = { (n: Int) in rng.floats(n).map { HalfConversion.rounded($0, to: format) } }
+        let (w1, w2, w3) = (rounded(64 * 64 * 9), rounded(64 * 64 * 9), rounded(64 * 4 * 4 * 512))
+        let nodes = [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+            Node(name: "c2", opType: "Conv", inputs: ["a", "w2"], outputs: ["b"], attributes: ["strides": .ints([2, 2])]),
+            Node(name: "f", opType: "Flatten", inputs: ["b"], outputs: ["fl"]),
+            Node(name: "mm", opType: "MatMul", inputs: ["fl", "w3"], outputs: ["y"]),
+        ]
+        func load(_ type: DataType) throws -> InferenceSession {
+            let t = { (v: [Float], shape: [Int]) in type == .float32 ? Tensor(v, shape: shape) : try self.half(v, type, shape: shape) }
+            return try session(
+                nodes, inputs: [("x", type, [1, 64, 10, 10])], outputs: [("y", type, [1, 512])],
+                initializers: ["w1": try t(w1, [64, 64, 3, 3]), "w2": try t(w2, [64, 64, 3, 3]), "w3": try t(w3, [64 * 16, 512])])
+        }
+        let twin = try load(.float32)
+        let sixteen = try load(format)
+        let (fullBytes, halfBytes) = (twin.memoryFootprint().packed, sixteen.memoryFootprint().packed)
+        #expect(abs(Double(halfBytes) / Double(fullBytes) - 0.5) < 0.01, "packed bytes \(halfBytes) of \(fullBytes)")
+        let x = rounded(64 * 100)
+        let want = try twin.run(["x": Tensor(x, shape: [1, 64, 10, 10])])["y"]!.scalars(as: Float.self)
+        let got = try sixteen.run(["x": try half(x, format, shape: [1, 64, 10, 10])])["y"]!.widenedToFloat32().scalars(as: Float.self)
+        let largest = want.map(abs).max()!
+        let unit: Float = format == .float16 ? 0x1p-10 : 0x1p-7
+        let worst = zip(got, want).map { abs($0 - $1) }.max()!
+        #expect(worst <= 2 * unit * largest, "worst difference \(worst) of \(largest)")
+    }
+
     @Test(arguments: [DataType.float16, .bfloat16])
     func matMulWithSixteenBitWeightsMatchesFloat32OnTheRoundedValues(format: DataType) throws {
         var rng = TestRNG(seed: 7)

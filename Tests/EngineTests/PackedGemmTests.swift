@@ -141,6 +141,106 @@ import Testing
         }
     }
 
+    /// Weights held in a 16-bit type (a float16 or bfloat16 model's, `PackedWeights`) take half the
+    /// bytes and give the product of the same weights held as float32: bit for bit for A packed
+    /// (`PackedMatrix`: the same blocks in the same order) and for B packed with K up to one block;
+    /// within float32 rounding of the definition where B's K is split into blocks (300, 513), at
+    /// every CPU level, through `multiply` and both ways of splitting.
+    @Test(arguments: [DataType.float16, .bfloat16])
+    func sixteenBitWeightsGiveTheFloat32Product(_ format: DataType) {
+        let shapes = Self.shapes + [Shape(m: 2, n: 33, k: 300), Shape(m: 3, n: 160, k: 7), Shape(m: 100, n: 32, k: 300)]
+        for level in CPULevel.testable {
+            CPULevel.withLevel(level) {
+                for s in shapes {
+                    let a = Self.random(s.m * s.k, seed: 7).map { HalfConversion.rounded($0, to: format) }
+                    let b = Self.random(s.k * s.n, seed: 8).map { HalfConversion.rounded($0, to: format) }
+                    let c0 = Self.random(s.m * s.n, seed: 9)
+                    let want = Self.reference(a, b, c0, s)
+                    // A packed (Conv's weights).
+                    let (full, half) = a.withUnsafeBufferPointer {
+                        (PackedMatrix($0.baseAddress!, rows: s.m, k: s.k, lda: s.k, storage: .float32),
+                            PackedMatrix($0.baseAddress!, rows: s.m, k: s.k, lda: s.k, storage: format))
+                    }
+                    #expect(half.byteCount * 2 == full.byteCount)
+                    func product(_ packed: PackedMatrix) -> [Float] {
+                        var c = c0
+                        b.withUnsafeBufferPointer { pb in
+                            c.withUnsafeMutableBufferPointer { pc in
+                                PackedGemm.multiply(packed, b: pb.baseAddress!, ldb: s.n, n: s.n, c: pc.baseAddress!, ldc: s.n)
+                            }
+                        }
+                        return c
+                    }
+                    #expect(product(half) == product(full), "\(s) \(level) \(format) A packed")
+                    // B packed (Gemm's and MatMul's weights), whole and split by rows and by panels.
+                    let (columns, halfColumns) = b.withUnsafeBufferPointer {
+                        (PackedColumns($0.baseAddress!, k: s.k, n: s.n, transposed: false, storage: .float32),
+                            PackedColumns($0.baseAddress!, k: s.k, n: s.n, transposed: false, storage: format))
+                    }
+                    #expect(halfColumns.byteCount * 2 == columns.byteCount)
+                    func product(_ packed: PackedColumns, split: Int) -> [Float] {
+                        var c = c0
+                        a.withUnsafeBufferPointer { pa in
+                            c.withUnsafeMutableBufferPointer { pc in
+                                if split == 0 {
+                                    PackedGemm.multiply(a: pa.baseAddress!, lda: s.k, m: s.m, packed, c: pc.baseAddress!, ldc: s.n)
+                                    return
+                                }
+                                for t in 0..<3 {
+                                    let rows = split == 1 ? (s.m * t / 3)..<(s.m * (t + 1) / 3) : 0..<s.m
+                                    let panels = split == 1 ? 0..<packed.panels : (packed.panels * t / 3)..<(packed.panels * (t + 1) / 3)
+                                    PackedGemm.run(
+                                        a: pa.baseAddress!, lda: s.k, rows: rows, packed, panels: panels, c: pc.baseAddress!, ldc: s.n)
+                                }
+                            }
+                        }
+                        return c
+                    }
+                    for split in 0..<3 {
+                        let got = product(halfColumns, split: split)
+                        Self.check(got, want, s, "\(level) \(format) B packed, split \(split)")
+                        if s.k <= PackedGemm.kc {
+                            #expect(got == product(columns, split: split), "\(s) \(level) \(format) B packed, split \(split)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Outside a 16-bit model, for weights that are not all values of the model's 16-bit type (a
+    /// mixed-precision export's float32 layer), and below `minimumElements`, weights are packed as
+    /// float32 (`PackedMatrix` and `PackedColumns` alike).
+    @Test func weightsStayFloat32UnlessExactlySixteenBit() {
+        let size = PackedWeights.minimumElements
+        let exact = (0..<size).map { Float(Float16(Float($0 % 97) * 0.1)) }
+        func storage(_ values: [Float], _ half: DataType?) -> DataType {
+            PackedWeights.$storage.withValue(half) {
+                values.withUnsafeBufferPointer { p in
+                    let a = PackedMatrix(p.baseAddress!, rows: 2, k: values.count / 2, lda: values.count / 2).storage
+                    let b = PackedColumns(p.baseAddress!, k: 2, n: values.count / 2, transposed: false).storage
+                    #expect(a == b)
+                    return a
+                }
+            }
+        }
+        #expect(storage(exact, .float16) == .float16)
+        #expect(storage(exact, nil) == .float32)
+        #expect(storage(Array(exact.dropLast(2)), .float16) == .float32)
+        var inexact = exact
+        inexact[size / 2] = 0.1
+        #expect(storage(inexact, .float16) == .float32)
+        // 2^-20 is no float16 value (its subnormals step by 2^-24, so it is one, but 2^-20 + 2^-30
+        // is not) and bfloat16 holds 2^-20 exactly, not 2^-20 + 2^-40.
+        var tiny = exact
+        tiny[1] = 0x1p-20 + 0x1p-30
+        #expect(storage(tiny, .float16) == .float32)
+        tiny[1] = 0x1p-20
+        #expect(storage(tiny.map { HalfConversion.rounded($0, to: .bfloat16) }, .bfloat16) == .bfloat16)
+        tiny[1] = 0x1p-20 + 0x1p-40
+        #expect(storage(tiny, .bfloat16) == .float32)
+    }
+
     /// Gemm (both transB, a bias) and MatMul (batched A) with the weights as an initializer (packed)
     /// give what they give with the weights fed at run time (OpenBLAS).
     @Test func gemmAndMatMulWithPackedWeightsMatchOpenBLAS() throws {

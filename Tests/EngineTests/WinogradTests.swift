@@ -92,16 +92,31 @@ import Testing
         for level in CPULevel.testable { try CPULevel.withLevel(level) { try winogradMatchesTheDefinition(p, level) } }
     }
 
-    func winogradMatchesTheDefinition(_ p: Case, _ level: CPULevel) throws {
+    /// The same cases with float16 weights (a float16 model's initializer), whose transformed
+    /// weights are held as float16 (`PackedWeights`): each U rounded once, so within float16
+    /// rounding (2^-11 relative) of the terms' magnitude, at every CPU level.
+    @Test(arguments: cases)
+    func float16WeightsMatchTheDefinition(_ p: Case) throws {
+        for level in CPULevel.testable {
+            // Every size held as float16 (the default keeps small weights float32).
+            try PackedWeights.$minimumElements.withValue(0) {
+                try CPULevel.withLevel(level) { try winogradMatchesTheDefinition(p, level, weights: .float16) }
+            }
+        }
+    }
+
+    func winogradMatchesTheDefinition(_ p: Case, _ level: CPULevel, weights: DataType = .float32) throws {
         var rng = TestRNG(seed: 77)
         let x = rng.tensor([p.n, p.c, p.h, p.w])
-        let w = rng.tensor([p.m, p.c, 3, 3])
+        var w = rng.tensor([p.m, p.c, 3, 3])
+        if weights != .float32 { w = try w.narrowed(to: weights) }
         let b = rng.tensor([p.m])
         let graph = Graph(
             nodes: [Self.convNode(p)],
             inputs: [ValueInfo(name: "x", dataType: .float32, shape: x.shape.map { .fixed($0) })],
             outputs: [ValueInfo(name: "y", dataType: nil, shape: nil)],
             initializers: p.bias ? ["w": w, "b": b] : ["w": w])
+        if weights != .float32 { w = try w.widenedToFloat32() }
         let session = try InferenceSession(
             model: GraphModel(graph: graph, opsets: ["": 13], irVersion: 8), options: SessionOptions(blasThreads: p.threads))
         let y = try session.run(["x": x])["y"]!
@@ -116,13 +131,44 @@ import Testing
         guard got.count == want.count else { return }
         var worst = 0
         var worstRatio = 0.0
+        // float32: a few roundings of the terms' magnitude; a wrong or missing term is far more.
+        // U held as float16: each U (up to 2.25 x the largest weight) rounded by 2^-12 of itself,
+        // times V (up to 4 x the largest |x|) over the C channels, through the output transform's
+        // 9 terms: 2^-12 x 2.25 x 4 x 9 x C x max|w| x max|x|, about 2^-7 x C x max|w| x max|x|
+        // (a widening read at a wrong offset is of the order of the result itself).
+        let maxW = w.scalars(as: Float.self).map(abs).max() ?? 0
+        let maxX = x.scalars(as: Float.self).map(abs).max() ?? 0
+        let halfBound = 0x1p-7 * Double(p.c) * Double(maxW) * Double(maxX)
         for i in got.indices {
-            // A few float32 roundings of the terms' magnitude; a wrong or missing term is far more.
-            let ratio = abs(Double(got[i]) - want[i]) / (1e-5 * scale[i] + 1e-6)
+            let bound = weights == .float32 ? 1e-5 * scale[i] : halfBound
+            let ratio = abs(Double(got[i]) - want[i]) / (bound + 1e-6)
             if !(ratio <= worstRatio) { worstRatio = ratio; worst = i }
         }
         #expect(
             worstRatio <= 1, "\(level) element \(worst): got \(got[worst]), expected \(want[worst]) (scale \(scale[worst]))")
+    }
+
+    /// In a 16-bit model (`PackedWeights.storage`) the 16 transformed weight matrices are held as
+    /// float16: half the bytes (64 x 32 channels: 32768 U values, at `minimumElements`). Not
+    /// outside one, not when some |U| would pass float16's range, and not for fewer channels.
+    @Test func sixteenBitModelsHoldTransformedWeightsInFloat16() throws {
+        var rng = TestRNG(seed: 5)
+        let w = rng.tensor([64, 32, 3, 3]).scalars(as: Float.self).map { HalfConversion.rounded($0, to: .float16) }
+        let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: ["pads": .ints([1, 1, 1, 1])])
+        func transformed(_ values: [Float], in model: DataType?) throws -> [PackedMatrix] {
+            let context = NodeContext(node: node, opset: 13, constantInputs: [nil, Tensor(values, shape: [64, 32, 3, 3])])
+            return try PackedWeights.$storage.withValue(model) { try ConvKernel(context: context) }.winograd!.weights
+        }
+        let full = try transformed(w, in: nil)
+        let half = try transformed(w, in: .float16)
+        #expect(full.allSatisfy { $0.storage == .float32 } && half.allSatisfy { $0.storage == .float16 })
+        #expect(zip(full, half).allSatisfy { $0.byteCount == 2 * $1.byteCount })
+        #expect(try transformed(w.map { HalfConversion.rounded($0, to: .bfloat16) }, in: .bfloat16).allSatisfy { $0.storage == .float16 })
+        // |U| up to 2.25 x 30000 would overflow float16 (65504).
+        #expect(try transformed(Array(w.prefix(63 * 32 * 9)) + [Float](repeating: 0, count: 32 * 9), in: .float16)
+            .allSatisfy { $0.storage == .float16 })
+        #expect(try transformed(w.map { $0 * 30000 }.map { HalfConversion.rounded($0, to: .bfloat16) }, in: .bfloat16)
+            .allSatisfy { $0.storage == .float32 })
     }
 
     /// The kernel a Conv node with constant weights of `shape` builds.

@@ -126,4 +126,7 @@ long swerve_swish_f32_avx512(const float *s, float *d, long n, float alpha);
 long swerve_sigmoid_f32_avx2(const float *s, float *d, long n);
 long swerve_swish_f32_avx2(const float *s, float *d, long n, float alpha);
 
+/* Prefetches `bytes` from `p` into L2 (prefetch.c). */
+void swerve_prefetch_l2(const void *p, long bytes);
+
 #endif

@@ -94,7 +94,8 @@ enum PackedGemm {
     ) {
         if panels.isEmpty || columns.isEmpty { return }
         let k = packed.k
-        ThreadScratch.withFloats(kc * nc) { bp in
+        // B's block, then (16-bit weights) the A block widened.
+        ThreadScratch.withFloats(kc * nc + packed.scratchFloats(panels: panels.count)) { bp in
             var jc = columns.lowerBound
             while jc < columns.upperBound {
                 let ncb = min(nc, columns.upperBound - jc)
@@ -103,8 +104,9 @@ enum PackedGemm {
                     let kcb = min(kc, k - pc)
                     let blockFinish = finish.block(first: pc == 0, last: pc + kcb == k)
                     source.pack(rows: pc..<(pc + kcb), columns: jc..<(jc + ncb), into: bp)
+                    let a = packed.block(panels, pc: pc, kcb: kcb, scratch: bp + kc * nc)
                     kBlock(
-                        packed, panels: panels, pc: pc, kcb: kcb, columns: ncb, b: UnsafePointer(bp), bStride: kcb * nr,
+                        a, rows: packed.rows, panels: panels, kcb: kcb, columns: ncb, b: UnsafePointer(bp), bStride: kcb * nr,
                         c: c + jc, ldc: ldc, rowBase: 0, finish: blockFinish, level: level)
                     pc += kcb
                 }
@@ -113,18 +115,19 @@ enum PackedGemm {
         }
     }
 
-    /// One K block (`kcb` steps from `pc`) of A's `panels` against `columns` columns of B in
-    /// `nr`-wide panels (panel j at `b + j * bStride`, k-major from step `pc`), A in blocks of
+    /// One K block (`kcb` steps) of A's `panels` (A has `m` rows; panel p of the block at
+    /// `a + (p - panels.lowerBound) * kcb * mr`, as `PackedMatrix.block` gives it) against `columns`
+    /// columns of B in `nr`-wide panels (panel j at `b + j * bStride`, k-major), A in blocks of
     /// `mcPanels` panels (kept in L2) against each B panel (in L1). `c` is C's first column of the
     /// block at row `rowBase`. The loop nest of `run` and of `WinogradConv`'s 16 products; at
     /// `level` avx512 the whole block is one call of the C kernel (12 x 32 tiles on the same layout).
     @inline(__always)
     static func kBlock(
-        _ packed: PackedMatrix, panels: Range<Int>, pc: Int, kcb: Int, columns: Int,
+        _ a: UnsafePointer<Float>, rows m: Int, panels: Range<Int>, kcb: Int, columns: Int,
         b: UnsafePointer<Float>, bStride: Int, c: UnsafeMutablePointer<Float>, ldc: Int, rowBase: Int,
         finish: TileFinish, level: CPULevel
     ) {
-        let m = packed.rows
+        @inline(__always) func panel(_ p: Int) -> UnsafePointer<Float> { a + (p - panels.lowerBound) * kcb * mr }
         // Shallow blocks (K < 32: mobilenet_v2's 16-channel 1x1 convolution) stay on the AVX2
         // tiles: there the 12 x 32 tile's start and end (24 accumulators set, clamped and stored
         // per 16-32 FMAs each) cost more than its FMAs save (1.2-1.4x slower in the step profile;
@@ -142,7 +145,7 @@ enum PackedGemm {
                     bias: finish.bias.map { $0 + first }, from_bias: finish.fromBias ? 1 : 0,
                     clamp: finish.clamp ? 1 : 0, lo: finish.lo, hi: finish.hi)
                 swerve_sgemm_packed_avx512(
-                    kcb, packed.panel(panels.lowerBound, block: pc), min(m, panels.upperBound * mr) - first, b, bStride,
+                    kcb, a, min(m, panels.upperBound * mr) - first, b, bStride,
                     wide, c + (first - rowBase) * ldc, ldc, &f)
             }
             if wide < columns {
@@ -150,7 +153,7 @@ enum PackedGemm {
                 for p in panels {
                     let row = p * mr
                     tile(
-                        kcb, packed.panel(p, block: pc), b + j * bStride, c + (row - rowBase) * ldc + wide, ldc,
+                        kcb, panel(p), b + j * bStride, c + (row - rowBase) * ldc + wide, ldc,
                         rows: min(mr, m - row), columns: columns - wide, finish: finish, row: row)
                 }
             }
@@ -166,7 +169,7 @@ enum PackedGemm {
                 for p in ic..<icEnd {
                     let row = p * mr
                     tile(
-                        kcb, packed.panel(p, block: pc), bj, c + (row - rowBase) * ldc + j * nr, ldc,
+                        kcb, panel(p), bj, c + (row - rowBase) * ldc + j * nr, ldc,
                         rows: min(mr, m - row), columns: cols, finish: finish, row: row)
                 }
             }
@@ -737,54 +740,94 @@ extension PatchSource {
     }
 }
 
+/// How packed weights are held: float32, or a 16-bit float type for a model whose weights are 16-bit
+/// (`PackedWeights.storage`). A 16-bit matrix is widened a K block at a time into a thread's scratch
+/// just before its GEMM (`PackedMatrix.block`, `PackedColumns`' `run`), so the GEMM kernels only ever
+/// see float32 and the weights take half the memory. See docs/architecture.md, "16-bit floats".
+enum PackedWeights {
+    /// The 16-bit type packed weights are held in while a model is built (`InferenceSession.init`
+    /// sets it for a model whose initializers are float16 or bfloat16); nil: float32.
+    @TaskLocal static var storage: DataType?
+
+    /// Packed weights of fewer elements than this stay float32 in a 16-bit model: they sit in
+    /// cache, so halving them saves little memory, and widening them costs time (an encoder of
+    /// 64-wide layers ran 1.09x its fp32 twin at batch 1 with them widened). A task-local so tests
+    /// can lower it.
+    @TaskLocal static var minimumElements = 1 << 15
+
+    /// The type to hold the weights (`rows` of `columns` values, `stride` apart, at `p`) in: the
+    /// current 16-bit type when every value is exactly one of it (so widening gives back the float32
+    /// the plan computed) and they (or `elements`, the held count when it differs) are at least
+    /// `minimumElements`; else float32.
+    static func storage(
+        rows: Int, columns: Int, stride: Int, _ p: UnsafePointer<Float>, elements: Int? = nil
+    ) -> DataType {
+        guard let half = storage, (elements ?? rows * columns) >= minimumElements else { return .float32 }
+        for r in 0..<rows {
+            let row = p + r * stride
+            for i in 0..<columns where HalfConversion.rounded(row[i], to: half) != row[i] { return .float32 }
+        }
+        return half
+    }
+
+    /// `value` in the bits of 16-bit `format` (ties to even), rounded once from double.
+    @inline(__always)
+    static func bits(_ value: Double, _ format: DataType) -> UInt16 {
+        format == .bfloat16 ? HalfConversion.bfloat16Bits(fromDouble: value) : HalfConversion.float16Bits(fromDouble: value)
+    }
+}
+
 /// A constant matrix A [rows, k] (row-major) laid out once for `PackedGemm`: `ceil(rows / 6)`
 /// panels of 6 rows, each k-major (for every step q, the 6 values A[r..r+6, q]), the last panel's
 /// missing rows zero; the steps cut into the GEMM's K blocks (`PackedGemm.kc`), block after block,
 /// and within a block panel after panel. So a K block of consecutive panels (what `kBlock` runs
 /// against each B panel) is one contiguous stretch of memory, which the hardware prefetcher
 /// follows when the weights come from L3 or DRAM, instead of a 6 KB run per panel with a jump to
-/// the next panel's part of the block. Immutable after init; owns its buffer.
+/// the next panel's part of the block. Held as float32 or, for a 16-bit model, in its 16-bit type
+/// (`storage`), widened a block at a time by `block`. Immutable after init; owns its buffer.
 final class PackedMatrix: @unchecked Sendable {
     let rows: Int
     let k: Int
     let panels: Int
-    private let data: UnsafeMutablePointer<Float>
+    /// float32, float16 or bfloat16: the element type of the buffer.
+    let storage: DataType
+    private let data: UnsafeMutableRawPointer
     /// The ledger the buffer is charged to (the load's, so the version's memory account has it).
     private let ledger: MemoryLedger
-    private let byteCount: Int
+    /// Bytes of the buffer.
+    let byteCount: Int
 
-    init(_ a: UnsafePointer<Float>, rows: Int, k: Int, lda: Int) {
+    /// Packs A, in the current 16-bit type when every value is one (`PackedWeights`).
+    convenience init(_ a: UnsafePointer<Float>, rows: Int, k: Int, lda: Int) {
+        self.init(a, rows: rows, k: k, lda: lda, storage: PackedWeights.storage(rows: rows, columns: k, stride: lda, a))
+    }
+
+    convenience init(_ a: UnsafePointer<Float>, rows: Int, k: Int, lda: Int, storage: DataType) {
+        self.init(zeroRows: rows, k: k, storage: storage)
         let mr = PackedGemm.mr
-        self.rows = rows
-        self.k = k
-        panels = (rows + mr - 1) / mr
-        // 8 floats of tail padding: `narrow` reads 8 lanes at the last k step of the last panel.
-        let count = panels * mr * k + 8
-        byteCount = count * MemoryLayout<Float>.stride
-        ledger = MemoryLedger.chargeCurrentUnchecked(byteCount)
-        data = .allocate(capacity: count)
-        data.initialize(repeating: 0, count: count)
         for p in 0..<panels {
             for r in 0..<min(mr, rows - p * mr) {
                 let src = a + (p * mr + r) * lda
-                for q in 0..<k { data[offset(panel: p, step: q) + r] = src[q] }
+                for q in 0..<k { set(Double(src[q]), at: offset(panel: p, step: q) + r) }
             }
         }
     }
 
     /// A zero matrix of `rows` x `k` in the packed layout, for a builder that writes it through
-    /// `building` and `offset` before the matrix is shared (`WinogradConv`, which computes 16
+    /// `set` and `offset` before the matrix is shared (`WinogradConv`, which computes 16
     /// matrices in one pass over the weights, with no full-size temporary).
-    init(zeroRows rows: Int, k: Int) {
+    init(zeroRows rows: Int, k: Int, storage: DataType = .float32) {
         let mr = PackedGemm.mr
         self.rows = rows
         self.k = k
+        self.storage = storage
         panels = (rows + mr - 1) / mr
+        // 8 floats of tail padding: `narrow` reads 8 lanes at the last k step of the last panel.
         let count = panels * mr * k + 8
-        byteCount = count * MemoryLayout<Float>.stride
+        byteCount = count * storage.byteSize
         ledger = MemoryLedger.chargeCurrentUnchecked(byteCount)
-        data = .allocate(capacity: count)
-        data.initialize(repeating: 0, count: count)
+        data = .allocate(byteCount: byteCount, alignment: 64)
+        data.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
     }
 
     deinit {
@@ -800,14 +843,39 @@ final class PackedMatrix: @unchecked Sendable {
         return start * panels * PackedGemm.mr + (p * min(kc, k - start) + q - start) * PackedGemm.mr
     }
 
-    /// Panel `p` from step `pc`, the start of a K block (a multiple of `PackedGemm.kc`): the block's
-    /// steps of the panel follow one another, and the next panel's follow them.
+    /// Writes element `index` of the buffer (rounded once to a 16-bit `storage`); only while the
+    /// matrix is being built, before any other thread can see it.
     @inline(__always)
-    func panel(_ p: Int, block pc: Int) -> UnsafePointer<Float> { UnsafePointer(data + offset(panel: p, step: pc)) }
+    func set(_ value: Double, at index: Int) {
+        if storage == .float32 {
+            data.assumingMemoryBound(to: Float.self)[index] = Float(value)
+        } else {
+            data.assumingMemoryBound(to: UInt16.self)[index] = PackedWeights.bits(value, storage)
+        }
+    }
 
-    /// The buffer for writing (A[p * 6 + r, q] at `offset(panel: p, step: q) + r`); only while the
-    /// matrix is being built (`init(zeroRows:k:)`), before any other thread can see it.
-    var building: UnsafeMutablePointer<Float> { data }
+    /// Panel `p` from step `pc`, the start of a K block (a multiple of `PackedGemm.kc`): the block's
+    /// steps of the panel follow one another, and the next panel's follow them. float32 only.
+    @inline(__always)
+    func panel(_ p: Int, block pc: Int) -> UnsafePointer<Float> {
+        UnsafePointer(data.assumingMemoryBound(to: Float.self) + offset(panel: p, step: pc))
+    }
+
+    /// Floats of scratch `block` needs for `panels` panels (0 when held as float32).
+    func scratchFloats(panels: Int) -> Int { storage == .float32 ? 0 : panels * PackedGemm.mr * PackedGemm.kc + 8 }
+
+    /// The K block from step `pc` (`kcb` steps) of `panels` as float32, panel p at
+    /// `result + (p - panels.lowerBound) * kcb * 6`: the buffer itself when held as float32, else
+    /// widened into `scratch` (`scratchFloats(panels:)` floats; the 8 past the block are readable).
+    @inline(__always)
+    func block(_ panels: Range<Int>, pc: Int, kcb: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let at = offset(panel: panels.lowerBound, step: pc)
+        if storage == .float32 { return UnsafePointer(data.assumingMemoryBound(to: Float.self) + at) }
+        HalfConversion.widen(
+            data.assumingMemoryBound(to: UInt16.self) + at, format: storage, into: scratch,
+            count: panels.count * PackedGemm.mr * kcb)
+        return UnsafePointer(scratch)
+    }
 }
 
 /// One growable float buffer per thread, for per-call packing (no allocation on the request path
@@ -850,31 +918,47 @@ enum ThreadScratch {
 /// A constant matrix B [k, n] (the weights of Gemm and MatMul) laid out once for `PackedGemm`:
 /// `ceil(n / 16)` panels of 16 columns, each k-major (for every p in 0..<k, the 16 values
 /// B[p, j..j+16]), the last panel's missing columns zero. Built from B as stored, row-major
-/// [k, n], or transposed ([n, k], Gemm's transB). Immutable after init; owns its buffer.
+/// [k, n], or transposed ([n, k], Gemm's transB). Held as float32 or, for a 16-bit model, in its
+/// 16-bit type (`storage`; `PackedGemm.run` widens it a K block and a few panels at a time).
+/// Immutable after init; owns its buffer.
 final class PackedColumns: @unchecked Sendable {
     let k: Int
     let n: Int
     let panels: Int
-    private let data: UnsafeMutablePointer<Float>
+    /// float32, float16 or bfloat16: the element type of the buffer.
+    let storage: DataType
+    private let data: UnsafeMutableRawPointer
     /// The ledger the buffer is charged to (the load's, so the version's memory account has it).
     private let ledger: MemoryLedger
-    private let byteCount: Int
+    /// Bytes of the buffer.
+    let byteCount: Int
 
-    init(_ b: UnsafePointer<Float>, k: Int, n: Int, transposed: Bool) {
+    /// Packs B, in the current 16-bit type when every value is one (`PackedWeights`).
+    convenience init(_ b: UnsafePointer<Float>, k: Int, n: Int, transposed: Bool) {
+        self.init(b, k: k, n: n, transposed: transposed, storage: PackedWeights.storage(rows: 1, columns: k * n, stride: 0, b))
+    }
+
+    init(_ b: UnsafePointer<Float>, k: Int, n: Int, transposed: Bool, storage: DataType) {
         let nr = PackedGemm.nr
         self.k = k
         self.n = n
+        self.storage = storage
         panels = (n + nr - 1) / nr
         let count = max(1, panels * nr * k)
-        byteCount = count * MemoryLayout<Float>.stride
+        byteCount = count * storage.byteSize
         ledger = MemoryLedger.chargeCurrentUnchecked(byteCount)
-        data = .allocate(capacity: count)
-        data.initialize(repeating: 0, count: count)
+        data = .allocate(byteCount: byteCount, alignment: 64)
+        data.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+        let floats = data.assumingMemoryBound(to: Float.self)
+        let halves = data.assumingMemoryBound(to: UInt16.self)
         for j in 0..<panels {
-            let panel = data + j * nr * k
             for col in 0..<min(nr, n - j * nr) {
                 let c = j * nr + col
-                for p in 0..<k { panel[p * nr + col] = transposed ? b[c * k + p] : b[p * n + c] }
+                for p in 0..<k {
+                    let v = transposed ? b[c * k + p] : b[p * n + c]
+                    let at = j * nr * k + p * nr + col
+                    if storage == .float32 { floats[at] = v } else { halves[at] = PackedWeights.bits(Double(v), storage) }
+                }
             }
         }
     }
@@ -884,9 +968,41 @@ final class PackedColumns: @unchecked Sendable {
         ledger.credit(byteCount)
     }
 
-    /// Start of panel `j` (columns `j * 16 ..< j * 16 + 16`).
+    /// The float32 panels (float32 storage only).
+    var floatPanels: ColumnPanels { ColumnPanels(base: UnsafePointer(data.assumingMemoryBound(to: Float.self)), first: 0, k: k, n: n) }
+
+    /// Steps `pc..<pc + kcb` of `panels` widened to float32 into `scratch` (at least
+    /// `panels.count * kcb * 16` floats), as panels of depth `kcb`.
+    func widen(_ panels: Range<Int>, pc: Int, kcb: Int, into scratch: UnsafeMutablePointer<Float>) -> ColumnPanels {
+        let nr = PackedGemm.nr
+        let halves = UnsafePointer(data.assumingMemoryBound(to: UInt16.self))
+        for j in panels {
+            HalfConversion.widen(
+                halves + j * nr * k + pc * nr, format: storage, into: scratch + (j - panels.lowerBound) * kcb * nr,
+                count: kcb * nr)
+        }
+        return ColumnPanels(base: UnsafePointer(scratch), first: panels.lowerBound, k: kcb, n: n)
+    }
+
+    /// Starts bringing what `widen(panels, pc:, kcb:)` will read into L2 (16-bit storage).
+    func prefetch(_ panels: Range<Int>, pc: Int, kcb: Int) {
+        let nr = PackedGemm.nr
+        let halves = UnsafePointer(data.assumingMemoryBound(to: UInt16.self))
+        for j in panels { swerve_prefetch_l2(halves + j * nr * k + pc * nr, kcb * nr * 2) }
+    }
+}
+
+/// Float32 B panels as the kernels read them: panel j (columns `j * 16 ..< j * 16 + 16` of the
+/// `n`) at `base + (j - first) * k * 16`, k-major over `k` steps. All of a float32
+/// `PackedColumns`, or a widened K block of a few panels of a 16-bit one.
+struct ColumnPanels {
+    let base: UnsafePointer<Float>
+    let first: Int
+    let k: Int
+    let n: Int
+
     @inline(__always)
-    func panel(_ j: Int) -> UnsafePointer<Float> { UnsafePointer(data + j * PackedGemm.nr * k) }
+    func panel(_ j: Int) -> UnsafePointer<Float> { base + (j - first) * PackedGemm.nr * k }
 }
 
 extension PackedGemm {
@@ -942,6 +1058,51 @@ extension PackedGemm {
         c: UnsafeMutablePointer<Float>, ldc: Int, level: CPULevel = .current
     ) {
         if rows.isEmpty || panels.isEmpty { return }
+        if packed.storage == .float32 {
+            run(a: a, lda: lda, rows: rows, packed.floatPanels, panels: panels, c: c, ldc: ldc, level: level, aScratch: nil)
+            return
+        }
+        // 16-bit weights: K blocks of `kc` steps and groups of panels widened into scratch, each
+        // multiplied on the float32 path and added onto C. A group has about as many columns as
+        // the task has rows (2 to 16 panels at K 256: 32 to 256 KiB), which balances writing the
+        // widened group (cheapest when it stays in L1) against reading A again for each group
+        // (a 768-wide encoder: 32 KiB groups cost batch 8 3-10 %, 256 KiB ones batch 1). The next
+        // group is prefetched before a group's GEMM: the widening pass alone has no arithmetic to
+        // hide DRAM behind (without it a 768-wide encoder at batch 1 ran 1.03-1.10x its fp32 twin,
+        // the widening 12 % of its time).
+        let k = packed.k
+        let depth = min(kc, k)
+        let group = min(16, max(2, rows.count / 16)) * kc / depth
+        let aFloats = mcPanels * mr * kc + 8
+        ThreadScratch.withFloats(aFloats + group * depth * nr) { scratch in
+            var pc = 0
+            while pc < k {
+                let kcb = min(kc, k - pc)
+                var j = panels.lowerBound
+                while j < panels.upperBound {
+                    let chunk = j..<min(j + group, panels.upperBound)
+                    let widened = packed.widen(chunk, pc: pc, kcb: kcb, into: scratch + aFloats)
+                    if chunk.upperBound < panels.upperBound {
+                        packed.prefetch(chunk.upperBound..<min(chunk.upperBound + group, panels.upperBound), pc: pc, kcb: kcb)
+                    } else if pc + kcb < k {
+                        packed.prefetch(panels.lowerBound..<min(panels.lowerBound + group, panels.upperBound), pc: pc + kcb, kcb: min(kc, k - pc - kcb))
+                    }
+                    run(
+                        a: a + pc, lda: lda, rows: rows, widened, panels: chunk, c: c, ldc: ldc, level: level,
+                        aScratch: scratch)
+                    j = chunk.upperBound
+                }
+                pc += kcb
+            }
+        }
+    }
+
+    /// One task on float32 panels (all of them, or a widened block of a 16-bit matrix); the AVX2
+    /// path packs partial A panels into `aScratch` (`mcPanels * mr * kc + 8` floats).
+    private static func run(
+        a: UnsafePointer<Float>, lda: Int, rows: Range<Int>, _ packed: ColumnPanels, panels: Range<Int>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, level: CPULevel, aScratch: UnsafeMutablePointer<Float>?
+    ) {
         let (k, n) = (packed.k, packed.n)
         if level == .avx512 {
             let first = panels.lowerBound * nr
@@ -975,7 +1136,7 @@ extension PackedGemm {
         // of it; only the partial panel is packed.
         let direct = n % nr == 0
         // A block: up to `mc` rows x `kc` in 6-row k-major panels, plus the tail `narrow` may read.
-        ThreadScratch.withFloats(mc * kc + 8) { ap in
+        func blocks(_ ap: UnsafeMutablePointer<Float>) {
             var pc = 0
             while pc < k {
                 let kcb = min(kc, k - pc)
@@ -1019,6 +1180,7 @@ extension PackedGemm {
                 pc += kcb
             }
         }
+        if let aScratch { blocks(aScratch) } else { ThreadScratch.withFloats(mc * kc + 8, blocks) }
     }
 
     /// Copies A[rows, depth] (row stride `lda`) into 6-row k-major panels (panel p at

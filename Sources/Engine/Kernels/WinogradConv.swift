@@ -1,3 +1,4 @@
+import Tensors
 /// A 3x3, stride 1, dilation 1, group 1 convolution (2-D, float32, constant weights) computed with
 /// Winograd's minimal filtering algorithm F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for
 /// Convolutional Neural Networks", 2015).
@@ -59,12 +60,18 @@ final class WinogradConv: @unchecked Sendable {
         // All 16 U[ξ] in one pass over the weights: G g (4x3), then (G g) Gᵀ (4x4), in double,
         // written straight into the 16 packed matrices (a full-size temporary would leave a hole of
         // its size in the malloc heap: resident memory).
+        // A 16-bit model's U is held as float16, each value rounded once from the double transform:
+        // the one place packed weights are not exactly the model's (docs/architecture.md, "16-bit
+        // floats"). float16 for bfloat16 weights too: its 11 bits round U 8x finer than bfloat16's
+        // own unit. Only when every |U| (at most 2.25 max|g|) is finite in float16.
         let (rows, depth) = (m, c)
-        let mats = (0..<16).map { _ in PackedMatrix(zeroRows: rows, k: depth) }
+        let sixteenBit = PackedWeights.storage(rows: 1, columns: m * c * 9, stride: 0, w, elements: 16 * m * c) != .float32
+        var largest: Float = 0
+        for i in 0..<(m * c * 9) { largest = max(largest, abs(w[i])) }
+        let storage: DataType = sixteenBit && 2.25 * largest <= 65504 ? .float16 : .float32
+        let mats = (0..<16).map { _ in PackedMatrix(zeroRows: rows, k: depth, storage: storage) }
         let mr = PackedGemm.mr
         var gg = [Double](repeating: 0, count: 12)
-        var dst = [UnsafeMutablePointer<Float>](repeating: UnsafeMutablePointer(bitPattern: 8)!, count: 16)
-        for xi in 0..<16 { dst[xi] = mats[xi].building }
         for p in 0..<(m + mr - 1) / mr {
             for r in 0..<min(mr, m - p * mr) {
                 for q in 0..<c {
@@ -79,10 +86,10 @@ final class WinogradConv: @unchecked Sendable {
                     let at = mats[0].offset(panel: p, step: q) + r
                     for i in 0..<4 {
                         let (r0, r1, r2) = (gg[3 * i], gg[3 * i + 1], gg[3 * i + 2])
-                        dst[4 * i][at] = Float(r0)
-                        dst[4 * i + 1][at] = Float(0.5 * (r0 + r1 + r2))
-                        dst[4 * i + 2][at] = Float(0.5 * (r0 - r1 + r2))
-                        dst[4 * i + 3][at] = Float(r2)
+                        mats[4 * i].set(r0, at: at)
+                        mats[4 * i + 1].set(0.5 * (r0 + r1 + r2), at: at)
+                        mats[4 * i + 2].set(0.5 * (r0 - r1 + r2), at: at)
+                        mats[4 * i + 3].set(r2, at: at)
                     }
                 }
             }
@@ -130,13 +137,15 @@ final class WinogradConv: @unchecked Sendable {
         let out = v + 16 * b.vStride
         let mStride = rows.count * b.ldm
         let lines = out + 16 * b.partRows * b.ldm + 8
+        let aScratch = lines + 8 * b.lineCapacity
         clearPanelTail(v, count: tiles.count, b)
         b.forEachSegment(tiles) { segment in
             inputTransform(segment, x, geo, b, v, lines)
         }
         for xi in 0..<16 {
             multiply(
-                xi, v + xi * b.vStride, columns: tiles.count, panels: panels, out + xi * mStride, ldm: b.ldm, level: level)
+                xi, v + xi * b.vStride, columns: tiles.count, panels: panels, out + xi * mStride, ldm: b.ldm,
+                aScratch: aScratch, level: level)
         }
         b.forEachSegment(tiles) { segment in
             outputTransform(segment, out, mStride: mStride, ldm: b.ldm, rows: rows, geo, bias, epilogue, y)
@@ -145,18 +154,20 @@ final class WinogradConv: @unchecked Sendable {
 
     /// M[ξ][rows of `panels`, columns] = U[ξ] · V[ξ]: `PackedGemm`'s loop nest on V, which the input
     /// transform already laid out as B panels of the whole depth C (panel j at `v + j * C * 16`);
-    /// the first K block's tiles start from zero instead of reading M.
+    /// the first K block's tiles start from zero instead of reading M. 16-bit weights are widened a
+    /// K block at a time into `aScratch`.
     private func multiply(
         _ xi: Int, _ v: UnsafePointer<Float>, columns: Int, panels: Range<Int>, _ out: UnsafeMutablePointer<Float>,
-        ldm: Int, level: CPULevel
+        ldm: Int, aScratch: UnsafeMutablePointer<Float>, level: CPULevel
     ) {
         let (mr, nr) = (PackedGemm.mr, PackedGemm.nr)
         let fromZero = TileFinish(fromBias: true)
         var pc = 0
         while pc < c {
             let kcb = min(PackedGemm.kc, c - pc)
+            let a = weights[xi].block(panels, pc: pc, kcb: kcb, scratch: aScratch)
             PackedGemm.kBlock(
-                weights[xi], panels: panels, pc: pc, kcb: kcb, columns: columns, b: v + pc * nr, bStride: c * nr,
+                a, rows: m, panels: panels, kcb: kcb, columns: columns, b: v + pc * nr, bStride: c * nr,
                 c: out, ldc: ldm, rowBase: panels.lowerBound * mr, finish: fromZero.block(first: pc == 0, last: false),
                 level: level)
             pc += kcb

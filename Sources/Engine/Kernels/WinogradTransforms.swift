@@ -42,7 +42,7 @@ extension WinogradConv {
         /// plus room for 8-lane stores and loads past them).
         let lineCapacity: Int
         /// Floats of per-thread scratch: V, M, 8 floats of slack for the output transform's
-        /// vector loads, 8 half lines.
+        /// vector loads, 8 half lines, and a K block of a part's 16-bit weights widened.
         let scratchFloats: Int
 
         init(_ conv: WinogradConv, batch n: Int, _ geo: WindowGeometry, threads: Int) {
@@ -70,7 +70,9 @@ extension WinogradConv {
             vStride = conv.c * ldm
             partRows = (weightPanels + parts - 1) / parts * PackedGemm.mr
             lineCapacity = tilesW + 24
-            scratchFloats = 16 * vStride + 16 * partRows * ldm + 8 + 8 * lineCapacity
+            scratchFloats =
+                16 * vStride + 16 * partRows * ldm + 8 + 8 * lineCapacity
+                + conv.weights[0].scratchFloats(panels: partRows / PackedGemm.mr)
         }
 
         /// Tiles of block `block`.
