@@ -12,7 +12,7 @@ extension OperatorRegistry {
         })
         // PyTorch's flex_attention (ai.onnx.preview): modifier subgraphs around the softmax.
         r.add(
-            OperatorRecord("FlexAttention", domain: "ai.onnx.preview", domainOpsets: 1...1, types: f32, shape: .fromInputShapes, rows: .mixes) {
+            OperatorRecord("FlexAttention", domain: "ai.onnx.preview", domainOpsets: 1...1, types: [.float32, .float64], shape: .fromInputShapes, rows: .mixes) {
                 try FlexAttentionKernel(context: $0)
             })
         r.add(OperatorRecord("RMSNormalization", types: f32, shape: .fromInputShapes, rows: .axisNotZero) {
