@@ -120,4 +120,37 @@ import Testing
         }
         #expect(quantized.scalars(as: UInt8.self) == requantized)
     }
+    /// QLinearMatMul with every input but A constant (B prepared and the requantization computed
+    /// once at load) and with its scales and zero points fed per run: both give the definition.
+    @Test func constantRequantizationMatchesPerRun() throws {
+        var rng = TestRNG(seed: 12)
+        let (m, k, n) = (5, 7, 4)
+        let av = (0..<(m * k)).map { _ in rng.int(in: 0...255) }
+        let bv = (0..<(k * n)).map { _ in rng.int(in: -128...127) }
+        let (za, zb, yZero): (Int, Int, Float) = (130, 3, 120)
+        let bScales = (0..<n).map { _ in Float(rng.int(in: 1...9)) / 128 }
+        let (aScale, yScale): (Float, Float) = (0.02, 0.7)
+        let params: [(String, Tensor)] = [
+            ("as", Tensor(scalar: aScale)), ("az", Tensor(scalar: UInt8(za))), ("bs", Tensor(bScales, shape: [n])),
+            ("bz", Tensor(scalar: Int8(zb))), ("ys", Tensor(scalar: yScale)), ("yz", Tensor(scalar: UInt8(yZero))),
+        ]
+        let a = ("a", Tensor(av.map { UInt8($0) }, shape: [m, k]))
+        let b = ("b", Tensor(bv.map { Int8($0) }, shape: [k, n]))
+        let names = ["a", "as", "az", "b", "bs", "bz", "ys", "yz"]
+        var initializers = Dictionary(uniqueKeysWithValues: params)
+        initializers["b"] = b.1
+        let atLoad = try runNode("QLinearMatMul", inputs: names, feeds: [a], initializers: initializers, opset: 21)[0]
+        let perRun = try runNode("QLinearMatMul", inputs: names, feeds: [a, b] + params, opset: 21)[0]
+        var want = [UInt8]()
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0
+                for p in 0..<k { sum += (av[i * k + p] - za) * (bv[p * n + j] - zb) }
+                let v = (Float(Int32(sum)) * (aScale * bScales[j] / yScale)).rounded(.toNearestOrEven) + yZero
+                want.append(UInt8(min(255, max(0, v))))
+            }
+        }
+        #expect(atLoad.scalars(as: UInt8.self) == want)
+        #expect(perRun.scalars(as: UInt8.self) == want)
+    }
 }

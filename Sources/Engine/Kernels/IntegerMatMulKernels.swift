@@ -191,28 +191,43 @@ struct MatMulIntegerKernel: Kernel, ConstantAbsorbingKernel {
 /// sum are float32, as onnxruntime's requantization (onnx's reference multiplies in double).
 struct QLinearMatMulKernel: Kernel, ConstantAbsorbingKernel {
     let matmul: IntegerMatMul
+    /// The zero points and the requantization (N multipliers) when every input but A is a constant
+    /// (the usual case: computed once here, as QLinearConv's); nil: computed per run.
+    let constantParameters: Parameters?
+
+    typealias Parameters = (za: [Int32], zb: [Int32], result: IntegerMatMul.Result)
 
     init(context: NodeContext) throws {
         try context.requireInputs(8)
         matmul = IntegerMatMul(b: context.constantInput(3), bZeroPoint: context.constantInput(5), zeroPointGiven: true)
+        let constants = (0..<8).map(context.constantInput)
+        if constants[3] != nil || matmul.prepared != nil, [1, 2, 4, 5, 6, 7].allSatisfy({ constants[$0] != nil }) {
+            constantParameters = try Self.parameters(constants, n: IntegerMatMul.columns(constants[3], matmul.prepared))
+        } else {
+            constantParameters = nil
+        }
     }
 
     var absorbedInputs: [Int] { matmul.prepared == nil ? [] : [3] }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let a = try Check.input(inputs, 0, "a")
+        let b = inputs.count > 3 ? inputs[3] : nil
+        let p = try constantParameters ?? Self.parameters(inputs, n: IntegerMatMul.columns(b, matmul.prepared))
+        return [try matmul.product(a: a, aZeroPoints: p.za, b: b, bZeroPoints: p.zb, result: p.result)]
+    }
+
+    /// The zero points and the requantization of the product's `n` columns from the inputs.
+    static func parameters(_ inputs: [Tensor?], n: Int) throws -> Parameters {
         let aScale = try Quantized.scalar(Quantized.floats(Check.input(inputs, 1, "a_scale"), "a_scale"), "a_scale")
         let za = try Quantized.int32s(Check.input(inputs, 2, "a_zero_point"), "a_zero_point")
-        let b = inputs.count > 3 ? inputs[3] : nil
         let bScales = try Quantized.floats(Check.input(inputs, 4, "b_scale"), "b_scale")
         let zb = try Quantized.int32s(Check.input(inputs, 5, "b_zero_point"), "b_zero_point")
         let yScale = try Quantized.scalar(Quantized.floats(Check.input(inputs, 6, "y_scale"), "y_scale"), "y_scale")
         let yZeroTensor = try Check.input(inputs, 7, "y_zero_point")
         let yZero = try Quantized.scalar(Quantized.int32s(yZeroTensor, "y_zero_point"), "y_zero_point")
-        let n = IntegerMatMul.columns(b, matmul.prepared)
         let multipliers = try Requantize.multipliers(aScale, bScales, n, divisor: yScale)
-        let result = IntegerMatMul.Result.quantized(type: yZeroTensor.dataType, multipliers: multipliers, zeroPoint: yZero)
-        return [try matmul.product(a: a, aZeroPoints: za, b: b, bZeroPoints: zb, result: result)]
+        return (za, zb, .quantized(type: yZeroTensor.dataType, multipliers: multipliers, zeroPoint: yZero))
     }
 }
 
