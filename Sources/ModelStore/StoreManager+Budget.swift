@@ -170,7 +170,10 @@ extension StoreManager {
         return .refuse(
             "model '\(job.model)' version \(job.version) needs about \(MemoryLimits.describe(need)) but the memory budget of "
                 + "\(MemoryLimits.describe(budget)) (--memory-budget) is held by models loaded always (pinned) "
-                + "(\(MemoryLimits.describe(used)) in use); raise the budget, or set \"load\": \"on_demand\" on more models",
+                + "(\(MemoryLimits.describe(used)) in use: \(MemoryLimits.describe(used - evictable - reserved)) by versions "
+                + "that cannot be evicted, \(MemoryLimits.describe(reserved)) reserved by loads in progress, "
+                + "\(MemoryLimits.describe(evictable)) by on-demand versions); raise the budget, or set \"load\": "
+                + "\"on_demand\" on more models",
             retryable: true)
     }
 
